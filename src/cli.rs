@@ -1,0 +1,185 @@
+//! The command line. Exit codes: 0 success, 1 a check or command failed,
+//! 2 bad usage or configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::repo_config::{RepoConfig, CONFIG_PATH};
+use crate::settings::{self, LogFormat, ServerSettings};
+
+#[derive(Parser)]
+#[command(name = "shipgate", version, about = "Deployment gatekeeper for GitHub")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the GitHub App webhook server.
+    Serve,
+    /// Run gate checks (the same gates the GitHub Action runs).
+    Check {
+        /// Gates to run.
+        gates: Vec<String>,
+        /// Repository config file.
+        #[arg(long, default_value = CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Work with the repository config (.github/shipgate.yml).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Developer tools for webhooks.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
+    /// Apply database migrations to DATABASE_URL (serve also applies them at start).
+    Migrate,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a config file; prints errors with line and column.
+    Validate {
+        #[arg(default_value = CONFIG_PATH)]
+        path: PathBuf,
+    },
+    /// Print the JSON Schema of the config file.
+    Schema,
+}
+
+#[derive(Subcommand)]
+enum WebhookCommand {
+    /// Sign a payload file and POST it exactly as GitHub does.
+    Send {
+        #[arg(long)]
+        url: String,
+        #[arg(long, env = "SHIPGATE_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: String,
+        #[arg(long)]
+        event: String,
+        /// X-GitHub-Delivery (default: a random UUID).
+        #[arg(long)]
+        delivery: Option<String>,
+        file: PathBuf,
+    },
+}
+
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    match cli.command {
+        Command::Serve => {
+            let settings = match ServerSettings::from_env() {
+                Ok(s) => s,
+                Err(e) => return usage_error(e),
+            };
+            crate::telemetry::init(settings.log_format);
+            runtime(async move { crate::server::serve(settings).await })
+        }
+        Command::Check { gates, config } => {
+            crate::telemetry::init(log_format(LogFormat::Pretty));
+            match crate::check::run(&gates, Some(&config)) {
+                Ok(lines) => {
+                    for l in lines {
+                        println!("{l}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => usage_error(e),
+            }
+        }
+        Command::Config { command: ConfigCommand::Validate { path } } => match std::fs::read_to_string(&path) {
+            Ok(text) => match RepoConfig::parse(&text) {
+                Ok(c) => {
+                    println!("{}: valid ({} environment(s))", path.display(), c.environments.len());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    ExitCode::from(1)
+                }
+            },
+            Err(e) => {
+                eprintln!("{}: cannot read: {e}", path.display());
+                ExitCode::from(2)
+            }
+        },
+        Command::Config { command: ConfigCommand::Schema } => {
+            println!("{}", serde_json::to_string_pretty(&RepoConfig::json_schema()).expect("schema serializes"));
+            ExitCode::SUCCESS
+        }
+        Command::Webhook {
+            command: WebhookCommand::Send { url, secret, event, delivery, file },
+        } => runtime(async move {
+            let (status, body) = crate::webhook_send::send(crate::webhook_send::SendRequest {
+                url: &url,
+                secret: &secret,
+                event: &event,
+                delivery: delivery.as_deref(),
+                file: &file,
+            })
+            .await?;
+            println!("{status} {body}");
+            if (200..300).contains(&status) {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!("the server answered {status}"))
+            }
+        }),
+        Command::Migrate => {
+            crate::telemetry::init(log_format(LogFormat::Pretty));
+            let url = match settings::database_url_from_env() {
+                Ok(u) => u,
+                Err(e) => return usage_error(e),
+            };
+            runtime(async move {
+                let store = crate::store::connect(&url)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("DATABASE_URL: cannot open {}: {e}", url.redacted()))?;
+                store.migrate().await?;
+                println!("migrations applied to {}", url.redacted());
+                Ok(())
+            })
+        }
+    }
+}
+
+fn log_format(default: LogFormat) -> LogFormat {
+    settings::log_format_from_env(default).unwrap_or(default)
+}
+
+fn usage_error(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("shipgate: {e}");
+    ExitCode::from(2)
+}
+
+fn runtime(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("shipgate: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        // A setting that cannot be used (a database that will not open, a
+        // port that is taken) is a configuration error: status 2.
+        Err(e) if e.downcast_ref::<settings::SettingsError>().is_some() => usage_error(e),
+        Err(e) => {
+            eprintln!("shipgate: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Validates `.github/shipgate.yml` wherever it changes and reports the
+//! result as the commit status `shipgate/config`: on pull requests (at the
+//! head commit) and on pushes to the default branch.
+//!
+//! Idempotent: the status is only written when the commit does not already
+//! carry the same state and description for our context.
+
+use async_trait::async_trait;
+
+use super::{Context, Handler, HandlerError};
+use crate::events::{PullRequestEvent, PushEvent};
+use crate::github::content::{NewStatus, StatusState};
+use crate::repo_config::{ConfigSource, CONFIG_PATH};
+use crate::store::ClaimedDelivery;
+
+pub const CONTEXT: &str = "shipgate/config";
+
+pub struct ConfigCheck;
+
+#[async_trait]
+impl Handler for ConfigCheck {
+    fn name(&self) -> &'static str {
+        "config_check"
+    }
+
+    fn wants(&self, event: &str, action: Option<&str>) -> bool {
+        match event {
+            "pull_request" => matches!(action, Some("opened" | "synchronize" | "reopened")),
+            "push" => true,
+            _ => false,
+        }
+    }
+
+    async fn handle(&self, cx: &Context, d: &ClaimedDelivery) -> Result<(), HandlerError> {
+        let (repo, sha, installation, always_report) = match d.event.as_str() {
+            "pull_request" => {
+                let ev: PullRequestEvent = serde_json::from_str(&d.payload)?;
+                let id = ev.installation.map(|i| i.id);
+                (ev.repository.full_name, ev.pull_request.head.sha, id, false)
+            }
+            "push" => {
+                let ev: PushEvent = serde_json::from_str(&d.payload)?;
+                let default = ev.repository.default_branch.as_deref();
+                if ev.deleted || ev.branch().is_none() || ev.branch() != default || !ev.touches(CONFIG_PATH) {
+                    return Ok(());
+                }
+                let id = ev.installation.map(|i| i.id);
+                (ev.repository.full_name, ev.after, id, true)
+            }
+            _ => return Ok(()),
+        };
+        let api = cx.github.api(installation)?;
+        let loaded = cx.configs.load(&api, &repo, &sha).await?;
+        let (state, description) = match (&loaded.source, &loaded.config) {
+            // No file and nothing changed it: stay quiet on pull requests.
+            (ConfigSource::Missing, _) if !always_report => return Ok(()),
+            (ConfigSource::Missing, _) => (StatusState::Success, format!("no {CONFIG_PATH}; defaults apply")),
+            (ConfigSource::File { .. }, Ok(_)) => (StatusState::Success, format!("{CONFIG_PATH} is valid")),
+            (ConfigSource::File { .. }, Err(e)) => (StatusState::Failure, format!("{CONFIG_PATH}: {e}")),
+        };
+        // GitHub limits status descriptions to 140 characters.
+        let description = truncate(&description, 140);
+        let current = api.combined_status(&repo, &sha).await?;
+        let already = current
+            .iter()
+            .any(|s| s.context == CONTEXT && s.state == state && s.description.as_deref() == Some(description.as_str()));
+        if already {
+            return Ok(());
+        }
+        api.create_status(
+            &repo,
+            &sha,
+            &NewStatus {
+                state,
+                context: CONTEXT,
+                description: &description,
+                target_url: None,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    if s.chars().count() <= max_chars {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max_chars - 1).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn truncate_counts_characters() {
+        assert_eq!(super::truncate("abc", 3), "abc");
+        assert_eq!(super::truncate("abcdé", 4), "abc…");
+    }
+}

@@ -1,0 +1,104 @@
+//! Feature handlers. Each handler says which events it wants (ingress queues
+//! only those) and processes a stored delivery. Handlers must be idempotent:
+//! after a crash a delivery can be processed again.
+
+pub mod config_check;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::github::{GitHub, GitHubError};
+use crate::repo_config::ConfigCache;
+use crate::store::{ClaimedDelivery, DynStore};
+
+/// What a handler needs to do its work.
+#[derive(Clone)]
+pub struct Context {
+    pub github: GitHub,
+    pub store: DynStore,
+    pub configs: Arc<ConfigCache>,
+}
+
+/// Why a handler did not finish. Transient failures are retried with
+/// backoff; permanent ones mark the delivery failed at once.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("{0}")]
+    Transient(String),
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<GitHubError> for HandlerError {
+    fn from(e: GitHubError) -> Self {
+        if e.is_transient() {
+            HandlerError::Transient(e.to_string())
+        } else {
+            HandlerError::Permanent(e.to_string())
+        }
+    }
+}
+
+impl From<serde_json::Error> for HandlerError {
+    fn from(e: serde_json::Error) -> Self {
+        HandlerError::Permanent(format!("payload does not have the expected shape: {e}"))
+    }
+}
+
+impl From<crate::store::StoreError> for HandlerError {
+    fn from(e: crate::store::StoreError) -> Self {
+        HandlerError::Transient(e.to_string())
+    }
+}
+
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    /// Whether this handler acts on `event` with `action`.
+    fn wants(&self, event: &str, action: Option<&str>) -> bool;
+    async fn handle(&self, cx: &Context, delivery: &ClaimedDelivery) -> Result<(), HandlerError>;
+}
+
+/// The set of enabled handlers.
+#[derive(Clone)]
+pub struct Handlers {
+    list: Arc<Vec<Arc<dyn Handler>>>,
+}
+
+impl Default for Handlers {
+    fn default() -> Self {
+        Handlers::new(vec![Arc::new(config_check::ConfigCheck)])
+    }
+}
+
+impl Handlers {
+    pub fn new(list: Vec<Arc<dyn Handler>>) -> Self {
+        Handlers { list: Arc::new(list) }
+    }
+
+    /// Whether any handler wants this event; others are acknowledged and dropped.
+    pub fn wants(&self, event: &str, action: Option<&str>) -> bool {
+        self.list.iter().any(|h| h.wants(event, action))
+    }
+
+    /// Runs every handler that wants the delivery, all of them even when one
+    /// fails; the most serious failure is returned.
+    pub async fn dispatch(&self, cx: &Context, d: &ClaimedDelivery) -> Result<(), HandlerError> {
+        let mut worst: Option<HandlerError> = None;
+        for h in self.list.iter().filter(|h| h.wants(&d.event, d.action.as_deref())) {
+            if let Err(e) = h.handle(cx, d).await {
+                tracing::warn!(handler = h.name(), delivery = %d.delivery_id, error = %e, "handler failed");
+                let e = match e {
+                    HandlerError::Transient(m) => HandlerError::Transient(format!("{}: {m}", h.name())),
+                    HandlerError::Permanent(m) => HandlerError::Permanent(format!("{}: {m}", h.name())),
+                };
+                worst = match (worst, e) {
+                    (Some(p @ HandlerError::Permanent(_)), _) => Some(p),
+                    (_, e) => Some(e),
+                };
+            }
+        }
+        worst.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,29 @@
+//! shipgate: a deployment gatekeeper for GitHub.
+//!
+//! One library, two faces: the webhook server (`shipgate serve`) and the gate
+//! checks (`shipgate check`, also run as a GitHub Action). `main.rs` only calls
+//! [`cli::run`].
+
+pub mod check;
+pub mod cli;
+pub mod events;
+pub mod github;
+pub mod handlers;
+pub mod ingress;
+pub mod metrics;
+pub mod repo_config;
+pub mod server;
+pub mod settings;
+pub mod signature;
+pub mod store;
+pub mod telemetry;
+pub mod webhook_send;
+pub mod worker;
+
+/// Milliseconds since the Unix epoch: the one clock the store and the worker use.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,88 @@
+//! Prometheus metrics, served as text on `GET /metrics`.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Deliveries by outcome at ingress: accepted, ignored (event not handled), duplicate.
+    pub deliveries_received: IntCounterVec,
+    /// Deliveries refused at ingress, by reason.
+    pub deliveries_rejected: IntCounterVec,
+    /// Worker outcomes: done, retry, failed.
+    pub deliveries_processed: IntCounterVec,
+    pub queue_depth: IntGauge,
+    /// GitHub API responses by status code (or `error` for transport failures).
+    pub github_api_calls: IntCounterVec,
+    /// Time spent in handlers per event.
+    pub handler_seconds: HistogramVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("shipgate".into()), None).expect("valid prefix");
+        let deliveries_received = IntCounterVec::new(
+            Opts::new("deliveries_received_total", "Webhook deliveries acknowledged, by outcome"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let deliveries_rejected = IntCounterVec::new(
+            Opts::new("deliveries_rejected_total", "Webhook deliveries refused, by reason"),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let deliveries_processed = IntCounterVec::new(
+            Opts::new("deliveries_processed_total", "Delivery processing attempts, by outcome"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let queue_depth = IntGauge::new("queue_depth", "Deliveries stored and not yet done or failed")
+            .expect("valid metric");
+        let github_api_calls = IntCounterVec::new(
+            Opts::new("github_api_calls_total", "GitHub API responses, by status"),
+            &["status"],
+        )
+        .expect("valid metric");
+        let handler_seconds = HistogramVec::new(
+            HistogramOpts::new("handler_duration_seconds", "Time to process one delivery, by event")
+                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            &["event"],
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(deliveries_received.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(deliveries_rejected.clone()),
+            Box::new(deliveries_processed.clone()),
+            Box::new(queue_depth.clone()),
+            Box::new(github_api_calls.clone()),
+            Box::new(handler_seconds.clone()),
+        ] {
+            registry.register(c).expect("metric registered once");
+        }
+        Metrics {
+            registry,
+            deliveries_received,
+            deliveries_rejected,
+            deliveries_processed,
+            queue_depth,
+            github_api_calls,
+            handler_seconds,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(out).expect("Prometheus text is UTF-8")
+    }
+}

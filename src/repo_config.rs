@@ -1,0 +1,333 @@
+//! The repository configuration, `.github/shipgate.yml` (schema v1).
+//!
+//! Parsed with serde_yaml_ng (a maintained fork of the archived serde_yaml).
+//! Unknown keys are rejected so a typo is an error, not a silently ignored
+//! rule; errors carry line and column. A missing or empty file means
+//! defaults. The JSON Schema (`shipgate config schema`) is generated from
+//! these types.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::github::content::FileRead;
+use crate::github::{Api, GitHubError};
+
+pub const CONFIG_PATH: &str = ".github/shipgate.yml";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    /// Schema version; only 1 exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// Environment `/deploy` uses when none is named (default: the only one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_environment: Option<String>,
+    /// Deployment environments and their gates.
+    #[serde(default)]
+    pub environments: BTreeMap<String, EnvironmentConfig>,
+    /// Smoke checks run against deployed URLs.
+    #[serde(default)]
+    pub smoke: SmokeConfig,
+    /// Preview URL comments on pull requests.
+    #[serde(default)]
+    pub preview: PreviewConfig,
+    /// Branch protection policy.
+    #[serde(default)]
+    pub protection: ProtectionConfig,
+    /// Committed-secret scanning.
+    #[serde(default)]
+    pub secrets: SecretsConfig,
+    /// Deploy freeze windows.
+    #[serde(default)]
+    pub freeze: FreezeConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentConfig {
+    /// The deployed URL (smoke checks run against it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Minimum role (read | triage | write | maintain | admin) or a list of logins and @org/team names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployers: Option<Deployers>,
+    /// Approving reviews the pull request needs.
+    #[serde(default)]
+    pub required_approvals: u32,
+    /// Check-run names or status contexts that must be green; `all` means every check.
+    #[serde(default)]
+    pub required_checks: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Deployers {
+    Role(Role),
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Read,
+    Triage,
+    Write,
+    Maintain,
+    Admin,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeConfig {
+    /// Smoke checks; their schema is defined by the smoke engine.
+    #[serde(default)]
+    pub checks: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewConfig {
+    /// Post the preview comment on pull requests.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectionConfig {
+    /// `enforce` restores drift; `audit` only reports it.
+    #[serde(default)]
+    pub mode: ProtectionMode,
+    /// Desired protection per branch; keys not given are left as GitHub has them.
+    #[serde(default)]
+    pub branches: BTreeMap<String, BranchProtection>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtectionMode {
+    #[default]
+    Enforce,
+    Audit,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BranchProtection {
+    pub required_approvals: Option<u32>,
+    pub dismiss_stale_reviews: Option<bool>,
+    pub require_code_owner_reviews: Option<bool>,
+    pub require_last_push_approval: Option<bool>,
+    pub required_checks: Option<Vec<String>>,
+    pub strict: Option<bool>,
+    pub enforce_admins: Option<bool>,
+    pub allow_force_pushes: Option<bool>,
+    pub allow_deletions: Option<bool>,
+    pub required_linear_history: Option<bool>,
+    pub required_conversation_resolution: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// Paths (gitignore syntax) never scanned.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FreezeConfig {
+    /// Freeze windows; their schema is defined by the freeze gate.
+    #[serde(default)]
+    pub windows: Vec<serde_json::Value>,
+}
+
+impl Default for PreviewConfig {
+    fn default() -> Self {
+        PreviewConfig { enabled: true }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A config file that does not parse or validate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", location.map(|(l, c)| format!("line {l} column {c}: ")).unwrap_or_default())]
+pub struct ConfigError {
+    /// 1-based line and column, when known.
+    pub location: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl RepoConfig {
+    /// Parses the YAML text of `.github/shipgate.yml`. An empty file is the default config.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+            return Ok(RepoConfig::default());
+        }
+        let config: RepoConfig = serde_yaml_ng::from_str(text).map_err(|e| {
+            let location = e.location().map(|l| (l.line(), l.column()));
+            // serde_yaml_ng appends " at line L column C"; we report it separately.
+            let message = e.to_string();
+            let message = match message.find(" at line ") {
+                Some(i) if location.is_some() => message[..i].to_string(),
+                _ => message,
+            };
+            ConfigError { location, message }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks that hold across sections.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err = |message: String| Err(ConfigError { location: None, message });
+        if let Some(v) = self.version {
+            if v != 1 {
+                return err(format!("version: only schema version 1 exists, got {v}"));
+            }
+        }
+        if let Some(env) = &self.default_environment {
+            if !self.environments.contains_key(env) {
+                return err(format!(
+                    "default_environment: `{env}` is not one of the environments ({})",
+                    self.environments.keys().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The JSON Schema of the file, generated from these types.
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(RepoConfig)).expect("schema serializes")
+    }
+}
+
+/// Where a loaded config came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// The repository has no `.github/shipgate.yml`: defaults apply.
+    Missing,
+    /// The file with this blob sha.
+    File { sha: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadedConfig {
+    pub source: ConfigSource,
+    pub config: Result<Arc<RepoConfig>, ConfigError>,
+}
+
+/// Parsed configs by blob sha, and the last etag per (repo, ref), so an
+/// unchanged file costs one conditional request (304) and no parsing.
+#[derive(Default)]
+pub struct ConfigCache {
+    by_sha: Mutex<HashMap<String, Result<Arc<RepoConfig>, ConfigError>>>,
+    etags: Mutex<HashMap<(String, String), (String, String)>>,
+}
+
+impl ConfigCache {
+    /// Loads `.github/shipgate.yml` of `repo` at `git_ref`.
+    pub async fn load(&self, api: &Api, repo: &str, git_ref: &str) -> Result<LoadedConfig, GitHubError> {
+        let key = (repo.to_string(), git_ref.to_string());
+        let known = self.etags.lock().expect("poisoned").get(&key).cloned();
+        let read = api.get_file(repo, CONFIG_PATH, git_ref, known.as_ref().map(|(etag, _)| etag.as_str())).await?;
+        let (sha, text) = match read {
+            FileRead::Missing => {
+                self.etags.lock().expect("poisoned").remove(&key);
+                return Ok(LoadedConfig {
+                    source: ConfigSource::Missing,
+                    config: Ok(Arc::new(RepoConfig::default())),
+                });
+            }
+            FileRead::NotModified => match known {
+                Some((_, sha)) => (sha, None),
+                // A 304 without an etag we sent cannot happen; treat as missing cache.
+                None => return Err(GitHubError::Decode("304 without a cached etag".into())),
+            },
+            FileRead::Found(file) => {
+                if let Some(etag) = &file.etag {
+                    self.etags.lock().expect("poisoned").insert(key, (etag.clone(), file.sha.clone()));
+                }
+                (file.sha, Some(file.text))
+            }
+        };
+        let mut by_sha = self.by_sha.lock().expect("poisoned");
+        let config = match (by_sha.get(&sha), text) {
+            (Some(parsed), _) => parsed.clone(),
+            (None, Some(text)) => {
+                let parsed = RepoConfig::parse(&text).map(Arc::new);
+                by_sha.insert(sha.clone(), parsed.clone());
+                parsed
+            }
+            (None, None) => return Err(GitHubError::Decode("config evicted from cache".into())),
+        };
+        Ok(LoadedConfig {
+            source: ConfigSource::File { sha },
+            config,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_comment_only_files_are_defaults() {
+        assert_eq!(RepoConfig::parse("").unwrap(), RepoConfig::default());
+        assert_eq!(RepoConfig::parse("# nothing yet\n\n").unwrap(), RepoConfig::default());
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let c = RepoConfig::parse(
+            "version: 1\ndefault_environment: staging\nenvironments:\n  staging:\n    url: https://staging.example.com\n    deployers: write\n  production:\n    deployers: [alice, '@acme/sre']\n    required_approvals: 2\n    required_checks: [ci]\nprotection:\n  mode: audit\n  branches:\n    main:\n      required_approvals: 2\n      strict: true\n",
+        )
+        .unwrap();
+        assert_eq!(c.environments["staging"].deployers, Some(Deployers::Role(Role::Write)));
+        assert_eq!(c.environments["production"].required_approvals, 2);
+        assert_eq!(c.protection.mode, ProtectionMode::Audit);
+        assert_eq!(c.protection.branches["main"].strict, Some(true));
+        assert_eq!(c.protection.branches["main"].enforce_admins, None);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_line_and_column() {
+        let e = RepoConfig::parse("environments:\n  staging:\n    required_aprovals: 1\n").unwrap_err();
+        assert_eq!(e.location, Some((3, 5)), "{e}");
+        assert!(e.message.contains("unknown field `required_aprovals`"), "{e}");
+        assert!(e.to_string().starts_with("line 3 column 5: "), "{e}");
+        let e = RepoConfig::parse("enviroments: {}\n").unwrap_err();
+        assert_eq!(e.location, Some((1, 1)), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_and_cross_section_mistakes_are_errors() {
+        let e = RepoConfig::parse("environments:\n  prod:\n    required_approvals: two\n").unwrap_err();
+        assert_eq!(e.location.map(|l| l.0), Some(3), "{e}");
+        let e = RepoConfig::parse("default_environment: prod\nenvironments:\n  staging: {}\n").unwrap_err();
+        assert!(e.message.contains("`prod` is not one of the environments (staging)"), "{e}");
+        let e = RepoConfig::parse("version: 2\n").unwrap_err();
+        assert!(e.message.contains("only schema version 1"), "{e}");
+        assert!(RepoConfig::parse("- a list\n").is_err());
+    }
+
+    #[test]
+    fn schema_names_every_top_level_section() {
+        let schema = RepoConfig::json_schema();
+        let props = schema["properties"].as_object().unwrap();
+        for key in ["environments", "smoke", "preview", "protection", "secrets", "freeze"] {
+            assert!(props.contains_key(key), "{key} missing from schema");
+        }
+        assert_eq!(schema["additionalProperties"], serde_json::json!(false));
+    }
+}

@@ -1,0 +1,198 @@
+//! The webhook server: routes, startup and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::github::{GitHub, RetryPolicy};
+use crate::handlers::{Context, Handlers};
+use crate::ingress::{self, Ingress, MAX_BODY_BYTES};
+use crate::metrics::Metrics;
+use crate::repo_config::ConfigCache;
+use crate::settings::{ServerSettings, SettingsError};
+use crate::store::{self, DynStore};
+use crate::worker::Worker;
+
+/// The HTTP routes. Kept apart from `start` so tests can serve them directly.
+pub fn router(ingress: Ingress) -> Router {
+    Router::new()
+        .route("/webhook", post(ingress::webhook))
+        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .with_state(ingress)
+}
+
+async fn readyz(State(ingress): State<Ingress>) -> impl IntoResponse {
+    match ingress.store.ping().await {
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "store unreachable" })))
+        }
+    }
+}
+
+async fn metrics(State(ingress): State<Ingress>) -> impl IntoResponse {
+    if let Ok(depth) = ingress.store.queue_depth().await {
+        ingress.metrics.queue_depth.set(depth);
+    }
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        ingress.metrics.render(),
+    )
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub store: DynStore,
+    pub github: GitHub,
+    /// Attempts finished by this process's worker.
+    pub finished: watch::Receiver<u64>,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Options beyond the environment, for tests and tools.
+#[derive(Default)]
+pub struct StartOptions {
+    pub retry: Option<RetryPolicy>,
+    pub handlers: Option<Handlers>,
+}
+
+/// Connects the store, applies migrations, binds the listener, and starts the
+/// HTTP server and the worker. Returns once the server accepts connections.
+pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::Result<Running> {
+    let metrics = Metrics::new();
+    let store = store::connect(&settings.database_url)
+        .await
+        .map_err(|e| SettingsError {
+            var: "DATABASE_URL",
+            problem: format!("cannot open {}: {e}", settings.database_url.redacted()),
+        })?;
+    store.migrate().await?;
+    let requeued = store.requeue_processing().await?;
+    if requeued > 0 {
+        tracing::info!(requeued, "resuming deliveries left in processing by an earlier run");
+    }
+    let github = GitHub::new(
+        &settings.github_auth,
+        &settings.github_api_url,
+        options.retry.unwrap_or_default(),
+        metrics.clone(),
+    )?;
+    let handlers = options.handlers.unwrap_or_default();
+    let wake = Arc::new(Notify::new());
+    let ingress = Ingress {
+        secrets: Arc::new(settings.webhook_secrets.clone()),
+        store: store.clone(),
+        handlers: handlers.clone(),
+        metrics: metrics.clone(),
+        wake: wake.clone(),
+    };
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| SettingsError {
+            var: "SHIPGATE_LISTEN",
+            problem: format!("cannot listen on {}: {e}", settings.listen),
+        })?;
+    let addr = listener.local_addr()?;
+
+    let (finished_tx, finished_rx) = watch::channel(0u64);
+    let worker = Worker {
+        store: store.clone(),
+        handlers,
+        context: Context {
+            github: github.clone(),
+            store: store.clone(),
+            configs: Arc::new(ConfigCache::default()),
+        },
+        settings: settings.worker.clone(),
+        metrics,
+        wake,
+        id: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
+        finished: finished_tx,
+    };
+
+    // Learn the bot's login now, so handlers can ignore the bot's own
+    // comments; a GitHub outage must not stop ingress, so failure only warns.
+    let gh = github.clone();
+    tokio::spawn(async move {
+        match gh.bot_login().await {
+            Ok(login) => tracing::info!(%login, "acting on GitHub as"),
+            Err(e) => tracing::warn!(error = %e, "could not learn the bot's login yet; will retry when needed"),
+        }
+    });
+
+    let shutdown = CancellationToken::new();
+    let app = router(ingress);
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let worker_stop = stop.clone();
+        let worker_task = tokio::spawn(worker.run(worker_stop));
+        let http_stop = stop.clone();
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "HTTP server stopped");
+            stop.cancel();
+        }
+        let _ = worker_task.await;
+    });
+    tracing::info!(%addr, store = store.backend(), "shipgate listening");
+    Ok(Running {
+        addr,
+        store,
+        github,
+        finished: finished_rx,
+        shutdown,
+        task,
+    })
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "shipgate".into())
+}
+
+/// `shipgate serve`: runs until SIGTERM or Ctrl-C, then stops accepting,
+/// drains in-flight deliveries, and returns.
+pub async fn serve(settings: ServerSettings) -> anyhow::Result<()> {
+    let running = start(settings, StartOptions::default()).await?;
+    let stop = running.shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight deliveries");
+        stop.cancel();
+    });
+    running.task.await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("can install a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,422 @@
+//! Server settings, read from the environment with envy.
+//!
+//! Every variable is read as text first and then checked here, so a bad value
+//! produces one line that names the variable and says what is wrong (the CLI
+//! prints it and exits with status 2). Secrets are held in `SecretString`,
+//! whose `Debug` prints `[REDACTED]`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://shipgate.db";
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:3000";
+pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
+
+/// A setting that is missing or malformed. `Display` is the one line the CLI prints.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct SettingsError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+fn bad(var: &'static str, problem: impl Into<String>) -> SettingsError {
+    SettingsError {
+        var,
+        problem: problem.into(),
+    }
+}
+
+/// How shipgate authenticates to GitHub.
+#[derive(Clone)]
+pub enum GitHubAuth {
+    /// A personal access token or an Actions `GITHUB_TOKEN`.
+    Token(SecretString),
+    /// A GitHub App: a JWT signed with the private key is exchanged for an
+    /// installation token per installation.
+    App { app_id: u64, private_key: SecretString },
+}
+
+impl std::fmt::Debug for GitHubAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GitHubAuth::Token(_) => f.write_str("Token([REDACTED])"),
+            GitHubAuth::App { app_id, .. } => write!(f, "App {{ app_id: {app_id}, private_key: [REDACTED] }}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+impl LogFormat {
+    pub fn parse(var: &'static str, value: &str) -> Result<Self, SettingsError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(LogFormat::Json),
+            "pretty" | "text" => Ok(LogFormat::Pretty),
+            other => Err(bad(var, format!("expected `json` or `pretty`, got `{other}`"))),
+        }
+    }
+}
+
+/// Tuning of the delivery worker.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Deliveries processed at once by this process; 0 runs ingress only.
+    pub concurrency: usize,
+    /// Attempts before a delivery is marked failed (dead).
+    pub max_attempts: u32,
+    /// How long a claimed delivery stays reserved for the claiming process; a
+    /// replica that dies mid-delivery loses its claim after this.
+    pub lease: Duration,
+    /// Upper bound for one delivery's handlers.
+    pub handler_timeout: Duration,
+    /// Base of the exponential retry backoff.
+    pub backoff_base: Duration,
+    /// How often idle workers look for work that another replica stored.
+    pub poll_interval: Duration,
+    /// Done and failed deliveries are deleted after this long.
+    pub retention: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            concurrency: 4,
+            max_attempts: 6,
+            lease: Duration::from_secs(300),
+            handler_timeout: Duration::from_secs(120),
+            backoff_base: Duration::from_secs(2),
+            poll_interval: Duration::from_secs(1),
+            retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Everything `shipgate serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub webhook_secrets: Vec<SecretString>,
+    pub github_auth: GitHubAuth,
+    pub github_api_url: url::Url,
+    pub database_url: DatabaseUrl,
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+    pub worker: WorkerSettings,
+}
+
+/// The database URL; kept apart so a password in it never reaches a log.
+#[derive(Clone)]
+pub struct DatabaseUrl(pub SecretString);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(SecretString::from(url.into()))
+    }
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+    pub fn is_postgres(&self) -> bool {
+        let u = self.expose();
+        u.starts_with("postgres://") || u.starts_with("postgresql://")
+    }
+    /// The URL with any password replaced, for logs.
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(self.expose()) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("****"));
+                u.to_string()
+            }
+            Ok(u) => u.to_string(),
+            Err(_) => "<unparsable>".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+/// The raw environment as envy reads it: every value as text, checked below.
+#[derive(Deserialize, Default)]
+struct RawEnv {
+    shipgate_webhook_secret: Option<String>,
+    github_token: Option<String>,
+    github_app_id: Option<String>,
+    github_app_private_key: Option<String>,
+    github_app_private_key_path: Option<PathBuf>,
+    github_api_url: Option<String>,
+    database_url: Option<String>,
+    shipgate_listen: Option<String>,
+    shipgate_log_format: Option<String>,
+    shipgate_worker_concurrency: Option<String>,
+    shipgate_max_attempts: Option<String>,
+    shipgate_handler_timeout_secs: Option<String>,
+    shipgate_lease_secs: Option<String>,
+    shipgate_retry_base_ms: Option<String>,
+    shipgate_retention_days: Option<String>,
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+fn parse_number<T: std::str::FromStr>(
+    var: &'static str,
+    value: Option<String>,
+    default: T,
+) -> Result<T, SettingsError> {
+    match non_empty(value) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| bad(var, format!("expected a non-negative whole number, got `{v}`"))),
+    }
+}
+
+/// `DATABASE_URL`, defaulting to the embedded SQLite file.
+pub fn database_url_from_env() -> Result<DatabaseUrl, SettingsError> {
+    let raw: RawEnv = envy::from_env().unwrap_or_default();
+    database_url(raw.database_url)
+}
+
+fn database_url(value: Option<String>) -> Result<DatabaseUrl, SettingsError> {
+    let url = non_empty(value).unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+    let url = DatabaseUrl::new(url.trim());
+    let u = url.expose();
+    if u.starts_with("sqlite:") || url.is_postgres() {
+        Ok(url)
+    } else {
+        Err(bad(
+            "DATABASE_URL",
+            "expected sqlite://PATH or postgres://USER@HOST/DB",
+        ))
+    }
+}
+
+/// `SHIPGATE_LOG_FORMAT`, or `default` when unset.
+pub fn log_format_from_env(default: LogFormat) -> Result<LogFormat, SettingsError> {
+    match non_empty(std::env::var("SHIPGATE_LOG_FORMAT").ok()) {
+        None => Ok(default),
+        Some(v) => LogFormat::parse("SHIPGATE_LOG_FORMAT", &v),
+    }
+}
+
+/// Comma-separated webhook secrets; empty entries are ignored.
+pub fn parse_secret_list(value: &str) -> Vec<SecretString> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| SecretString::from(s.to_string()))
+        .collect()
+}
+
+impl ServerSettings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_iter(std::env::vars())
+    }
+
+    /// Reads settings from `vars` (the environment, or a test's map).
+    pub fn from_iter(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, SettingsError> {
+        let raw: RawEnv = envy::from_iter(vars).map_err(|e| bad("environment", e.to_string()))?;
+
+        let webhook_secrets = match non_empty(raw.shipgate_webhook_secret) {
+            None => return Err(bad("SHIPGATE_WEBHOOK_SECRET", "required but not set (the secret configured on the GitHub App's webhook; a comma-separated list rotates secrets)")),
+            Some(v) => parse_secret_list(&v),
+        };
+        if webhook_secrets.is_empty() {
+            return Err(bad("SHIPGATE_WEBHOOK_SECRET", "holds no secret (only commas and spaces)"));
+        }
+
+        let github_auth = github_auth(
+            raw.github_token,
+            raw.github_app_id,
+            raw.github_app_private_key,
+            raw.github_app_private_key_path,
+        )?;
+
+        let api = non_empty(raw.github_api_url).unwrap_or_else(|| DEFAULT_GITHUB_API_URL.into());
+        let github_api_url = url::Url::parse(api.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| bad("GITHUB_API_URL", format!("expected an http(s) URL, got `{api}`")))?;
+
+        let listen_text = non_empty(raw.shipgate_listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = listen_text.trim().parse().map_err(|_| {
+            bad("SHIPGATE_LISTEN", format!("expected HOST:PORT such as 0.0.0.0:3000, got `{listen_text}`"))
+        })?;
+
+        let log_format = match non_empty(raw.shipgate_log_format) {
+            None => LogFormat::Json,
+            Some(v) => LogFormat::parse("SHIPGATE_LOG_FORMAT", &v)?,
+        };
+
+        let defaults = WorkerSettings::default();
+        let max_attempts: u32 = parse_number("SHIPGATE_MAX_ATTEMPTS", raw.shipgate_max_attempts, defaults.max_attempts)?;
+        if max_attempts == 0 {
+            return Err(bad("SHIPGATE_MAX_ATTEMPTS", "must be at least 1"));
+        }
+        let worker = WorkerSettings {
+            concurrency: parse_number("SHIPGATE_WORKER_CONCURRENCY", raw.shipgate_worker_concurrency, defaults.concurrency)?,
+            max_attempts,
+            handler_timeout: Duration::from_secs(parse_number(
+                "SHIPGATE_HANDLER_TIMEOUT_SECS",
+                raw.shipgate_handler_timeout_secs,
+                defaults.handler_timeout.as_secs(),
+            )?),
+            lease: Duration::from_secs(parse_number("SHIPGATE_LEASE_SECS", raw.shipgate_lease_secs, defaults.lease.as_secs())?),
+            backoff_base: Duration::from_millis(parse_number(
+                "SHIPGATE_RETRY_BASE_MS",
+                raw.shipgate_retry_base_ms,
+                defaults.backoff_base.as_millis() as u64,
+            )?),
+            poll_interval: defaults.poll_interval,
+            retention: Duration::from_secs(
+                24 * 3600 * parse_number::<u64>("SHIPGATE_RETENTION_DAYS", raw.shipgate_retention_days, 7)?,
+            ),
+        };
+        if worker.lease <= worker.handler_timeout {
+            return Err(bad(
+                "SHIPGATE_LEASE_SECS",
+                format!(
+                    "must be longer than the handler timeout ({}s), or a slow delivery could be claimed twice",
+                    worker.handler_timeout.as_secs()
+                ),
+            ));
+        }
+
+        Ok(ServerSettings {
+            webhook_secrets,
+            github_auth,
+            github_api_url,
+            database_url: database_url(raw.database_url)?,
+            listen,
+            log_format,
+            worker,
+        })
+    }
+}
+
+fn github_auth(
+    token: Option<String>,
+    app_id: Option<String>,
+    key: Option<String>,
+    key_path: Option<PathBuf>,
+) -> Result<GitHubAuth, SettingsError> {
+    let token = non_empty(token);
+    let app_id = non_empty(app_id);
+    match (token, app_id) {
+        (Some(_), Some(_)) => Err(bad(
+            "GITHUB_TOKEN",
+            "set either GITHUB_TOKEN or GITHUB_APP_ID, not both",
+        )),
+        (Some(t), None) => Ok(GitHubAuth::Token(SecretString::from(t.trim().to_string()))),
+        (None, Some(id)) => {
+            let app_id: u64 = id
+                .trim()
+                .parse()
+                .map_err(|_| bad("GITHUB_APP_ID", format!("expected the App's numeric id, got `{id}`")))?;
+            let pem = match (non_empty(key), key_path) {
+                (Some(k), _) => k.replace("\\n", "\n"),
+                (None, Some(p)) => std::fs::read_to_string(&p).map_err(|e| {
+                    bad("GITHUB_APP_PRIVATE_KEY_PATH", format!("cannot read {}: {e}", p.display()))
+                })?,
+                (None, None) => {
+                    return Err(bad(
+                        "GITHUB_APP_PRIVATE_KEY",
+                        "GITHUB_APP_ID is set, so GITHUB_APP_PRIVATE_KEY (PEM text) or GITHUB_APP_PRIVATE_KEY_PATH is required",
+                    ))
+                }
+            };
+            if octocrab::EncodingKey::from_rsa_pem(pem.as_bytes()).is_err() {
+                return Err(bad(
+                    "GITHUB_APP_PRIVATE_KEY",
+                    "not an RSA private key in PEM format (download it from the App's settings page)",
+                ));
+            }
+            Ok(GitHubAuth::App {
+                app_id,
+                private_key: SecretString::from(pem),
+            })
+        }
+        (None, None) => Err(bad(
+            "GITHUB_TOKEN",
+            "no GitHub credentials: set GITHUB_TOKEN, or GITHUB_APP_ID with GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_PATH",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Result<ServerSettings, SettingsError> {
+        ServerSettings::from_iter(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn minimal_environment_gets_documented_defaults() {
+        let s = env(&[("SHIPGATE_WEBHOOK_SECRET", "s1"), ("GITHUB_TOKEN", "ghp_x")]).unwrap();
+        assert_eq!(s.listen.to_string(), "0.0.0.0:3000");
+        assert_eq!(s.database_url.expose(), "sqlite://shipgate.db");
+        assert_eq!(s.github_api_url.as_str(), "https://api.github.com/");
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.webhook_secrets.len(), 1);
+    }
+
+    #[test]
+    fn secret_list_rotates() {
+        let s = env(&[("SHIPGATE_WEBHOOK_SECRET", "new, old ,"), ("GITHUB_TOKEN", "t")]).unwrap();
+        let v: Vec<_> = s.webhook_secrets.iter().map(|s| s.expose_secret().to_string()).collect();
+        assert_eq!(v, ["new", "old"]);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("GITHUB_TOKEN", "t")], "SHIPGATE_WEBHOOK_SECRET: required"),
+            (&[("SHIPGATE_WEBHOOK_SECRET", " , ")], "SHIPGATE_WEBHOOK_SECRET: holds no secret"),
+            (&[("SHIPGATE_WEBHOOK_SECRET", "s")], "GITHUB_TOKEN: no GitHub credentials"),
+            (&[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_APP_ID", "abc")], "GITHUB_APP_ID: expected the App's numeric id"),
+            (&[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_APP_ID", "12")], "GITHUB_APP_PRIVATE_KEY: GITHUB_APP_ID is set"),
+            (&[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_APP_ID", "12"), ("GITHUB_APP_PRIVATE_KEY", "nope")], "GITHUB_APP_PRIVATE_KEY: not an RSA private key"),
+            (&[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_TOKEN", "t"), ("SHIPGATE_LISTEN", "3000")], "SHIPGATE_LISTEN: expected HOST:PORT"),
+            (&[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_TOKEN", "t"), ("DATABASE_URL", "mysql://x")], "DATABASE_URL: expected sqlite"),
+            (&[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_TOKEN", "t"), ("GITHUB_API_URL", "not a url")], "GITHUB_API_URL: expected an http(s) URL"),
+            (&[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_TOKEN", "t"), ("SHIPGATE_LOG_FORMAT", "xml")], "SHIPGATE_LOG_FORMAT: expected `json` or `pretty`"),
+            (&[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_TOKEN", "t"), ("SHIPGATE_WORKER_CONCURRENCY", "-1")], "SHIPGATE_WORKER_CONCURRENCY: expected a non-negative"),
+        ];
+        for (vars, want) in cases {
+            let err = env(vars).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{vars:?}: got `{err}`, want prefix `{want}`");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let s = env(&[
+            ("SHIPGATE_WEBHOOK_SECRET", "hunter2-webhook"),
+            ("GITHUB_TOKEN", "ghp_supersecrettoken"),
+            ("DATABASE_URL", "postgres://app:pa55word@db/shipgate"),
+        ])
+        .unwrap();
+        let dbg = format!("{s:?}");
+        for secret in ["hunter2-webhook", "ghp_supersecrettoken", "pa55word"] {
+            assert!(!dbg.contains(secret), "{secret} leaked into {dbg}");
+        }
+        assert!(dbg.contains("postgres://app:****@db/shipgate"), "{dbg}");
+    }
+}

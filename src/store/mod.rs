@@ -1,0 +1,177 @@
+//! Durable storage behind one trait, with an SQLite backend (the default, one
+//! process) and a PostgreSQL backend (several replicas share one database and
+//! claim work with `FOR UPDATE SKIP LOCKED`).
+//!
+//! Timestamps are milliseconds since the Unix epoch, passed in by the caller,
+//! so both backends store the same thing and tests control the clock.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use crate::settings::DatabaseUrl;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("invalid stored value: {0}")]
+    Corrupt(String),
+}
+
+/// A delivery as it arrives, before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub delivery_id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub installation_id: Option<i64>,
+    /// `owner/name`; deliveries of one repository are processed in order.
+    pub repository: Option<String>,
+    /// The JSON payload (for form-encoded deliveries, the decoded `payload` field).
+    pub payload: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Inserted,
+    Duplicate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    Received,
+    Processing,
+    Done,
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Received => "received",
+            DeliveryState::Processing => "processing",
+            DeliveryState::Done => "done",
+            DeliveryState::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        Ok(match s {
+            "received" => DeliveryState::Received,
+            "processing" => DeliveryState::Processing,
+            "done" => DeliveryState::Done,
+            "failed" => DeliveryState::Failed,
+            other => return Err(StoreError::Corrupt(format!("delivery state `{other}`"))),
+        })
+    }
+}
+
+/// A delivery claimed by a worker.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub seq: i64,
+    pub delivery_id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub installation_id: Option<i64>,
+    pub repository: Option<String>,
+    pub payload: String,
+    /// Attempts so far, including this one.
+    pub attempts: i32,
+}
+
+/// What the store knows about one delivery, for operators and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryStatus {
+    pub delivery_id: String,
+    pub event: String,
+    pub state: DeliveryState,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Applies this backend's migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// A cheap round trip, for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a delivery unless its delivery id is already stored.
+    async fn insert_delivery(&self, d: &NewDelivery, now: i64) -> Result<InsertOutcome, StoreError>;
+
+    /// Claims the oldest delivery that is due, whose repository has no earlier
+    /// unfinished delivery, and that no live claim holds. The claim lasts
+    /// `lease_ms`; a delivery whose claim ran out is claimable again.
+    async fn claim_next(&self, worker: &str, now: i64, lease_ms: i64) -> Result<Option<ClaimedDelivery>, StoreError>;
+
+    /// Marks a claimed delivery done.
+    async fn mark_done(&self, seq: i64, now: i64) -> Result<(), StoreError>;
+
+    /// Puts a claimed delivery back to be tried again at `next_attempt_at`.
+    async fn mark_retry(&self, seq: i64, error: &str, next_attempt_at: i64) -> Result<(), StoreError>;
+
+    /// Marks a claimed delivery failed for good (dead).
+    async fn mark_failed(&self, seq: i64, error: &str, now: i64) -> Result<(), StoreError>;
+
+    /// Returns every `processing` delivery to `received`. Only for a backend
+    /// owned by one process (SQLite) at start: whatever was processing belonged
+    /// to a run that is gone.
+    async fn requeue_processing(&self) -> Result<u64, StoreError>;
+
+    /// Deliveries not yet done or failed.
+    async fn queue_depth(&self) -> Result<i64, StoreError>;
+
+    /// Deletes done and failed deliveries finished before `before`.
+    async fn prune_finished(&self, before: i64) -> Result<u64, StoreError>;
+
+    async fn delivery_status(&self, delivery_id: &str) -> Result<Option<DeliveryStatus>, StoreError>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens (and for SQLite, creates) the database named by `url`.
+pub async fn connect(url: &DatabaseUrl) -> Result<DynStore, StoreError> {
+    if url.is_postgres() {
+        Ok(Arc::new(PostgresStore::connect(url.expose()).await?))
+    } else {
+        Ok(Arc::new(SqliteStore::connect(url.expose()).await?))
+    }
+}
+
+/// Backoff before attempt `attempts + 1`: exponential from `base`, capped at
+/// ten minutes, with ±50% jitter so retries from many deliveries spread out.
+pub fn backoff_ms(base_ms: u64, attempts: u32) -> i64 {
+    use rand::Rng;
+    let exp = base_ms.saturating_mul(1u64 << attempts.saturating_sub(1).min(20));
+    let capped = exp.min(600_000) as f64;
+    let jitter: f64 = rand::rng().random_range(0.5..1.5);
+    (capped * jitter) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for _ in 0..100 {
+            let first = super::backoff_ms(1000, 1);
+            assert!((500..=1500).contains(&first), "{first}");
+            let third = super::backoff_ms(1000, 3);
+            assert!((2000..=6000).contains(&third), "{third}");
+            let late = super::backoff_ms(1000, 40);
+            assert!((300_000..=900_000).contains(&late), "{late}");
+        }
+    }
+}
