@@ -1,0 +1,532 @@
+//! A stateful fake of the GitHub REST API, served over HTTP on a loopback
+//! port so the real octocrab-based client runs against it.
+//!
+//! The world holds repositories with branches, commits (full file trees),
+//! pull requests, comments, statuses and collaborators. Every request is
+//! recorded. A request the fake does not implement answers 404 and is kept
+//! as "unexpected"; `assert_no_unexpected` fails the test naming method and
+//! path. Fault knobs make the next N calls to an endpoint fail with a status,
+//! answer with a rate limit, or hold the response after the effect happened.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use base64::Engine;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+
+pub const BOT_LOGIN: &str = "shipgate-test[bot]";
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    pub body: Value,
+    /// The status the fake answered.
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    pub sha: String,
+    pub state: String,
+    pub context: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Comment {
+    pub id: u64,
+    pub issue: u64,
+    pub user: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PullRequest {
+    pub number: u64,
+    pub head_ref: String,
+    pub head_sha: String,
+    pub base_ref: String,
+    pub base_sha: String,
+    pub author: String,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Repo {
+    pub full_name: String,
+    pub id: u64,
+    pub default_branch: String,
+    pub branches: BTreeMap<String, String>,
+    /// Commit sha → full file tree (path → text).
+    pub commits: HashMap<String, BTreeMap<String, String>>,
+    pub pulls: BTreeMap<u64, PullRequest>,
+    pub comments: Vec<Comment>,
+    pub statuses: Vec<Status>,
+    /// login → role_name (admin, maintain, write, triage, read).
+    pub collaborators: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+enum FaultKind {
+    Status(u16),
+    RateLimit,
+    /// Apply the effect, then never answer (until the process dies).
+    HoldAfterEffect,
+}
+
+#[derive(Debug, Clone)]
+struct Fault {
+    method: Method,
+    path: String,
+    remaining: u32,
+    kind: FaultKind,
+}
+
+#[derive(Default)]
+pub struct World {
+    pub repos: BTreeMap<String, Repo>,
+    pub requests: Vec<Recorded>,
+    pub unexpected: Vec<String>,
+    faults: Vec<Fault>,
+    next_id: u64,
+    pub held: u32,
+    pub tokens_issued: u32,
+}
+
+impl World {
+    fn next_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+    pub fn repo(&self, full_name: &str) -> &Repo {
+        self.repos.get(full_name).unwrap_or_else(|| panic!("no repo {full_name} in the fake"))
+    }
+    fn repo_mut(&mut self, full_name: &str) -> &mut Repo {
+        self.repos.get_mut(full_name).unwrap_or_else(|| panic!("no repo {full_name} in the fake"))
+    }
+}
+
+#[derive(Clone)]
+pub struct FakeGitHub {
+    pub addr: SocketAddr,
+    world: Arc<Mutex<World>>,
+    changed: Arc<Notify>,
+    never: Arc<Notify>,
+}
+
+fn blob_sha(text: &str) -> String {
+    hex::encode(&Sha256::digest(text.as_bytes())[..20])
+}
+
+impl FakeGitHub {
+    pub async fn start() -> FakeGitHub {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fake = FakeGitHub {
+            addr,
+            world: Arc::new(Mutex::new(World { next_id: 1000, ..World::default() })),
+            changed: Arc::new(Notify::new()),
+            never: Arc::new(Notify::new()),
+        };
+        let app = Router::new().fallback(handle).with_state(fake.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        fake
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Reads the world.
+    pub fn with<R>(&self, f: impl FnOnce(&World) -> R) -> R {
+        f(&self.world.lock().unwrap())
+    }
+
+    fn with_mut<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+        let r = f(&mut self.world.lock().unwrap());
+        self.changed.notify_waiters();
+        r
+    }
+
+    /// Waits until `cond` holds for the world, re-checking after each request
+    /// the fake serves. Panics after 20 s with `what`.
+    pub async fn wait_for(&self, what: &str, cond: impl Fn(&World) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.with(&cond) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let log: Vec<String> = self.with(|w| w.requests.iter().map(|r| format!("{} {} -> {}", r.method, r.path, r.status)).collect());
+                panic!("timed out waiting for: {what}\nrequests so far:\n{}", log.join("\n"));
+            }
+        }
+    }
+
+    /// Adds a repository with one commit on its default branch; returns that commit's sha.
+    pub fn add_repo(&self, full_name: &str, files: &[(&str, &str)]) -> String {
+        self.with_mut(|w| {
+            let id = w.next_id();
+            let mut repo = Repo {
+                full_name: full_name.to_string(),
+                id,
+                default_branch: "main".into(),
+                ..Repo::default()
+            };
+            let tree: BTreeMap<String, String> = files.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
+            let sha = format!("{:040x}", id);
+            repo.commits.insert(sha.clone(), tree);
+            repo.branches.insert("main".into(), sha.clone());
+            repo.collaborators.insert("octocat".into(), "admin".into());
+            w.repos.insert(full_name.to_string(), repo);
+            sha
+        })
+    }
+
+    /// Commits `files` (added or replaced; `None` deletes) on `branch`,
+    /// creating the branch from the default branch if needed. Returns the sha.
+    pub fn commit(&self, repo: &str, branch: &str, files: &[(&str, Option<&str>)]) -> String {
+        self.with_mut(|w| {
+            let id = w.next_id();
+            let r = w.repo_mut(repo);
+            let parent = r.branches.get(branch).or_else(|| r.branches.get(&r.default_branch)).cloned().unwrap();
+            let mut tree = r.commits[&parent].clone();
+            for (path, text) in files {
+                match text {
+                    Some(t) => {
+                        tree.insert(path.to_string(), t.to_string());
+                    }
+                    None => {
+                        tree.remove(*path);
+                    }
+                }
+            }
+            let sha = format!("{:040x}", id);
+            r.commits.insert(sha.clone(), tree);
+            r.branches.insert(branch.to_string(), sha.clone());
+            sha
+        })
+    }
+
+    /// Opens a pull request from `head` into the default branch.
+    pub fn open_pr(&self, repo: &str, head: &str, author: &str) -> u64 {
+        self.with_mut(|w| {
+            let number = w.next_id();
+            let r = w.repo_mut(repo);
+            let base_ref = r.default_branch.clone();
+            let pr = PullRequest {
+                number,
+                head_ref: head.to_string(),
+                head_sha: r.branches[head].clone(),
+                base_sha: r.branches[&base_ref].clone(),
+                base_ref,
+                author: author.to_string(),
+            };
+            r.pulls.insert(number, pr);
+            number
+        })
+    }
+
+    pub fn pr(&self, repo: &str, number: u64) -> PullRequest {
+        self.with(|w| w.repo(repo).pulls[&number].clone())
+    }
+
+    pub fn statuses(&self, repo: &str, sha: &str) -> Vec<Status> {
+        self.with(|w| w.repo(repo).statuses.iter().filter(|s| s.sha == sha).cloned().collect())
+    }
+
+    /// Requests matching `method` and `path` (exact, without query).
+    pub fn requests_to(&self, method: &str, path: &str) -> Vec<Recorded> {
+        self.with(|w| w.requests.iter().filter(|r| r.method.as_str() == method && r.path == path).cloned().collect())
+    }
+
+    /// The next `times` requests to `method path` answer `status`.
+    pub fn fail_next(&self, method: &str, path: &str, times: u32, status: u16) {
+        self.add_fault(method, path, times, FaultKind::Status(status));
+    }
+
+    /// The next `times` requests to `method path` answer 403 with
+    /// `x-ratelimit-remaining: 0` and `retry-after: 0`.
+    pub fn rate_limit_next(&self, method: &str, path: &str, times: u32) {
+        self.add_fault(method, path, times, FaultKind::RateLimit);
+    }
+
+    /// The next request to `method path` takes effect, then never answers.
+    pub fn hold_after_effect(&self, method: &str, path: &str) {
+        self.add_fault(method, path, 1, FaultKind::HoldAfterEffect);
+    }
+
+    fn add_fault(&self, method: &str, path: &str, times: u32, kind: FaultKind) {
+        self.with_mut(|w| {
+            w.faults.push(Fault {
+                method: method.parse().unwrap(),
+                path: path.to_string(),
+                remaining: times,
+                kind,
+            })
+        });
+    }
+
+    /// Fails the test if shipgate called an endpoint the fake does not implement.
+    pub fn assert_no_unexpected(&self) {
+        let unexpected = self.with(|w| w.unexpected.clone());
+        assert!(unexpected.is_empty(), "shipgate made API calls the fake GitHub does not expect:\n{}", unexpected.join("\n"));
+    }
+
+    /// The payload `repository` object GitHub sends for `repo`.
+    pub fn repository_json(&self, repo: &str) -> Value {
+        self.with(|w| {
+            let r = w.repo(repo);
+            let (owner, name) = r.full_name.split_once('/').unwrap();
+            json!({
+                "id": r.id, "name": name, "full_name": r.full_name, "private": false,
+                "owner": { "login": owner, "id": 1, "type": "Organization" },
+                "default_branch": r.default_branch,
+                "html_url": format!("https://github.com/{}", r.full_name),
+            })
+        })
+    }
+
+    /// A `pull_request` webhook payload built from the fake's own PR.
+    pub fn pull_request_payload(&self, repo: &str, number: u64, action: &str) -> Value {
+        let pr = self.pr(repo, number);
+        json!({
+            "action": action,
+            "number": number,
+            "pull_request": {
+                "number": number, "state": "open", "title": format!("PR {number}"),
+                "user": { "login": pr.author, "type": "User" },
+                "head": { "ref": pr.head_ref, "sha": pr.head_sha },
+                "base": { "ref": pr.base_ref, "sha": pr.base_sha },
+            },
+            "repository": self.repository_json(repo),
+            "installation": { "id": 42 },
+            "sender": { "login": pr.author, "type": "User" },
+        })
+    }
+
+    /// A `push` webhook payload for the latest commit on `branch`, listing `changed` paths.
+    pub fn push_payload(&self, repo: &str, branch: &str, changed: &[&str]) -> Value {
+        let after = self.with(|w| w.repo(repo).branches[branch].clone());
+        json!({
+            "ref": format!("refs/heads/{branch}"),
+            "before": "0000000000000000000000000000000000000000",
+            "after": after,
+            "deleted": false,
+            "commits": [{ "id": after, "added": [], "removed": [], "modified": changed }],
+            "head_commit": { "id": after, "added": [], "removed": [], "modified": changed },
+            "repository": self.repository_json(repo),
+            "installation": { "id": 42 },
+            "sender": { "login": "octocat", "type": "User" },
+        })
+    }
+}
+
+fn json_response(status: u16, body: Value) -> Response {
+    (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
+}
+
+fn not_found(what: &str) -> (u16, Value) {
+    (404, json!({ "message": format!("Not Found: {what}"), "documentation_url": "https://docs.github.com/rest" }))
+}
+
+async fn handle(State(fake): State<FakeGitHub>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let path = uri.path().to_string();
+    let query: HashMap<String, String> = uri
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let body_json: Value = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap_or(Value::Null) };
+
+    // Faults first.
+    let fault = fake.with_mut(|w| {
+        let f = w.faults.iter_mut().find(|f| f.method == method && f.path == path && f.remaining > 0)?;
+        f.remaining -= 1;
+        Some(f.kind.clone())
+    });
+    let record = |status: u16| {
+        fake.with_mut(|w| {
+            w.requests.push(Recorded {
+                method: method.clone(),
+                path: path.clone(),
+                query: uri.query().unwrap_or("").to_string(),
+                body: body_json.clone(),
+                status,
+            })
+        })
+    };
+    match fault {
+        Some(FaultKind::Status(status)) => {
+            record(status);
+            return json_response(status, json!({ "message": "injected fault" }));
+        }
+        Some(FaultKind::RateLimit) => {
+            record(403);
+            let mut resp = json_response(403, json!({ "message": "API rate limit exceeded" }));
+            let h = resp.headers_mut();
+            h.insert("x-ratelimit-remaining", "0".parse().unwrap());
+            h.insert("x-ratelimit-reset", (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).to_string().parse().unwrap());
+            h.insert("retry-after", "0".parse().unwrap());
+            return resp;
+        }
+        _ => {}
+    }
+
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let if_none_match = headers.get("if-none-match").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (status, resp_body, etag) = fake.with_mut(|w| route(w, &method, &segments, &query, &body_json, if_none_match.as_deref()));
+    if status == 404 && resp_body.get("unimplemented").is_some() {
+        fake.with_mut(|w| w.unexpected.push(format!("{method} {path}")));
+    }
+    record(status);
+    if matches!(fault, Some(FaultKind::HoldAfterEffect)) {
+        fake.with_mut(|w| w.held += 1);
+        fake.never.notified().await;
+    }
+    let mut resp = if status == 304 {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        json_response(status, resp_body)
+    };
+    if let Some(tag) = etag {
+        resp.headers_mut().insert("etag", tag.parse().unwrap());
+    }
+    resp
+}
+
+type Routed = (u16, Value, Option<String>);
+
+fn route(w: &mut World, method: &Method, seg: &[&str], query: &HashMap<String, String>, body: &Value, if_none_match: Option<&str>) -> Routed {
+    let ok = |v: Value| (200, v, None);
+    match (method.as_str(), seg) {
+        ("GET", ["user"]) => ok(json!({ "login": BOT_LOGIN, "id": 1, "type": "Bot" })),
+        ("GET", ["app"]) => ok(json!({ "id": 1, "slug": "shipgate-test", "name": "shipgate test" })),
+        ("POST", ["app", "installations", _id, "access_tokens"]) => {
+            w.tokens_issued += 1;
+            let expires = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+            (201, json!({ "token": format!("ghs_fake{}", w.tokens_issued), "expires_at": expires.format(&time::format_description::well_known::Rfc3339).unwrap() }), None)
+        }
+        ("GET", ["repos", owner, name]) => {
+            let full = format!("{owner}/{name}");
+            match w.repos.get(&full) {
+                Some(r) => ok(json!({ "id": r.id, "full_name": r.full_name, "default_branch": r.default_branch })),
+                None => with_none(not_found(&full)),
+            }
+        }
+        ("GET", ["repos", owner, name, "contents", rest @ ..]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else { return with_none(not_found(&full)) };
+            let path = rest.iter().map(|s| percent_decode(s)).collect::<Vec<_>>().join("/");
+            let git_ref = query.get("ref").cloned().unwrap_or_else(|| r.default_branch.clone());
+            let sha = r.branches.get(&git_ref).cloned().unwrap_or(git_ref.clone());
+            let Some(tree) = r.commits.get(&sha) else { return with_none(not_found(&format!("ref {git_ref}"))) };
+            let Some(text) = tree.get(&path) else { return with_none(not_found(&path)) };
+            let blob = blob_sha(text);
+            let etag = format!("\"{blob}\"");
+            if if_none_match == Some(etag.as_str()) {
+                return (304, Value::Null, Some(etag));
+            }
+            let content = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+            // GitHub wraps base64 at 60 characters.
+            let wrapped: Vec<String> = content.as_bytes().chunks(60).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect();
+            (200, json!({ "type": "file", "encoding": "base64", "size": text.len(), "name": path.rsplit('/').next(), "path": path, "sha": blob, "content": wrapped.join("\n") + "\n" }), Some(etag))
+        }
+        ("GET", ["repos", owner, name, "commits", git_ref, "status"]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else { return with_none(not_found(&full)) };
+            let sha = r.branches.get(*git_ref).cloned().unwrap_or(git_ref.to_string());
+            // Latest status per context, newest first, as GitHub returns them.
+            let mut latest: Vec<&Status> = Vec::new();
+            for s in r.statuses.iter().rev().filter(|s| s.sha == sha) {
+                if !latest.iter().any(|l| l.context == s.context) {
+                    latest.push(s);
+                }
+            }
+            let state = if latest.iter().any(|s| s.state == "failure" || s.state == "error") {
+                "failure"
+            } else if latest.iter().all(|s| s.state == "success") && !latest.is_empty() {
+                "success"
+            } else {
+                "pending"
+            };
+            ok(json!({
+                "state": state, "sha": sha, "total_count": latest.len(),
+                "statuses": latest.iter().map(|s| json!({ "context": s.context, "state": s.state, "description": s.description })).collect::<Vec<_>>(),
+            }))
+        }
+        ("POST", ["repos", owner, name, "statuses", sha]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get_mut(&full) else { return with_none(not_found(&full)) };
+            let state = body["state"].as_str().unwrap_or("").to_string();
+            if !["error", "failure", "pending", "success"].contains(&state.as_str()) {
+                return (422, json!({ "message": "Validation Failed", "errors": [{ "field": "state" }] }), None);
+            }
+            let desc = body["description"].as_str().unwrap_or("").to_string();
+            if desc.chars().count() > 140 {
+                return (422, json!({ "message": "Validation Failed", "errors": [{ "field": "description", "code": "custom", "message": "description is too long (maximum is 140 characters)" }] }), None);
+            }
+            let status = Status {
+                sha: sha.to_string(),
+                state,
+                context: body["context"].as_str().unwrap_or("default").to_string(),
+                description: desc,
+            };
+            r.statuses.push(status.clone());
+            (201, json!({ "state": status.state, "context": status.context, "description": status.description }), None)
+        }
+        ("GET", ["repos", owner, name, "collaborators", user, "permission"]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else { return with_none(not_found(&full)) };
+            let role = r.collaborators.get(*user).cloned().unwrap_or_else(|| "read".into());
+            let permission = match role.as_str() {
+                "admin" => "admin",
+                "maintain" | "write" => "write",
+                "triage" | "read" => "read",
+                _ => "none",
+            };
+            ok(json!({ "permission": permission, "role_name": role, "user": { "login": user } }))
+        }
+        ("POST", ["repos", owner, name, "issues", number, "comments"]) => {
+            let full = format!("{owner}/{name}");
+            let id = w.next_id();
+            let Some(r) = w.repos.get_mut(&full) else { return with_none(not_found(&full)) };
+            let c = Comment {
+                id,
+                issue: number.parse().unwrap_or(0),
+                user: BOT_LOGIN.into(),
+                body: body["body"].as_str().unwrap_or("").to_string(),
+            };
+            r.comments.push(c.clone());
+            (201, json!({ "id": c.id, "body": c.body, "user": { "login": c.user, "type": "Bot" } }), None)
+        }
+        _ => (404, json!({ "message": "Not Found", "unimplemented": true }), None),
+    }
+}
+
+fn with_none((status, body): (u16, Value)) -> Routed {
+    (status, body, None)
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,224 @@
+//! Test harness: a fake GitHub plus a real shipgate server, in process or as
+//! a child process. Tests read like stories and end with `finish()`, which
+//! fails on API calls the fake does not implement.
+
+#![allow(dead_code)]
+
+pub mod fake_github;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use shipgate::github::RetryPolicy;
+use shipgate::server::{Running, StartOptions};
+use shipgate::settings::ServerSettings;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+pub use fake_github::FakeGitHub;
+
+pub const SECRET: &str = "test-webhook-secret";
+
+/// The PostgreSQL the tests use (a fresh schema per test).
+pub fn postgres_base_url() -> String {
+    std::env::var("SHIPGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Creates an empty schema and returns a URL whose connections use it.
+pub async fn fresh_postgres_url() -> String {
+    use sqlx::Connection;
+    let base = postgres_base_url();
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {base} is needed for this test (set SHIPGATE_TEST_POSTGRES_URL): {e}"));
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+/// Settings for a test server: loopback, random port, the fake's URL.
+pub fn settings(fake: &FakeGitHub, database_url: &str, extra: &[(&str, &str)]) -> ServerSettings {
+    let mut vars: Vec<(String, String)> = vec![
+        ("SHIPGATE_WEBHOOK_SECRET".into(), SECRET.into()),
+        ("GITHUB_TOKEN".into(), "ghp_test_token".into()),
+        ("GITHUB_API_URL".into(), fake.url()),
+        ("DATABASE_URL".into(), database_url.into()),
+        ("SHIPGATE_LISTEN".into(), "127.0.0.1:0".into()),
+        ("SHIPGATE_RETRY_BASE_MS".into(), "20".into()),
+    ];
+    for (k, v) in extra {
+        vars.retain(|(key, _)| key != k);
+        vars.push((k.to_string(), v.to_string()));
+    }
+    ServerSettings::from_iter(vars).expect("test settings are valid")
+}
+
+pub fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        base_delay: Duration::from_millis(10),
+        max_rate_limit_wait: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(10),
+    }
+}
+
+pub struct Harness {
+    pub gh: FakeGitHub,
+    pub server: Running,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// A server on a fresh SQLite file.
+    pub async fn start() -> Harness {
+        Self::start_with(&[]).await
+    }
+
+    pub async fn start_with(extra: &[(&str, &str)]) -> Harness {
+        let gh = FakeGitHub::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("shipgate.db").display());
+        let server = shipgate::server::start(
+            settings(&gh, &db, extra),
+            StartOptions {
+                retry: Some(fast_retry()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("server starts");
+        Harness {
+            gh,
+            server,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.addr)
+    }
+
+    /// Sends a signed delivery with a fresh delivery id.
+    pub async fn send(&self, event: &str, payload: &Value) -> (StatusCode, Value) {
+        self.send_with_id(event, &uuid::Uuid::new_v4().to_string(), payload).await
+    }
+
+    pub async fn send_with_id(&self, event: &str, delivery: &str, payload: &Value) -> (StatusCode, Value) {
+        let body = serde_json::to_vec(payload).unwrap();
+        post_signed(&self.http, &self.url("/webhook"), event, delivery, body).await
+    }
+
+    /// Waits until every stored delivery is done or failed.
+    pub async fn settle(&self) {
+        let mut finished = self.server.finished.clone();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            finished.borrow_and_update();
+            if self.server.store.queue_depth().await.unwrap() == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, finished.changed()).await.is_err() {
+                panic!("deliveries did not settle within 20 s");
+            }
+        }
+    }
+
+    pub async fn state_of(&self, delivery: &str) -> Option<shipgate::store::DeliveryStatus> {
+        self.server.store.delivery_status(delivery).await.unwrap()
+    }
+
+    /// Ends the story: no unexpected API calls, and the server stops cleanly.
+    pub async fn finish(self) {
+        self.gh.assert_no_unexpected();
+        self.server.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.server.task)
+            .await
+            .expect("server drains and stops within 10 s")
+            .unwrap();
+    }
+}
+
+pub async fn post_signed(http: &reqwest::Client, url: &str, event: &str, delivery: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    let sig = shipgate::signature::sign(SECRET.as_bytes(), &body);
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", sig)
+        .body(body)
+        .send()
+        .await
+        .expect("server answers");
+    let status = resp.status();
+    let json = resp.json().await.unwrap_or(Value::Null);
+    (status, json)
+}
+
+/// A `shipgate serve` child process.
+pub struct Child {
+    pub process: tokio::process::Child,
+    pub addr: String,
+}
+
+impl Child {
+    /// Starts the real binary and waits for its "listening" log line.
+    pub async fn serve(fake: &FakeGitHub, database_url: &str, extra: &[(&str, &str)]) -> Child {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_shipgate"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("SHIPGATE_WEBHOOK_SECRET", SECRET)
+            .env("GITHUB_TOKEN", "ghp_test_token")
+            .env("GITHUB_API_URL", fake.url())
+            .env("DATABASE_URL", database_url)
+            .env("SHIPGATE_LISTEN", "127.0.0.1:0")
+            .env("SHIPGATE_LOG_FORMAT", "json")
+            .env("SHIPGATE_RETRY_BASE_MS", "20")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut process = cmd.spawn().expect("shipgate binary starts");
+        let stderr = process.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if v["message"] == "shipgate listening" {
+                        return v["addr"].as_str().unwrap().to_string();
+                    }
+                }
+            }
+            panic!("shipgate exited before listening");
+        })
+        .await
+        .expect("shipgate listens within 30 s");
+        // Keep draining stderr so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Child { process, addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// SIGKILL: no chance to drain or clean up.
+    pub async fn kill_hard(mut self) {
+        self.process.start_kill().unwrap();
+        self.process.wait().await.unwrap();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.process.id().unwrap() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        tokio::time::timeout(Duration::from_secs(20), self.process.wait()).await.expect("exits after SIGTERM").unwrap()
+    }
+}
