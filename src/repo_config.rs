@@ -226,54 +226,87 @@ pub struct LoadedConfig {
     pub config: Result<Arc<RepoConfig>, ConfigError>,
 }
 
-/// Parsed configs by blob sha, and the last etag per (repo, ref), so an
-/// unchanged file costs one conditional request (304) and no parsing.
+/// Parsed configs by blob sha, and what each (repo, ref) last resolved to.
+/// A commit sha never changes, so a ref that is one is answered from memory
+/// with no request; a branch costs one conditional request (a 304 when the
+/// file is unchanged, which does not count against the rate limit) and no
+/// parsing. Both maps are bounded.
 #[derive(Default)]
 pub struct ConfigCache {
     by_sha: Mutex<HashMap<String, Result<Arc<RepoConfig>, ConfigError>>>,
-    etags: Mutex<HashMap<(String, String), (String, String)>>,
+    refs: Mutex<HashMap<(String, String), RefEntry>>,
+}
+
+#[derive(Clone)]
+struct RefEntry {
+    etag: Option<String>,
+    /// The blob sha, or `None` when the file was missing.
+    blob: Option<String>,
+}
+
+const CACHE_CAP: usize = 10_000;
+
+fn is_commit_sha(git_ref: &str) -> bool {
+    git_ref.len() == 40 && git_ref.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn insert_bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
+    if map.len() >= CACHE_CAP {
+        map.clear();
+    }
+    map.insert(key, value);
 }
 
 impl ConfigCache {
-    /// Loads `.github/shipgate.yml` of `repo` at `git_ref`.
+    /// Loads `.github/shipgate.yml` of `repo` at `git_ref` (a branch or commit sha).
     pub async fn load(&self, api: &Api, repo: &str, git_ref: &str) -> Result<LoadedConfig, GitHubError> {
         let key = (repo.to_string(), git_ref.to_string());
-        let known = self.etags.lock().expect("poisoned").get(&key).cloned();
-        let read = api.get_file(repo, CONFIG_PATH, git_ref, known.as_ref().map(|(etag, _)| etag.as_str())).await?;
-        let (sha, text) = match read {
+        let known = self.refs.lock().expect("poisoned").get(&key).cloned();
+        if let (Some(entry), true) = (&known, is_commit_sha(git_ref)) {
+            if let Some(loaded) = self.from_entry(entry) {
+                return Ok(loaded);
+            }
+        }
+        let etag = known.as_ref().and_then(|k| k.etag.as_deref());
+        let (blob, text, etag) = match api.get_file(repo, CONFIG_PATH, git_ref, etag).await? {
             FileRead::Missing => {
-                self.etags.lock().expect("poisoned").remove(&key);
+                let entry = RefEntry { etag: None, blob: None };
+                insert_bounded(&mut self.refs.lock().expect("poisoned"), key, entry);
                 return Ok(LoadedConfig {
                     source: ConfigSource::Missing,
                     config: Ok(Arc::new(RepoConfig::default())),
                 });
             }
-            FileRead::NotModified => match known {
-                Some((_, sha)) => (sha, None),
-                // A 304 without an etag we sent cannot happen; treat as missing cache.
-                None => return Err(GitHubError::Decode("304 without a cached etag".into())),
+            FileRead::NotModified => match known.as_ref().and_then(|k| self.from_entry(k)) {
+                Some(loaded) => return Ok(loaded),
+                None => return Err(GitHubError::Decode("304 for a file that is not cached".into())),
             },
-            FileRead::Found(file) => {
-                if let Some(etag) = &file.etag {
-                    self.etags.lock().expect("poisoned").insert(key, (etag.clone(), file.sha.clone()));
-                }
-                (file.sha, Some(file.text))
-            }
+            FileRead::Found(file) => (file.sha, file.text, file.etag),
         };
-        let mut by_sha = self.by_sha.lock().expect("poisoned");
-        let config = match (by_sha.get(&sha), text) {
-            (Some(parsed), _) => parsed.clone(),
-            (None, Some(text)) => {
-                let parsed = RepoConfig::parse(&text).map(Arc::new);
-                by_sha.insert(sha.clone(), parsed.clone());
-                parsed
-            }
-            (None, None) => return Err(GitHubError::Decode("config evicted from cache".into())),
+        let parsed = RepoConfig::parse(&text).map(Arc::new);
+        insert_bounded(&mut self.by_sha.lock().expect("poisoned"), blob.clone(), parsed.clone());
+        let entry = RefEntry {
+            etag,
+            blob: Some(blob.clone()),
         };
+        insert_bounded(&mut self.refs.lock().expect("poisoned"), key, entry);
         Ok(LoadedConfig {
-            source: ConfigSource::File { sha },
-            config,
+            source: ConfigSource::File { sha: blob },
+            config: parsed,
         })
+    }
+
+    fn from_entry(&self, entry: &RefEntry) -> Option<LoadedConfig> {
+        match &entry.blob {
+            None => Some(LoadedConfig {
+                source: ConfigSource::Missing,
+                config: Ok(Arc::new(RepoConfig::default())),
+            }),
+            Some(blob) => self.by_sha.lock().expect("poisoned").get(blob).map(|parsed| LoadedConfig {
+                source: ConfigSource::File { sha: blob.clone() },
+                config: parsed.clone(),
+            }),
+        }
     }
 }
 

@@ -1,0 +1,451 @@
+//! Stories through the real `/webhook` path, against the fake GitHub.
+
+mod common;
+
+use common::{Harness, SECRET};
+use reqwest::StatusCode;
+use serde_json::json;
+use shipgate::store::DeliveryState;
+
+const VALID_CONFIG: &str = "environments:\n  staging:\n    url: https://staging.example.com\n";
+const CONFIG: &str = ".github/shipgate.yml";
+
+async fn raw_post(t: &Harness, headers: &[(&str, &str)], body: Vec<u8>) -> (StatusCode, serde_json::Value) {
+    let mut req = t.http.post(t.url("/webhook"));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.body(body).send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+fn signed_headers<'a>(event: &'a str, delivery: &'a str, sig: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("content-type", "application/json"),
+        ("x-github-event", event),
+        ("x-github-delivery", delivery),
+        ("x-hub-signature-256", sig),
+    ]
+}
+
+// ---------------------------------------------------------------- ingress
+
+#[tokio::test]
+async fn githubs_documented_signature_vector_is_accepted_over_http() {
+    let t = Harness::start_with(&[("SHIPGATE_WEBHOOK_SECRET", "It's a Secret to Everybody")]).await;
+    let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    let (status, body) = raw_post(&t, &signed_headers("push", "vector", sig), b"Hello, World!".to_vec()).await;
+    // The signature holds, so the request gets as far as the JSON check.
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("not a JSON object"), "{body}");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn any_secret_in_the_rotation_list_is_accepted() {
+    let t = Harness::start_with(&[("SHIPGATE_WEBHOOK_SECRET", "new-secret,old-secret")]).await;
+    for secret in ["new-secret", "old-secret"] {
+        let body = br#"{"zen":"Design for failure.","hook_id":1}"#.to_vec();
+        let sig = shipgate::signature::sign(secret.as_bytes(), &body);
+        let (status, _) = raw_post(&t, &signed_headers("ping", secret, &sig), body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "signed with {secret}");
+    }
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn bad_signatures_get_401_and_nothing_is_stored() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    let body = serde_json::to_vec(&t.gh.push_payload("acme/app", "main", &[CONFIG])).unwrap();
+    let wrong = shipgate::signature::sign(b"not the secret", &body);
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("wrong-secret", Some(wrong)),
+        ("missing", None),
+        ("malformed", Some("sha256=xyz".into())),
+        ("sha1", Some("sha1=0123456789abcdef0123456789abcdef01234567".into())),
+    ];
+    for (id, sig) in cases {
+        let mut headers = vec![("content-type", "application/json"), ("x-github-event", "push"), ("x-github-delivery", id)];
+        if let Some(s) = &sig {
+            headers.push(("x-hub-signature-256", s.as_str()));
+        }
+        let (status, body_json) = raw_post(&t, &headers, body.clone()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{id}: {body_json}");
+        assert!(t.state_of(id).await.is_none(), "{id} must not be stored");
+    }
+    let metrics = t.http.get(t.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"shipgate_deliveries_rejected_total{reason="signature"} 4"#), "{metrics}");
+    assert!(t.gh.with(|w| w.requests.iter().all(|r| r.path == "/user")), "no GitHub calls for refused deliveries");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_specific_errors() {
+    let t = Harness::start().await;
+    let body = br#"{"action":"opened"}"#.to_vec();
+    let sig = shipgate::signature::sign(SECRET.as_bytes(), &body);
+
+    let (s, b) = raw_post(&t, &[("content-type", "application/json"), ("x-github-delivery", "d1"), ("x-hub-signature-256", &sig)], body.clone()).await;
+    assert_eq!((s, b["error"].as_str().unwrap()), (StatusCode::BAD_REQUEST, "missing X-GitHub-Event header"));
+
+    let (s, b) = raw_post(&t, &[("content-type", "application/json"), ("x-github-event", "push"), ("x-hub-signature-256", &sig)], body.clone()).await;
+    assert_eq!((s, b["error"].as_str().unwrap()), (StatusCode::BAD_REQUEST, "missing X-GitHub-Delivery header"));
+
+    let (s, b) = raw_post(&t, &[("content-type", "text/plain"), ("x-github-event", "push"), ("x-github-delivery", "d3"), ("x-hub-signature-256", &sig)], body.clone()).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{b}");
+
+    let not_json = b"{not json".to_vec();
+    let sig2 = shipgate::signature::sign(SECRET.as_bytes(), &not_json);
+    let (s, _) = raw_post(&t, &signed_headers("push", "d4", &sig2), not_json).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // Over 25 MiB: refused before anything else is looked at.
+    let huge = vec![b' '; 25 * 1024 * 1024 + 1];
+    let (s, b) = raw_post(&t, &signed_headers("push", "d5", "sha256=00"), huge).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{b}");
+
+    for id in ["d1", "d3", "d4", "d5"] {
+        assert!(t.state_of(id).await.is_none());
+    }
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn form_encoded_deliveries_are_accepted() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    let payload = serde_json::to_string(&t.gh.push_payload("acme/app", "main", &[CONFIG])).unwrap();
+    let form: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("payload", &payload).finish();
+    let sig = shipgate::signature::sign(SECRET.as_bytes(), form.as_bytes());
+    let (s, b) = raw_post(
+        &t,
+        &[("content-type", "application/x-www-form-urlencoded"), ("x-github-event", "push"), ("x-github-delivery", "form-1"), ("x-hub-signature-256", &sig)],
+        form.into_bytes(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    t.settle().await;
+    assert_eq!(t.state_of("form-1").await.unwrap().state, DeliveryState::Done);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn events_no_handler_wants_are_acknowledged_but_not_queued() {
+    let t = Harness::start().await;
+    let (s, b) = t.send_with_id("star", "star-1", &json!({"action": "created", "repository": {"full_name": "acme/app"}})).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert_eq!(b["queued"], json!(false));
+    assert!(t.state_of("star-1").await.is_none());
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let t = Harness::start().await;
+    let health = t.http.get(t.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let ready = t.http.get(t.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let metrics = t.http.get(t.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for name in ["shipgate_queue_depth 0"] {
+        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+    }
+    t.finish().await;
+}
+
+// ------------------------------------------------------- config check stories
+
+#[tokio::test]
+async fn a_pull_request_with_a_valid_config_gets_a_green_config_status() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    t.gh.commit("acme/app", "feature", &[("src/lib.rs", Some("fn main() {}"))]);
+    let pr = t.gh.open_pr("acme/app", "feature", "alice");
+
+    let (s, b) = t.send("pull_request", &t.gh.pull_request_payload("acme/app", pr, "opened")).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert_eq!(b["queued"], json!(true));
+    t.settle().await;
+
+    let head = t.gh.pr("acme/app", pr).head_sha;
+    let statuses = t.gh.statuses("acme/app", &head);
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(statuses[0].context, "shipgate/config");
+    assert_eq!(statuses[0].state, "success");
+    assert_eq!(statuses[0].description, ".github/shipgate.yml is valid");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_pull_request_that_breaks_the_config_gets_a_red_status_with_line_and_column() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    t.gh.commit("acme/app", "typo", &[(CONFIG, Some("environments:\n  staging:\n    required_aprovals: 1\n"))]);
+    let pr = t.gh.open_pr("acme/app", "typo", "alice");
+    t.send("pull_request", &t.gh.pull_request_payload("acme/app", pr, "opened")).await;
+    t.settle().await;
+
+    let statuses = t.gh.statuses("acme/app", &t.gh.pr("acme/app", pr).head_sha);
+    assert_eq!(statuses.len(), 1);
+    assert_eq!(statuses[0].state, "failure");
+    assert!(
+        statuses[0].description.starts_with(".github/shipgate.yml: line 3 column 5: environments.staging: unknown field `required_aprovals`"),
+        "{}",
+        statuses[0].description
+    );
+    assert!(statuses[0].description.chars().count() <= 140);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_repository_without_config_gets_no_status_on_pull_requests() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/plain", &[("README.md", "hi")]);
+    t.gh.commit("acme/plain", "feature", &[("README.md", Some("hello"))]);
+    let pr = t.gh.open_pr("acme/plain", "feature", "alice");
+    t.send("pull_request", &t.gh.pull_request_payload("acme/plain", pr, "opened")).await;
+    t.settle().await;
+    assert!(t.gh.statuses("acme/plain", &t.gh.pr("acme/plain", pr).head_sha).is_empty());
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_push_to_the_default_branch_that_changes_the_config_is_validated() {
+    let t = Harness::start().await;
+    let first = t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    t.send("push", &t.gh.push_payload("acme/app", "main", &[CONFIG])).await;
+    t.settle().await;
+    assert_eq!(t.gh.statuses("acme/app", &first)[0].state, "success");
+
+    // A push that does not touch the config does nothing.
+    t.gh.commit("acme/app", "main", &[("README.md", Some("docs"))]);
+    t.send("push", &t.gh.push_payload("acme/app", "main", &["README.md"])).await;
+    t.settle().await;
+    let contents_path = "/repos/acme/app/contents/.github/shipgate.yml";
+    assert_eq!(t.gh.requests_to("GET", contents_path).len(), 1);
+
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_delivery_is_processed_once() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    t.gh.commit("acme/app", "feature", &[("a.txt", Some("a"))]);
+    let pr = t.gh.open_pr("acme/app", "feature", "bob");
+    let payload = t.gh.pull_request_payload("acme/app", pr, "synchronize");
+    let (s1, _) = t.send_with_id("pull_request", "redelivered", &payload).await;
+    t.settle().await;
+    // GitHub's "Redeliver" button sends the same delivery id again, even after processing.
+    let (s2, b2) = t.send_with_id("pull_request", "redelivered", &payload).await;
+    assert_eq!((s1, s2), (StatusCode::ACCEPTED, StatusCode::OK));
+    assert_eq!(b2, json!({"duplicate": true, "delivery": "redelivered"}));
+    t.settle().await;
+    let head = t.gh.pr("acme/app", pr).head_sha;
+    assert_eq!(t.gh.requests_to("GET", &format!("/repos/acme/app/commits/{head}/status")).len(), 1, "processed once");
+    assert_eq!(t.gh.statuses("acme/app", &head).len(), 1);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_status_already_present_is_not_written_again() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    t.gh.commit("acme/app", "feature", &[("a.txt", Some("a"))]);
+    let pr = t.gh.open_pr("acme/app", "feature", "alice");
+    for action in ["opened", "reopened"] {
+        t.send("pull_request", &t.gh.pull_request_payload("acme/app", pr, action)).await;
+    }
+    t.settle().await;
+    let head = t.gh.pr("acme/app", pr).head_sha;
+    assert_eq!(t.gh.statuses("acme/app", &head).len(), 1);
+    assert_eq!(t.gh.requests_to("POST", &format!("/repos/acme/app/statuses/{head}")).len(), 1);
+    // The config at a commit sha never changes: read once, then from memory.
+    assert_eq!(t.gh.requests_to("GET", "/repos/acme/app/contents/.github/shipgate.yml").len(), 1);
+    t.finish().await;
+}
+
+// ------------------------------------------------------------------ faults
+
+#[tokio::test]
+async fn injected_502s_and_a_rate_limit_are_retried_and_succeed() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    t.gh.commit("acme/app", "feature", &[("a.txt", Some("a"))]);
+    let pr = t.gh.open_pr("acme/app", "feature", "alice");
+    let head = t.gh.pr("acme/app", pr).head_sha;
+    let contents = "/repos/acme/app/contents/.github/shipgate.yml";
+    let statuses = format!("/repos/acme/app/statuses/{head}");
+    t.gh.fail_next("GET", contents, 2, 502);
+    t.gh.rate_limit_next("POST", &statuses, 1);
+
+    let (_, b) = t.send("pull_request", &t.gh.pull_request_payload("acme/app", pr, "opened")).await;
+    t.settle().await;
+
+    let reads: Vec<u16> = t.gh.requests_to("GET", contents).iter().map(|r| r.status).collect();
+    assert_eq!(reads, [502, 502, 200]);
+    let writes: Vec<u16> = t.gh.requests_to("POST", &statuses).iter().map(|r| r.status).collect();
+    assert_eq!(writes, [403, 201]);
+    assert_eq!(t.gh.statuses("acme/app", &head).len(), 1);
+    let state = t.state_of(b["delivery"].as_str().unwrap()).await.unwrap();
+    assert_eq!((state.state, state.attempts), (DeliveryState::Done, 1), "retried inside one attempt");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_404_is_not_retried_and_fails_the_delivery() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    t.gh.commit("acme/app", "feature", &[("a.txt", Some("a"))]);
+    let pr = t.gh.open_pr("acme/app", "feature", "alice");
+    let head = t.gh.pr("acme/app", pr).head_sha;
+    let statuses = format!("/repos/acme/app/statuses/{head}");
+    t.gh.fail_next("POST", &statuses, 1, 404);
+
+    let (_, b) = t.send("pull_request", &t.gh.pull_request_payload("acme/app", pr, "opened")).await;
+    t.settle().await;
+    assert_eq!(t.gh.requests_to("POST", &statuses).len(), 1, "404 is not retried");
+    let state = t.state_of(b["delivery"].as_str().unwrap()).await.unwrap();
+    assert_eq!((state.state, state.attempts), (DeliveryState::Failed, 1));
+    assert!(state.last_error.unwrap().contains("404"));
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_github_outage_longer_than_the_client_retries_is_retried_by_the_worker() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    t.gh.commit("acme/app", "feature", &[("a.txt", Some("a"))]);
+    let pr = t.gh.open_pr("acme/app", "feature", "alice");
+    let contents = "/repos/acme/app/contents/.github/shipgate.yml";
+    // Four 503s exhaust one attempt's client retries; the next attempt succeeds.
+    t.gh.fail_next("GET", contents, 4, 503);
+    let (_, b) = t.send("pull_request", &t.gh.pull_request_payload("acme/app", pr, "opened")).await;
+    t.settle().await;
+    let state = t.state_of(b["delivery"].as_str().unwrap()).await.unwrap();
+    assert_eq!((state.state, state.attempts), (DeliveryState::Done, 2));
+    assert_eq!(t.gh.statuses("acme/app", &t.gh.pr("acme/app", pr).head_sha).len(), 1);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_branch_config_read_is_revalidated_with_its_etag() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    let configs = shipgate::repo_config::ConfigCache::default();
+    let api = t.server.github.api(Some(42)).unwrap();
+    let first = configs.load(&api, "acme/app", "main").await.unwrap();
+    let second = configs.load(&api, "acme/app", "main").await.unwrap();
+    assert_eq!(first.source, second.source);
+    assert!(second.config.unwrap().environments.contains_key("staging"));
+    t.gh.commit("acme/app", "main", &[(CONFIG, Some("environments:\n  production: {}\n"))]);
+    let third = configs.load(&api, "acme/app", "main").await.unwrap();
+    assert!(third.config.unwrap().environments.contains_key("production"));
+    let reads: Vec<u16> = t.gh.requests_to("GET", "/repos/acme/app/contents/.github/shipgate.yml").iter().map(|r| r.status).collect();
+    assert_eq!(reads, [200, 304, 200]);
+    t.finish().await;
+}
+
+/// A store whose writes fail, as when the disk is full or the database is down.
+struct BrokenStore;
+
+#[async_trait::async_trait]
+impl shipgate::store::Store for BrokenStore {
+    fn backend(&self) -> &'static str {
+        "broken"
+    }
+    async fn migrate(&self) -> Result<(), shipgate::store::StoreError> {
+        Ok(())
+    }
+    async fn ping(&self) -> Result<(), shipgate::store::StoreError> {
+        Err(broken())
+    }
+    async fn insert_delivery(&self, _: &shipgate::store::NewDelivery, _: i64) -> Result<shipgate::store::InsertOutcome, shipgate::store::StoreError> {
+        Err(broken())
+    }
+    async fn claim_next(&self, _: &str, _: i64, _: i64) -> Result<Option<shipgate::store::ClaimedDelivery>, shipgate::store::StoreError> {
+        Err(broken())
+    }
+    async fn mark_done(&self, _: i64, _: i64) -> Result<(), shipgate::store::StoreError> {
+        Err(broken())
+    }
+    async fn mark_retry(&self, _: i64, _: &str, _: i64) -> Result<(), shipgate::store::StoreError> {
+        Err(broken())
+    }
+    async fn mark_failed(&self, _: i64, _: &str, _: i64) -> Result<(), shipgate::store::StoreError> {
+        Err(broken())
+    }
+    async fn requeue_processing(&self) -> Result<u64, shipgate::store::StoreError> {
+        Err(broken())
+    }
+    async fn queue_depth(&self) -> Result<i64, shipgate::store::StoreError> {
+        Err(broken())
+    }
+    async fn prune_finished(&self, _: i64) -> Result<u64, shipgate::store::StoreError> {
+        Err(broken())
+    }
+    async fn delivery_status(&self, _: &str) -> Result<Option<shipgate::store::DeliveryStatus>, shipgate::store::StoreError> {
+        Err(broken())
+    }
+}
+
+fn broken() -> shipgate::store::StoreError {
+    shipgate::store::StoreError::Database(sqlx::Error::PoolTimedOut)
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_persist_answers_503_so_github_can_redeliver() {
+    use std::sync::Arc;
+    let ingress = shipgate::ingress::Ingress {
+        secrets: Arc::new(vec![secrecy::SecretString::from(SECRET.to_string())]),
+        store: Arc::new(BrokenStore),
+        handlers: shipgate::handlers::Handlers::default(),
+        metrics: shipgate::metrics::Metrics::new(),
+        wake: Arc::new(tokio::sync::Notify::new()),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, shipgate::server::router(ingress)).await });
+    let http = reqwest::Client::new();
+    let body = serde_json::to_vec(&json!({"ref": "refs/heads/main", "after": "abc", "repository": {"full_name": "o/r"}})).unwrap();
+    let (status, b) = common::post_signed(&http, &format!("http://{addr}/webhook"), "push", "d-503", body).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{b}");
+    assert_eq!(b["error"], "could not store the delivery; redeliver it later");
+    let ready = http.get(format!("http://{addr}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_octokit_webhook_example_is_acknowledged_and_none_fails() {
+    #[derive(serde::Deserialize)]
+    struct Example {
+        event: String,
+        file: String,
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/webhooks-examples");
+    let index: Vec<Example> = serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    assert!(index.len() >= 300, "the vendored index has {} examples", index.len());
+
+    let t = Harness::start().await;
+    let mut queued = Vec::new();
+    for (i, ex) in index.iter().enumerate() {
+        let body = std::fs::read(dir.join(&ex.file)).unwrap();
+        let delivery = format!("example-{i}");
+        let (status, b) = common::post_signed(&t.http, &t.url("/webhook"), &ex.event, &delivery, body).await;
+        assert!(status.is_success(), "{} ({}) got {status}: {b}", ex.file, ex.event);
+        if b["queued"] == json!(true) {
+            queued.push((delivery, ex.file.clone()));
+        }
+    }
+    t.settle().await;
+    assert!(!queued.is_empty(), "some examples are events shipgate handles");
+    for (delivery, file) in &queued {
+        let state = t.state_of(delivery).await.unwrap();
+        assert_eq!(state.state, DeliveryState::Done, "{file}: {:?}", state.last_error);
+    }
+    let health = t.http.get(t.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    t.finish().await;
+}
