@@ -59,6 +59,7 @@ enum WebhookCommand {
     Send {
         #[arg(long)]
         url: String,
+        /// Signing secret; with a comma-separated rotation list, the first is used.
         #[arg(long, env = "SHIPGATE_WEBHOOK_SECRET", hide_env_values = true)]
         secret: String,
         #[arg(long)]
@@ -75,7 +76,11 @@ pub fn run() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {
@@ -99,10 +104,16 @@ pub fn run() -> ExitCode {
                 Err(e) => usage_error(e),
             }
         }
-        Command::Config { command: ConfigCommand::Validate { path } } => match std::fs::read_to_string(&path) {
+        Command::Config {
+            command: ConfigCommand::Validate { path },
+        } => match std::fs::read_to_string(&path) {
             Ok(text) => match RepoConfig::parse(&text) {
                 Ok(c) => {
-                    println!("{}: valid ({} environment(s))", path.display(), c.environments.len());
+                    println!(
+                        "{}: valid ({} environment(s))",
+                        path.display(),
+                        c.environments.len()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -115,16 +126,34 @@ pub fn run() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Config { command: ConfigCommand::Schema } => {
-            println!("{}", serde_json::to_string_pretty(&RepoConfig::json_schema()).expect("schema serializes"));
+        Command::Config {
+            command: ConfigCommand::Schema,
+        } => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&RepoConfig::json_schema())
+                    .expect("schema serializes")
+            );
             ExitCode::SUCCESS
         }
         Command::Webhook {
-            command: WebhookCommand::Send { url, secret, event, delivery, file },
+            command:
+                WebhookCommand::Send {
+                    url,
+                    secret,
+                    event,
+                    delivery,
+                    file,
+                },
         } => runtime(async move {
+            let secret = secret
+                .split(',')
+                .map(str::trim)
+                .find(|s| !s.is_empty())
+                .unwrap_or("");
             let (status, body) = crate::webhook_send::send(crate::webhook_send::SendRequest {
                 url: &url,
-                secret: &secret,
+                secret,
                 event: &event,
                 delivery: delivery.as_deref(),
                 file: &file,
@@ -144,9 +173,13 @@ pub fn run() -> ExitCode {
                 Err(e) => return usage_error(e),
             };
             runtime(async move {
-                let store = crate::store::connect(&url)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("DATABASE_URL: cannot open {}: {e}", url.redacted()))?;
+                let store =
+                    crate::store::connect(&url)
+                        .await
+                        .map_err(|e| settings::SettingsError {
+                            var: "DATABASE_URL",
+                            problem: format!("cannot open {}: {e}", url.redacted()),
+                        })?;
                 store.migrate().await?;
                 println!("migrations applied to {}", url.redacted());
                 Ok(())

@@ -126,7 +126,11 @@ impl PushEvent {
             return !self.deleted;
         }
         self.commits.iter().chain(self.head_commit.iter()).any(|c| {
-            c.added.iter().chain(&c.modified).chain(&c.removed).any(|p| p == path)
+            c.added
+                .iter()
+                .chain(&c.modified)
+                .chain(&c.removed)
+                .any(|p| p == path)
         })
     }
 
@@ -149,9 +153,12 @@ mod tests {
         assert_eq!(e.action.as_deref(), Some("opened"));
         assert_eq!(e.installation.unwrap().id, 7);
         assert_eq!(e.repository.unwrap().owner_and_name(), Some(("o", "r")));
-        let e: Envelope = serde_json::from_str(r#"{"zen":"Keep it logically awesome.","hook_id":1}"#).unwrap();
+        let e: Envelope =
+            serde_json::from_str(r#"{"zen":"Keep it logically awesome.","hook_id":1}"#).unwrap();
         assert!(e.action.is_none() && e.repository.is_none());
-        let e: Envelope = serde_json::from_str(r#"{"action":5,"repository":{"id":1},"installation":null}"#).unwrap();
+        let e: Envelope =
+            serde_json::from_str(r#"{"action":5,"repository":{"id":1},"installation":null}"#)
+                .unwrap();
         assert!(e.action.is_none() && e.repository.is_none() && e.installation.is_none());
         assert!(Envelope::parse(b"[1,2]").is_err());
         assert!(Envelope::parse(b"  \n{}").is_ok());

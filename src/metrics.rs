@@ -30,30 +30,47 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("shipgate".into()), None).expect("valid prefix");
         let deliveries_received = IntCounterVec::new(
-            Opts::new("deliveries_received_total", "Webhook deliveries acknowledged, by outcome"),
+            Opts::new(
+                "deliveries_received_total",
+                "Webhook deliveries acknowledged, by outcome",
+            ),
             &["outcome"],
         )
         .expect("valid metric");
         let deliveries_rejected = IntCounterVec::new(
-            Opts::new("deliveries_rejected_total", "Webhook deliveries refused, by reason"),
+            Opts::new(
+                "deliveries_rejected_total",
+                "Webhook deliveries refused, by reason",
+            ),
             &["reason"],
         )
         .expect("valid metric");
         let deliveries_processed = IntCounterVec::new(
-            Opts::new("deliveries_processed_total", "Delivery processing attempts, by outcome"),
+            Opts::new(
+                "deliveries_processed_total",
+                "Delivery processing attempts, by outcome",
+            ),
             &["outcome"],
         )
         .expect("valid metric");
-        let queue_depth = IntGauge::new("queue_depth", "Deliveries stored and not yet done or failed")
-            .expect("valid metric");
+        let queue_depth = IntGauge::new(
+            "queue_depth",
+            "Deliveries stored and not yet done or failed",
+        )
+        .expect("valid metric");
         let github_api_calls = IntCounterVec::new(
             Opts::new("github_api_calls_total", "GitHub API responses, by status"),
             &["status"],
         )
         .expect("valid metric");
         let handler_seconds = HistogramVec::new(
-            HistogramOpts::new("handler_duration_seconds", "Time to process one delivery, by event")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            HistogramOpts::new(
+                "handler_duration_seconds",
+                "Time to process one delivery, by event",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
             &["event"],
         )
         .expect("valid metric");

@@ -70,7 +70,9 @@ pub enum Deployers {
     List(Vec<String>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Read,
@@ -169,7 +171,11 @@ pub struct ConfigError {
 impl RepoConfig {
     /// Parses the YAML text of `.github/shipgate.yml`. An empty file is the default config.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        if text.trim().is_empty() || text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        if text.trim().is_empty()
+            || text
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
             return Ok(RepoConfig::default());
         }
         let config: RepoConfig = serde_yaml_ng::from_str(text).map_err(|e| {
@@ -188,7 +194,12 @@ impl RepoConfig {
 
     /// Checks that hold across sections.
     fn validate(&self) -> Result<(), ConfigError> {
-        let err = |message: String| Err(ConfigError { location: None, message });
+        let err = |message: String| {
+            Err(ConfigError {
+                location: None,
+                message,
+            })
+        };
         if let Some(v) = self.version {
             if v != 1 {
                 return err(format!("version: only schema version 1 exists, got {v}"));
@@ -198,7 +209,11 @@ impl RepoConfig {
             if !self.environments.contains_key(env) {
                 return err(format!(
                     "default_environment: `{env}` is not one of the environments ({})",
-                    self.environments.keys().cloned().collect::<Vec<_>>().join(", ")
+                    self.environments
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
         }
@@ -259,32 +274,48 @@ fn insert_bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, v
 
 impl ConfigCache {
     /// Loads `.github/shipgate.yml` of `repo` at `git_ref` (a branch or commit sha).
-    pub async fn load(&self, api: &Api, repo: &str, git_ref: &str) -> Result<LoadedConfig, GitHubError> {
+    pub async fn load(
+        &self,
+        api: &Api,
+        repo: &str,
+        git_ref: &str,
+    ) -> Result<LoadedConfig, GitHubError> {
         let key = (repo.to_string(), git_ref.to_string());
         let known = self.refs.lock().expect("poisoned").get(&key).cloned();
         if let (Some(entry), true) = (&known, is_commit_sha(git_ref)) {
-            if let Some(loaded) = self.from_entry(entry) {
+            if let Some(loaded) = self.loaded_from_entry(entry) {
                 return Ok(loaded);
             }
         }
         let etag = known.as_ref().and_then(|k| k.etag.as_deref());
         let (blob, text, etag) = match api.get_file(repo, CONFIG_PATH, git_ref, etag).await? {
             FileRead::Missing => {
-                let entry = RefEntry { etag: None, blob: None };
+                let entry = RefEntry {
+                    etag: None,
+                    blob: None,
+                };
                 insert_bounded(&mut self.refs.lock().expect("poisoned"), key, entry);
                 return Ok(LoadedConfig {
                     source: ConfigSource::Missing,
                     config: Ok(Arc::new(RepoConfig::default())),
                 });
             }
-            FileRead::NotModified => match known.as_ref().and_then(|k| self.from_entry(k)) {
+            FileRead::NotModified => match known.as_ref().and_then(|k| self.loaded_from_entry(k)) {
                 Some(loaded) => return Ok(loaded),
-                None => return Err(GitHubError::Decode("304 for a file that is not cached".into())),
+                None => {
+                    return Err(GitHubError::Decode(
+                        "304 for a file that is not cached".into(),
+                    ))
+                }
             },
             FileRead::Found(file) => (file.sha, file.text, file.etag),
         };
         let parsed = RepoConfig::parse(&text).map(Arc::new);
-        insert_bounded(&mut self.by_sha.lock().expect("poisoned"), blob.clone(), parsed.clone());
+        insert_bounded(
+            &mut self.by_sha.lock().expect("poisoned"),
+            blob.clone(),
+            parsed.clone(),
+        );
         let entry = RefEntry {
             etag,
             blob: Some(blob.clone()),
@@ -296,16 +327,21 @@ impl ConfigCache {
         })
     }
 
-    fn from_entry(&self, entry: &RefEntry) -> Option<LoadedConfig> {
+    fn loaded_from_entry(&self, entry: &RefEntry) -> Option<LoadedConfig> {
         match &entry.blob {
             None => Some(LoadedConfig {
                 source: ConfigSource::Missing,
                 config: Ok(Arc::new(RepoConfig::default())),
             }),
-            Some(blob) => self.by_sha.lock().expect("poisoned").get(blob).map(|parsed| LoadedConfig {
-                source: ConfigSource::File { sha: blob.clone() },
-                config: parsed.clone(),
-            }),
+            Some(blob) => self
+                .by_sha
+                .lock()
+                .expect("poisoned")
+                .get(blob)
+                .map(|parsed| LoadedConfig {
+                    source: ConfigSource::File { sha: blob.clone() },
+                    config: parsed.clone(),
+                }),
         }
     }
 }
@@ -317,7 +353,10 @@ mod tests {
     #[test]
     fn empty_and_comment_only_files_are_defaults() {
         assert_eq!(RepoConfig::parse("").unwrap(), RepoConfig::default());
-        assert_eq!(RepoConfig::parse("# nothing yet\n\n").unwrap(), RepoConfig::default());
+        assert_eq!(
+            RepoConfig::parse("# nothing yet\n\n").unwrap(),
+            RepoConfig::default()
+        );
     }
 
     #[test]
@@ -326,7 +365,10 @@ mod tests {
             "version: 1\ndefault_environment: staging\nenvironments:\n  staging:\n    url: https://staging.example.com\n    deployers: write\n  production:\n    deployers: [alice, '@acme/sre']\n    required_approvals: 2\n    required_checks: [ci]\nprotection:\n  mode: audit\n  branches:\n    main:\n      required_approvals: 2\n      strict: true\n",
         )
         .unwrap();
-        assert_eq!(c.environments["staging"].deployers, Some(Deployers::Role(Role::Write)));
+        assert_eq!(
+            c.environments["staging"].deployers,
+            Some(Deployers::Role(Role::Write))
+        );
         assert_eq!(c.environments["production"].required_approvals, 2);
         assert_eq!(c.protection.mode, ProtectionMode::Audit);
         assert_eq!(c.protection.branches["main"].strict, Some(true));
@@ -335,9 +377,13 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_errors_with_line_and_column() {
-        let e = RepoConfig::parse("environments:\n  staging:\n    required_aprovals: 1\n").unwrap_err();
+        let e =
+            RepoConfig::parse("environments:\n  staging:\n    required_aprovals: 1\n").unwrap_err();
         assert_eq!(e.location, Some((3, 5)), "{e}");
-        assert!(e.message.contains("unknown field `required_aprovals`"), "{e}");
+        assert!(
+            e.message.contains("unknown field `required_aprovals`"),
+            "{e}"
+        );
         assert!(e.to_string().starts_with("line 3 column 5: "), "{e}");
         let e = RepoConfig::parse("enviroments: {}\n").unwrap_err();
         assert_eq!(e.location, Some((1, 1)), "{e}");
@@ -345,10 +391,16 @@ mod tests {
 
     #[test]
     fn wrong_types_and_cross_section_mistakes_are_errors() {
-        let e = RepoConfig::parse("environments:\n  prod:\n    required_approvals: two\n").unwrap_err();
+        let e =
+            RepoConfig::parse("environments:\n  prod:\n    required_approvals: two\n").unwrap_err();
         assert_eq!(e.location.map(|l| l.0), Some(3), "{e}");
-        let e = RepoConfig::parse("default_environment: prod\nenvironments:\n  staging: {}\n").unwrap_err();
-        assert!(e.message.contains("`prod` is not one of the environments (staging)"), "{e}");
+        let e = RepoConfig::parse("default_environment: prod\nenvironments:\n  staging: {}\n")
+            .unwrap_err();
+        assert!(
+            e.message
+                .contains("`prod` is not one of the environments (staging)"),
+            "{e}"
+        );
         let e = RepoConfig::parse("version: 2\n").unwrap_err();
         assert!(e.message.contains("only schema version 1"), "{e}");
         assert!(RepoConfig::parse("- a list\n").is_err());
@@ -358,7 +410,14 @@ mod tests {
     fn schema_names_every_top_level_section() {
         let schema = RepoConfig::json_schema();
         let props = schema["properties"].as_object().unwrap();
-        for key in ["environments", "smoke", "preview", "protection", "secrets", "freeze"] {
+        for key in [
+            "environments",
+            "smoke",
+            "preview",
+            "protection",
+            "secrets",
+            "freeze",
+        ] {
             assert!(props.contains_key(key), "{key} missing from schema");
         }
         assert_eq!(schema["additionalProperties"], serde_json::json!(false));

@@ -26,7 +26,10 @@ use crate::worker::Worker;
 pub fn router(ingress: Ingress) -> Router {
     Router::new()
         .route("/webhook", post(ingress::webhook))
-        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -39,7 +42,10 @@ async fn readyz(State(ingress): State<Ingress>) -> impl IntoResponse {
         Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "store unreachable" })))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "store unreachable" })),
+            )
         }
     }
 }
@@ -49,7 +55,10 @@ async fn metrics(State(ingress): State<Ingress>) -> impl IntoResponse {
         ingress.metrics.queue_depth.set(depth);
     }
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         ingress.metrics.render(),
     )
 }
@@ -85,7 +94,10 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
     store.migrate().await?;
     let requeued = store.requeue_processing().await?;
     if requeued > 0 {
-        tracing::info!(requeued, "resuming deliveries left in processing by an earlier run");
+        tracing::info!(
+            requeued,
+            "resuming deliveries left in processing by an earlier run"
+        );
     }
     let github = GitHub::new(
         &settings.github_auth,
@@ -132,7 +144,9 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
     tokio::spawn(async move {
         match gh.bot_login().await {
             Ok(login) => tracing::info!(%login, "acting on GitHub as"),
-            Err(e) => tracing::warn!(error = %e, "could not learn the bot's login yet; will retry when needed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not learn the bot's login yet; will retry when needed")
+            }
         }
     });
 

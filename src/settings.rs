@@ -38,14 +38,19 @@ pub enum GitHubAuth {
     Token(SecretString),
     /// A GitHub App: a JWT signed with the private key is exchanged for an
     /// installation token per installation.
-    App { app_id: u64, private_key: SecretString },
+    App {
+        app_id: u64,
+        private_key: SecretString,
+    },
 }
 
 impl std::fmt::Debug for GitHubAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             GitHubAuth::Token(_) => f.write_str("Token([REDACTED])"),
-            GitHubAuth::App { app_id, .. } => write!(f, "App {{ app_id: {app_id}, private_key: [REDACTED] }}"),
+            GitHubAuth::App { app_id, .. } => {
+                write!(f, "App {{ app_id: {app_id}, private_key: [REDACTED] }}")
+            }
         }
     }
 }
@@ -61,7 +66,10 @@ impl LogFormat {
         match value.trim().to_ascii_lowercase().as_str() {
             "json" => Ok(LogFormat::Json),
             "pretty" | "text" => Ok(LogFormat::Pretty),
-            other => Err(bad(var, format!("expected `json` or `pretty`, got `{other}`"))),
+            other => Err(bad(
+                var,
+                format!("expected `json` or `pretty`, got `{other}`"),
+            )),
         }
     }
 }
@@ -177,10 +185,12 @@ fn parse_number<T: std::str::FromStr>(
 ) -> Result<T, SettingsError> {
     match non_empty(value) {
         None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| bad(var, format!("expected a non-negative whole number, got `{v}`"))),
+        Some(v) => v.trim().parse().map_err(|_| {
+            bad(
+                var,
+                format!("expected a non-negative whole number, got `{v}`"),
+            )
+        }),
     }
 }
 
@@ -225,11 +235,13 @@ pub fn parse_secret_list(value: &str) -> Vec<SecretString> {
 impl ServerSettings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, SettingsError> {
-        Self::from_iter(std::env::vars())
+        Self::from_vars(std::env::vars())
     }
 
     /// Reads settings from `vars` (the environment, or a test's map).
-    pub fn from_iter(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, SettingsError> {
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
         let raw: RawEnv = envy::from_iter(vars).map_err(|e| bad("environment", e.to_string()))?;
 
         let webhook_secrets = match non_empty(raw.shipgate_webhook_secret) {
@@ -237,7 +249,10 @@ impl ServerSettings {
             Some(v) => parse_secret_list(&v),
         };
         if webhook_secrets.is_empty() {
-            return Err(bad("SHIPGATE_WEBHOOK_SECRET", "holds no secret (only commas and spaces)"));
+            return Err(bad(
+                "SHIPGATE_WEBHOOK_SECRET",
+                "holds no secret (only commas and spaces)",
+            ));
         }
 
         let github_auth = github_auth(
@@ -251,11 +266,19 @@ impl ServerSettings {
         let github_api_url = url::Url::parse(api.trim())
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .ok_or_else(|| bad("GITHUB_API_URL", format!("expected an http(s) URL, got `{api}`")))?;
+            .ok_or_else(|| {
+                bad(
+                    "GITHUB_API_URL",
+                    format!("expected an http(s) URL, got `{api}`"),
+                )
+            })?;
 
         let listen_text = non_empty(raw.shipgate_listen).unwrap_or_else(|| DEFAULT_LISTEN.into());
         let listen = listen_text.trim().parse().map_err(|_| {
-            bad("SHIPGATE_LISTEN", format!("expected HOST:PORT such as 0.0.0.0:3000, got `{listen_text}`"))
+            bad(
+                "SHIPGATE_LISTEN",
+                format!("expected HOST:PORT such as 0.0.0.0:3000, got `{listen_text}`"),
+            )
         })?;
 
         let log_format = match non_empty(raw.shipgate_log_format) {
@@ -264,28 +287,38 @@ impl ServerSettings {
         };
 
         let defaults = WorkerSettings::default();
-        let max_attempts: u32 = parse_number("SHIPGATE_MAX_ATTEMPTS", raw.shipgate_max_attempts, defaults.max_attempts)?;
+        let max_attempts: u32 = parse_number(
+            "SHIPGATE_MAX_ATTEMPTS",
+            raw.shipgate_max_attempts,
+            defaults.max_attempts,
+        )?;
         if max_attempts == 0 {
             return Err(bad("SHIPGATE_MAX_ATTEMPTS", "must be at least 1"));
         }
         let worker = WorkerSettings {
-            concurrency: parse_number("SHIPGATE_WORKER_CONCURRENCY", raw.shipgate_worker_concurrency, defaults.concurrency)?,
+            concurrency: parse_number(
+                "SHIPGATE_WORKER_CONCURRENCY",
+                raw.shipgate_worker_concurrency,
+                defaults.concurrency,
+            )?,
             max_attempts,
             handler_timeout: Duration::from_secs(parse_number(
                 "SHIPGATE_HANDLER_TIMEOUT_SECS",
                 raw.shipgate_handler_timeout_secs,
                 defaults.handler_timeout.as_secs(),
             )?),
-            lease: Duration::from_secs(parse_number("SHIPGATE_LEASE_SECS", raw.shipgate_lease_secs, defaults.lease.as_secs())?),
+            lease: Duration::from_secs(parse_number(
+                "SHIPGATE_LEASE_SECS",
+                raw.shipgate_lease_secs,
+                defaults.lease.as_secs(),
+            )?),
             backoff_base: Duration::from_millis(parse_number(
                 "SHIPGATE_RETRY_BASE_MS",
                 raw.shipgate_retry_base_ms,
                 defaults.backoff_base.as_millis() as u64,
             )?),
             poll_interval: defaults.poll_interval,
-            retention: Duration::from_secs(
-                24 * 3600 * parse_number::<u64>("SHIPGATE_RETENTION_DAYS", raw.shipgate_retention_days, 7)?,
-            ),
+            retention: retention(raw.shipgate_retention_days)?,
         };
         if worker.lease <= worker.handler_timeout {
             return Err(bad(
@@ -309,6 +342,19 @@ impl ServerSettings {
     }
 }
 
+fn retention(value: Option<String>) -> Result<Duration, SettingsError> {
+    const VAR: &str = "SHIPGATE_RETENTION_DAYS";
+    let days: u64 = parse_number(VAR, value, 7)?;
+    // A redelivered id must still be recognised: GitHub redelivers for 3 days.
+    if !(3..=3650).contains(&days) {
+        return Err(bad(
+            VAR,
+            format!("must be between 3 (GitHub's redelivery window) and 3650 days, got {days}"),
+        ));
+    }
+    Ok(Duration::from_secs(days * 24 * 3600))
+}
+
 fn github_auth(
     token: Option<String>,
     app_id: Option<String>,
@@ -328,6 +374,7 @@ fn github_auth(
                 .trim()
                 .parse()
                 .map_err(|_| bad("GITHUB_APP_ID", format!("expected the App's numeric id, got `{id}`")))?;
+            let key_path = key_path.filter(|p| !p.as_os_str().is_empty());
             let pem = match (non_empty(key), key_path) {
                 (Some(k), _) => k.replace("\\n", "\n"),
                 (None, Some(p)) => std::fs::read_to_string(&p).map_err(|e| {
@@ -363,7 +410,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Result<ServerSettings, SettingsError> {
-        ServerSettings::from_iter(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        ServerSettings::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
     }
 
     #[test]
@@ -378,29 +425,129 @@ mod tests {
 
     #[test]
     fn secret_list_rotates() {
-        let s = env(&[("SHIPGATE_WEBHOOK_SECRET", "new, old ,"), ("GITHUB_TOKEN", "t")]).unwrap();
-        let v: Vec<_> = s.webhook_secrets.iter().map(|s| s.expose_secret().to_string()).collect();
+        let s = env(&[
+            ("SHIPGATE_WEBHOOK_SECRET", "new, old ,"),
+            ("GITHUB_TOKEN", "t"),
+        ])
+        .unwrap();
+        let v: Vec<_> = s
+            .webhook_secrets
+            .iter()
+            .map(|s| s.expose_secret().to_string())
+            .collect();
         assert_eq!(v, ["new", "old"]);
     }
 
     #[test]
     fn errors_name_the_variable() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("GITHUB_TOKEN", "t")], "SHIPGATE_WEBHOOK_SECRET: required"),
-            (&[("SHIPGATE_WEBHOOK_SECRET", " , ")], "SHIPGATE_WEBHOOK_SECRET: holds no secret"),
-            (&[("SHIPGATE_WEBHOOK_SECRET", "s")], "GITHUB_TOKEN: no GitHub credentials"),
-            (&[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_APP_ID", "abc")], "GITHUB_APP_ID: expected the App's numeric id"),
-            (&[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_APP_ID", "12")], "GITHUB_APP_PRIVATE_KEY: GITHUB_APP_ID is set"),
-            (&[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_APP_ID", "12"), ("GITHUB_APP_PRIVATE_KEY", "nope")], "GITHUB_APP_PRIVATE_KEY: not an RSA private key"),
-            (&[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_TOKEN", "t"), ("SHIPGATE_LISTEN", "3000")], "SHIPGATE_LISTEN: expected HOST:PORT"),
-            (&[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_TOKEN", "t"), ("DATABASE_URL", "mysql://x")], "DATABASE_URL: expected sqlite"),
-            (&[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_TOKEN", "t"), ("GITHUB_API_URL", "not a url")], "GITHUB_API_URL: expected an http(s) URL"),
-            (&[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_TOKEN", "t"), ("SHIPGATE_LOG_FORMAT", "xml")], "SHIPGATE_LOG_FORMAT: expected `json` or `pretty`"),
-            (&[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_TOKEN", "t"), ("SHIPGATE_WORKER_CONCURRENCY", "-1")], "SHIPGATE_WORKER_CONCURRENCY: expected a non-negative"),
+            (
+                &[("GITHUB_TOKEN", "t")],
+                "SHIPGATE_WEBHOOK_SECRET: required",
+            ),
+            (
+                &[("SHIPGATE_WEBHOOK_SECRET", " , ")],
+                "SHIPGATE_WEBHOOK_SECRET: holds no secret",
+            ),
+            (
+                &[("SHIPGATE_WEBHOOK_SECRET", "s")],
+                "GITHUB_TOKEN: no GitHub credentials",
+            ),
+            (
+                &[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_APP_ID", "abc")],
+                "GITHUB_APP_ID: expected the App's numeric id",
+            ),
+            (
+                &[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_APP_ID", "12")],
+                "GITHUB_APP_PRIVATE_KEY: GITHUB_APP_ID is set",
+            ),
+            (
+                &[
+                    ("SHIPGATE_WEBHOOK_SECRET", "s"),
+                    ("GITHUB_APP_ID", "12"),
+                    ("GITHUB_APP_PRIVATE_KEY", "nope"),
+                ],
+                "GITHUB_APP_PRIVATE_KEY: not an RSA private key",
+            ),
+            (
+                &[
+                    ("SHIPGATE_WEBHOOK_SECRET", "s"),
+                    ("GITHUB_TOKEN", "t"),
+                    ("SHIPGATE_LISTEN", "3000"),
+                ],
+                "SHIPGATE_LISTEN: expected HOST:PORT",
+            ),
+            (
+                &[
+                    ("SHIPGATE_WEBHOOK_SECRET", "s"),
+                    ("GITHUB_TOKEN", "t"),
+                    ("DATABASE_URL", "mysql://x"),
+                ],
+                "DATABASE_URL: expected sqlite",
+            ),
+            (
+                &[
+                    ("SHIPGATE_WEBHOOK_SECRET", "s"),
+                    ("GITHUB_TOKEN", "t"),
+                    ("GITHUB_API_URL", "not a url"),
+                ],
+                "GITHUB_API_URL: expected an http(s) URL",
+            ),
+            (
+                &[
+                    ("SHIPGATE_WEBHOOK_SECRET", "s"),
+                    ("GITHUB_TOKEN", "t"),
+                    ("SHIPGATE_LOG_FORMAT", "xml"),
+                ],
+                "SHIPGATE_LOG_FORMAT: expected `json` or `pretty`",
+            ),
+            (
+                &[
+                    ("SHIPGATE_WEBHOOK_SECRET", "s"),
+                    ("GITHUB_TOKEN", "t"),
+                    ("SHIPGATE_WORKER_CONCURRENCY", "-1"),
+                ],
+                "SHIPGATE_WORKER_CONCURRENCY: expected a non-negative",
+            ),
+            (
+                &[
+                    ("SHIPGATE_WEBHOOK_SECRET", "s"),
+                    ("GITHUB_TOKEN", "t"),
+                    ("SHIPGATE_RETENTION_DAYS", "1"),
+                ],
+                "SHIPGATE_RETENTION_DAYS: must be between 3",
+            ),
+            (
+                &[
+                    ("SHIPGATE_WEBHOOK_SECRET", "s"),
+                    ("GITHUB_TOKEN", "t"),
+                    ("SHIPGATE_RETENTION_DAYS", "99999999999999999"),
+                ],
+                "SHIPGATE_RETENTION_DAYS: must be between 3",
+            ),
+            (
+                &[
+                    ("SHIPGATE_WEBHOOK_SECRET", "s"),
+                    ("GITHUB_APP_ID", "1"),
+                    ("GITHUB_APP_PRIVATE_KEY_PATH", ""),
+                ],
+                "GITHUB_APP_PRIVATE_KEY: GITHUB_APP_ID is set",
+            ),
+            (
+                &[
+                    ("SHIPGATE_WEBHOOK_SECRET", "s"),
+                    ("GITHUB_APP_ID", "1"),
+                    ("GITHUB_APP_PRIVATE_KEY_PATH", "/nonexistent/key.pem"),
+                ],
+                "GITHUB_APP_PRIVATE_KEY_PATH: cannot read /nonexistent/key.pem",
+            ),
         ];
         for (vars, want) in cases {
             let err = env(vars).unwrap_err().to_string();
-            assert!(err.starts_with(want), "{vars:?}: got `{err}`, want prefix `{want}`");
+            assert!(
+                err.starts_with(want),
+                "{vars:?}: got `{err}`, want prefix `{want}`"
+            );
             assert!(!err.contains('\n'), "one line: {err}");
         }
     }

@@ -65,7 +65,9 @@ mod tests {
     use super::*;
 
     fn secrets(list: &[&str]) -> Vec<SecretString> {
-        list.iter().map(|s| SecretString::from(s.to_string())).collect()
+        list.iter()
+            .map(|s| SecretString::from(s.to_string()))
+            .collect()
     }
 
     // The test vector from GitHub's "Validating webhook deliveries" documentation.
@@ -76,7 +78,10 @@ mod tests {
 
     #[test]
     fn github_documented_vector_signs() {
-        assert_eq!(sign(DOC_SECRET.as_bytes(), DOC_BODY.as_bytes()), DOC_SIGNATURE);
+        assert_eq!(
+            sign(DOC_SECRET.as_bytes(), DOC_BODY.as_bytes()),
+            DOC_SIGNATURE
+        );
     }
 
     #[test]

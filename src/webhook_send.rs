@@ -15,7 +15,8 @@ pub struct SendRequest<'a> {
 
 /// Posts the file; returns the response status and body.
 pub async fn send(req: SendRequest<'_>) -> anyhow::Result<(u16, String)> {
-    let body = std::fs::read(req.file).map_err(|e| anyhow::anyhow!("{}: {e}", req.file.display()))?;
+    let body =
+        std::fs::read(req.file).map_err(|e| anyhow::anyhow!("{}: {e}", req.file.display()))?;
     serde_json::from_slice::<serde_json::Value>(&body)
         .map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", req.file.display()))?;
     let delivery = req
@@ -30,7 +31,10 @@ pub async fn send(req: SendRequest<'_>) -> anyhow::Result<(u16, String)> {
         .header("user-agent", "GitHub-Hookshot/shipgate")
         .header("x-github-event", req.event)
         .header("x-github-delivery", &delivery)
-        .header("x-hub-signature-256", signature::sign(req.secret.as_bytes(), &body))
+        .header(
+            "x-hub-signature-256",
+            signature::sign(req.secret.as_bytes(), &body),
+        )
         .body(body)
         .send()
         .await

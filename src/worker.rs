@@ -60,7 +60,15 @@ impl Worker {
     async fn run_loop(&self, n: usize, shutdown: CancellationToken) {
         let worker = format!("{}/{n}", self.id);
         while !shutdown.is_cancelled() {
-            match self.store.claim_next(&worker, crate::now_ms(), self.settings.lease.as_millis() as i64).await {
+            match self
+                .store
+                .claim_next(
+                    &worker,
+                    crate::now_ms(),
+                    self.settings.lease.as_millis() as i64,
+                )
+                .await
+            {
                 Ok(Some(delivery)) => {
                     self.process(delivery).await;
                 }
@@ -85,6 +93,25 @@ impl Worker {
     /// Processes one claimed delivery and records the outcome. A panicking
     /// handler is contained (it runs in its own task) and counts as a failure.
     pub async fn process(&self, d: ClaimedDelivery) -> Outcome {
+        // Claimed more often than allowed: earlier attempts never reported
+        // back (the process died during them), so this delivery may be what
+        // kills it. Give up instead of looping.
+        if d.attempts as u32 > self.settings.max_attempts {
+            let error = format!(
+                "gave up after {} attempts; the process stopped during earlier ones",
+                d.attempts - 1
+            );
+            tracing::error!(delivery = %d.delivery_id, event = %d.event, %error, "delivery failed");
+            if let Err(e) = self.store.mark_failed(d.seq, &error, crate::now_ms()).await {
+                tracing::error!(delivery = %d.delivery_id, error = %e, "could not record the outcome");
+            }
+            self.metrics
+                .deliveries_processed
+                .with_label_values(&["failed"])
+                .inc();
+            self.finished.send_modify(|n| *n += 1);
+            return Outcome::Failed;
+        }
         let started = Instant::now();
         let handlers = self.handlers.clone();
         let cx = self.context.clone();
@@ -93,7 +120,9 @@ impl Worker {
         let result = tokio::spawn(async move {
             match tokio::time::timeout(timeout, handlers.dispatch(&cx, &delivery)).await {
                 Ok(r) => r,
-                Err(_) => Err(HandlerError::Transient(format!("handlers did not finish within {timeout:?}"))),
+                Err(_) => Err(HandlerError::Transient(format!(
+                    "handlers did not finish within {timeout:?}"
+                ))),
             }
         })
         .await
@@ -109,7 +138,9 @@ impl Worker {
                 tracing::info!(delivery = %d.delivery_id, event = %d.event, attempts = d.attempts, "delivery processed");
                 Outcome::Done
             }
-            Err(HandlerError::Transient(ref msg)) if (d.attempts as u32) < self.settings.max_attempts => {
+            Err(HandlerError::Transient(ref msg))
+                if (d.attempts as u32) < self.settings.max_attempts =>
+            {
                 tracing::warn!(delivery = %d.delivery_id, event = %d.event, attempts = d.attempts, error = %msg, "delivery will be retried");
                 Outcome::Retry
             }
@@ -121,8 +152,17 @@ impl Worker {
         let recorded = match (&outcome, &result) {
             (Outcome::Done, _) => self.store.mark_done(d.seq, now).await,
             (Outcome::Retry, Err(e)) => {
-                let delay = backoff_ms(self.settings.backoff_base.as_millis() as u64, d.attempts as u32);
-                self.store.mark_retry(d.seq, &e.to_string(), now + delay).await
+                let mut delay = backoff_ms(
+                    self.settings.backoff_base.as_millis() as u64,
+                    d.attempts as u32,
+                );
+                // A rate limit is not over before GitHub's reset time.
+                if let HandlerError::RateLimited(_, wait) = e {
+                    delay = delay.max(wait.as_millis() as i64);
+                }
+                self.store
+                    .mark_retry(d.seq, &e.to_string(), now + delay)
+                    .await
             }
             (_, Err(e)) => self.store.mark_failed(d.seq, &e.to_string(), now).await,
             (_, Ok(())) => unreachable!("only Done has Ok"),
@@ -136,7 +176,10 @@ impl Worker {
             Outcome::Retry => "retry",
             Outcome::Failed => "failed",
         };
-        self.metrics.deliveries_processed.with_label_values(&[label]).inc();
+        self.metrics
+            .deliveries_processed
+            .with_label_values(&[label])
+            .inc();
         self.finished.send_modify(|n| *n += 1);
         outcome
     }

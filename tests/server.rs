@@ -10,7 +10,11 @@ use shipgate::store::DeliveryState;
 const VALID_CONFIG: &str = "environments:\n  staging:\n    url: https://staging.example.com\n";
 const CONFIG: &str = ".github/shipgate.yml";
 
-async fn raw_post(t: &Harness, headers: &[(&str, &str)], body: Vec<u8>) -> (StatusCode, serde_json::Value) {
+async fn raw_post(
+    t: &Harness,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (StatusCode, serde_json::Value) {
     let mut req = t.http.post(t.url("/webhook"));
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -35,10 +39,21 @@ fn signed_headers<'a>(event: &'a str, delivery: &'a str, sig: &'a str) -> Vec<(&
 async fn githubs_documented_signature_vector_is_accepted_over_http() {
     let t = Harness::start_with(&[("SHIPGATE_WEBHOOK_SECRET", "It's a Secret to Everybody")]).await;
     let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-    let (status, body) = raw_post(&t, &signed_headers("push", "vector", sig), b"Hello, World!".to_vec()).await;
+    let (status, body) = raw_post(
+        &t,
+        &signed_headers("push", "vector", sig),
+        b"Hello, World!".to_vec(),
+    )
+    .await;
     // The signature holds, so the request gets as far as the JSON check.
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("not a JSON object"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a JSON object"),
+        "{body}"
+    );
     t.finish().await;
 }
 
@@ -64,10 +79,17 @@ async fn bad_signatures_get_401_and_nothing_is_stored() {
         ("wrong-secret", Some(wrong)),
         ("missing", None),
         ("malformed", Some("sha256=xyz".into())),
-        ("sha1", Some("sha1=0123456789abcdef0123456789abcdef01234567".into())),
+        (
+            "sha1",
+            Some("sha1=0123456789abcdef0123456789abcdef01234567".into()),
+        ),
     ];
     for (id, sig) in cases {
-        let mut headers = vec![("content-type", "application/json"), ("x-github-event", "push"), ("x-github-delivery", id)];
+        let mut headers = vec![
+            ("content-type", "application/json"),
+            ("x-github-event", "push"),
+            ("x-github-delivery", id),
+        ];
         if let Some(s) = &sig {
             headers.push(("x-hub-signature-256", s.as_str()));
         }
@@ -75,9 +97,23 @@ async fn bad_signatures_get_401_and_nothing_is_stored() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{id}: {body_json}");
         assert!(t.state_of(id).await.is_none(), "{id} must not be stored");
     }
-    let metrics = t.http.get(t.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"shipgate_deliveries_rejected_total{reason="signature"} 4"#), "{metrics}");
-    assert!(t.gh.with(|w| w.requests.iter().all(|r| r.path == "/user")), "no GitHub calls for refused deliveries");
+    let metrics = t
+        .http
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"shipgate_deliveries_rejected_total{reason="signature"} 4"#),
+        "{metrics}"
+    );
+    assert!(
+        t.gh.with(|w| w.requests.iter().all(|r| r.path == "/user")),
+        "no GitHub calls for refused deliveries"
+    );
     t.finish().await;
 }
 
@@ -87,13 +123,47 @@ async fn malformed_requests_get_specific_errors() {
     let body = br#"{"action":"opened"}"#.to_vec();
     let sig = shipgate::signature::sign(SECRET.as_bytes(), &body);
 
-    let (s, b) = raw_post(&t, &[("content-type", "application/json"), ("x-github-delivery", "d1"), ("x-hub-signature-256", &sig)], body.clone()).await;
-    assert_eq!((s, b["error"].as_str().unwrap()), (StatusCode::BAD_REQUEST, "missing X-GitHub-Event header"));
+    let (s, b) = raw_post(
+        &t,
+        &[
+            ("content-type", "application/json"),
+            ("x-github-delivery", "d1"),
+            ("x-hub-signature-256", &sig),
+        ],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"].as_str().unwrap()),
+        (StatusCode::BAD_REQUEST, "missing X-GitHub-Event header")
+    );
 
-    let (s, b) = raw_post(&t, &[("content-type", "application/json"), ("x-github-event", "push"), ("x-hub-signature-256", &sig)], body.clone()).await;
-    assert_eq!((s, b["error"].as_str().unwrap()), (StatusCode::BAD_REQUEST, "missing X-GitHub-Delivery header"));
+    let (s, b) = raw_post(
+        &t,
+        &[
+            ("content-type", "application/json"),
+            ("x-github-event", "push"),
+            ("x-hub-signature-256", &sig),
+        ],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"].as_str().unwrap()),
+        (StatusCode::BAD_REQUEST, "missing X-GitHub-Delivery header")
+    );
 
-    let (s, b) = raw_post(&t, &[("content-type", "text/plain"), ("x-github-event", "push"), ("x-github-delivery", "d3"), ("x-hub-signature-256", &sig)], body.clone()).await;
+    let (s, b) = raw_post(
+        &t,
+        &[
+            ("content-type", "text/plain"),
+            ("x-github-event", "push"),
+            ("x-github-delivery", "d3"),
+            ("x-hub-signature-256", &sig),
+        ],
+        body.clone(),
+    )
+    .await;
     assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{b}");
 
     let not_json = b"{not json".to_vec();
@@ -117,24 +187,40 @@ async fn form_encoded_deliveries_are_accepted() {
     let t = Harness::start().await;
     t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
     let payload = serde_json::to_string(&t.gh.push_payload("acme/app", "main", &[CONFIG])).unwrap();
-    let form: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("payload", &payload).finish();
+    let form: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload)
+        .finish();
     let sig = shipgate::signature::sign(SECRET.as_bytes(), form.as_bytes());
     let (s, b) = raw_post(
         &t,
-        &[("content-type", "application/x-www-form-urlencoded"), ("x-github-event", "push"), ("x-github-delivery", "form-1"), ("x-hub-signature-256", &sig)],
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("x-github-event", "push"),
+            ("x-github-delivery", "form-1"),
+            ("x-hub-signature-256", &sig),
+        ],
         form.into_bytes(),
     )
     .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{b}");
     t.settle().await;
-    assert_eq!(t.state_of("form-1").await.unwrap().state, DeliveryState::Done);
+    assert_eq!(
+        t.state_of("form-1").await.unwrap().state,
+        DeliveryState::Done
+    );
     t.finish().await;
 }
 
 #[tokio::test]
 async fn events_no_handler_wants_are_acknowledged_but_not_queued() {
     let t = Harness::start().await;
-    let (s, b) = t.send_with_id("star", "star-1", &json!({"action": "created", "repository": {"full_name": "acme/app"}})).await;
+    let (s, b) = t
+        .send_with_id(
+            "star",
+            "star-1",
+            &json!({"action": "created", "repository": {"full_name": "acme/app"}}),
+        )
+        .await;
     assert_eq!(s, StatusCode::ACCEPTED);
     assert_eq!(b["queued"], json!(false));
     assert!(t.state_of("star-1").await.is_none());
@@ -148,9 +234,30 @@ async fn health_readiness_and_metrics_answer() {
     assert_eq!(health.status(), StatusCode::OK);
     let ready = t.http.get(t.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
-    let metrics = t.http.get(t.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    for name in ["shipgate_queue_depth 0"] {
-        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    t.send("push", &t.gh.push_payload("acme/app", "main", &[CONFIG]))
+        .await;
+    t.send("star", &json!({"action": "created"})).await;
+    t.settle().await;
+    let metrics = t
+        .http
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "shipgate_queue_depth 0",
+        r#"shipgate_deliveries_received_total{outcome="accepted"} 1"#,
+        r#"shipgate_deliveries_received_total{outcome="ignored"} 1"#,
+        r#"shipgate_deliveries_processed_total{outcome="done"} 1"#,
+        r#"shipgate_github_api_calls_total{status="201"} 1"#,
+        r#"shipgate_handler_duration_seconds_count{event="push"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
     }
     t.finish().await;
 }
@@ -161,10 +268,19 @@ async fn health_readiness_and_metrics_answer() {
 async fn a_pull_request_with_a_valid_config_gets_a_green_config_status() {
     let t = Harness::start().await;
     t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
-    t.gh.commit("acme/app", "feature", &[("src/lib.rs", Some("fn main() {}"))]);
+    t.gh.commit(
+        "acme/app",
+        "feature",
+        &[("src/lib.rs", Some("fn main() {}"))],
+    );
     let pr = t.gh.open_pr("acme/app", "feature", "alice");
 
-    let (s, b) = t.send("pull_request", &t.gh.pull_request_payload("acme/app", pr, "opened")).await;
+    let (s, b) = t
+        .send(
+            "pull_request",
+            &t.gh.pull_request_payload("acme/app", pr, "opened"),
+        )
+        .await;
     assert_eq!(s, StatusCode::ACCEPTED);
     assert_eq!(b["queued"], json!(true));
     t.settle().await;
@@ -182,9 +298,20 @@ async fn a_pull_request_with_a_valid_config_gets_a_green_config_status() {
 async fn a_pull_request_that_breaks_the_config_gets_a_red_status_with_line_and_column() {
     let t = Harness::start().await;
     t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
-    t.gh.commit("acme/app", "typo", &[(CONFIG, Some("environments:\n  staging:\n    required_aprovals: 1\n"))]);
+    t.gh.commit(
+        "acme/app",
+        "typo",
+        &[(
+            CONFIG,
+            Some("environments:\n  staging:\n    required_aprovals: 1\n"),
+        )],
+    );
     let pr = t.gh.open_pr("acme/app", "typo", "alice");
-    t.send("pull_request", &t.gh.pull_request_payload("acme/app", pr, "opened")).await;
+    t.send(
+        "pull_request",
+        &t.gh.pull_request_payload("acme/app", pr, "opened"),
+    )
+    .await;
     t.settle().await;
 
     let statuses = t.gh.statuses("acme/app", &t.gh.pr("acme/app", pr).head_sha);
@@ -205,9 +332,16 @@ async fn a_repository_without_config_gets_no_status_on_pull_requests() {
     t.gh.add_repo("acme/plain", &[("README.md", "hi")]);
     t.gh.commit("acme/plain", "feature", &[("README.md", Some("hello"))]);
     let pr = t.gh.open_pr("acme/plain", "feature", "alice");
-    t.send("pull_request", &t.gh.pull_request_payload("acme/plain", pr, "opened")).await;
+    t.send(
+        "pull_request",
+        &t.gh.pull_request_payload("acme/plain", pr, "opened"),
+    )
+    .await;
     t.settle().await;
-    assert!(t.gh.statuses("acme/plain", &t.gh.pr("acme/plain", pr).head_sha).is_empty());
+    assert!(t
+        .gh
+        .statuses("acme/plain", &t.gh.pr("acme/plain", pr).head_sha)
+        .is_empty());
     t.finish().await;
 }
 
@@ -215,13 +349,18 @@ async fn a_repository_without_config_gets_no_status_on_pull_requests() {
 async fn a_push_to_the_default_branch_that_changes_the_config_is_validated() {
     let t = Harness::start().await;
     let first = t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
-    t.send("push", &t.gh.push_payload("acme/app", "main", &[CONFIG])).await;
+    t.send("push", &t.gh.push_payload("acme/app", "main", &[CONFIG]))
+        .await;
     t.settle().await;
     assert_eq!(t.gh.statuses("acme/app", &first)[0].state, "success");
 
     // A push that does not touch the config does nothing.
     t.gh.commit("acme/app", "main", &[("README.md", Some("docs"))]);
-    t.send("push", &t.gh.push_payload("acme/app", "main", &["README.md"])).await;
+    t.send(
+        "push",
+        &t.gh.push_payload("acme/app", "main", &["README.md"]),
+    )
+    .await;
     t.settle().await;
     let contents_path = "/repos/acme/app/contents/.github/shipgate.yml";
     assert_eq!(t.gh.requests_to("GET", contents_path).len(), 1);
@@ -236,15 +375,24 @@ async fn a_redelivered_delivery_is_processed_once() {
     t.gh.commit("acme/app", "feature", &[("a.txt", Some("a"))]);
     let pr = t.gh.open_pr("acme/app", "feature", "bob");
     let payload = t.gh.pull_request_payload("acme/app", pr, "synchronize");
-    let (s1, _) = t.send_with_id("pull_request", "redelivered", &payload).await;
+    let (s1, _) = t
+        .send_with_id("pull_request", "redelivered", &payload)
+        .await;
     t.settle().await;
     // GitHub's "Redeliver" button sends the same delivery id again, even after processing.
-    let (s2, b2) = t.send_with_id("pull_request", "redelivered", &payload).await;
+    let (s2, b2) = t
+        .send_with_id("pull_request", "redelivered", &payload)
+        .await;
     assert_eq!((s1, s2), (StatusCode::ACCEPTED, StatusCode::OK));
     assert_eq!(b2, json!({"duplicate": true, "delivery": "redelivered"}));
     t.settle().await;
     let head = t.gh.pr("acme/app", pr).head_sha;
-    assert_eq!(t.gh.requests_to("GET", &format!("/repos/acme/app/commits/{head}/status")).len(), 1, "processed once");
+    assert_eq!(
+        t.gh.requests_to("GET", &format!("/repos/acme/app/commits/{head}/status"))
+            .len(),
+        1,
+        "processed once"
+    );
     assert_eq!(t.gh.statuses("acme/app", &head).len(), 1);
     t.finish().await;
 }
@@ -256,14 +404,26 @@ async fn a_status_already_present_is_not_written_again() {
     t.gh.commit("acme/app", "feature", &[("a.txt", Some("a"))]);
     let pr = t.gh.open_pr("acme/app", "feature", "alice");
     for action in ["opened", "reopened"] {
-        t.send("pull_request", &t.gh.pull_request_payload("acme/app", pr, action)).await;
+        t.send(
+            "pull_request",
+            &t.gh.pull_request_payload("acme/app", pr, action),
+        )
+        .await;
     }
     t.settle().await;
     let head = t.gh.pr("acme/app", pr).head_sha;
     assert_eq!(t.gh.statuses("acme/app", &head).len(), 1);
-    assert_eq!(t.gh.requests_to("POST", &format!("/repos/acme/app/statuses/{head}")).len(), 1);
+    assert_eq!(
+        t.gh.requests_to("POST", &format!("/repos/acme/app/statuses/{head}"))
+            .len(),
+        1
+    );
     // The config at a commit sha never changes: read once, then from memory.
-    assert_eq!(t.gh.requests_to("GET", "/repos/acme/app/contents/.github/shipgate.yml").len(), 1);
+    assert_eq!(
+        t.gh.requests_to("GET", "/repos/acme/app/contents/.github/shipgate.yml")
+            .len(),
+        1
+    );
     t.finish().await;
 }
 
@@ -281,16 +441,33 @@ async fn injected_502s_and_a_rate_limit_are_retried_and_succeed() {
     t.gh.fail_next("GET", contents, 2, 502);
     t.gh.rate_limit_next("POST", &statuses, 1);
 
-    let (_, b) = t.send("pull_request", &t.gh.pull_request_payload("acme/app", pr, "opened")).await;
+    let (_, b) = t
+        .send(
+            "pull_request",
+            &t.gh.pull_request_payload("acme/app", pr, "opened"),
+        )
+        .await;
     t.settle().await;
 
-    let reads: Vec<u16> = t.gh.requests_to("GET", contents).iter().map(|r| r.status).collect();
+    let reads: Vec<u16> =
+        t.gh.requests_to("GET", contents)
+            .iter()
+            .map(|r| r.status)
+            .collect();
     assert_eq!(reads, [502, 502, 200]);
-    let writes: Vec<u16> = t.gh.requests_to("POST", &statuses).iter().map(|r| r.status).collect();
+    let writes: Vec<u16> =
+        t.gh.requests_to("POST", &statuses)
+            .iter()
+            .map(|r| r.status)
+            .collect();
     assert_eq!(writes, [403, 201]);
     assert_eq!(t.gh.statuses("acme/app", &head).len(), 1);
     let state = t.state_of(b["delivery"].as_str().unwrap()).await.unwrap();
-    assert_eq!((state.state, state.attempts), (DeliveryState::Done, 1), "retried inside one attempt");
+    assert_eq!(
+        (state.state, state.attempts),
+        (DeliveryState::Done, 1),
+        "retried inside one attempt"
+    );
     t.finish().await;
 }
 
@@ -304,9 +481,18 @@ async fn a_404_is_not_retried_and_fails_the_delivery() {
     let statuses = format!("/repos/acme/app/statuses/{head}");
     t.gh.fail_next("POST", &statuses, 1, 404);
 
-    let (_, b) = t.send("pull_request", &t.gh.pull_request_payload("acme/app", pr, "opened")).await;
+    let (_, b) = t
+        .send(
+            "pull_request",
+            &t.gh.pull_request_payload("acme/app", pr, "opened"),
+        )
+        .await;
     t.settle().await;
-    assert_eq!(t.gh.requests_to("POST", &statuses).len(), 1, "404 is not retried");
+    assert_eq!(
+        t.gh.requests_to("POST", &statuses).len(),
+        1,
+        "404 is not retried"
+    );
     let state = t.state_of(b["delivery"].as_str().unwrap()).await.unwrap();
     assert_eq!((state.state, state.attempts), (DeliveryState::Failed, 1));
     assert!(state.last_error.unwrap().contains("404"));
@@ -322,11 +508,20 @@ async fn a_github_outage_longer_than_the_client_retries_is_retried_by_the_worker
     let contents = "/repos/acme/app/contents/.github/shipgate.yml";
     // Four 503s exhaust one attempt's client retries; the next attempt succeeds.
     t.gh.fail_next("GET", contents, 4, 503);
-    let (_, b) = t.send("pull_request", &t.gh.pull_request_payload("acme/app", pr, "opened")).await;
+    let (_, b) = t
+        .send(
+            "pull_request",
+            &t.gh.pull_request_payload("acme/app", pr, "opened"),
+        )
+        .await;
     t.settle().await;
     let state = t.state_of(b["delivery"].as_str().unwrap()).await.unwrap();
     assert_eq!((state.state, state.attempts), (DeliveryState::Done, 2));
-    assert_eq!(t.gh.statuses("acme/app", &t.gh.pr("acme/app", pr).head_sha).len(), 1);
+    assert_eq!(
+        t.gh.statuses("acme/app", &t.gh.pr("acme/app", pr).head_sha)
+            .len(),
+        1
+    );
     t.finish().await;
 }
 
@@ -340,10 +535,22 @@ async fn a_branch_config_read_is_revalidated_with_its_etag() {
     let second = configs.load(&api, "acme/app", "main").await.unwrap();
     assert_eq!(first.source, second.source);
     assert!(second.config.unwrap().environments.contains_key("staging"));
-    t.gh.commit("acme/app", "main", &[(CONFIG, Some("environments:\n  production: {}\n"))]);
+    t.gh.commit(
+        "acme/app",
+        "main",
+        &[(CONFIG, Some("environments:\n  production: {}\n"))],
+    );
     let third = configs.load(&api, "acme/app", "main").await.unwrap();
-    assert!(third.config.unwrap().environments.contains_key("production"));
-    let reads: Vec<u16> = t.gh.requests_to("GET", "/repos/acme/app/contents/.github/shipgate.yml").iter().map(|r| r.status).collect();
+    assert!(third
+        .config
+        .unwrap()
+        .environments
+        .contains_key("production"));
+    let reads: Vec<u16> =
+        t.gh.requests_to("GET", "/repos/acme/app/contents/.github/shipgate.yml")
+            .iter()
+            .map(|r| r.status)
+            .collect();
     assert_eq!(reads, [200, 304, 200]);
     t.finish().await;
 }
@@ -362,10 +569,19 @@ impl shipgate::store::Store for BrokenStore {
     async fn ping(&self) -> Result<(), shipgate::store::StoreError> {
         Err(broken())
     }
-    async fn insert_delivery(&self, _: &shipgate::store::NewDelivery, _: i64) -> Result<shipgate::store::InsertOutcome, shipgate::store::StoreError> {
+    async fn insert_delivery(
+        &self,
+        _: &shipgate::store::NewDelivery,
+        _: i64,
+    ) -> Result<shipgate::store::InsertOutcome, shipgate::store::StoreError> {
         Err(broken())
     }
-    async fn claim_next(&self, _: &str, _: i64, _: i64) -> Result<Option<shipgate::store::ClaimedDelivery>, shipgate::store::StoreError> {
+    async fn claim_next(
+        &self,
+        _: &str,
+        _: i64,
+        _: i64,
+    ) -> Result<Option<shipgate::store::ClaimedDelivery>, shipgate::store::StoreError> {
         Err(broken())
     }
     async fn mark_done(&self, _: i64, _: i64) -> Result<(), shipgate::store::StoreError> {
@@ -374,7 +590,12 @@ impl shipgate::store::Store for BrokenStore {
     async fn mark_retry(&self, _: i64, _: &str, _: i64) -> Result<(), shipgate::store::StoreError> {
         Err(broken())
     }
-    async fn mark_failed(&self, _: i64, _: &str, _: i64) -> Result<(), shipgate::store::StoreError> {
+    async fn mark_failed(
+        &self,
+        _: i64,
+        _: &str,
+        _: i64,
+    ) -> Result<(), shipgate::store::StoreError> {
         Err(broken())
     }
     async fn requeue_processing(&self) -> Result<u64, shipgate::store::StoreError> {
@@ -386,7 +607,10 @@ impl shipgate::store::Store for BrokenStore {
     async fn prune_finished(&self, _: i64) -> Result<u64, shipgate::store::StoreError> {
         Err(broken())
     }
-    async fn delivery_status(&self, _: &str) -> Result<Option<shipgate::store::DeliveryStatus>, shipgate::store::StoreError> {
+    async fn delivery_status(
+        &self,
+        _: &str,
+    ) -> Result<Option<shipgate::store::DeliveryStatus>, shipgate::store::StoreError> {
         Err(broken())
     }
 }
@@ -409,11 +633,28 @@ async fn a_store_that_cannot_persist_answers_503_so_github_can_redeliver() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, shipgate::server::router(ingress)).await });
     let http = reqwest::Client::new();
-    let body = serde_json::to_vec(&json!({"ref": "refs/heads/main", "after": "abc", "repository": {"full_name": "o/r"}})).unwrap();
-    let (status, b) = common::post_signed(&http, &format!("http://{addr}/webhook"), "push", "d-503", body).await;
+    let body = serde_json::to_vec(
+        &json!({"ref": "refs/heads/main", "after": "abc", "repository": {"full_name": "o/r"}}),
+    )
+    .unwrap();
+    let (status, b) = common::post_signed(
+        &http,
+        &format!("http://{addr}/webhook"),
+        "push",
+        "d-503",
+        body,
+    )
+    .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{b}");
-    assert_eq!(b["error"], "could not store the delivery; redeliver it later");
-    let ready = http.get(format!("http://{addr}/readyz")).send().await.unwrap();
+    assert_eq!(
+        b["error"],
+        "could not store the delivery; redeliver it later"
+    );
+    let ready = http
+        .get(format!("http://{addr}/readyz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 
@@ -425,27 +666,108 @@ async fn every_octokit_webhook_example_is_acknowledged_and_none_fails() {
         file: String,
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/webhooks-examples");
-    let index: Vec<Example> = serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
-    assert!(index.len() >= 300, "the vendored index has {} examples", index.len());
+    let index: Vec<Example> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    assert!(
+        index.len() >= 300,
+        "the vendored index has {} examples",
+        index.len()
+    );
 
     let t = Harness::start().await;
     let mut queued = Vec::new();
     for (i, ex) in index.iter().enumerate() {
         let body = std::fs::read(dir.join(&ex.file)).unwrap();
         let delivery = format!("example-{i}");
-        let (status, b) = common::post_signed(&t.http, &t.url("/webhook"), &ex.event, &delivery, body).await;
-        assert!(status.is_success(), "{} ({}) got {status}: {b}", ex.file, ex.event);
+        let (status, b) =
+            common::post_signed(&t.http, &t.url("/webhook"), &ex.event, &delivery, body).await;
+        assert!(
+            status.is_success(),
+            "{} ({}) got {status}: {b}",
+            ex.file,
+            ex.event
+        );
         if b["queued"] == json!(true) {
             queued.push((delivery, ex.file.clone()));
         }
     }
     t.settle().await;
-    assert!(!queued.is_empty(), "some examples are events shipgate handles");
+    assert!(
+        !queued.is_empty(),
+        "some examples are events shipgate handles"
+    );
     for (delivery, file) in &queued {
         let state = t.state_of(delivery).await.unwrap();
-        assert_eq!(state.state, DeliveryState::Done, "{file}: {:?}", state.last_error);
+        assert_eq!(
+            state.state,
+            DeliveryState::Done,
+            "{file}: {:?}",
+            state.last_error
+        );
     }
     let health = t.http.get(t.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     t.finish().await;
+}
+
+/// A handler that must never run.
+struct MustNotRun;
+
+#[async_trait::async_trait]
+impl shipgate::handlers::Handler for MustNotRun {
+    fn name(&self) -> &'static str {
+        "must_not_run"
+    }
+    fn wants(&self, _: &str, _: Option<&str>) -> bool {
+        true
+    }
+    async fn handle(&self, _: &shipgate::handlers::Context, _: &shipgate::store::ClaimedDelivery) -> Result<(), shipgate::handlers::HandlerError> {
+        panic!("a delivery claimed more often than max_attempts must not be processed again");
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_whose_attempts_kept_dying_is_failed_instead_of_looping() {
+    let gh = common::FakeGitHub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let settings = common::settings(&gh, &db, &[("SHIPGATE_MAX_ATTEMPTS", "2")]);
+    let store = shipgate::store::connect(&settings.database_url).await.unwrap();
+    store.migrate().await.unwrap();
+    let new = shipgate::store::NewDelivery {
+        delivery_id: "poison".into(),
+        event: "push".into(),
+        action: None,
+        installation_id: None,
+        repository: Some("o/r".into()),
+        payload: "{}".into(),
+    };
+    store.insert_delivery(&new, 0).await.unwrap();
+    // Three claims whose processes died (zero-length leases that ran out).
+    let mut last = None;
+    for now in 1..=3 {
+        last = store.claim_next("dying", now, 0).await.unwrap();
+    }
+    let claimed = last.unwrap();
+    assert_eq!(claimed.attempts, 3);
+
+    let metrics = shipgate::metrics::Metrics::new();
+    let worker = shipgate::worker::Worker {
+        store: store.clone(),
+        handlers: shipgate::handlers::Handlers::new(vec![std::sync::Arc::new(MustNotRun)]),
+        context: shipgate::handlers::Context {
+            github: shipgate::github::GitHub::new(&settings.github_auth, &settings.github_api_url, common::fast_retry(), metrics.clone()).unwrap(),
+            store: store.clone(),
+            configs: Default::default(),
+        },
+        settings: settings.worker.clone(),
+        metrics,
+        wake: Default::default(),
+        id: "test".into(),
+        finished: tokio::sync::watch::channel(0).0,
+    };
+    assert_eq!(worker.process(claimed).await, shipgate::worker::Outcome::Failed);
+    let st = store.delivery_status("poison").await.unwrap().unwrap();
+    assert_eq!(st.state, DeliveryState::Failed);
+    assert_eq!(st.last_error.as_deref(), Some("gave up after 2 attempts; the process stopped during earlier ones"));
 }

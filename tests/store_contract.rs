@@ -37,8 +37,18 @@ fn delivery(id: &str, repo: Option<&str>) -> NewDelivery {
 const LEASE: i64 = 60_000;
 
 async fn insert_is_idempotent_by_delivery_id(s: DynStore) {
-    assert_eq!(s.insert_delivery(&delivery("a", Some("o/r")), 1).await.unwrap(), InsertOutcome::Inserted);
-    assert_eq!(s.insert_delivery(&delivery("a", Some("o/r")), 2).await.unwrap(), InsertOutcome::Duplicate);
+    assert_eq!(
+        s.insert_delivery(&delivery("a", Some("o/r")), 1)
+            .await
+            .unwrap(),
+        InsertOutcome::Inserted
+    );
+    assert_eq!(
+        s.insert_delivery(&delivery("a", Some("o/r")), 2)
+            .await
+            .unwrap(),
+        InsertOutcome::Duplicate
+    );
     assert_eq!(s.queue_depth().await.unwrap(), 1);
     let st = s.delivery_status("a").await.unwrap().unwrap();
     assert_eq!((st.state, st.attempts), (DeliveryState::Received, 0));
@@ -48,10 +58,18 @@ async fn insert_is_idempotent_by_delivery_id(s: DynStore) {
 }
 
 async fn claims_follow_arrival_order_per_repository(s: DynStore) {
-    s.insert_delivery(&delivery("r1-first", Some("o/one")), 1).await.unwrap();
-    s.insert_delivery(&delivery("r1-second", Some("o/one")), 2).await.unwrap();
-    s.insert_delivery(&delivery("r2-first", Some("o/two")), 3).await.unwrap();
-    s.insert_delivery(&delivery("no-repo", None), 4).await.unwrap();
+    s.insert_delivery(&delivery("r1-first", Some("o/one")), 1)
+        .await
+        .unwrap();
+    s.insert_delivery(&delivery("r1-second", Some("o/one")), 2)
+        .await
+        .unwrap();
+    s.insert_delivery(&delivery("r2-first", Some("o/two")), 3)
+        .await
+        .unwrap();
+    s.insert_delivery(&delivery("no-repo", None), 4)
+        .await
+        .unwrap();
 
     let a = s.claim_next("w", 10, LEASE).await.unwrap().unwrap();
     assert_eq!((a.delivery_id.as_str(), a.attempts), ("r1-first", 1));
@@ -70,10 +88,17 @@ async fn claims_follow_arrival_order_per_repository(s: DynStore) {
 }
 
 async fn retries_wait_for_their_time_and_failures_are_final(s: DynStore) {
-    s.insert_delivery(&delivery("x", Some("o/r")), 1).await.unwrap();
+    s.insert_delivery(&delivery("x", Some("o/r")), 1)
+        .await
+        .unwrap();
     let x = s.claim_next("w", 10, LEASE).await.unwrap().unwrap();
-    s.mark_retry(x.seq, "GitHub answered 502", 1_000).await.unwrap();
-    assert!(s.claim_next("w", 999, LEASE).await.unwrap().is_none(), "not before next_attempt_at");
+    s.mark_retry(x.seq, "GitHub answered 502", 1_000)
+        .await
+        .unwrap();
+    assert!(
+        s.claim_next("w", 999, LEASE).await.unwrap().is_none(),
+        "not before next_attempt_at"
+    );
     let again = s.claim_next("w", 1_000, LEASE).await.unwrap().unwrap();
     assert_eq!(again.attempts, 2);
     let st = s.delivery_status("x").await.unwrap().unwrap();
@@ -81,14 +106,27 @@ async fn retries_wait_for_their_time_and_failures_are_final(s: DynStore) {
     s.mark_failed(again.seq, "gave up", 1_001).await.unwrap();
     let st = s.delivery_status("x").await.unwrap().unwrap();
     assert_eq!((st.state, st.attempts), (DeliveryState::Failed, 2));
-    assert!(s.claim_next("w", 10_000_000, LEASE).await.unwrap().is_none());
+    assert!(s
+        .claim_next("w", 10_000_000, LEASE)
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(s.queue_depth().await.unwrap(), 0);
 }
 
 async fn an_expired_claim_is_claimed_again(s: DynStore) {
-    s.insert_delivery(&delivery("y", Some("o/r")), 1).await.unwrap();
-    let first = s.claim_next("dead-replica", 10, 100).await.unwrap().unwrap();
-    assert!(s.claim_next("other", 50, 100).await.unwrap().is_none(), "claim still live");
+    s.insert_delivery(&delivery("y", Some("o/r")), 1)
+        .await
+        .unwrap();
+    let first = s
+        .claim_next("dead-replica", 10, 100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        s.claim_next("other", 50, 100).await.unwrap().is_none(),
+        "claim still live"
+    );
     let second = s.claim_next("other", 111, 100).await.unwrap().unwrap();
     assert_eq!(second.seq, first.seq);
     assert_eq!(second.attempts, 2);
@@ -100,7 +138,9 @@ async fn finished_deliveries_are_pruned_after_retention(s: DynStore) {
         let d = s.claim_next("w", at, LEASE).await.unwrap().unwrap();
         s.mark_done(d.seq, at).await.unwrap();
     }
-    s.insert_delivery(&delivery("pending", None), 2).await.unwrap();
+    s.insert_delivery(&delivery("pending", None), 2)
+        .await
+        .unwrap();
     assert_eq!(s.prune_finished(100).await.unwrap(), 1);
     assert!(s.delivery_status("old").await.unwrap().is_none());
     assert!(s.delivery_status("new").await.unwrap().is_some());
@@ -109,7 +149,12 @@ async fn finished_deliveries_are_pruned_after_retention(s: DynStore) {
 
 async fn concurrent_claims_take_each_delivery_once(s: DynStore) {
     for i in 0..60 {
-        s.insert_delivery(&delivery(&format!("c{i}"), Some(&format!("o/r{}", i % 12))), i).await.unwrap();
+        s.insert_delivery(
+            &delivery(&format!("c{i}"), Some(&format!("o/r{}", i % 12))),
+            i,
+        )
+        .await
+        .unwrap();
     }
     let s = Arc::new(s);
     let mut tasks = Vec::new();
@@ -175,7 +220,9 @@ contract!(
 #[tokio::test]
 async fn sqlite_requeues_work_left_processing_by_a_dead_run() {
     let (s, _dir) = sqlite().await;
-    s.insert_delivery(&delivery("z", Some("o/r")), 1).await.unwrap();
+    s.insert_delivery(&delivery("z", Some("o/r")), 1)
+        .await
+        .unwrap();
     s.claim_next("crashed", 10, LEASE).await.unwrap().unwrap();
     assert_eq!(s.requeue_processing().await.unwrap(), 1);
     let d = s.claim_next("restarted", 11, LEASE).await.unwrap().unwrap();

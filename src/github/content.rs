@@ -70,7 +70,11 @@ struct CombinedStatus {
 /// Percent-encodes each path segment (file paths and refs may hold spaces or `#`).
 pub fn encode_path(path: &str) -> String {
     path.split('/')
-        .map(|seg| url::form_urlencoded::byte_serialize(seg.as_bytes()).collect::<String>().replace('+', "%20"))
+        .map(|seg| {
+            url::form_urlencoded::byte_serialize(seg.as_bytes())
+                .collect::<String>()
+                .replace('+', "%20")
+        })
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -113,9 +117,14 @@ impl Api {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(compact)
                     .map_err(|e| GitHubError::Decode(format!("{path}: {e}")))?;
-                String::from_utf8(bytes).map_err(|_| GitHubError::Decode(format!("{path} is not UTF-8")))?
+                String::from_utf8(bytes)
+                    .map_err(|_| GitHubError::Decode(format!("{path} is not UTF-8")))?
             }
-            (enc, _) => return Err(GitHubError::Decode(format!("{path}: unsupported content encoding {enc:?}"))),
+            (enc, _) => {
+                return Err(GitHubError::Decode(format!(
+                    "{path}: unsupported content encoding {enc:?}"
+                )))
+            }
         };
         Ok(FileRead::Found(RepoFile {
             sha: body.sha,
@@ -125,16 +134,30 @@ impl Api {
     }
 
     /// `GET /repos/{repo}/commits/{ref}/status`: the latest status per context.
-    pub async fn combined_status(&self, repo: &str, git_ref: &str) -> Result<Vec<CommitStatus>, GitHubError> {
+    pub async fn combined_status(
+        &self,
+        repo: &str,
+        git_ref: &str,
+    ) -> Result<Vec<CommitStatus>, GitHubError> {
         let body: CombinedStatus = self
-            .get(&format!("/repos/{repo}/commits/{}/status?per_page=100", encode_path(git_ref)))
+            .get(&format!(
+                "/repos/{repo}/commits/{}/status?per_page=100",
+                encode_path(git_ref)
+            ))
             .await?;
         Ok(body.statuses)
     }
 
     /// `POST /repos/{repo}/statuses/{sha}`.
-    pub async fn create_status(&self, repo: &str, sha: &str, status: &NewStatus<'_>) -> Result<(), GitHubError> {
-        let _: serde_json::Value = self.post(&format!("/repos/{repo}/statuses/{sha}"), status).await?;
+    pub async fn create_status(
+        &self,
+        repo: &str,
+        sha: &str,
+        status: &NewStatus<'_>,
+    ) -> Result<(), GitHubError> {
+        let _: serde_json::Value = self
+            .post(&format!("/repos/{repo}/statuses/{sha}"), status)
+            .await?;
         Ok(())
     }
 }

@@ -118,15 +118,29 @@ struct Inner {
 }
 
 impl GitHub {
-    pub fn new(auth: &GitHubAuth, api_url: &url::Url, policy: RetryPolicy, metrics: Metrics) -> anyhow::Result<Self> {
+    pub fn new(
+        auth: &GitHubAuth,
+        api_url: &url::Url,
+        policy: RetryPolicy,
+        metrics: Metrics,
+    ) -> anyhow::Result<Self> {
         let builder = Octocrab::builder()
             .base_uri(api_url.as_str())?
             .set_connect_timeout(Some(Duration::from_secs(10)))
             .set_read_timeout(Some(policy.request_timeout));
         let (root, is_app) = match auth {
-            GitHubAuth::Token(token) => (builder.personal_token(token.expose_secret().to_string()).build()?, false),
-            GitHubAuth::App { app_id, private_key } => {
-                let key = octocrab::EncodingKey::from_rsa_pem(private_key.expose_secret().as_bytes())?;
+            GitHubAuth::Token(token) => (
+                builder
+                    .personal_token(token.expose_secret().to_string())
+                    .build()?,
+                false,
+            ),
+            GitHubAuth::App {
+                app_id,
+                private_key,
+            } => {
+                let key =
+                    octocrab::EncodingKey::from_rsa_pem(private_key.expose_secret().as_bytes())?;
                 (builder.app(AppId(*app_id), key).build()?, true)
             }
         };
@@ -146,7 +160,11 @@ impl GitHub {
     pub fn api(&self, installation: Option<i64>) -> Result<Api, GitHubError> {
         let octo = if self.inner.is_app {
             let id = installation.ok_or(GitHubError::NoInstallation)?;
-            let mut cache = self.inner.installations.lock().expect("installation cache poisoned");
+            let mut cache = self
+                .inner
+                .installations
+                .lock()
+                .expect("installation cache poisoned");
             match cache.get(&id) {
                 Some(o) => o.clone(),
                 None => {
@@ -209,23 +227,45 @@ pub struct Api {
 
 impl Api {
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, GitHubError> {
-        self.send(Method::GET, path, None::<&()>, HeaderMap::new()).await?.json()
+        self.send(Method::GET, path, None::<&()>, HeaderMap::new())
+            .await?
+            .json()
     }
 
-    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, GitHubError> {
-        self.send(Method::POST, path, Some(body), HeaderMap::new()).await?.json()
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, GitHubError> {
+        self.send(Method::POST, path, Some(body), HeaderMap::new())
+            .await?
+            .json()
     }
 
-    pub async fn patch<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, GitHubError> {
-        self.send(Method::PATCH, path, Some(body), HeaderMap::new()).await?.json()
+    pub async fn patch<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, GitHubError> {
+        self.send(Method::PATCH, path, Some(body), HeaderMap::new())
+            .await?
+            .json()
     }
 
-    pub async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, GitHubError> {
-        self.send(Method::PUT, path, Some(body), HeaderMap::new()).await?.json()
+    pub async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, GitHubError> {
+        self.send(Method::PUT, path, Some(body), HeaderMap::new())
+            .await?
+            .json()
     }
 
     pub async fn delete(&self, path: &str) -> Result<(), GitHubError> {
-        self.send(Method::DELETE, path, None::<&()>, HeaderMap::new()).await.map(|_| ())
+        self.send(Method::DELETE, path, None::<&()>, HeaderMap::new())
+            .await
+            .map(|_| ())
     }
 
     /// Sends one request with retries. `path` starts with `/` and is relative
@@ -253,7 +293,10 @@ impl Api {
                     exponential(policy.base_delay, attempt)
                 }
                 Ok(resp) => {
-                    metrics.github_api_calls.with_label_values(&[resp.status.as_str()]).inc();
+                    metrics
+                        .github_api_calls
+                        .with_label_values(&[resp.status.as_str()])
+                        .inc();
                     if resp.status.is_success() || resp.status == StatusCode::NOT_MODIFIED {
                         return Ok(resp);
                     }
@@ -286,7 +329,10 @@ impl Api {
         for (k, v) in headers {
             builder = builder.header(k, v);
         }
-        let request = self.octo.build_request(builder, body).map_err(|e| e.to_string())?;
+        let request = self
+            .octo
+            .build_request(builder, body)
+            .map_err(|e| e.to_string())?;
         let timeout = self.github.inner.policy.request_timeout;
         let resp = tokio::time::timeout(timeout, self.octo.execute(request))
             .await
@@ -320,12 +366,18 @@ fn rate_limit_wait(resp: &Response) -> Option<Duration> {
     if status != StatusCode::TOO_MANY_REQUESTS && status != StatusCode::FORBIDDEN {
         return None;
     }
-    if let Some(secs) = resp.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
+    if let Some(secs) = resp
+        .header("retry-after")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
         return Some(Duration::from_secs(secs));
     }
     let exhausted = resp.header("x-ratelimit-remaining").map(str::trim) == Some("0");
     if exhausted {
-        if let Some(reset) = resp.header("x-ratelimit-reset").and_then(|v| v.trim().parse::<i64>().ok()) {
+        if let Some(reset) = resp
+            .header("x-ratelimit-reset")
+            .and_then(|v| v.trim().parse::<i64>().ok())
+        {
             let now = crate::now_ms() / 1000;
             return Some(Duration::from_secs((reset - now).max(0) as u64 + 1));
         }
@@ -345,9 +397,17 @@ fn error_for(resp: &Response) -> GitHubError {
         errors: Option<serde_json::Value>,
     }
     let message = match serde_json::from_slice::<Body>(&resp.body) {
-        Ok(Body { message: Some(m), errors: Some(e) }) => format!("{m} ({e})"),
-        Ok(Body { message: Some(m), .. }) => m,
-        _ => String::from_utf8_lossy(&resp.body).chars().take(200).collect(),
+        Ok(Body {
+            message: Some(m),
+            errors: Some(e),
+        }) => format!("{m} ({e})"),
+        Ok(Body {
+            message: Some(m), ..
+        }) => m,
+        _ => String::from_utf8_lossy(&resp.body)
+            .chars()
+            .take(200)
+            .collect(),
     };
     match resp.status.as_u16() {
         401 => GitHubError::Unauthorized(message),
@@ -365,7 +425,10 @@ mod tests {
     fn resp(status: u16, headers: &[(&str, &str)]) -> Response {
         let mut map = HeaderMap::new();
         for (k, v) in headers {
-            map.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            map.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         Response {
             status: StatusCode::from_u16(status).unwrap(),
@@ -382,19 +445,44 @@ mod tests {
 
     #[test]
     fn retry_after_and_reset_headers_set_the_wait() {
-        assert_eq!(rate_limit_wait(&resp(429, &[("retry-after", "7")])), Some(Duration::from_secs(7)));
-        assert_eq!(rate_limit_wait(&resp(403, &[("retry-after", "0")])), Some(Duration::ZERO));
+        assert_eq!(
+            rate_limit_wait(&resp(429, &[("retry-after", "7")])),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            rate_limit_wait(&resp(403, &[("retry-after", "0")])),
+            Some(Duration::ZERO)
+        );
         let reset = (crate::now_ms() / 1000 + 30).to_string();
-        let wait = rate_limit_wait(&resp(403, &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", &reset)])).unwrap();
+        let wait = rate_limit_wait(&resp(
+            403,
+            &[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", &reset),
+            ],
+        ))
+        .unwrap();
         assert!((29..=32).contains(&wait.as_secs()), "{wait:?}");
-        assert_eq!(rate_limit_wait(&resp(429, &[])), Some(Duration::from_secs(60)));
+        assert_eq!(
+            rate_limit_wait(&resp(429, &[])),
+            Some(Duration::from_secs(60))
+        );
     }
 
     #[test]
     fn typed_errors_by_status() {
-        assert!(matches!(error_for(&resp(401, &[])), GitHubError::Unauthorized(_)));
-        assert!(matches!(error_for(&resp(404, &[])), GitHubError::NotFound(_)));
-        assert!(matches!(error_for(&resp(422, &[])), GitHubError::Unprocessable(_)));
+        assert!(matches!(
+            error_for(&resp(401, &[])),
+            GitHubError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            error_for(&resp(404, &[])),
+            GitHubError::NotFound(_)
+        ));
+        assert!(matches!(
+            error_for(&resp(422, &[])),
+            GitHubError::Unprocessable(_)
+        ));
         assert!(error_for(&resp(502, &[])).is_transient());
         assert!(!error_for(&resp(404, &[])).is_transient());
     }

@@ -41,7 +41,11 @@ impl Handler for ConfigCheck {
             "push" => {
                 let ev: PushEvent = serde_json::from_str(&d.payload)?;
                 let default = ev.repository.default_branch.as_deref();
-                if ev.deleted || ev.branch().is_none() || ev.branch() != default || !ev.touches(CONFIG_PATH) {
+                if ev.deleted
+                    || ev.branch().is_none()
+                    || ev.branch() != default
+                    || !ev.touches(CONFIG_PATH)
+                {
                     return Ok(());
                 }
                 let id = ev.installation.map(|i| i.id);
@@ -54,16 +58,25 @@ impl Handler for ConfigCheck {
         let (state, description) = match (&loaded.source, &loaded.config) {
             // No file and nothing changed it: stay quiet on pull requests.
             (ConfigSource::Missing, _) if !always_report => return Ok(()),
-            (ConfigSource::Missing, _) => (StatusState::Success, format!("no {CONFIG_PATH}; defaults apply")),
-            (ConfigSource::File { .. }, Ok(_)) => (StatusState::Success, format!("{CONFIG_PATH} is valid")),
-            (ConfigSource::File { .. }, Err(e)) => (StatusState::Failure, format!("{CONFIG_PATH}: {e}")),
+            (ConfigSource::Missing, _) => (
+                StatusState::Success,
+                format!("no {CONFIG_PATH}; defaults apply"),
+            ),
+            (ConfigSource::File { .. }, Ok(_)) => {
+                (StatusState::Success, format!("{CONFIG_PATH} is valid"))
+            }
+            (ConfigSource::File { .. }, Err(e)) => {
+                (StatusState::Failure, format!("{CONFIG_PATH}: {e}"))
+            }
         };
         // GitHub limits status descriptions to 140 characters.
         let description = truncate(&description, 140);
         let current = api.combined_status(&repo, &sha).await?;
-        let already = current
-            .iter()
-            .any(|s| s.context == CONTEXT && s.state == state && s.description.as_deref() == Some(description.as_str()));
+        let already = current.iter().any(|s| {
+            s.context == CONTEXT
+                && s.state == state
+                && s.description.as_deref() == Some(description.as_str())
+        });
         if already {
             return Ok(());
         }

@@ -26,13 +26,30 @@ pub struct Context {
 pub enum HandlerError {
     #[error("{0}")]
     Transient(String),
+    /// GitHub's rate limit: retry no sooner than the reset.
+    #[error("{0}")]
+    RateLimited(String, std::time::Duration),
     #[error("{0}")]
     Permanent(String),
 }
 
+impl HandlerError {
+    fn prefixed(self, prefix: &str) -> Self {
+        match self {
+            HandlerError::Transient(m) => HandlerError::Transient(format!("{prefix}: {m}")),
+            HandlerError::RateLimited(m, wait) => {
+                HandlerError::RateLimited(format!("{prefix}: {m}"), wait)
+            }
+            HandlerError::Permanent(m) => HandlerError::Permanent(format!("{prefix}: {m}")),
+        }
+    }
+}
+
 impl From<GitHubError> for HandlerError {
     fn from(e: GitHubError) -> Self {
-        if e.is_transient() {
+        if let GitHubError::RateLimited { retry_after } = e {
+            HandlerError::RateLimited(e.to_string(), retry_after)
+        } else if e.is_transient() {
             HandlerError::Transient(e.to_string())
         } else {
             HandlerError::Permanent(e.to_string())
@@ -74,7 +91,9 @@ impl Default for Handlers {
 
 impl Handlers {
     pub fn new(list: Vec<Arc<dyn Handler>>) -> Self {
-        Handlers { list: Arc::new(list) }
+        Handlers {
+            list: Arc::new(list),
+        }
     }
 
     /// Whether any handler wants this event; others are acknowledged and dropped.
@@ -86,13 +105,14 @@ impl Handlers {
     /// fails; the most serious failure is returned.
     pub async fn dispatch(&self, cx: &Context, d: &ClaimedDelivery) -> Result<(), HandlerError> {
         let mut worst: Option<HandlerError> = None;
-        for h in self.list.iter().filter(|h| h.wants(&d.event, d.action.as_deref())) {
+        for h in self
+            .list
+            .iter()
+            .filter(|h| h.wants(&d.event, d.action.as_deref()))
+        {
             if let Err(e) = h.handle(cx, d).await {
                 tracing::warn!(handler = h.name(), delivery = %d.delivery_id, error = %e, "handler failed");
-                let e = match e {
-                    HandlerError::Transient(m) => HandlerError::Transient(format!("{}: {m}", h.name())),
-                    HandlerError::Permanent(m) => HandlerError::Permanent(format!("{}: {m}", h.name())),
-                };
+                let e = e.prefixed(h.name());
                 worst = match (worst, e) {
                     (Some(p @ HandlerError::Permanent(_)), _) => Some(p),
                     (_, e) => Some(e),

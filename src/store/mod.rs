@@ -110,18 +110,29 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Stores a delivery unless its delivery id is already stored.
-    async fn insert_delivery(&self, d: &NewDelivery, now: i64) -> Result<InsertOutcome, StoreError>;
+    async fn insert_delivery(&self, d: &NewDelivery, now: i64)
+        -> Result<InsertOutcome, StoreError>;
 
     /// Claims the oldest delivery that is due, whose repository has no earlier
     /// unfinished delivery, and that no live claim holds. The claim lasts
     /// `lease_ms`; a delivery whose claim ran out is claimable again.
-    async fn claim_next(&self, worker: &str, now: i64, lease_ms: i64) -> Result<Option<ClaimedDelivery>, StoreError>;
+    async fn claim_next(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Option<ClaimedDelivery>, StoreError>;
 
     /// Marks a claimed delivery done.
     async fn mark_done(&self, seq: i64, now: i64) -> Result<(), StoreError>;
 
     /// Puts a claimed delivery back to be tried again at `next_attempt_at`.
-    async fn mark_retry(&self, seq: i64, error: &str, next_attempt_at: i64) -> Result<(), StoreError>;
+    async fn mark_retry(
+        &self,
+        seq: i64,
+        error: &str,
+        next_attempt_at: i64,
+    ) -> Result<(), StoreError>;
 
     /// Marks a claimed delivery failed for good (dead).
     async fn mark_failed(&self, seq: i64, error: &str, now: i64) -> Result<(), StoreError>;
@@ -137,7 +148,10 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes done and failed deliveries finished before `before`.
     async fn prune_finished(&self, before: i64) -> Result<u64, StoreError>;
 
-    async fn delivery_status(&self, delivery_id: &str) -> Result<Option<DeliveryStatus>, StoreError>;
+    async fn delivery_status(
+        &self,
+        delivery_id: &str,
+    ) -> Result<Option<DeliveryStatus>, StoreError>;
 }
 
 pub type DynStore = Arc<dyn Store>;

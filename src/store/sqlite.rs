@@ -5,7 +5,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::Row;
 
 use super::*;
@@ -65,7 +67,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn insert_delivery(&self, d: &NewDelivery, now: i64) -> Result<InsertOutcome, StoreError> {
+    async fn insert_delivery(
+        &self,
+        d: &NewDelivery,
+        now: i64,
+    ) -> Result<InsertOutcome, StoreError> {
         let done = sqlx::query(
             "INSERT INTO deliveries (delivery_id, event, action, installation_id, repository, payload, received_at, next_attempt_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
@@ -87,7 +93,12 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn claim_next(&self, worker: &str, now: i64, lease_ms: i64) -> Result<Option<ClaimedDelivery>, StoreError> {
+    async fn claim_next(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Option<ClaimedDelivery>, StoreError> {
         let row = sqlx::query(CLAIM_SQL)
             .bind(worker)
             .bind(now + lease_ms)
@@ -106,7 +117,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn mark_retry(&self, seq: i64, error: &str, next_attempt_at: i64) -> Result<(), StoreError> {
+    async fn mark_retry(
+        &self,
+        seq: i64,
+        error: &str,
+        next_attempt_at: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE deliveries SET state = 'received', next_attempt_at = ?2, last_error = ?3, locked_by = NULL, locked_until = NULL WHERE seq = ?1")
             .bind(seq)
             .bind(next_attempt_at)
@@ -134,21 +150,28 @@ impl Store for SqliteStore {
     }
 
     async fn queue_depth(&self) -> Result<i64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE state IN ('received', 'processing')")
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries WHERE state IN ('received', 'processing')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(n)
     }
 
     async fn prune_finished(&self, before: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM deliveries WHERE state IN ('done', 'failed') AND finished_at < ?1")
-            .bind(before)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "DELETE FROM deliveries WHERE state IN ('done', 'failed') AND finished_at < ?1",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 
-    async fn delivery_status(&self, delivery_id: &str) -> Result<Option<DeliveryStatus>, StoreError> {
+    async fn delivery_status(
+        &self,
+        delivery_id: &str,
+    ) -> Result<Option<DeliveryStatus>, StoreError> {
         let row = sqlx::query("SELECT delivery_id, event, state, attempts, last_error FROM deliveries WHERE delivery_id = ?1")
             .bind(delivery_id)
             .fetch_optional(&self.pool)

@@ -82,7 +82,7 @@ pub struct Repo {
 enum FaultKind {
     Status(u16),
     RateLimit,
-    /// Apply the effect, then never answer (until the process dies).
+    /// Apply the effect, then answer only when released.
     HoldAfterEffect,
 }
 
@@ -111,10 +111,14 @@ impl World {
         self.next_id
     }
     pub fn repo(&self, full_name: &str) -> &Repo {
-        self.repos.get(full_name).unwrap_or_else(|| panic!("no repo {full_name} in the fake"))
+        self.repos
+            .get(full_name)
+            .unwrap_or_else(|| panic!("no repo {full_name} in the fake"))
     }
     fn repo_mut(&mut self, full_name: &str) -> &mut Repo {
-        self.repos.get_mut(full_name).unwrap_or_else(|| panic!("no repo {full_name} in the fake"))
+        self.repos
+            .get_mut(full_name)
+            .unwrap_or_else(|| panic!("no repo {full_name} in the fake"))
     }
 }
 
@@ -123,7 +127,7 @@ pub struct FakeGitHub {
     pub addr: SocketAddr,
     world: Arc<Mutex<World>>,
     changed: Arc<Notify>,
-    never: Arc<Notify>,
+    release: Arc<Notify>,
 }
 
 fn blob_sha(text: &str) -> String {
@@ -136,9 +140,12 @@ impl FakeGitHub {
         let addr = listener.local_addr().unwrap();
         let fake = FakeGitHub {
             addr,
-            world: Arc::new(Mutex::new(World { next_id: 1000, ..World::default() })),
+            world: Arc::new(Mutex::new(World {
+                next_id: 1000,
+                ..World::default()
+            })),
             changed: Arc::new(Notify::new()),
-            never: Arc::new(Notify::new()),
+            release: Arc::new(Notify::new()),
         };
         let app = Router::new().fallback(handle).with_state(fake.clone());
         tokio::spawn(async move {
@@ -174,8 +181,16 @@ impl FakeGitHub {
                 return;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                let log: Vec<String> = self.with(|w| w.requests.iter().map(|r| format!("{} {} -> {}", r.method, r.path, r.status)).collect());
-                panic!("timed out waiting for: {what}\nrequests so far:\n{}", log.join("\n"));
+                let log: Vec<String> = self.with(|w| {
+                    w.requests
+                        .iter()
+                        .map(|r| format!("{} {} -> {}", r.method, r.path, r.status))
+                        .collect()
+                });
+                panic!(
+                    "timed out waiting for: {what}\nrequests so far:\n{}",
+                    log.join("\n")
+                );
             }
         }
     }
@@ -190,7 +205,10 @@ impl FakeGitHub {
                 default_branch: "main".into(),
                 ..Repo::default()
             };
-            let tree: BTreeMap<String, String> = files.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
+            let tree: BTreeMap<String, String> = files
+                .iter()
+                .map(|(p, t)| (p.to_string(), t.to_string()))
+                .collect();
             let sha = format!("{:040x}", id);
             repo.commits.insert(sha.clone(), tree);
             repo.branches.insert("main".into(), sha.clone());
@@ -206,7 +224,12 @@ impl FakeGitHub {
         self.with_mut(|w| {
             let id = w.next_id();
             let r = w.repo_mut(repo);
-            let parent = r.branches.get(branch).or_else(|| r.branches.get(&r.default_branch)).cloned().unwrap();
+            let parent = r
+                .branches
+                .get(branch)
+                .or_else(|| r.branches.get(&r.default_branch))
+                .cloned()
+                .unwrap();
             let mut tree = r.commits[&parent].clone();
             for (path, text) in files {
                 match text {
@@ -249,12 +272,25 @@ impl FakeGitHub {
     }
 
     pub fn statuses(&self, repo: &str, sha: &str) -> Vec<Status> {
-        self.with(|w| w.repo(repo).statuses.iter().filter(|s| s.sha == sha).cloned().collect())
+        self.with(|w| {
+            w.repo(repo)
+                .statuses
+                .iter()
+                .filter(|s| s.sha == sha)
+                .cloned()
+                .collect()
+        })
     }
 
     /// Requests matching `method` and `path` (exact, without query).
     pub fn requests_to(&self, method: &str, path: &str) -> Vec<Recorded> {
-        self.with(|w| w.requests.iter().filter(|r| r.method.as_str() == method && r.path == path).cloned().collect())
+        self.with(|w| {
+            w.requests
+                .iter()
+                .filter(|r| r.method.as_str() == method && r.path == path)
+                .cloned()
+                .collect()
+        })
     }
 
     /// The next `times` requests to `method path` answer `status`.
@@ -268,7 +304,13 @@ impl FakeGitHub {
         self.add_fault(method, path, times, FaultKind::RateLimit);
     }
 
-    /// The next request to `method path` takes effect, then never answers.
+    /// Lets every held request answer.
+    pub fn release_held(&self) {
+        self.release.notify_waiters();
+    }
+
+    /// The next request to `method path` takes effect, then does not answer
+    /// until `release_held` (or the caller gives up).
     pub fn hold_after_effect(&self, method: &str, path: &str) {
         self.add_fault(method, path, 1, FaultKind::HoldAfterEffect);
     }
@@ -287,7 +329,11 @@ impl FakeGitHub {
     /// Fails the test if shipgate called an endpoint the fake does not implement.
     pub fn assert_no_unexpected(&self) {
         let unexpected = self.with(|w| w.unexpected.clone());
-        assert!(unexpected.is_empty(), "shipgate made API calls the fake GitHub does not expect:\n{}", unexpected.join("\n"));
+        assert!(
+            unexpected.is_empty(),
+            "shipgate made API calls the fake GitHub does not expect:\n{}",
+            unexpected.join("\n")
+        );
     }
 
     /// The payload `repository` object GitHub sends for `repo`.
@@ -344,20 +390,40 @@ fn json_response(status: u16, body: Value) -> Response {
 }
 
 fn not_found(what: &str) -> (u16, Value) {
-    (404, json!({ "message": format!("Not Found: {what}"), "documentation_url": "https://docs.github.com/rest" }))
+    (
+        404,
+        json!({ "message": format!("Not Found: {what}"), "documentation_url": "https://docs.github.com/rest" }),
+    )
 }
 
-async fn handle(State(fake): State<FakeGitHub>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(fake): State<FakeGitHub>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_string();
     let query: HashMap<String, String> = uri
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
-    let body_json: Value = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap_or(Value::Null) };
+    let body_json: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    };
 
     // Faults first.
     let fault = fake.with_mut(|w| {
-        let f = w.faults.iter_mut().find(|f| f.method == method && f.path == path && f.remaining > 0)?;
+        let f = w
+            .faults
+            .iter_mut()
+            .find(|f| f.method == method && f.path == path && f.remaining > 0)?;
         f.remaining -= 1;
         Some(f.kind.clone())
     });
@@ -382,7 +448,16 @@ async fn handle(State(fake): State<FakeGitHub>, method: Method, uri: Uri, header
             let mut resp = json_response(403, json!({ "message": "API rate limit exceeded" }));
             let h = resp.headers_mut();
             h.insert("x-ratelimit-remaining", "0".parse().unwrap());
-            h.insert("x-ratelimit-reset", (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).to_string().parse().unwrap());
+            h.insert(
+                "x-ratelimit-reset",
+                (std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs())
+                .to_string()
+                .parse()
+                .unwrap(),
+            );
             h.insert("retry-after", "0".parse().unwrap());
             return resp;
         }
@@ -390,15 +465,32 @@ async fn handle(State(fake): State<FakeGitHub>, method: Method, uri: Uri, header
     }
 
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let if_none_match = headers.get("if-none-match").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let (status, resp_body, etag) = fake.with_mut(|w| route(w, &method, &segments, &query, &body_json, if_none_match.as_deref()));
+    let if_none_match = headers
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (status, resp_body, etag) = fake.with_mut(|w| {
+        route(
+            w,
+            &method,
+            &segments,
+            &query,
+            &body_json,
+            if_none_match.as_deref(),
+        )
+    });
     if status == 404 && resp_body.get("unimplemented").is_some() {
         fake.with_mut(|w| w.unexpected.push(format!("{method} {path}")));
     }
     record(status);
     if matches!(fault, Some(FaultKind::HoldAfterEffect)) {
+        // Register as a waiter before announcing the hold, so a release that
+        // follows the announcement cannot be missed.
+        let released = fake.release.notified();
+        tokio::pin!(released);
+        released.as_mut().enable();
         fake.with_mut(|w| w.held += 1);
-        fake.never.notified().await;
+        released.await;
     }
     let mut resp = if status == 304 {
         StatusCode::NOT_MODIFIED.into_response()
@@ -413,31 +505,59 @@ async fn handle(State(fake): State<FakeGitHub>, method: Method, uri: Uri, header
 
 type Routed = (u16, Value, Option<String>);
 
-fn route(w: &mut World, method: &Method, seg: &[&str], query: &HashMap<String, String>, body: &Value, if_none_match: Option<&str>) -> Routed {
+fn route(
+    w: &mut World,
+    method: &Method,
+    seg: &[&str],
+    query: &HashMap<String, String>,
+    body: &Value,
+    if_none_match: Option<&str>,
+) -> Routed {
     let ok = |v: Value| (200, v, None);
     match (method.as_str(), seg) {
         ("GET", ["user"]) => ok(json!({ "login": BOT_LOGIN, "id": 1, "type": "Bot" })),
-        ("GET", ["app"]) => ok(json!({ "id": 1, "slug": "shipgate-test", "name": "shipgate test" })),
+        ("GET", ["app"]) => {
+            ok(json!({ "id": 1, "slug": "shipgate-test", "name": "shipgate test" }))
+        }
         ("POST", ["app", "installations", _id, "access_tokens"]) => {
             w.tokens_issued += 1;
             let expires = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
-            (201, json!({ "token": format!("ghs_fake{}", w.tokens_issued), "expires_at": expires.format(&time::format_description::well_known::Rfc3339).unwrap() }), None)
+            (
+                201,
+                json!({ "token": format!("ghs_fake{}", w.tokens_issued), "expires_at": expires.format(&time::format_description::well_known::Rfc3339).unwrap() }),
+                None,
+            )
         }
         ("GET", ["repos", owner, name]) => {
             let full = format!("{owner}/{name}");
             match w.repos.get(&full) {
-                Some(r) => ok(json!({ "id": r.id, "full_name": r.full_name, "default_branch": r.default_branch })),
+                Some(r) => ok(
+                    json!({ "id": r.id, "full_name": r.full_name, "default_branch": r.default_branch }),
+                ),
                 None => with_none(not_found(&full)),
             }
         }
         ("GET", ["repos", owner, name, "contents", rest @ ..]) => {
             let full = format!("{owner}/{name}");
-            let Some(r) = w.repos.get(&full) else { return with_none(not_found(&full)) };
-            let path = rest.iter().map(|s| percent_decode(s)).collect::<Vec<_>>().join("/");
-            let git_ref = query.get("ref").cloned().unwrap_or_else(|| r.default_branch.clone());
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            let path = rest
+                .iter()
+                .map(|s| percent_decode(s))
+                .collect::<Vec<_>>()
+                .join("/");
+            let git_ref = query
+                .get("ref")
+                .cloned()
+                .unwrap_or_else(|| r.default_branch.clone());
             let sha = r.branches.get(&git_ref).cloned().unwrap_or(git_ref.clone());
-            let Some(tree) = r.commits.get(&sha) else { return with_none(not_found(&format!("ref {git_ref}"))) };
-            let Some(text) = tree.get(&path) else { return with_none(not_found(&path)) };
+            let Some(tree) = r.commits.get(&sha) else {
+                return with_none(not_found(&format!("ref {git_ref}")));
+            };
+            let Some(text) = tree.get(&path) else {
+                return with_none(not_found(&path));
+            };
             let blob = blob_sha(text);
             let etag = format!("\"{blob}\"");
             if if_none_match == Some(etag.as_str()) {
@@ -445,13 +565,27 @@ fn route(w: &mut World, method: &Method, seg: &[&str], query: &HashMap<String, S
             }
             let content = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
             // GitHub wraps base64 at 60 characters.
-            let wrapped: Vec<String> = content.as_bytes().chunks(60).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect();
-            (200, json!({ "type": "file", "encoding": "base64", "size": text.len(), "name": path.rsplit('/').next(), "path": path, "sha": blob, "content": wrapped.join("\n") + "\n" }), Some(etag))
+            let wrapped: Vec<String> = content
+                .as_bytes()
+                .chunks(60)
+                .map(|c| String::from_utf8(c.to_vec()).unwrap())
+                .collect();
+            (
+                200,
+                json!({ "type": "file", "encoding": "base64", "size": text.len(), "name": path.rsplit('/').next(), "path": path, "sha": blob, "content": wrapped.join("\n") + "\n" }),
+                Some(etag),
+            )
         }
         ("GET", ["repos", owner, name, "commits", git_ref, "status"]) => {
             let full = format!("{owner}/{name}");
-            let Some(r) = w.repos.get(&full) else { return with_none(not_found(&full)) };
-            let sha = r.branches.get(*git_ref).cloned().unwrap_or(git_ref.to_string());
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            let sha = r
+                .branches
+                .get(*git_ref)
+                .cloned()
+                .unwrap_or(git_ref.to_string());
             // Latest status per context, newest first, as GitHub returns them.
             let mut latest: Vec<&Status> = Vec::new();
             for s in r.statuses.iter().rev().filter(|s| s.sha == sha) {
@@ -459,7 +593,10 @@ fn route(w: &mut World, method: &Method, seg: &[&str], query: &HashMap<String, S
                     latest.push(s);
                 }
             }
-            let state = if latest.iter().any(|s| s.state == "failure" || s.state == "error") {
+            let state = if latest
+                .iter()
+                .any(|s| s.state == "failure" || s.state == "error")
+            {
                 "failure"
             } else if latest.iter().all(|s| s.state == "success") && !latest.is_empty() {
                 "success"
@@ -473,14 +610,24 @@ fn route(w: &mut World, method: &Method, seg: &[&str], query: &HashMap<String, S
         }
         ("POST", ["repos", owner, name, "statuses", sha]) => {
             let full = format!("{owner}/{name}");
-            let Some(r) = w.repos.get_mut(&full) else { return with_none(not_found(&full)) };
+            let Some(r) = w.repos.get_mut(&full) else {
+                return with_none(not_found(&full));
+            };
             let state = body["state"].as_str().unwrap_or("").to_string();
             if !["error", "failure", "pending", "success"].contains(&state.as_str()) {
-                return (422, json!({ "message": "Validation Failed", "errors": [{ "field": "state" }] }), None);
+                return (
+                    422,
+                    json!({ "message": "Validation Failed", "errors": [{ "field": "state" }] }),
+                    None,
+                );
             }
             let desc = body["description"].as_str().unwrap_or("").to_string();
             if desc.chars().count() > 140 {
-                return (422, json!({ "message": "Validation Failed", "errors": [{ "field": "description", "code": "custom", "message": "description is too long (maximum is 140 characters)" }] }), None);
+                return (
+                    422,
+                    json!({ "message": "Validation Failed", "errors": [{ "field": "description", "code": "custom", "message": "description is too long (maximum is 140 characters)" }] }),
+                    None,
+                );
             }
             let status = Status {
                 sha: sha.to_string(),
@@ -489,12 +636,22 @@ fn route(w: &mut World, method: &Method, seg: &[&str], query: &HashMap<String, S
                 description: desc,
             };
             r.statuses.push(status.clone());
-            (201, json!({ "state": status.state, "context": status.context, "description": status.description }), None)
+            (
+                201,
+                json!({ "state": status.state, "context": status.context, "description": status.description }),
+                None,
+            )
         }
         ("GET", ["repos", owner, name, "collaborators", user, "permission"]) => {
             let full = format!("{owner}/{name}");
-            let Some(r) = w.repos.get(&full) else { return with_none(not_found(&full)) };
-            let role = r.collaborators.get(*user).cloned().unwrap_or_else(|| "read".into());
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            let role = r
+                .collaborators
+                .get(*user)
+                .cloned()
+                .unwrap_or_else(|| "read".into());
             let permission = match role.as_str() {
                 "admin" => "admin",
                 "maintain" | "write" => "write",
@@ -506,7 +663,9 @@ fn route(w: &mut World, method: &Method, seg: &[&str], query: &HashMap<String, S
         ("POST", ["repos", owner, name, "issues", number, "comments"]) => {
             let full = format!("{owner}/{name}");
             let id = w.next_id();
-            let Some(r) = w.repos.get_mut(&full) else { return with_none(not_found(&full)) };
+            let Some(r) = w.repos.get_mut(&full) else {
+                return with_none(not_found(&full));
+            };
             let c = Comment {
                 id,
                 issue: number.parse().unwrap_or(0),
@@ -514,9 +673,17 @@ fn route(w: &mut World, method: &Method, seg: &[&str], query: &HashMap<String, S
                 body: body["body"].as_str().unwrap_or("").to_string(),
             };
             r.comments.push(c.clone());
-            (201, json!({ "id": c.id, "body": c.body, "user": { "login": c.user, "type": "Bot" } }), None)
+            (
+                201,
+                json!({ "id": c.id, "body": c.body, "user": { "login": c.user, "type": "Bot" } }),
+                None,
+            )
         }
-        _ => (404, json!({ "message": "Not Found", "unimplemented": true }), None),
+        _ => (
+            404,
+            json!({ "message": "Not Found", "unimplemented": true }),
+            None,
+        ),
     }
 }
 

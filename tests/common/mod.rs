@@ -22,7 +22,8 @@ pub const SECRET: &str = "test-webhook-secret";
 
 /// The PostgreSQL the tests use (a fresh schema per test).
 pub fn postgres_base_url() -> String {
-    std::env::var("SHIPGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("SHIPGATE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 /// Creates an empty schema and returns a URL whose connections use it.
@@ -33,7 +34,10 @@ pub async fn fresh_postgres_url() -> String {
     let mut conn = sqlx::PgConnection::connect(&base)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL at {base} is needed for this test (set SHIPGATE_TEST_POSTGRES_URL): {e}"));
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&mut conn).await.unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }
@@ -52,7 +56,7 @@ pub fn settings(fake: &FakeGitHub, database_url: &str, extra: &[(&str, &str)]) -
         vars.retain(|(key, _)| key != k);
         vars.push((k.to_string(), v.to_string()));
     }
-    ServerSettings::from_iter(vars).expect("test settings are valid")
+    ServerSettings::from_vars(vars).expect("test settings are valid")
 }
 
 pub fn fast_retry() -> RetryPolicy {
@@ -61,6 +65,24 @@ pub fn fast_retry() -> RetryPolicy {
         base_delay: Duration::from_millis(10),
         max_rate_limit_wait: Duration::from_secs(5),
         request_timeout: Duration::from_secs(10),
+    }
+}
+
+/// Waits until `cond` returns true, checking every 10 ms, for at most 20 s.
+/// For state outside this process (a child's database rows) that sends no
+/// signal when it changes.
+pub async fn eventually<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -104,10 +126,16 @@ impl Harness {
 
     /// Sends a signed delivery with a fresh delivery id.
     pub async fn send(&self, event: &str, payload: &Value) -> (StatusCode, Value) {
-        self.send_with_id(event, &uuid::Uuid::new_v4().to_string(), payload).await
+        self.send_with_id(event, &uuid::Uuid::new_v4().to_string(), payload)
+            .await
     }
 
-    pub async fn send_with_id(&self, event: &str, delivery: &str, payload: &Value) -> (StatusCode, Value) {
+    pub async fn send_with_id(
+        &self,
+        event: &str,
+        delivery: &str,
+        payload: &Value,
+    ) -> (StatusCode, Value) {
         let body = serde_json::to_vec(payload).unwrap();
         post_signed(&self.http, &self.url("/webhook"), event, delivery, body).await
     }
@@ -121,7 +149,10 @@ impl Harness {
             if self.server.store.queue_depth().await.unwrap() == 0 {
                 return;
             }
-            if tokio::time::timeout_at(deadline, finished.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, finished.changed())
+                .await
+                .is_err()
+            {
                 panic!("deliveries did not settle within 20 s");
             }
         }
@@ -142,7 +173,13 @@ impl Harness {
     }
 }
 
-pub async fn post_signed(http: &reqwest::Client, url: &str, event: &str, delivery: &str, body: Vec<u8>) -> (StatusCode, Value) {
+pub async fn post_signed(
+    http: &reqwest::Client,
+    url: &str,
+    event: &str,
+    delivery: &str,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
     let sig = shipgate::signature::sign(SECRET.as_bytes(), &body);
     let resp = http
         .post(url)
@@ -215,10 +252,18 @@ impl Child {
         self.process.wait().await.unwrap();
     }
 
-    /// SIGTERM, then wait for a clean exit.
-    pub async fn terminate(mut self) -> std::process::ExitStatus {
+    /// Sends SIGTERM without waiting.
+    pub fn signal_term(&self) {
         let pid = nix::unistd::Pid::from_raw(self.process.id().unwrap() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        tokio::time::timeout(Duration::from_secs(20), self.process.wait()).await.expect("exits after SIGTERM").unwrap()
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal_term();
+        tokio::time::timeout(Duration::from_secs(20), self.process.wait())
+            .await
+            .expect("exits after SIGTERM")
+            .unwrap()
     }
 }
