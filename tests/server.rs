@@ -721,7 +721,11 @@ impl shipgate::handlers::Handler for MustNotRun {
     fn wants(&self, _: &str, _: Option<&str>) -> bool {
         true
     }
-    async fn handle(&self, _: &shipgate::handlers::Context, _: &shipgate::store::ClaimedDelivery) -> Result<(), shipgate::handlers::HandlerError> {
+    async fn handle(
+        &self,
+        _: &shipgate::handlers::Context,
+        _: &shipgate::store::ClaimedDelivery,
+    ) -> Result<(), shipgate::handlers::HandlerError> {
         panic!("a delivery claimed more often than max_attempts must not be processed again");
     }
 }
@@ -732,7 +736,9 @@ async fn a_delivery_whose_attempts_kept_dying_is_failed_instead_of_looping() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("s.db").display());
     let settings = common::settings(&gh, &db, &[("SHIPGATE_MAX_ATTEMPTS", "2")]);
-    let store = shipgate::store::connect(&settings.database_url).await.unwrap();
+    let store = shipgate::store::connect(&settings.database_url)
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let new = shipgate::store::NewDelivery {
         delivery_id: "poison".into(),
@@ -756,7 +762,13 @@ async fn a_delivery_whose_attempts_kept_dying_is_failed_instead_of_looping() {
         store: store.clone(),
         handlers: shipgate::handlers::Handlers::new(vec![std::sync::Arc::new(MustNotRun)]),
         context: shipgate::handlers::Context {
-            github: shipgate::github::GitHub::new(&settings.github_auth, &settings.github_api_url, common::fast_retry(), metrics.clone()).unwrap(),
+            github: shipgate::github::GitHub::new(
+                &settings.github_auth,
+                &settings.github_api_url,
+                common::fast_retry(),
+                metrics.clone(),
+            )
+            .unwrap(),
             store: store.clone(),
             configs: Default::default(),
         },
@@ -766,8 +778,14 @@ async fn a_delivery_whose_attempts_kept_dying_is_failed_instead_of_looping() {
         id: "test".into(),
         finished: tokio::sync::watch::channel(0).0,
     };
-    assert_eq!(worker.process(claimed).await, shipgate::worker::Outcome::Failed);
+    assert_eq!(
+        worker.process(claimed).await,
+        shipgate::worker::Outcome::Failed
+    );
     let st = store.delivery_status("poison").await.unwrap().unwrap();
     assert_eq!(st.state, DeliveryState::Failed);
-    assert_eq!(st.last_error.as_deref(), Some("gave up after 2 attempts; the process stopped during earlier ones"));
+    assert_eq!(
+        st.last_error.as_deref(),
+        Some("gave up after 2 attempts; the process stopped during earlier ones")
+    );
 }
