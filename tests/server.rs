@@ -789,3 +789,90 @@ async fn a_delivery_whose_attempts_kept_dying_is_failed_instead_of_looping() {
         Some("gave up after 2 attempts; the process stopped during earlier ones")
     );
 }
+
+#[tokio::test]
+async fn app_auth_exchanges_a_jwt_for_one_cached_installation_token() {
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/test-app-key.pem"
+    );
+    let t = Harness::start_with(&[
+        ("GITHUB_TOKEN", ""),
+        ("GITHUB_APP_ID", "12345"),
+        ("GITHUB_APP_PRIVATE_KEY_PATH", key),
+    ])
+    .await;
+    assert_eq!(
+        t.server.github.bot_login().await.unwrap(),
+        "shipgate-test[bot]",
+        "login learned from GET /app"
+    );
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    for i in 0..3 {
+        t.gh.commit(
+            "acme/app",
+            &format!("f{i}"),
+            &[("a.txt", Some(&format!("{i}")))],
+        );
+        let pr = t.gh.open_pr("acme/app", &format!("f{i}"), "alice");
+        t.send(
+            "pull_request",
+            &t.gh.pull_request_payload("acme/app", pr, "opened"),
+        )
+        .await;
+    }
+    t.settle().await;
+    let exchanges =
+        t.gh.requests_to("POST", "/app/installations/42/access_tokens");
+    assert_eq!(exchanges.len(), 1, "the installation token is cached");
+    assert!(
+        exchanges[0].auth.starts_with("Bearer ey"),
+        "exchanged with a JWT: {}",
+        exchanges[0].auth
+    );
+    let repo_calls: Vec<_> = t.gh.with(|w| {
+        w.requests
+            .iter()
+            .filter(|r| r.path.starts_with("/repos/"))
+            .cloned()
+            .collect()
+    });
+    assert_eq!(
+        repo_calls.len(),
+        9,
+        "contents, status read and status write for each of 3 PRs"
+    );
+    for r in repo_calls {
+        assert!(
+            r.auth.ends_with("ghs_fake1"),
+            "{} {} used {}",
+            r.method,
+            r.path,
+            r.auth
+        );
+    }
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn app_auth_without_an_installation_in_the_payload_fails_the_delivery_clearly() {
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/test-app-key.pem"
+    );
+    let t = Harness::start_with(&[
+        ("GITHUB_TOKEN", ""),
+        ("GITHUB_APP_ID", "12345"),
+        ("GITHUB_APP_PRIVATE_KEY_PATH", key),
+    ])
+    .await;
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    let mut payload = t.gh.push_payload("acme/app", "main", &[CONFIG]);
+    payload.as_object_mut().unwrap().remove("installation");
+    let (_, b) = t.send("push", &payload).await;
+    t.settle().await;
+    let st = t.state_of(b["delivery"].as_str().unwrap()).await.unwrap();
+    assert_eq!(st.state, DeliveryState::Failed);
+    assert!(st.last_error.unwrap().contains("no installation id"));
+    t.finish().await;
+}

@@ -109,9 +109,11 @@ pub struct GitHub {
 }
 
 struct Inner {
-    root: Octocrab,
+    root: Arc<Octocrab>,
     is_app: bool,
-    installations: Mutex<HashMap<i64, Octocrab>>,
+    // Arc: cloning an Octocrab copies its token cache, so each installation's
+    // client is shared to keep one token per installation.
+    installations: Mutex<HashMap<i64, Arc<Octocrab>>>,
     policy: RetryPolicy,
     metrics: Metrics,
     login: tokio::sync::OnceCell<String>,
@@ -146,7 +148,7 @@ impl GitHub {
         };
         Ok(GitHub {
             inner: Arc::new(Inner {
-                root,
+                root: Arc::new(root),
                 is_app,
                 installations: Mutex::new(HashMap::new()),
                 policy,
@@ -168,11 +170,12 @@ impl GitHub {
             match cache.get(&id) {
                 Some(o) => o.clone(),
                 None => {
-                    let o = self
-                        .inner
-                        .root
-                        .installation(InstallationId(id as u64))
-                        .map_err(|e| GitHubError::Transport(e.to_string()))?;
+                    let o = Arc::new(
+                        self.inner
+                            .root
+                            .installation(InstallationId(id as u64))
+                            .map_err(|e| GitHubError::Transport(e.to_string()))?,
+                    );
                     cache.insert(id, o.clone());
                     o
                 }
@@ -221,7 +224,7 @@ impl GitHub {
 /// One authenticated client for one installation (or the token).
 #[derive(Clone)]
 pub struct Api {
-    octo: Octocrab,
+    octo: Arc<Octocrab>,
     github: GitHub,
 }
 

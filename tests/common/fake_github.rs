@@ -35,6 +35,8 @@ pub struct Recorded {
     pub body: Value,
     /// The status the fake answered.
     pub status: u16,
+    /// The Authorization header as sent.
+    pub auth: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -427,6 +429,11 @@ async fn handle(
         f.remaining -= 1;
         Some(f.kind.clone())
     });
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let record = |status: u16| {
         fake.with_mut(|w| {
             w.requests.push(Recorded {
@@ -435,6 +442,7 @@ async fn handle(
                 query: uri.query().unwrap_or("").to_string(),
                 body: body_json.clone(),
                 status,
+                auth: auth.clone(),
             })
         })
     };
@@ -465,6 +473,17 @@ async fn handle(
     }
 
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // App endpoints take only the App's JWT (three dot-separated parts).
+    if segments.first() == Some(&"app") {
+        let jwt = auth.strip_prefix("Bearer ").unwrap_or("");
+        if jwt.split('.').count() != 3 {
+            record(401);
+            return json_response(
+                401,
+                json!({ "message": "A JSON web token could not be decoded" }),
+            );
+        }
+    }
     let if_none_match = headers
         .get("if-none-match")
         .and_then(|v| v.to_str().ok())
@@ -524,7 +543,12 @@ fn route(
             let expires = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
             (
                 201,
-                json!({ "token": format!("ghs_fake{}", w.tokens_issued), "expires_at": expires.format(&time::format_description::well_known::Rfc3339).unwrap() }),
+                json!({
+                    "token": format!("ghs_fake{}", w.tokens_issued),
+                    "expires_at": expires.format(&time::format_description::well_known::Rfc3339).unwrap(),
+                    "permissions": { "contents": "read", "statuses": "write", "metadata": "read" },
+                    "repository_selection": "all",
+                }),
                 None,
             )
         }
