@@ -6,6 +6,7 @@
 //! so both backends store the same thing and tests control the clock.
 
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -137,9 +138,10 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a claimed delivery failed for good (dead).
     async fn mark_failed(&self, seq: i64, error: &str, now: i64) -> Result<(), StoreError>;
 
-    /// Returns every `processing` delivery to `received`. Only for a backend
-    /// owned by one process (SQLite) at start: whatever was processing belonged
-    /// to a run that is gone.
+    /// Recovery at start. SQLite (one process per file) returns every
+    /// `processing` delivery to `received`, since it belonged to a run that is
+    /// gone; PostgreSQL returns 0 and relies on leases, because other replicas
+    /// may hold live claims.
     async fn requeue_processing(&self) -> Result<u64, StoreError>;
 
     /// Deliveries not yet done or failed.
