@@ -6,7 +6,9 @@
 
 pub mod check;
 pub mod cli;
+pub mod commands;
 pub mod events;
+pub mod freeze;
 pub mod github;
 pub mod handlers;
 pub mod ingress;

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::freeze::FreezeWindow;
 use crate::github::content::FileRead;
 use crate::github::{Api, GitHubError};
 
@@ -61,6 +62,92 @@ pub struct EnvironmentConfig {
     /// Check-run names or status contexts that must be green; `all` means every check.
     #[serde(default)]
     pub required_checks: Vec<String>,
+    /// `/deploy` only from pull requests that target these branches (empty: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub base_branches: Vec<String>,
+    /// Marks deployments as production (`production_environment`).
+    #[serde(default)]
+    pub production: bool,
+    /// Freeze windows for this environment (the top-level `freeze` applies too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<FreezeWindow>,
+    /// How long a lock lasts when `/lock` gives no `ttl=`, and how long a
+    /// deploy's lock lasts at most if its deployment never reports a final state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_ttl: Option<DurationText>,
+}
+
+impl EnvironmentConfig {
+    /// The minimum role, or the allowed logins and teams.
+    pub fn deployers(&self) -> Deployers {
+        self.deployers.clone().unwrap_or(Deployers::Role(Role::Write))
+    }
+}
+
+/// A duration such as `90s`, `30m`, `2h`, `1h30m` or `1d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schemars(with = "String")]
+pub struct DurationText(pub std::time::Duration);
+
+impl DurationText {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let err = || format!("expected a duration like 30m, 2h or 1h30m, got \"{s}\"");
+        let mut total = 0u64;
+        let mut number = String::new();
+        let mut saw_unit = false;
+        for c in s.trim().chars() {
+            if c.is_ascii_digit() {
+                number.push(c);
+                continue;
+            }
+            let n: u64 = number.parse().map_err(|_| err())?;
+            number.clear();
+            let unit = match c {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86_400,
+                'w' => 604_800,
+                _ => return Err(err()),
+            };
+            total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(err)?;
+            saw_unit = true;
+        }
+        if !number.is_empty() || !saw_unit || total == 0 {
+            return Err(err());
+        }
+        Ok(DurationText(std::time::Duration::from_secs(total)))
+    }
+}
+
+impl TryFrom<String> for DurationText {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        DurationText::parse(&s)
+    }
+}
+
+impl From<DurationText> for String {
+    fn from(d: DurationText) -> String {
+        humanize(d.0)
+    }
+}
+
+/// `1h30m`-style text for a duration.
+pub fn humanize(d: std::time::Duration) -> String {
+    let mut secs = d.as_secs();
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if secs >= size {
+            out.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    if out.is_empty() {
+        out.push_str("0s");
+    }
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -80,6 +167,18 @@ pub enum Role {
     Write,
     Maintain,
     Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Triage => "triage",
+            Role::Write => "write",
+            Role::Maintain => "maintain",
+            Role::Admin => "admin",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -144,9 +243,9 @@ pub struct SecretsConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FreezeConfig {
-    /// Freeze windows; their schema is defined by the freeze gate.
+    /// Freeze windows for every environment.
     #[serde(default)]
-    pub windows: Vec<serde_json::Value>,
+    pub windows: Vec<FreezeWindow>,
 }
 
 impl Default for PreviewConfig {
@@ -169,6 +268,21 @@ pub struct ConfigError {
 }
 
 impl RepoConfig {
+    /// The environment `/deploy` uses when none is named: `default_environment`,
+    /// or the only environment.
+    pub fn default_environment(&self) -> Option<&str> {
+        match &self.default_environment {
+            Some(name) => Some(name.as_str()),
+            None if self.environments.len() == 1 => self.environments.keys().next().map(String::as_str),
+            None => None,
+        }
+    }
+
+    /// The freeze windows that apply to `environment`.
+    pub fn freeze_windows<'a>(&'a self, environment: &'a EnvironmentConfig) -> impl Iterator<Item = &'a FreezeWindow> {
+        self.freeze.windows.iter().chain(environment.freeze.iter())
+    }
+
     /// Parses the YAML text of `.github/shipgate.yml`. An empty file is the default config.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         if text.trim().is_empty()
@@ -203,6 +317,19 @@ impl RepoConfig {
         if let Some(v) = self.version {
             if v != 1 {
                 return err(format!("version: only schema version 1 exists, got {v}"));
+            }
+        }
+        for (i, w) in self.freeze.windows.iter().enumerate() {
+            w.validate().or_else(|m| err(format!("freeze.windows[{i}]: {m}")))?;
+        }
+        for (name, env) in &self.environments {
+            for (i, w) in env.freeze.iter().enumerate() {
+                w.validate().or_else(|m| err(format!("environments.{name}.freeze[{i}]: {m}")))?;
+            }
+            if let Some(Deployers::List(list)) = &env.deployers {
+                if list.is_empty() {
+                    return err(format!("environments.{name}.deployers: an empty list lets nobody deploy; name a role or logins"));
+                }
             }
         }
         if let Some(env) = &self.default_environment {
@@ -404,6 +531,54 @@ mod tests {
         let e = RepoConfig::parse("version: 2\n").unwrap_err();
         assert!(e.message.contains("only schema version 1"), "{e}");
         assert!(RepoConfig::parse("- a list\n").is_err());
+    }
+
+    #[test]
+    fn the_issue_example_parses() {
+        let c = RepoConfig::parse(
+            r#"
+default_environment: staging
+environments:
+  staging:
+    deployers: write
+    required_approvals: 0
+    required_checks: []
+  production:
+    deployers: maintain
+    required_approvals: 2
+    required_checks: [ci]
+    base_branches: [main]
+    production: true
+    freeze:
+      - { days: [fri, sat, sun], from: "15:00", to: "23:59", timezone: "America/Santiago" }
+      - { dates: ["2026-12-24", "2026-12-31"] }
+    lock_ttl: 2h
+"#,
+        )
+        .unwrap();
+        let prod = &c.environments["production"];
+        assert_eq!(prod.lock_ttl.unwrap().0, std::time::Duration::from_secs(7200));
+        assert_eq!(prod.freeze.len(), 2);
+        assert!(prod.production);
+        assert_eq!(c.default_environment(), Some("staging"));
+        assert_eq!(c.environments["staging"].deployers(), Deployers::Role(Role::Write));
+        let e = RepoConfig::parse("environments:\n  p:\n    freeze:\n      - { from: \"10:00\" }\n").unwrap_err();
+        assert!(e.message.contains("environments.p.freeze[0]: a freeze window needs"), "{e}");
+        let e = RepoConfig::parse("environments:\n  p:\n    lock_ttl: forever\n").unwrap_err();
+        assert!(e.message.contains("expected a duration"), "{e}");
+        assert_eq!(e.location.map(|l| l.0), Some(3));
+    }
+
+    #[test]
+    fn durations() {
+        let d = |s: &str| DurationText::parse(s).map(|d| d.0.as_secs());
+        assert_eq!(d("90s"), Ok(90));
+        assert_eq!(d("1h30m"), Ok(5400));
+        assert_eq!(d("2d"), Ok(172_800));
+        for bad in ["", "10", "h", "1x", "0m", "-1h"] {
+            assert!(d(bad).is_err(), "{bad}");
+        }
+        assert_eq!(humanize(std::time::Duration::from_secs(5400)), "1h30m");
     }
 
     #[test]

@@ -1,0 +1,350 @@
+//! The ChatOps command parser.
+//!
+//! A command is a line of a comment that starts with `/`. Lines in fenced or
+//! indented code blocks, block quotes and inline code are not commands. A
+//! line whose command name is close to a known one (a typo) is an error with
+//! a suggestion; other `/words` belong to other bots and are ignored.
+
+use std::time::Duration;
+
+use crate::repo_config::DurationText;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Deploy {
+        env: Option<String>,
+        git_ref: Option<String>,
+        force: bool,
+        queue: bool,
+    },
+    Rollback {
+        env: String,
+        to: Option<RollbackTarget>,
+        force: bool,
+    },
+    Lock {
+        env: String,
+        ttl: Option<Duration>,
+        reason: Option<String>,
+    },
+    Unlock {
+        env: String,
+    },
+    Status {
+        env: Option<String>,
+    },
+    Help,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RollbackTarget {
+    Ref(String),
+    Deployment(u64),
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Deploy { .. } => "deploy",
+            Command::Rollback { .. } => "rollback",
+            Command::Lock { .. } => "lock",
+            Command::Unlock { .. } => "unlock",
+            Command::Status { .. } => "status",
+            Command::Help => "help",
+        }
+    }
+
+    /// The environment the command names, if any.
+    pub fn env(&self) -> Option<&str> {
+        match self {
+            Command::Deploy { env, .. } | Command::Status { env } => env.as_deref(),
+            Command::Rollback { env, .. } | Command::Lock { env, .. } | Command::Unlock { env } => Some(env),
+            Command::Help => None,
+        }
+    }
+}
+
+/// Usage lines, for `/help` and for errors.
+pub const USAGE: &[(&str, &str, &str)] = &[
+    ("deploy", "/deploy [ENV] [ref=REF] [queue] [force]", "deploy the PR's head (or REF) to ENV; `queue` waits for a lock; `force` overrides a freeze (maintain/admin)"),
+    ("rollback", "/rollback ENV [to=REF|DEPLOYMENT_ID] [force]", "redeploy the last good deployment of ENV (or the given one)"),
+    ("lock", "/lock ENV [ttl=DURATION] [REASON...]", "hold ENV for this PR until /unlock, the TTL or the PR closing"),
+    ("unlock", "/unlock ENV", "release ENV's lock (its holder, or maintain/admin)"),
+    ("status", "/status [ENV]", "current deployment, lock, freeze and queue"),
+    ("help", "/help", "this help"),
+];
+
+fn usage(name: &str) -> &'static str {
+    USAGE.iter().find(|(n, _, _)| *n == name).map(|(_, u, _)| *u).unwrap_or("/help")
+}
+
+/// A line that looked like one of our commands but did not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub message: String,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// One command line of a comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandLine {
+    /// The line with whitespace normalised, used to tell new lines of an
+    /// edited comment from old ones.
+    pub text: String,
+    pub parsed: Result<Command, ParseError>,
+}
+
+/// The closest of `candidates` to `word`, if it is close enough to be a typo.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let word = word.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(&word, &c.to_ascii_lowercase()), c))
+        .filter(|(d, c)| *d > 0 && *d <= 2.min(c.len().saturating_sub(1)).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+const NAMES: &[&str] = &["deploy", "rollback", "lock", "unlock", "status", "help"];
+
+/// The command lines of a comment body, in order.
+pub fn parse_comment(body: &str) -> Vec<CommandLine> {
+    let mut out = Vec::new();
+    let mut fence: Option<&str> = None;
+    for raw in body.lines() {
+        let trimmed = raw.trim_start();
+        // Fenced code: ``` or ~~~ opens, the same marker closes.
+        for marker in ["```", "~~~"] {
+            if trimmed.starts_with(marker) {
+                fence = match fence {
+                    None => Some(marker),
+                    Some(open) if open == marker => None,
+                    other => other,
+                };
+            }
+        }
+        if fence.is_some() || trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            continue;
+        }
+        // Indented code (4 spaces or a tab), block quotes and inline code never start with `/`.
+        let indent = raw.len() - trimmed.len();
+        if indent >= 4 || raw.starts_with('\t') || !trimmed.starts_with('/') {
+            continue;
+        }
+        let words: Vec<&str> = trimmed[1..].split_whitespace().collect();
+        let Some(first) = words.first() else { continue };
+        let name = first.to_ascii_lowercase();
+        let text = format!("/{}", words.join(" "));
+        let parsed = if NAMES.contains(&name.as_str()) {
+            parse_command(&name, &words[1..])
+        } else if let Some(suggestion) = did_you_mean(&name, NAMES.iter().copied()) {
+            Err(ParseError {
+                message: format!("unknown command `/{first}`; did you mean `/{suggestion}`?"),
+            })
+        } else {
+            // Not ours (another bot's command, or a path).
+            continue;
+        };
+        out.push(CommandLine { text, parsed });
+    }
+    out
+}
+
+fn parse_command(name: &str, args: &[&str]) -> Result<Command, ParseError> {
+    let err = |message: String| Err(ParseError { message });
+    let mut positional: Vec<&str> = Vec::new();
+    let mut keyed: Vec<(&str, &str)> = Vec::new();
+    let mut flags: Vec<&str> = Vec::new();
+    let known_keys: &[&str] = match name {
+        "deploy" => &["ref"],
+        "rollback" => &["to"],
+        "lock" => &["ttl"],
+        _ => &[],
+    };
+    let known_flags: &[&str] = match name {
+        "deploy" => &["force", "queue"],
+        "rollback" => &["force"],
+        _ => &[],
+    };
+    for (i, arg) in args.iter().enumerate() {
+        if name == "lock" && !positional.is_empty() && !arg.starts_with("ttl=") {
+            // Everything after ENV (but ttl=) is the reason.
+            positional.extend_from_slice(&args[i..]);
+            break;
+        }
+        if let Some((k, v)) = arg.split_once('=') {
+            let key = k.to_ascii_lowercase();
+            if !known_keys.contains(&key.as_str()) {
+                let hint = did_you_mean(&key, known_keys.iter().copied())
+                    .map(|s| format!("; did you mean `{s}=`?"))
+                    .unwrap_or_default();
+                return err(format!("unknown argument `{arg}` for `/{name}`{hint} (usage: `{}`)", usage(name)));
+            }
+            if v.is_empty() {
+                return err(format!("`{k}=` needs a value (usage: `{}`)", usage(name)));
+            }
+            if keyed.iter().any(|(existing, _)| *existing == key) {
+                return err(format!("`{k}=` is given twice"));
+            }
+            keyed.push((known_keys.iter().find(|k| **k == key).copied().unwrap_or(""), v));
+        } else if known_flags.contains(&arg.to_ascii_lowercase().as_str()) {
+            flags.push(known_flags.iter().find(|f| **f == arg.to_ascii_lowercase()).copied().unwrap_or(""));
+        } else {
+            positional.push(arg);
+        }
+    }
+    let key = |k: &str| keyed.iter().find(|(key, _)| *key == k).map(|(_, v)| v.to_string());
+    let flag = |f: &str| flags.contains(&f);
+    let needs_env = |positional: &[&str]| -> Result<String, ParseError> {
+        positional.first().map(|s| s.to_string()).ok_or_else(|| ParseError {
+            message: format!("`/{name}` needs an environment (usage: `{}`)", usage(name)),
+        })
+    };
+    let at_most = |n: usize| -> Result<(), ParseError> {
+        match positional.get(n) {
+            Some(extra) => {
+                let hint = did_you_mean(extra, known_flags.iter().copied())
+                    .map(|s| format!("; did you mean `{s}`?"))
+                    .unwrap_or_default();
+                Err(ParseError {
+                    message: format!("unexpected argument `{extra}` for `/{name}`{hint} (usage: `{}`)", usage(name)),
+                })
+            }
+            None => Ok(()),
+        }
+    };
+    match name {
+        "deploy" => {
+            at_most(1)?;
+            Ok(Command::Deploy {
+                env: positional.first().map(|s| s.to_string()),
+                git_ref: key("ref"),
+                force: flag("force"),
+                queue: flag("queue"),
+            })
+        }
+        "rollback" => {
+            let env = needs_env(&positional)?;
+            at_most(1)?;
+            let to = key("to").map(|t| match t.parse::<u64>() {
+                Ok(id) if !t.starts_with('0') && t.len() < 16 => RollbackTarget::Deployment(id),
+                _ => RollbackTarget::Ref(t),
+            });
+            Ok(Command::Rollback { env, to, force: flag("force") })
+        }
+        "lock" => {
+            let env = needs_env(&positional)?;
+            let ttl = match key("ttl") {
+                None => None,
+                Some(t) => Some(DurationText::parse(&t).map_err(|m| ParseError { message: format!("ttl: {m}") })?.0),
+            };
+            let reason = positional[1..].join(" ");
+            Ok(Command::Lock {
+                env,
+                ttl,
+                reason: (!reason.is_empty()).then_some(reason),
+            })
+        }
+        "unlock" => {
+            let env = needs_env(&positional)?;
+            at_most(1)?;
+            Ok(Command::Unlock { env })
+        }
+        "status" => {
+            at_most(1)?;
+            Ok(Command::Status {
+                env: positional.first().map(|s| s.to_string()),
+            })
+        }
+        _ => Ok(Command::Help),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn only(body: &str) -> Result<Command, ParseError> {
+        let lines = parse_comment(body);
+        assert_eq!(lines.len(), 1, "{body:?} gave {lines:?}");
+        lines.into_iter().next().unwrap().parsed
+    }
+
+    fn error(body: &str) -> String {
+        only(body).unwrap_err().message
+    }
+
+    #[test]
+    fn deploy_forms() {
+        assert_eq!(only("/deploy"), Ok(Command::Deploy { env: None, git_ref: None, force: false, queue: false }));
+        assert_eq!(
+            only("/deploy production ref=v1.2.0 force queue"),
+            Ok(Command::Deploy { env: Some("production".into()), git_ref: Some("v1.2.0".into()), force: true, queue: true })
+        );
+        assert_eq!(
+            only("  /Deploy   staging  "),
+            Ok(Command::Deploy { env: Some("staging".into()), git_ref: None, force: false, queue: false })
+        );
+    }
+
+    #[test]
+    fn other_commands() {
+        assert_eq!(
+            only("/rollback production to=1234"),
+            Ok(Command::Rollback { env: "production".into(), to: Some(RollbackTarget::Deployment(1234)), force: false })
+        );
+        assert_eq!(
+            only("/rollback production to=abc1234"),
+            Ok(Command::Rollback { env: "production".into(), to: Some(RollbackTarget::Ref("abc1234".into())), force: false })
+        );
+        assert_eq!(
+            only("/lock production ttl=2h database migration in progress"),
+            Ok(Command::Lock {
+                env: "production".into(),
+                ttl: Some(Duration::from_secs(7200)),
+                reason: Some("database migration in progress".into())
+            })
+        );
+        assert_eq!(only("/lock staging"), Ok(Command::Lock { env: "staging".into(), ttl: None, reason: None }));
+        assert_eq!(only("/unlock staging"), Ok(Command::Unlock { env: "staging".into() }));
+        assert_eq!(only("/status"), Ok(Command::Status { env: None }));
+        assert_eq!(only("/help"), Ok(Command::Help));
+    }
+
+    #[test]
+    fn several_commands_run_in_order_and_prose_is_ignored() {
+        let lines = parse_comment("Looks good!\n/lock staging\nthen\n/deploy staging\n/cc @octocat\n/etc/hosts is fine");
+        let names: Vec<_> = lines.iter().map(|l| l.parsed.as_ref().unwrap().name()).collect();
+        assert_eq!(names, ["lock", "deploy"]);
+    }
+
+    #[test]
+    fn code_blocks_quotes_and_inline_code_are_not_commands() {
+        let body = "```\n/deploy production\n```\n> /deploy production\n    /deploy production\n`/deploy production`\n~~~sh\n/rollback production\n~~~\n";
+        assert!(parse_comment(body).is_empty(), "{:?}", parse_comment(body));
+        assert_eq!(parse_comment("```\n/deploy x\n```\n/status").len(), 1);
+    }
+
+    #[test]
+    fn typos_get_suggestions() {
+        assert_eq!(error("/deplyo staging"), "unknown command `/deplyo`; did you mean `/deploy`?");
+        assert_eq!(error("/rollbak production"), "unknown command `/rollbak`; did you mean `/rollback`?");
+        assert!(error("/deploy staging rf=main").contains("unknown argument `rf=main` for `/deploy`; did you mean `ref=`?"));
+        assert!(error("/deploy staging forse").contains("unexpected argument `forse` for `/deploy`; did you mean `force`?"));
+        assert!(error("/rollback").contains("`/rollback` needs an environment"));
+        assert!(error("/lock prod ttl=soon").contains("ttl: expected a duration"));
+        assert!(error("/deploy prod ref=").contains("`ref=` needs a value"));
+    }
+
+    #[test]
+    fn suggestions_need_a_close_match() {
+        assert_eq!(did_you_mean("prod", ["production", "staging"]), None);
+        assert_eq!(did_you_mean("productoin", ["production", "staging"]), Some("production"));
+        assert_eq!(did_you_mean("stagin", ["production", "staging"]), Some("staging"));
+    }
+}
