@@ -58,7 +58,9 @@ impl Command {
     pub fn env(&self) -> Option<&str> {
         match self {
             Command::Deploy { env, .. } | Command::Status { env } => env.as_deref(),
-            Command::Rollback { env, .. } | Command::Lock { env, .. } | Command::Unlock { env } => Some(env),
+            Command::Rollback { env, .. } | Command::Lock { env, .. } | Command::Unlock { env } => {
+                Some(env)
+            }
             Command::Help => None,
         }
     }
@@ -75,7 +77,11 @@ pub const USAGE: &[(&str, &str, &str)] = &[
 ];
 
 fn usage(name: &str) -> &'static str {
-    USAGE.iter().find(|(n, _, _)| *n == name).map(|(_, u, _)| *u).unwrap_or("/help")
+    USAGE
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, u, _)| *u)
+        .unwrap_or("/help")
 }
 
 /// A line that looked like one of our commands but did not parse.
@@ -100,11 +106,19 @@ pub struct CommandLine {
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let word = word.to_ascii_lowercase();
     candidates
         .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(&word, &c.to_ascii_lowercase()), c))
+        .map(|c| {
+            (
+                strsim::damerau_levenshtein(&word, &c.to_ascii_lowercase()),
+                c,
+            )
+        })
         .filter(|(d, c)| *d > 0 && *d <= 2.min(c.len().saturating_sub(1)).max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -183,7 +197,10 @@ fn parse_command(name: &str, args: &[&str]) -> Result<Command, ParseError> {
                 let hint = did_you_mean(&key, known_keys.iter().copied())
                     .map(|s| format!("; did you mean `{s}=`?"))
                     .unwrap_or_default();
-                return err(format!("unknown argument `{arg}` for `/{name}`{hint} (usage: `{}`)", usage(name)));
+                return err(format!(
+                    "unknown argument `{arg}` for `/{name}`{hint} (usage: `{}`)",
+                    usage(name)
+                ));
             }
             if v.is_empty() {
                 return err(format!("`{k}=` needs a value (usage: `{}`)", usage(name)));
@@ -191,19 +208,40 @@ fn parse_command(name: &str, args: &[&str]) -> Result<Command, ParseError> {
             if keyed.iter().any(|(existing, _)| *existing == key) {
                 return err(format!("`{k}=` is given twice"));
             }
-            keyed.push((known_keys.iter().find(|k| **k == key).copied().unwrap_or(""), v));
+            keyed.push((
+                known_keys
+                    .iter()
+                    .find(|k| **k == key)
+                    .copied()
+                    .unwrap_or(""),
+                v,
+            ));
         } else if known_flags.contains(&arg.to_ascii_lowercase().as_str()) {
-            flags.push(known_flags.iter().find(|f| **f == arg.to_ascii_lowercase()).copied().unwrap_or(""));
+            flags.push(
+                known_flags
+                    .iter()
+                    .find(|f| **f == arg.to_ascii_lowercase())
+                    .copied()
+                    .unwrap_or(""),
+            );
         } else {
             positional.push(arg);
         }
     }
-    let key = |k: &str| keyed.iter().find(|(key, _)| *key == k).map(|(_, v)| v.to_string());
+    let key = |k: &str| {
+        keyed
+            .iter()
+            .find(|(key, _)| *key == k)
+            .map(|(_, v)| v.to_string())
+    };
     let flag = |f: &str| flags.contains(&f);
     let needs_env = |positional: &[&str]| -> Result<String, ParseError> {
-        positional.first().map(|s| s.to_string()).ok_or_else(|| ParseError {
-            message: format!("`/{name}` needs an environment (usage: `{}`)", usage(name)),
-        })
+        positional
+            .first()
+            .map(|s| s.to_string())
+            .ok_or_else(|| ParseError {
+                message: format!("`/{name}` needs an environment (usage: `{}`)", usage(name)),
+            })
     };
     let at_most = |n: usize| -> Result<(), ParseError> {
         match positional.get(n) {
@@ -212,7 +250,10 @@ fn parse_command(name: &str, args: &[&str]) -> Result<Command, ParseError> {
                     .map(|s| format!("; did you mean `{s}`?"))
                     .unwrap_or_default();
                 Err(ParseError {
-                    message: format!("unexpected argument `{extra}` for `/{name}`{hint} (usage: `{}`)", usage(name)),
+                    message: format!(
+                        "unexpected argument `{extra}` for `/{name}`{hint} (usage: `{}`)",
+                        usage(name)
+                    ),
                 })
             }
             None => Ok(()),
@@ -235,13 +276,23 @@ fn parse_command(name: &str, args: &[&str]) -> Result<Command, ParseError> {
                 Ok(id) if !t.starts_with('0') && t.len() < 16 => RollbackTarget::Deployment(id),
                 _ => RollbackTarget::Ref(t),
             });
-            Ok(Command::Rollback { env, to, force: flag("force") })
+            Ok(Command::Rollback {
+                env,
+                to,
+                force: flag("force"),
+            })
         }
         "lock" => {
             let env = needs_env(&positional)?;
             let ttl = match key("ttl") {
                 None => None,
-                Some(t) => Some(DurationText::parse(&t).map_err(|m| ParseError { message: format!("ttl: {m}") })?.0),
+                Some(t) => Some(
+                    DurationText::parse(&t)
+                        .map_err(|m| ParseError {
+                            message: format!("ttl: {m}"),
+                        })?
+                        .0,
+                ),
             };
             let reason = positional[1..].join(" ");
             Ok(Command::Lock {
@@ -281,14 +332,32 @@ mod tests {
 
     #[test]
     fn deploy_forms() {
-        assert_eq!(only("/deploy"), Ok(Command::Deploy { env: None, git_ref: None, force: false, queue: false }));
+        assert_eq!(
+            only("/deploy"),
+            Ok(Command::Deploy {
+                env: None,
+                git_ref: None,
+                force: false,
+                queue: false
+            })
+        );
         assert_eq!(
             only("/deploy production ref=v1.2.0 force queue"),
-            Ok(Command::Deploy { env: Some("production".into()), git_ref: Some("v1.2.0".into()), force: true, queue: true })
+            Ok(Command::Deploy {
+                env: Some("production".into()),
+                git_ref: Some("v1.2.0".into()),
+                force: true,
+                queue: true
+            })
         );
         assert_eq!(
             only("  /Deploy   staging  "),
-            Ok(Command::Deploy { env: Some("staging".into()), git_ref: None, force: false, queue: false })
+            Ok(Command::Deploy {
+                env: Some("staging".into()),
+                git_ref: None,
+                force: false,
+                queue: false
+            })
         );
     }
 
@@ -296,11 +365,19 @@ mod tests {
     fn other_commands() {
         assert_eq!(
             only("/rollback production to=1234"),
-            Ok(Command::Rollback { env: "production".into(), to: Some(RollbackTarget::Deployment(1234)), force: false })
+            Ok(Command::Rollback {
+                env: "production".into(),
+                to: Some(RollbackTarget::Deployment(1234)),
+                force: false
+            })
         );
         assert_eq!(
             only("/rollback production to=abc1234"),
-            Ok(Command::Rollback { env: "production".into(), to: Some(RollbackTarget::Ref("abc1234".into())), force: false })
+            Ok(Command::Rollback {
+                env: "production".into(),
+                to: Some(RollbackTarget::Ref("abc1234".into())),
+                force: false
+            })
         );
         assert_eq!(
             only("/lock production ttl=2h database migration in progress"),
@@ -310,16 +387,33 @@ mod tests {
                 reason: Some("database migration in progress".into())
             })
         );
-        assert_eq!(only("/lock staging"), Ok(Command::Lock { env: "staging".into(), ttl: None, reason: None }));
-        assert_eq!(only("/unlock staging"), Ok(Command::Unlock { env: "staging".into() }));
+        assert_eq!(
+            only("/lock staging"),
+            Ok(Command::Lock {
+                env: "staging".into(),
+                ttl: None,
+                reason: None
+            })
+        );
+        assert_eq!(
+            only("/unlock staging"),
+            Ok(Command::Unlock {
+                env: "staging".into()
+            })
+        );
         assert_eq!(only("/status"), Ok(Command::Status { env: None }));
         assert_eq!(only("/help"), Ok(Command::Help));
     }
 
     #[test]
     fn several_commands_run_in_order_and_prose_is_ignored() {
-        let lines = parse_comment("Looks good!\n/lock staging\nthen\n/deploy staging\n/cc @octocat\n/etc/hosts is fine");
-        let names: Vec<_> = lines.iter().map(|l| l.parsed.as_ref().unwrap().name()).collect();
+        let lines = parse_comment(
+            "Looks good!\n/lock staging\nthen\n/deploy staging\n/cc @octocat\n/etc/hosts is fine",
+        );
+        let names: Vec<_> = lines
+            .iter()
+            .map(|l| l.parsed.as_ref().unwrap().name())
+            .collect();
         assert_eq!(names, ["lock", "deploy"]);
     }
 
@@ -332,10 +426,18 @@ mod tests {
 
     #[test]
     fn typos_get_suggestions() {
-        assert_eq!(error("/deplyo staging"), "unknown command `/deplyo`; did you mean `/deploy`?");
-        assert_eq!(error("/rollbak production"), "unknown command `/rollbak`; did you mean `/rollback`?");
-        assert!(error("/deploy staging rf=main").contains("unknown argument `rf=main` for `/deploy`; did you mean `ref=`?"));
-        assert!(error("/deploy staging forse").contains("unexpected argument `forse` for `/deploy`; did you mean `force`?"));
+        assert_eq!(
+            error("/deplyo staging"),
+            "unknown command `/deplyo`; did you mean `/deploy`?"
+        );
+        assert_eq!(
+            error("/rollbak production"),
+            "unknown command `/rollbak`; did you mean `/rollback`?"
+        );
+        assert!(error("/deploy staging rf=main")
+            .contains("unknown argument `rf=main` for `/deploy`; did you mean `ref=`?"));
+        assert!(error("/deploy staging forse")
+            .contains("unexpected argument `forse` for `/deploy`; did you mean `force`?"));
         assert!(error("/rollback").contains("`/rollback` needs an environment"));
         assert!(error("/lock prod ttl=soon").contains("ttl: expected a duration"));
         assert!(error("/deploy prod ref=").contains("`ref=` needs a value"));
@@ -344,7 +446,13 @@ mod tests {
     #[test]
     fn suggestions_need_a_close_match() {
         assert_eq!(did_you_mean("prod", ["production", "staging"]), None);
-        assert_eq!(did_you_mean("productoin", ["production", "staging"]), Some("production"));
-        assert_eq!(did_you_mean("stagin", ["production", "staging"]), Some("staging"));
+        assert_eq!(
+            did_you_mean("productoin", ["production", "staging"]),
+            Some("production")
+        );
+        assert_eq!(
+            did_you_mean("stagin", ["production", "staging"]),
+            Some("staging")
+        );
     }
 }

@@ -35,7 +35,9 @@ impl Weekday {
 }
 
 /// `HH:MM`, 24-hour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 #[schemars(with = "String")]
 pub struct TimeOfDay(pub NaiveTime);
@@ -88,7 +90,9 @@ impl TryFrom<String> for TimeZoneName {
         s.trim()
             .parse::<chrono_tz::Tz>()
             .map(TimeZoneName)
-            .map_err(|_| format!("unknown time zone \"{s}\" (use an IANA name such as \"Europe/Berlin\")"))
+            .map_err(|_| {
+                format!("unknown time zone \"{s}\" (use an IANA name such as \"Europe/Berlin\")")
+            })
     }
 }
 
@@ -142,7 +146,9 @@ impl FreezeWindow {
     }
 
     fn end(&self) -> NaiveTime {
-        self.to.map(|t| t.0).unwrap_or_else(|| NaiveTime::from_hms_opt(23, 59, 0).unwrap())
+        self.to
+            .map(|t| t.0)
+            .unwrap_or_else(|| NaiveTime::from_hms_opt(23, 59, 0).unwrap())
     }
 
     fn applies_to(&self, day: NaiveDate) -> bool {
@@ -160,7 +166,9 @@ impl FreezeWindow {
         let today = local.date_naive();
         let end_exclusive = |day: NaiveDate| {
             let naive = day.and_time(NaiveTime::MIN) + chrono::Duration::seconds(end_excl as i64);
-            tz.from_local_datetime(&naive).earliest().map(|t| t.with_timezone(&Utc))
+            tz.from_local_datetime(&naive)
+                .earliest()
+                .map(|t| t.with_timezone(&Utc))
         };
         let (started_on, ends_on) = if start < end_excl {
             if !(self.applies_to(today) && time >= start && time < end_excl) {
@@ -182,7 +190,10 @@ impl FreezeWindow {
         };
         description.push_str(&self.describe(started_on, tz));
         description.push(')');
-        Some(Freeze { description, ends_at })
+        Some(Freeze {
+            description,
+            ends_at,
+        })
     }
 
     fn describe(&self, day: NaiveDate, tz: chrono_tz::Tz) -> String {
@@ -191,14 +202,25 @@ impl FreezeWindow {
         } else {
             day.format("%a").to_string()
         };
-        format!("{which} {}–{} {}", self.start().format("%H:%M"), self.end().format("%H:%M"), tz.name())
+        format!(
+            "{which} {}–{} {}",
+            self.start().format("%H:%M"),
+            self.end().format("%H:%M"),
+            tz.name()
+        )
     }
 }
 
 /// The first active freeze among `windows` at `now`, the one ending last
 /// when several overlap.
-pub fn active_freeze<'a>(windows: impl IntoIterator<Item = &'a FreezeWindow>, now: DateTime<Utc>) -> Option<Freeze> {
-    windows.into_iter().filter_map(|w| w.active_at(now)).max_by_key(|f| f.ends_at)
+pub fn active_freeze<'a>(
+    windows: impl IntoIterator<Item = &'a FreezeWindow>,
+    now: DateTime<Utc>,
+) -> Option<Freeze> {
+    windows
+        .into_iter()
+        .filter_map(|w| w.active_at(now))
+        .max_by_key(|f| f.ends_at)
 }
 
 #[cfg(test)]
@@ -217,14 +239,30 @@ mod tests {
 
     #[test]
     fn friday_evening_in_santiago() {
-        let w = window("{ days: [fri, sat, sun], from: \"15:00\", to: \"23:59\", timezone: America/Santiago }");
+        let w = window(
+            "{ days: [fri, sat, sun], from: \"15:00\", to: \"23:59\", timezone: America/Santiago }",
+        );
         // 2026-11-27 is a Friday; Santiago is UTC-3 in November (summer time).
-        assert!(w.active_at(at("2026-11-27T17:59:00Z")).is_none(), "14:59 local");
-        let f = w.active_at(at("2026-11-27T18:00:00Z")).expect("15:00 local");
+        assert!(
+            w.active_at(at("2026-11-27T17:59:00Z")).is_none(),
+            "14:59 local"
+        );
+        let f = w
+            .active_at(at("2026-11-27T18:00:00Z"))
+            .expect("15:00 local");
         assert_eq!(f.ends_at, at("2026-11-28T03:00:00Z"));
-        assert_eq!(f.description, "freeze window (Fri 15:00–23:59 America/Santiago)");
-        assert!(w.active_at(at("2026-11-28T02:59:59Z")).is_some(), "23:59:59 local");
-        assert!(w.active_at(at("2026-11-26T20:00:00Z")).is_none(), "Thursday");
+        assert_eq!(
+            f.description,
+            "freeze window (Fri 15:00–23:59 America/Santiago)"
+        );
+        assert!(
+            w.active_at(at("2026-11-28T02:59:59Z")).is_some(),
+            "23:59:59 local"
+        );
+        assert!(
+            w.active_at(at("2026-11-26T20:00:00Z")).is_none(),
+            "Thursday"
+        );
     }
 
     #[test]
@@ -245,16 +283,25 @@ mod tests {
         assert_eq!(late.ends_at, at("2026-11-28T06:00:00Z"));
         let early = w.active_at(at("2026-11-28T05:00:00Z")).unwrap();
         assert_eq!(early.ends_at, at("2026-11-28T06:00:00Z"));
-        assert!(w.active_at(at("2026-11-29T05:00:00Z")).is_none(), "Sunday morning follows Saturday");
+        assert!(
+            w.active_at(at("2026-11-29T05:00:00Z")).is_none(),
+            "Sunday morning follows Saturday"
+        );
     }
 
     #[test]
     fn bad_windows_are_refused_clearly() {
-        let e = serde_yaml_ng::from_str::<FreezeWindow>("{ days: [fry] }").unwrap_err().to_string();
+        let e = serde_yaml_ng::from_str::<FreezeWindow>("{ days: [fry] }")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown variant `fry`"), "{e}");
-        let e = serde_yaml_ng::from_str::<FreezeWindow>("{ days: [fri], from: \"3pm\" }").unwrap_err().to_string();
+        let e = serde_yaml_ng::from_str::<FreezeWindow>("{ days: [fri], from: \"3pm\" }")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("expected a time like \"15:00\""), "{e}");
-        let e = serde_yaml_ng::from_str::<FreezeWindow>("{ days: [fri], timezone: Mars/Olympus }").unwrap_err().to_string();
+        let e = serde_yaml_ng::from_str::<FreezeWindow>("{ days: [fri], timezone: Mars/Olympus }")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown time zone"), "{e}");
         let w: FreezeWindow = serde_yaml_ng::from_str("{ from: \"10:00\" }").unwrap();
         assert!(w.validate().is_err());

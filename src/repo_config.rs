@@ -80,7 +80,9 @@ pub struct EnvironmentConfig {
 impl EnvironmentConfig {
     /// The minimum role, or the allowed logins and teams.
     pub fn deployers(&self) -> Deployers {
-        self.deployers.clone().unwrap_or(Deployers::Role(Role::Write))
+        self.deployers
+            .clone()
+            .unwrap_or(Deployers::Role(Role::Write))
     }
 }
 
@@ -111,7 +113,10 @@ impl DurationText {
                 'w' => 604_800,
                 _ => return Err(err()),
             };
-            total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(err)?;
+            total = n
+                .checked_mul(unit)
+                .and_then(|v| total.checked_add(v))
+                .ok_or_else(err)?;
             saw_unit = true;
         }
         if !number.is_empty() || !saw_unit || total == 0 {
@@ -273,13 +278,18 @@ impl RepoConfig {
     pub fn default_environment(&self) -> Option<&str> {
         match &self.default_environment {
             Some(name) => Some(name.as_str()),
-            None if self.environments.len() == 1 => self.environments.keys().next().map(String::as_str),
+            None if self.environments.len() == 1 => {
+                self.environments.keys().next().map(String::as_str)
+            }
             None => None,
         }
     }
 
     /// The freeze windows that apply to `environment`.
-    pub fn freeze_windows<'a>(&'a self, environment: &'a EnvironmentConfig) -> impl Iterator<Item = &'a FreezeWindow> {
+    pub fn freeze_windows<'a>(
+        &'a self,
+        environment: &'a EnvironmentConfig,
+    ) -> impl Iterator<Item = &'a FreezeWindow> {
         self.freeze.windows.iter().chain(environment.freeze.iter())
     }
 
@@ -320,11 +330,13 @@ impl RepoConfig {
             }
         }
         for (i, w) in self.freeze.windows.iter().enumerate() {
-            w.validate().or_else(|m| err(format!("freeze.windows[{i}]: {m}")))?;
+            w.validate()
+                .or_else(|m| err(format!("freeze.windows[{i}]: {m}")))?;
         }
         for (name, env) in &self.environments {
             for (i, w) in env.freeze.iter().enumerate() {
-                w.validate().or_else(|m| err(format!("environments.{name}.freeze[{i}]: {m}")))?;
+                w.validate()
+                    .or_else(|m| err(format!("environments.{name}.freeze[{i}]: {m}")))?;
             }
             if let Some(Deployers::List(list)) = &env.deployers {
                 if list.is_empty() {
@@ -557,13 +569,25 @@ environments:
         )
         .unwrap();
         let prod = &c.environments["production"];
-        assert_eq!(prod.lock_ttl.unwrap().0, std::time::Duration::from_secs(7200));
+        assert_eq!(
+            prod.lock_ttl.unwrap().0,
+            std::time::Duration::from_secs(7200)
+        );
         assert_eq!(prod.freeze.len(), 2);
         assert!(prod.production);
         assert_eq!(c.default_environment(), Some("staging"));
-        assert_eq!(c.environments["staging"].deployers(), Deployers::Role(Role::Write));
-        let e = RepoConfig::parse("environments:\n  p:\n    freeze:\n      - { from: \"10:00\" }\n").unwrap_err();
-        assert!(e.message.contains("environments.p.freeze[0]: a freeze window needs"), "{e}");
+        assert_eq!(
+            c.environments["staging"].deployers(),
+            Deployers::Role(Role::Write)
+        );
+        let e =
+            RepoConfig::parse("environments:\n  p:\n    freeze:\n      - { from: \"10:00\" }\n")
+                .unwrap_err();
+        assert!(
+            e.message
+                .contains("environments.p.freeze[0]: a freeze window needs"),
+            "{e}"
+        );
         let e = RepoConfig::parse("environments:\n  p:\n    lock_ttl: forever\n").unwrap_err();
         assert!(e.message.contains("expected a duration"), "{e}");
         assert_eq!(e.location.map(|l| l.0), Some(3));

@@ -6,7 +6,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use shipgate::settings::DatabaseUrl;
-use shipgate::store::{self, DeliveryState, DynStore, InsertOutcome, NewDelivery};
+use shipgate::store::{
+    self, CommandRun, DeliveryState, DynStore, InsertOutcome, Lock, LockKind, LockOutcome,
+    NewDelivery, QueuedDeploy,
+};
 
 async fn sqlite() -> (DynStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -188,6 +191,253 @@ async fn concurrent_claims_take_each_delivery_once(s: DynStore) {
     assert_eq!(unique.len(), 60, "no delivery claimed twice");
 }
 
+fn lock(env: &str, pr: i64, kind: LockKind, token: &str, expires_at: Option<i64>) -> Lock {
+    Lock {
+        repository: "o/r".into(),
+        environment: env.into(),
+        kind,
+        holder: format!("user{pr}"),
+        pr: Some(pr),
+        owner_token: token.into(),
+        deployment_id: None,
+        reason: None,
+        expires_at,
+        created_at: 0,
+    }
+}
+
+async fn locks_are_exclusive_and_released_only_by_their_owner(s: DynStore) {
+    let a = lock(
+        "production",
+        1,
+        LockKind::Deploy,
+        "deploy:100:0",
+        Some(10_000),
+    );
+    assert_eq!(s.acquire_lock(&a, 1).await.unwrap(), LockOutcome::Acquired);
+    let b = lock(
+        "production",
+        2,
+        LockKind::Deploy,
+        "deploy:200:0",
+        Some(10_000),
+    );
+    match s.acquire_lock(&b, 2).await.unwrap() {
+        LockOutcome::HeldBy(held) => assert_eq!(
+            (held.pr, held.owner_token.as_str()),
+            (Some(1), "deploy:100:0")
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Another environment is independent.
+    assert_eq!(
+        s.acquire_lock(
+            &lock("staging", 2, LockKind::Deploy, "deploy:200:1", None),
+            2
+        )
+        .await
+        .unwrap(),
+        LockOutcome::Acquired
+    );
+    // Compare-and-delete: the wrong owner cannot release.
+    assert!(!s
+        .release_lock("o/r", "production", "deploy:200:0")
+        .await
+        .unwrap());
+    assert!(s
+        .set_lock_deployment("o/r", "production", "deploy:100:0", 555)
+        .await
+        .unwrap());
+    assert_eq!(s.release_deployment_lock("o/r", 999).await.unwrap(), None);
+    assert_eq!(
+        s.release_deployment_lock("o/r", 555)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("production")
+    );
+    assert!(s.get_lock("o/r", "production", 3).await.unwrap().is_none());
+    assert_eq!(s.acquire_lock(&b, 4).await.unwrap(), LockOutcome::Acquired);
+    let locks = s.list_locks("o/r", 5).await.unwrap();
+    assert_eq!(
+        locks
+            .iter()
+            .map(|l| l.environment.as_str())
+            .collect::<Vec<_>>(),
+        ["production", "staging"]
+    );
+    assert_eq!(s.release_pr_locks("o/r", 2).await.unwrap().len(), 2);
+    assert!(s.list_locks("o/r", 6).await.unwrap().is_empty());
+}
+
+async fn expired_locks_are_taken_over_and_same_pr_deploys_replace_their_lock(s: DynStore) {
+    let sticky = lock("production", 1, LockKind::Sticky, "sticky:1:0", Some(100));
+    assert_eq!(
+        s.acquire_lock(&sticky, 1).await.unwrap(),
+        LockOutcome::Acquired
+    );
+    let other = lock("production", 2, LockKind::Deploy, "deploy:2:0", None);
+    assert!(matches!(
+        s.acquire_lock(&other, 99).await.unwrap(),
+        LockOutcome::HeldBy(_)
+    ));
+    assert!(
+        s.get_lock("o/r", "production", 100)
+            .await
+            .unwrap()
+            .is_none(),
+        "expired at 100"
+    );
+    assert_eq!(
+        s.acquire_lock(&other, 100).await.unwrap(),
+        LockOutcome::Acquired
+    );
+    // PR 2 deploys again: its own deploy lock is replaced by the new deploy.
+    let again = lock("production", 2, LockKind::Deploy, "deploy:2:1", None);
+    assert_eq!(
+        s.acquire_lock(&again, 101).await.unwrap(),
+        LockOutcome::Acquired
+    );
+    assert_eq!(
+        s.get_lock("o/r", "production", 102)
+            .await
+            .unwrap()
+            .unwrap()
+            .owner_token,
+        "deploy:2:1"
+    );
+    // A sticky lock of PR 2 is kept when PR 2 deploys: reported as held by PR 2.
+    let pin = lock("production", 2, LockKind::Sticky, "sticky:2:2", None);
+    assert_eq!(
+        s.acquire_lock(&pin, 103).await.unwrap(),
+        LockOutcome::Acquired
+    );
+    match s
+        .acquire_lock(
+            &lock("production", 2, LockKind::Deploy, "deploy:2:3", None),
+            104,
+        )
+        .await
+        .unwrap()
+    {
+        LockOutcome::HeldBy(held) => assert_eq!(held.kind, LockKind::Sticky),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn fifty_concurrent_acquires_have_one_winner(s: DynStore) {
+    let s = Arc::new(s);
+    let mut tasks = Vec::new();
+    for pr in 0..50 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.acquire_lock(
+                &lock(
+                    "production",
+                    pr,
+                    LockKind::Deploy,
+                    &format!("deploy:{pr}:0"),
+                    None,
+                ),
+                1,
+            )
+            .await
+            .unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        if t.await.unwrap() == LockOutcome::Acquired {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn command_runs_are_recorded_once(s: DynStore) {
+    let run = CommandRun {
+        repository: "o/r".into(),
+        comment_id: 77,
+        line: 0,
+        command: "deploy".into(),
+        environment: Some("staging".into()),
+        actor: "alice".into(),
+        pr: Some(5),
+        reply_comment_id: None,
+        deployment_id: None,
+        model: None,
+        created_at: 1,
+    };
+    assert_eq!(s.begin_run(&run).await.unwrap(), None);
+    s.set_run_reply("o/r", 77, 0, 900, "{}").await.unwrap();
+    s.set_run_deployment("o/r", 77, 0, 31, r#"{"d":1}"#)
+        .await
+        .unwrap();
+    let again = s.begin_run(&run).await.unwrap().expect("recorded before");
+    assert_eq!(
+        (again.reply_comment_id, again.deployment_id),
+        (Some(900), Some(31))
+    );
+    let by_dep = s.run_for_deployment("o/r", 31).await.unwrap().unwrap();
+    assert_eq!(by_dep.model.as_deref(), Some(r#"{"d":1}"#));
+    s.update_run_model("o/r", 77, 0, "{}").await.unwrap();
+    assert_eq!(
+        s.run_for_deployment("o/r", 31)
+            .await
+            .unwrap()
+            .unwrap()
+            .model
+            .as_deref(),
+        Some("{}")
+    );
+}
+
+async fn the_deploy_queue_is_first_in_first_out(s: DynStore) {
+    for (i, pr) in [(0, 7), (1, 8), (2, 9)] {
+        let q = QueuedDeploy {
+            seq: 0,
+            repository: "o/r".into(),
+            environment: "production".into(),
+            pr,
+            comment_id: 1000 + i,
+            line: 0,
+            actor: "bob".into(),
+            git_ref: None,
+            installation_id: Some(1),
+            created_at: i,
+        };
+        s.enqueue_deploy(&q).await.unwrap();
+        s.enqueue_deploy(&q).await.unwrap();
+    }
+    let prs = |v: Vec<QueuedDeploy>| v.into_iter().map(|q| q.pr).collect::<Vec<_>>();
+    assert_eq!(
+        prs(s.queued_deploys("o/r", "production").await.unwrap()),
+        [7, 8, 9]
+    );
+    assert_eq!(s.drop_pr_queue("o/r", 8).await.unwrap(), 1);
+    assert_eq!(
+        s.pop_queued_deploy("o/r", "production")
+            .await
+            .unwrap()
+            .unwrap()
+            .pr,
+        7
+    );
+    assert_eq!(
+        s.pop_queued_deploy("o/r", "production")
+            .await
+            .unwrap()
+            .unwrap()
+            .pr,
+        9
+    );
+    assert!(s
+        .pop_queued_deploy("o/r", "production")
+        .await
+        .unwrap()
+        .is_none());
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -215,6 +465,11 @@ contract!(
     an_expired_claim_is_claimed_again,
     finished_deliveries_are_pruned_after_retention,
     concurrent_claims_take_each_delivery_once,
+    locks_are_exclusive_and_released_only_by_their_owner,
+    expired_locks_are_taken_over_and_same_pr_deploys_replace_their_lock,
+    fifty_concurrent_acquires_have_one_winner,
+    command_runs_are_recorded_once,
+    the_deploy_queue_is_first_in_first_out,
 );
 
 #[tokio::test]

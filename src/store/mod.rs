@@ -99,6 +99,87 @@ pub struct DeliveryStatus {
     pub last_error: Option<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    /// Taken by a deploy; released when its deployment reaches a final state.
+    Deploy,
+    /// Taken by `/lock`; stays until `/unlock`, its TTL, or the PR closing.
+    Sticky,
+}
+
+impl LockKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockKind::Deploy => "deploy",
+            LockKind::Sticky => "sticky",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "deploy" => Ok(LockKind::Deploy),
+            "sticky" => Ok(LockKind::Sticky),
+            other => Err(StoreError::Corrupt(format!("lock kind `{other}`"))),
+        }
+    }
+}
+
+/// An environment lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lock {
+    pub repository: String,
+    pub environment: String,
+    pub kind: LockKind,
+    /// Login of the user who took it.
+    pub holder: String,
+    /// The pull request (or issue) it was taken from.
+    pub pr: Option<i64>,
+    /// Identifies the taker; release is compare-and-delete on it.
+    pub owner_token: String,
+    pub deployment_id: Option<i64>,
+    pub reason: Option<String>,
+    pub expires_at: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockOutcome {
+    Acquired,
+    /// Someone holds it (possibly this same PR, in a way that was kept).
+    HeldBy(Lock),
+}
+
+/// What was done for one command line of one comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRun {
+    pub repository: String,
+    pub comment_id: i64,
+    pub line: i64,
+    pub command: String,
+    pub environment: Option<String>,
+    pub actor: String,
+    pub pr: Option<i64>,
+    pub reply_comment_id: Option<i64>,
+    pub deployment_id: Option<i64>,
+    /// The reply's data (JSON), so it can be re-rendered as the deployment progresses.
+    pub model: Option<String>,
+    pub created_at: i64,
+}
+
+/// A `/deploy ENV queue` request waiting for the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedDeploy {
+    pub seq: i64,
+    pub repository: String,
+    pub environment: String,
+    pub pr: i64,
+    pub comment_id: i64,
+    pub line: i64,
+    pub actor: String,
+    pub git_ref: Option<String>,
+    pub installation_id: Option<i64>,
+    pub created_at: i64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
@@ -154,6 +235,109 @@ pub trait Store: Send + Sync + 'static {
         &self,
         delivery_id: &str,
     ) -> Result<Option<DeliveryStatus>, StoreError>;
+
+    // ---- environment locks
+
+    /// Takes the lock unless someone holds it. An expired lock is taken over;
+    /// a deploy lock of the same PR is replaced by its new deploy, or turned
+    /// sticky by its `/lock`. Atomic: of many concurrent callers, one wins.
+    async fn acquire_lock(&self, lock: &Lock, now: i64) -> Result<LockOutcome, StoreError>;
+
+    /// The live lock of an environment.
+    async fn get_lock(
+        &self,
+        repository: &str,
+        environment: &str,
+        now: i64,
+    ) -> Result<Option<Lock>, StoreError>;
+
+    /// Live locks of a repository.
+    async fn list_locks(&self, repository: &str, now: i64) -> Result<Vec<Lock>, StoreError>;
+
+    /// Records the deployment a deploy lock belongs to.
+    async fn set_lock_deployment(
+        &self,
+        repository: &str,
+        environment: &str,
+        owner_token: &str,
+        deployment_id: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Compare-and-delete: releases the lock only if `owner_token` holds it.
+    async fn release_lock(
+        &self,
+        repository: &str,
+        environment: &str,
+        owner_token: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Releases the deploy lock that belongs to `deployment_id`; returns its environment.
+    async fn release_deployment_lock(
+        &self,
+        repository: &str,
+        deployment_id: i64,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Releases every lock taken from `pr`; returns the environments freed.
+    async fn release_pr_locks(&self, repository: &str, pr: i64) -> Result<Vec<String>, StoreError>;
+
+    // ---- command runs
+
+    /// Records a command line; if it was recorded before, returns that record.
+    async fn begin_run(&self, run: &CommandRun) -> Result<Option<CommandRun>, StoreError>;
+
+    async fn set_run_reply(
+        &self,
+        repository: &str,
+        comment_id: i64,
+        line: i64,
+        reply_comment_id: i64,
+        model: &str,
+    ) -> Result<(), StoreError>;
+
+    async fn set_run_deployment(
+        &self,
+        repository: &str,
+        comment_id: i64,
+        line: i64,
+        deployment_id: i64,
+        model: &str,
+    ) -> Result<(), StoreError>;
+
+    async fn run_for_deployment(
+        &self,
+        repository: &str,
+        deployment_id: i64,
+    ) -> Result<Option<CommandRun>, StoreError>;
+
+    async fn update_run_model(
+        &self,
+        repository: &str,
+        comment_id: i64,
+        line: i64,
+        model: &str,
+    ) -> Result<(), StoreError>;
+
+    // ---- deploy queue
+
+    /// Adds a request; a request already queued (same comment line) is kept once.
+    async fn enqueue_deploy(&self, q: &QueuedDeploy) -> Result<(), StoreError>;
+
+    async fn queued_deploys(
+        &self,
+        repository: &str,
+        environment: &str,
+    ) -> Result<Vec<QueuedDeploy>, StoreError>;
+
+    /// Removes and returns the oldest request for the environment.
+    async fn pop_queued_deploy(
+        &self,
+        repository: &str,
+        environment: &str,
+    ) -> Result<Option<QueuedDeploy>, StoreError>;
+
+    /// Drops the requests of a closed PR.
+    async fn drop_pr_queue(&self, repository: &str, pr: i64) -> Result<u64, StoreError>;
 }
 
 pub type DynStore = Arc<dyn Store>;

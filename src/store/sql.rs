@@ -4,7 +4,10 @@
 
 use sqlx::Row;
 
-use super::{ClaimedDelivery, DeliveryState, DeliveryStatus, StoreError};
+use super::{
+    ClaimedDelivery, CommandRun, DeliveryState, DeliveryStatus, Lock, LockKind, QueuedDeploy,
+    StoreError,
+};
 
 /// The claim statement; `$lock` is `FOR UPDATE SKIP LOCKED` on PostgreSQL.
 ///
@@ -141,6 +144,239 @@ macro_rules! sql_store {
                     .await?;
                 row.map(|r| $crate::store::sql::status_from_row(&r)).transpose()
             }
+
+            async fn acquire_lock(&self, l: &Lock, now: i64) -> Result<LockOutcome, StoreError> {
+                // The upsert's WHERE decides who may take over an existing row:
+                // anyone when it expired; the same PR when it is that PR's deploy lock.
+                let taken = sqlx::query(
+                    "INSERT INTO env_locks (repository, environment, kind, holder, pr, owner_token, deployment_id, reason, expires_at, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $9)
+                     ON CONFLICT (repository, environment) DO UPDATE
+                        SET kind = excluded.kind, holder = excluded.holder, pr = excluded.pr,
+                            owner_token = excluded.owner_token, deployment_id = NULL,
+                            reason = excluded.reason, expires_at = excluded.expires_at, created_at = excluded.created_at
+                      WHERE (env_locks.expires_at IS NOT NULL AND env_locks.expires_at <= $9)
+                         OR (env_locks.kind = 'deploy' AND env_locks.pr = excluded.pr)
+                     RETURNING owner_token",
+                )
+                .bind(&l.repository)
+                .bind(&l.environment)
+                .bind(l.kind.as_str())
+                .bind(&l.holder)
+                .bind(l.pr)
+                .bind(&l.owner_token)
+                .bind(&l.reason)
+                .bind(l.expires_at)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                if taken.is_some() {
+                    return Ok(LockOutcome::Acquired);
+                }
+                match self.get_lock(&l.repository, &l.environment, now).await? {
+                    Some(current) => Ok(LockOutcome::HeldBy(current)),
+                    // Released between the two statements: try again.
+                    None => Box::pin(self.acquire_lock(l, now)).await,
+                }
+            }
+
+            async fn get_lock(&self, repository: &str, environment: &str, now: i64) -> Result<Option<Lock>, StoreError> {
+                let row = sqlx::query(concat!(
+                    $crate::store::sql::lock_select!(),
+                    " WHERE repository = $1 AND environment = $2 AND (expires_at IS NULL OR expires_at > $3)"
+                ))
+                .bind(repository)
+                .bind(environment)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| $crate::store::sql::lock_from_row(&r)).transpose()
+            }
+
+            async fn list_locks(&self, repository: &str, now: i64) -> Result<Vec<Lock>, StoreError> {
+                let rows = sqlx::query(concat!(
+                    $crate::store::sql::lock_select!(),
+                    " WHERE repository = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY environment"
+                ))
+                .bind(repository)
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| $crate::store::sql::lock_from_row(r)).collect()
+            }
+
+            async fn set_lock_deployment(&self, repository: &str, environment: &str, owner_token: &str, deployment_id: i64) -> Result<bool, StoreError> {
+                let done = sqlx::query("UPDATE env_locks SET deployment_id = $4 WHERE repository = $1 AND environment = $2 AND owner_token = $3")
+                    .bind(repository)
+                    .bind(environment)
+                    .bind(owner_token)
+                    .bind(deployment_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn release_lock(&self, repository: &str, environment: &str, owner_token: &str) -> Result<bool, StoreError> {
+                let done = sqlx::query("DELETE FROM env_locks WHERE repository = $1 AND environment = $2 AND owner_token = $3")
+                    .bind(repository)
+                    .bind(environment)
+                    .bind(owner_token)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn release_deployment_lock(&self, repository: &str, deployment_id: i64) -> Result<Option<String>, StoreError> {
+                let row: Option<(String,)> = sqlx::query_as(
+                    "DELETE FROM env_locks WHERE repository = $1 AND deployment_id = $2 AND kind = 'deploy' RETURNING environment",
+                )
+                .bind(repository)
+                .bind(deployment_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(env,)| env))
+            }
+
+            async fn release_pr_locks(&self, repository: &str, pr: i64) -> Result<Vec<String>, StoreError> {
+                let rows: Vec<(String,)> = sqlx::query_as("DELETE FROM env_locks WHERE repository = $1 AND pr = $2 RETURNING environment")
+                    .bind(repository)
+                    .bind(pr)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(|(env,)| env).collect())
+            }
+
+            async fn begin_run(&self, run: &CommandRun) -> Result<Option<CommandRun>, StoreError> {
+                let inserted = sqlx::query(
+                    "INSERT INTO command_runs (repository, comment_id, line, command, environment, actor, pr, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (repository, comment_id, line) DO NOTHING",
+                )
+                .bind(&run.repository)
+                .bind(run.comment_id)
+                .bind(run.line)
+                .bind(&run.command)
+                .bind(&run.environment)
+                .bind(&run.actor)
+                .bind(run.pr)
+                .bind(run.created_at)
+                .execute(&self.pool)
+                .await?;
+                if inserted.rows_affected() == 1 {
+                    return Ok(None);
+                }
+                let row = sqlx::query(concat!(
+                    $crate::store::sql::run_select!(),
+                    " WHERE repository = $1 AND comment_id = $2 AND line = $3"
+                ))
+                .bind(&run.repository)
+                .bind(run.comment_id)
+                .bind(run.line)
+                .fetch_one(&self.pool)
+                .await?;
+                $crate::store::sql::run_from_row(&row).map(Some)
+            }
+
+            async fn set_run_reply(&self, repository: &str, comment_id: i64, line: i64, reply_comment_id: i64, model: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE command_runs SET reply_comment_id = $4, model = $5 WHERE repository = $1 AND comment_id = $2 AND line = $3")
+                    .bind(repository)
+                    .bind(comment_id)
+                    .bind(line)
+                    .bind(reply_comment_id)
+                    .bind(model)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn set_run_deployment(&self, repository: &str, comment_id: i64, line: i64, deployment_id: i64, model: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE command_runs SET deployment_id = $4, model = $5 WHERE repository = $1 AND comment_id = $2 AND line = $3")
+                    .bind(repository)
+                    .bind(comment_id)
+                    .bind(line)
+                    .bind(deployment_id)
+                    .bind(model)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn run_for_deployment(&self, repository: &str, deployment_id: i64) -> Result<Option<CommandRun>, StoreError> {
+                let row = sqlx::query(concat!(
+                    $crate::store::sql::run_select!(),
+                    " WHERE repository = $1 AND deployment_id = $2"
+                ))
+                .bind(repository)
+                .bind(deployment_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| $crate::store::sql::run_from_row(&r)).transpose()
+            }
+
+            async fn update_run_model(&self, repository: &str, comment_id: i64, line: i64, model: &str) -> Result<(), StoreError> {
+                sqlx::query("UPDATE command_runs SET model = $4 WHERE repository = $1 AND comment_id = $2 AND line = $3")
+                    .bind(repository)
+                    .bind(comment_id)
+                    .bind(line)
+                    .bind(model)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn enqueue_deploy(&self, q: &QueuedDeploy) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO deploy_queue (repository, environment, pr, comment_id, line, actor, git_ref, installation_id, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     ON CONFLICT (repository, comment_id, line) DO NOTHING",
+                )
+                .bind(&q.repository)
+                .bind(&q.environment)
+                .bind(q.pr)
+                .bind(q.comment_id)
+                .bind(q.line)
+                .bind(&q.actor)
+                .bind(&q.git_ref)
+                .bind(q.installation_id)
+                .bind(q.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn queued_deploys(&self, repository: &str, environment: &str) -> Result<Vec<QueuedDeploy>, StoreError> {
+                let rows = sqlx::query(concat!(
+                    $crate::store::sql::queue_select!(),
+                    " WHERE repository = $1 AND environment = $2 ORDER BY seq"
+                ))
+                .bind(repository)
+                .bind(environment)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| $crate::store::sql::queued_from_row(r)).collect()
+            }
+
+            async fn pop_queued_deploy(&self, repository: &str, environment: &str) -> Result<Option<QueuedDeploy>, StoreError> {
+                let row = sqlx::query(
+                    "DELETE FROM deploy_queue
+                      WHERE seq = (SELECT MIN(seq) FROM deploy_queue WHERE repository = $1 AND environment = $2)
+                     RETURNING seq, repository, environment, pr, comment_id, line, actor, git_ref, installation_id, created_at",
+                )
+                .bind(repository)
+                .bind(environment)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| $crate::store::sql::queued_from_row(&r)).transpose()
+            }
+
+            async fn drop_pr_queue(&self, repository: &str, pr: i64) -> Result<u64, StoreError> {
+                let done = sqlx::query("DELETE FROM deploy_queue WHERE repository = $1 AND pr = $2")
+                    .bind(repository)
+                    .bind(pr)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
         }
     };
 }
@@ -180,5 +416,91 @@ where
         state: DeliveryState::parse(&state)?,
         attempts: r.try_get("attempts")?,
         last_error: r.try_get("last_error")?,
+    })
+}
+
+macro_rules! lock_select {
+    () => {
+        "SELECT repository, environment, kind, holder, pr, owner_token, deployment_id, reason, expires_at, created_at FROM env_locks"
+    };
+}
+pub(crate) use lock_select;
+
+macro_rules! run_select {
+    () => {
+        "SELECT repository, comment_id, line, command, environment, actor, pr, reply_comment_id, deployment_id, model, created_at FROM command_runs"
+    };
+}
+pub(crate) use run_select;
+
+macro_rules! queue_select {
+    () => {
+        "SELECT seq, repository, environment, pr, comment_id, line, actor, git_ref, installation_id, created_at FROM deploy_queue"
+    };
+}
+pub(crate) use queue_select;
+
+pub(super) fn lock_from_row<R>(r: &R) -> Result<Lock, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let kind: String = r.try_get("kind")?;
+    Ok(Lock {
+        repository: r.try_get("repository")?,
+        environment: r.try_get("environment")?,
+        kind: LockKind::parse(&kind)?,
+        holder: r.try_get("holder")?,
+        pr: r.try_get("pr")?,
+        owner_token: r.try_get("owner_token")?,
+        deployment_id: r.try_get("deployment_id")?,
+        reason: r.try_get("reason")?,
+        expires_at: r.try_get("expires_at")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+pub(super) fn run_from_row<R>(r: &R) -> Result<CommandRun, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(CommandRun {
+        repository: r.try_get("repository")?,
+        comment_id: r.try_get("comment_id")?,
+        line: r.try_get("line")?,
+        command: r.try_get("command")?,
+        environment: r.try_get("environment")?,
+        actor: r.try_get("actor")?,
+        pr: r.try_get("pr")?,
+        reply_comment_id: r.try_get("reply_comment_id")?,
+        deployment_id: r.try_get("deployment_id")?,
+        model: r.try_get("model")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+pub(super) fn queued_from_row<R>(r: &R) -> Result<QueuedDeploy, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(QueuedDeploy {
+        seq: r.try_get("seq")?,
+        repository: r.try_get("repository")?,
+        environment: r.try_get("environment")?,
+        pr: r.try_get("pr")?,
+        comment_id: r.try_get("comment_id")?,
+        line: r.try_get("line")?,
+        actor: r.try_get("actor")?,
+        git_ref: r.try_get("git_ref")?,
+        installation_id: r.try_get("installation_id")?,
+        created_at: r.try_get("created_at")?,
     })
 }

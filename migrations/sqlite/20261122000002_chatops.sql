@@ -1,0 +1,50 @@
+-- Environment locks: one row per repository and environment, so acquiring
+-- is one atomic INSERT ... ON CONFLICT.
+CREATE TABLE env_locks (
+    repository    TEXT    NOT NULL,
+    environment   TEXT    NOT NULL,
+    kind          TEXT    NOT NULL CHECK (kind IN ('deploy', 'sticky')),
+    holder        TEXT    NOT NULL,
+    pr            INTEGER,
+    owner_token   TEXT    NOT NULL,
+    deployment_id INTEGER,
+    reason        TEXT,
+    expires_at    INTEGER,
+    created_at    INTEGER NOT NULL,
+    PRIMARY KEY (repository, environment)
+);
+CREATE INDEX env_locks_pr ON env_locks (repository, pr);
+
+-- One row per command line of a comment: what was done for it, so a
+-- reprocessed comment never posts a second reply or deployment.
+CREATE TABLE command_runs (
+    repository       TEXT    NOT NULL,
+    comment_id       INTEGER NOT NULL,
+    line             INTEGER NOT NULL,
+    command          TEXT    NOT NULL,
+    environment      TEXT,
+    actor            TEXT    NOT NULL,
+    pr               INTEGER,
+    reply_comment_id INTEGER,
+    deployment_id    INTEGER,
+    model            TEXT,
+    created_at       INTEGER NOT NULL,
+    PRIMARY KEY (repository, comment_id, line)
+);
+CREATE INDEX command_runs_deployment ON command_runs (repository, deployment_id);
+
+-- `/deploy ENV queue` requests waiting for a lock.
+CREATE TABLE deploy_queue (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    repository      TEXT    NOT NULL,
+    environment     TEXT    NOT NULL,
+    pr              INTEGER NOT NULL,
+    comment_id      INTEGER NOT NULL,
+    line            INTEGER NOT NULL,
+    actor           TEXT    NOT NULL,
+    git_ref         TEXT,
+    installation_id INTEGER,
+    created_at      INTEGER NOT NULL,
+    UNIQUE (repository, comment_id, line)
+);
+CREATE INDEX deploy_queue_env ON deploy_queue (repository, environment, seq);
