@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod events;
 pub mod freeze;
+pub mod gates;
 pub mod github;
 pub mod handlers;
 pub mod ingress;

@@ -12,6 +12,7 @@
 //! - 401/403/404/422 are returned at once as typed errors.
 
 pub mod content;
+pub mod repos;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,310 @@
+//! Endpoints for ChatOps: comments, reactions, permissions, pull requests,
+//! reviews, checks and deployments.
+
+use serde::{Deserialize, Serialize};
+
+use super::content::{encode_path, CommitStatus};
+use super::{Api, GitHubError};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Comment {
+    pub id: i64,
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+/// `GET /repos/{repo}/collaborators/{user}/permission`. Read with our own type:
+/// octocrab's fails for anyone but admins (see the shared notes).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PermissionLevel {
+    /// Legacy: admin | write | read | none (folds maintain and triage).
+    pub permission: String,
+    /// admin | maintain | write | triage | read, or a custom role's name.
+    #[serde(default)]
+    pub role_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserRef {
+    pub login: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BranchRef {
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub sha: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PullRequest {
+    pub number: i64,
+    pub state: String,
+    #[serde(default)]
+    pub draft: bool,
+    #[serde(default)]
+    pub merged: bool,
+    pub head: BranchRef,
+    pub base: BranchRef,
+    pub user: UserRef,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Review {
+    #[serde(default)]
+    pub user: Option<UserRef>,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckRun {
+    pub name: String,
+    pub status: String,
+    #[serde(default)]
+    pub conclusion: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CheckRuns {
+    check_runs: Vec<CheckRun>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NewDeployment<'a> {
+    #[serde(rename = "ref")]
+    pub git_ref: &'a str,
+    pub environment: &'a str,
+    pub auto_merge: bool,
+    pub required_contexts: Vec<String>,
+    pub production_environment: bool,
+    pub transient_environment: bool,
+    pub description: &'a str,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Deployment {
+    pub id: i64,
+    pub sha: String,
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    pub environment: String,
+    pub created_at: String,
+    #[serde(default)]
+    pub creator: Option<UserRef>,
+    #[serde(default)]
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeploymentStatus {
+    pub state: String,
+    #[serde(default)]
+    pub environment_url: Option<String>,
+    #[serde(default)]
+    pub log_url: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Commit {
+    sha: String,
+}
+
+/// Reactions shipgate uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reaction {
+    Eyes,
+    Rocket,
+    Confused,
+}
+
+impl Reaction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reaction::Eyes => "eyes",
+            Reaction::Rocket => "rocket",
+            Reaction::Confused => "confused",
+        }
+    }
+}
+
+impl Api {
+    /// Reacts to an issue or pull request comment (GitHub keeps one per kind and user).
+    pub async fn react(
+        &self,
+        repo: &str,
+        comment_id: i64,
+        reaction: Reaction,
+    ) -> Result<(), GitHubError> {
+        let _: serde_json::Value = self
+            .post(
+                &format!("/repos/{repo}/issues/comments/{comment_id}/reactions"),
+                &serde_json::json!({ "content": reaction.as_str() }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn create_comment(
+        &self,
+        repo: &str,
+        issue: i64,
+        body: &str,
+    ) -> Result<Comment, GitHubError> {
+        self.post(
+            &format!("/repos/{repo}/issues/{issue}/comments"),
+            &serde_json::json!({ "body": body }),
+        )
+        .await
+    }
+
+    /// PATCH, as the OpenAPI description defines (octocrab's helper sends POST).
+    pub async fn update_comment(
+        &self,
+        repo: &str,
+        comment_id: i64,
+        body: &str,
+    ) -> Result<(), GitHubError> {
+        let _: serde_json::Value = self
+            .patch(
+                &format!("/repos/{repo}/issues/comments/{comment_id}"),
+                &serde_json::json!({ "body": body }),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Comments of an issue or PR, newest page last; up to `pages` pages of 100.
+    pub async fn list_comments(
+        &self,
+        repo: &str,
+        issue: i64,
+        pages: u32,
+    ) -> Result<Vec<Comment>, GitHubError> {
+        let mut all = Vec::new();
+        for page in 1..=pages {
+            let batch: Vec<Comment> = self
+                .get(&format!(
+                    "/repos/{repo}/issues/{issue}/comments?per_page=100&page={page}"
+                ))
+                .await?;
+            let done = batch.len() < 100;
+            all.extend(batch);
+            if done {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    pub async fn permission(&self, repo: &str, user: &str) -> Result<PermissionLevel, GitHubError> {
+        self.get(&format!(
+            "/repos/{repo}/collaborators/{}/permission",
+            encode_path(user)
+        ))
+        .await
+    }
+
+    /// Whether `user` is an active member of `org/team`.
+    pub async fn is_team_member(
+        &self,
+        org: &str,
+        team: &str,
+        user: &str,
+    ) -> Result<bool, GitHubError> {
+        #[derive(Deserialize)]
+        struct Membership {
+            state: String,
+        }
+        let path = format!(
+            "/orgs/{}/teams/{}/memberships/{}",
+            encode_path(org),
+            encode_path(team),
+            encode_path(user)
+        );
+        match self.get::<Membership>(&path).await {
+            Ok(m) => Ok(m.state == "active"),
+            Err(GitHubError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn pull_request(&self, repo: &str, number: i64) -> Result<PullRequest, GitHubError> {
+        self.get(&format!("/repos/{repo}/pulls/{number}")).await
+    }
+
+    pub async fn reviews(&self, repo: &str, number: i64) -> Result<Vec<Review>, GitHubError> {
+        self.get(&format!(
+            "/repos/{repo}/pulls/{number}/reviews?per_page=100"
+        ))
+        .await
+    }
+
+    pub async fn check_runs(&self, repo: &str, sha: &str) -> Result<Vec<CheckRun>, GitHubError> {
+        let runs: CheckRuns = self
+            .get(&format!(
+                "/repos/{repo}/commits/{sha}/check-runs?per_page=100&filter=latest"
+            ))
+            .await?;
+        Ok(runs.check_runs)
+    }
+
+    /// The statuses and check runs of a commit together.
+    pub async fn checks(
+        &self,
+        repo: &str,
+        sha: &str,
+    ) -> Result<(Vec<CheckRun>, Vec<CommitStatus>), GitHubError> {
+        let (runs, statuses) =
+            tokio::join!(self.check_runs(repo, sha), self.combined_status(repo, sha));
+        Ok((runs?, statuses?))
+    }
+
+    /// The full sha of a branch, tag or (short) sha.
+    pub async fn resolve_ref(&self, repo: &str, git_ref: &str) -> Result<String, GitHubError> {
+        let commit: Commit = self
+            .get(&format!("/repos/{repo}/commits/{}", encode_path(git_ref)))
+            .await?;
+        Ok(commit.sha)
+    }
+
+    pub async fn create_deployment(
+        &self,
+        repo: &str,
+        d: &NewDeployment<'_>,
+    ) -> Result<Deployment, GitHubError> {
+        self.post(&format!("/repos/{repo}/deployments"), d).await
+    }
+
+    pub async fn deployment(&self, repo: &str, id: i64) -> Result<Deployment, GitHubError> {
+        self.get(&format!("/repos/{repo}/deployments/{id}")).await
+    }
+
+    /// Deployments of an environment, newest first.
+    pub async fn deployments(
+        &self,
+        repo: &str,
+        environment: &str,
+        per_page: u32,
+    ) -> Result<Vec<Deployment>, GitHubError> {
+        let env: String = url::form_urlencoded::byte_serialize(environment.as_bytes()).collect();
+        self.get(&format!(
+            "/repos/{repo}/deployments?environment={env}&per_page={per_page}"
+        ))
+        .await
+    }
+
+    /// Statuses of a deployment, newest first.
+    pub async fn deployment_statuses(
+        &self,
+        repo: &str,
+        id: i64,
+    ) -> Result<Vec<DeploymentStatus>, GitHubError> {
+        self.get(&format!(
+            "/repos/{repo}/deployments/{id}/statuses?per_page=100"
+        ))
+        .await
+    }
+}
