@@ -178,3 +178,71 @@ mod tests {
         assert_eq!(push.branch(), Some("main"));
     }
 }
+
+/// `issue_comment` events (on issues and pull requests).
+#[derive(Debug, Clone, Deserialize)]
+pub struct IssueCommentEvent {
+    pub action: String,
+    pub issue: IssueRef,
+    pub comment: CommentRef,
+    #[serde(default)]
+    pub changes: Option<CommentChanges>,
+    pub repository: RepositoryRef,
+    #[serde(default)]
+    pub installation: Option<IdOnly>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IssueRef {
+    pub number: i64,
+    /// Present when the issue is a pull request.
+    #[serde(default)]
+    pub pull_request: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommentRef {
+    pub id: i64,
+    #[serde(default)]
+    pub body: Option<String>,
+    pub user: User,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommentChanges {
+    #[serde(default)]
+    pub body: Option<ChangedFrom>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChangedFrom {
+    pub from: String,
+}
+
+/// `deployment_status` events.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeploymentStatusEvent {
+    pub deployment_status: DeploymentStatusRef,
+    pub deployment: DeploymentRef,
+    pub repository: RepositoryRef,
+    #[serde(default)]
+    pub installation: Option<IdOnly>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeploymentStatusRef {
+    pub state: String,
+    #[serde(default)]
+    pub environment_url: Option<String>,
+    #[serde(default)]
+    pub log_url: Option<String>,
+    #[serde(default)]
+    pub target_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeploymentRef {
+    pub id: i64,
+    pub sha: String,
+    pub environment: String,
+}

@@ -153,6 +153,7 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
     let shutdown = CancellationToken::new();
     let app = router(ingress);
     let stop = shutdown.clone();
+    let closing_store = store.clone();
     let task = tokio::spawn(async move {
         let worker_stop = stop.clone();
         let worker_task = tokio::spawn(worker.run(worker_stop));
@@ -165,6 +166,8 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
             stop.cancel();
         }
         let _ = worker_task.await;
+        // Every in-flight delivery is recorded: let the database go cleanly.
+        closing_store.close().await;
     });
     tracing::info!(%addr, store = store.backend(), "shipgate listening");
     Ok(Running {

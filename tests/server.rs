@@ -555,106 +555,22 @@ async fn a_branch_config_read_is_revalidated_with_its_etag() {
     t.finish().await;
 }
 
-/// A store whose writes fail, as when the disk is full or the database is down.
-struct BrokenStore;
-
-#[async_trait::async_trait]
-impl shipgate::store::Store for BrokenStore {
-    fn backend(&self) -> &'static str {
-        "broken"
-    }
-    async fn migrate(&self) -> Result<(), shipgate::store::StoreError> {
-        Ok(())
-    }
-    async fn ping(&self) -> Result<(), shipgate::store::StoreError> {
-        Err(broken())
-    }
-    async fn insert_delivery(
-        &self,
-        _: &shipgate::store::NewDelivery,
-        _: i64,
-    ) -> Result<shipgate::store::InsertOutcome, shipgate::store::StoreError> {
-        Err(broken())
-    }
-    async fn claim_next(
-        &self,
-        _: &str,
-        _: i64,
-        _: i64,
-    ) -> Result<Option<shipgate::store::ClaimedDelivery>, shipgate::store::StoreError> {
-        Err(broken())
-    }
-    async fn mark_done(&self, _: i64, _: i64) -> Result<(), shipgate::store::StoreError> {
-        Err(broken())
-    }
-    async fn mark_retry(&self, _: i64, _: &str, _: i64) -> Result<(), shipgate::store::StoreError> {
-        Err(broken())
-    }
-    async fn mark_failed(
-        &self,
-        _: i64,
-        _: &str,
-        _: i64,
-    ) -> Result<(), shipgate::store::StoreError> {
-        Err(broken())
-    }
-    async fn requeue_processing(&self) -> Result<u64, shipgate::store::StoreError> {
-        Err(broken())
-    }
-    async fn queue_depth(&self) -> Result<i64, shipgate::store::StoreError> {
-        Err(broken())
-    }
-    async fn prune_finished(&self, _: i64) -> Result<u64, shipgate::store::StoreError> {
-        Err(broken())
-    }
-    async fn delivery_status(
-        &self,
-        _: &str,
-    ) -> Result<Option<shipgate::store::DeliveryStatus>, shipgate::store::StoreError> {
-        Err(broken())
-    }
-}
-
-fn broken() -> shipgate::store::StoreError {
-    shipgate::store::StoreError::Database(sqlx::Error::PoolTimedOut)
-}
-
 #[tokio::test]
 async fn a_store_that_cannot_persist_answers_503_so_github_can_redeliver() {
-    use std::sync::Arc;
-    let ingress = shipgate::ingress::Ingress {
-        secrets: Arc::new(vec![secrecy::SecretString::from(SECRET.to_string())]),
-        store: Arc::new(BrokenStore),
-        handlers: shipgate::handlers::Handlers::default(),
-        metrics: shipgate::metrics::Metrics::new(),
-        wake: Arc::new(tokio::sync::Notify::new()),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, shipgate::server::router(ingress)).await });
-    let http = reqwest::Client::new();
+    let t = Harness::start().await;
+    // As when the database goes away: every statement fails from now on.
+    t.server.store.close().await;
     let body = serde_json::to_vec(
         &json!({"ref": "refs/heads/main", "after": "abc", "repository": {"full_name": "o/r"}}),
     )
     .unwrap();
-    let (status, b) = common::post_signed(
-        &http,
-        &format!("http://{addr}/webhook"),
-        "push",
-        "d-503",
-        body,
-    )
-    .await;
+    let (status, b) = common::post_signed(&t.http, &t.url("/webhook"), "push", "d-503", body).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{b}");
     assert_eq!(
         b["error"],
         "could not store the delivery; redeliver it later"
     );
-    let ready = http
-        .get(format!("http://{addr}/readyz"))
-        .send()
-        .await
-        .unwrap();
+    let ready = t.http.get(t.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 

@@ -2,6 +2,7 @@
 //! only those) and processes a stored delivery. Handlers must be idempotent:
 //! after a crash a delivery can be processed again.
 
+pub mod chatops;
 pub mod config_check;
 
 use std::sync::Arc;
@@ -85,7 +86,10 @@ pub struct Handlers {
 
 impl Default for Handlers {
     fn default() -> Self {
-        Handlers::new(vec![Arc::new(config_check::ConfigCheck)])
+        Handlers::new(vec![
+            Arc::new(config_check::ConfigCheck),
+            Arc::new(chatops::ChatOps),
+        ])
     }
 }
 

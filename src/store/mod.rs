@@ -188,6 +188,9 @@ pub trait Store: Send + Sync + 'static {
     /// Applies this backend's migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
 
+    /// Closes the connection pool; later calls fail. Called at shutdown.
+    async fn close(&self);
+
     /// A cheap round trip, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 

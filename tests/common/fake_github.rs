@@ -53,6 +53,48 @@ pub struct Comment {
     pub issue: u64,
     pub user: String,
     pub body: String,
+    /// How often the body was edited (PATCH).
+    pub edits: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reaction {
+    pub comment_id: u64,
+    pub content: String,
+    pub user: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Review {
+    pub user: String,
+    pub state: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckRun {
+    pub sha: String,
+    pub name: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeploymentStatus {
+    pub state: String,
+    pub environment_url: Option<String>,
+    pub log_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub id: u64,
+    pub sha: String,
+    pub git_ref: String,
+    pub environment: String,
+    pub payload: Value,
+    pub creator: String,
+    pub production_environment: bool,
+    pub statuses: Vec<DeploymentStatus>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +105,9 @@ pub struct PullRequest {
     pub base_ref: String,
     pub base_sha: String,
     pub author: String,
+    pub state: String,
+    pub draft: bool,
+    pub reviews: Vec<Review>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -78,6 +123,10 @@ pub struct Repo {
     pub statuses: Vec<Status>,
     /// login → role_name (admin, maintain, write, triage, read).
     pub collaborators: HashMap<String, String>,
+    pub reactions: Vec<Reaction>,
+    pub check_runs: Vec<CheckRun>,
+    pub deployments: Vec<Deployment>,
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +148,10 @@ struct Fault {
 #[derive(Default)]
 pub struct World {
     pub repos: BTreeMap<String, Repo>,
+    /// (org, team slug) → member logins.
+    pub teams: HashMap<(String, String), Vec<String>>,
+    /// Bot comments the test has read, by comment id.
+    pub read_comments: Vec<u64>,
     pub requests: Vec<Recorded>,
     pub unexpected: Vec<String>,
     faults: Vec<Fault>,
@@ -263,10 +316,259 @@ impl FakeGitHub {
                 base_sha: r.branches[&base_ref].clone(),
                 base_ref,
                 author: author.to_string(),
+                state: "open".into(),
+                draft: false,
+                reviews: Vec::new(),
             };
             r.pulls.insert(number, pr);
             number
         })
+    }
+
+    /// Gives `login` a role on `repo` (admin, maintain, write, triage, read).
+    pub fn set_role(&self, repo: &str, login: &str, role: &str) {
+        self.with_mut(|w| {
+            w.repo_mut(repo)
+                .collaborators
+                .insert(login.to_string(), role.to_string());
+        });
+    }
+
+    pub fn add_team_member(&self, org: &str, team: &str, login: &str) {
+        self.with_mut(|w| {
+            w.teams
+                .entry((org.to_string(), team.to_string()))
+                .or_default()
+                .push(login.to_string())
+        });
+    }
+
+    pub fn review(&self, repo: &str, pr: u64, user: &str, state: &str) {
+        self.with_mut(|w| {
+            w.repo_mut(repo)
+                .pulls
+                .get_mut(&pr)
+                .unwrap()
+                .reviews
+                .push(Review {
+                    user: user.into(),
+                    state: state.into(),
+                })
+        });
+    }
+
+    pub fn set_pr(&self, repo: &str, pr: u64, f: impl FnOnce(&mut PullRequest)) {
+        self.with_mut(|w| f(w.repo_mut(repo).pulls.get_mut(&pr).unwrap()));
+    }
+
+    /// Sets a check run on `sha` (replacing one of the same name).
+    pub fn check_run(
+        &self,
+        repo: &str,
+        sha: &str,
+        name: &str,
+        status: &str,
+        conclusion: Option<&str>,
+    ) {
+        self.with_mut(|w| {
+            let r = w.repo_mut(repo);
+            r.check_runs.retain(|c| !(c.sha == sha && c.name == name));
+            r.check_runs.push(CheckRun {
+                sha: sha.into(),
+                name: name.into(),
+                status: status.into(),
+                conclusion: conclusion.map(str::to_string),
+            });
+        });
+    }
+
+    /// A deployment made outside shipgate (history for rollbacks).
+    pub fn add_deployment(&self, repo: &str, sha: &str, environment: &str, states: &[&str]) -> u64 {
+        self.with_mut(|w| {
+            let id = w.next_id();
+            let d = Deployment {
+                id,
+                sha: sha.into(),
+                git_ref: sha.into(),
+                environment: environment.into(),
+                payload: json!({}),
+                creator: "octocat".into(),
+                production_environment: false,
+                statuses: states
+                    .iter()
+                    .map(|s| DeploymentStatus {
+                        state: s.to_string(),
+                        environment_url: None,
+                        log_url: None,
+                    })
+                    .collect(),
+            };
+            w.repo_mut(repo).deployments.push(d);
+            id
+        })
+    }
+
+    pub fn deployments(&self, repo: &str) -> Vec<Deployment> {
+        self.with(|w| w.repo(repo).deployments.clone())
+    }
+
+    /// Adds a status to a deployment (as the repository's deploy workflow
+    /// would) and returns the `deployment_status` payload GitHub sends.
+    pub fn deployment_status(
+        &self,
+        repo: &str,
+        id: u64,
+        state: &str,
+        environment_url: Option<&str>,
+        log_url: Option<&str>,
+    ) -> Value {
+        let d = self.with_mut(|w| {
+            let d = w
+                .repo_mut(repo)
+                .deployments
+                .iter_mut()
+                .find(|d| d.id == id)
+                .unwrap();
+            d.statuses.push(DeploymentStatus {
+                state: state.into(),
+                environment_url: environment_url.map(str::to_string),
+                log_url: log_url.map(str::to_string),
+            });
+            d.clone()
+        });
+        json!({
+            "action": "created",
+            "deployment_status": { "id": self.with_mut(|w| w.next_id()), "state": state, "environment_url": environment_url.unwrap_or(""), "log_url": log_url.unwrap_or(""), "target_url": log_url.unwrap_or("") },
+            "deployment": deployment_json(&d),
+            "repository": self.repository_json(repo),
+            "installation": { "id": 42 },
+            "sender": { "login": "github-actions[bot]", "type": "Bot" },
+        })
+    }
+
+    /// A user's comment on an issue or PR; returns its id.
+    pub fn add_comment(&self, repo: &str, issue: u64, user: &str, body: &str) -> u64 {
+        self.with_mut(|w| {
+            let id = w.next_id();
+            w.repo_mut(repo).comments.push(Comment {
+                id,
+                issue,
+                user: user.into(),
+                body: body.into(),
+                edits: 0,
+            });
+            id
+        })
+    }
+
+    /// The `issue_comment` payload for comment `id` (`created`, or `edited` with the old body).
+    pub fn issue_comment_payload(
+        &self,
+        repo: &str,
+        id: u64,
+        action: &str,
+        previous_body: Option<&str>,
+    ) -> Value {
+        let (c, is_pr) = self.with(|w| {
+            let r = w.repo(repo);
+            let c = r.comments.iter().find(|c| c.id == id).unwrap().clone();
+            let is_pr = r.pulls.contains_key(&c.issue);
+            (c, is_pr)
+        });
+        let mut issue = json!({ "number": c.issue, "title": format!("#{}", c.issue), "state": "open", "user": { "login": "alice" } });
+        if is_pr {
+            issue["pull_request"] =
+                json!({ "url": format!("{}/repos/{repo}/pulls/{}", self.url(), c.issue) });
+        }
+        let user_type = if c.user.ends_with("[bot]") {
+            "Bot"
+        } else {
+            "User"
+        };
+        let mut payload = json!({
+            "action": action,
+            "issue": issue,
+            "comment": { "id": c.id, "body": c.body, "user": { "login": c.user, "type": user_type } },
+            "repository": self.repository_json(repo),
+            "installation": { "id": 42 },
+            "sender": { "login": c.user, "type": user_type },
+        });
+        if let Some(prev) = previous_body {
+            payload["changes"] = json!({ "body": { "from": prev } });
+        }
+        payload
+    }
+
+    /// Reactions on a comment, in order.
+    pub fn reactions(&self, repo: &str, comment_id: u64) -> Vec<String> {
+        self.with(|w| {
+            w.repo(repo)
+                .reactions
+                .iter()
+                .filter(|r| r.comment_id == comment_id)
+                .map(|r| r.content.clone())
+                .collect()
+        })
+    }
+
+    /// Bot comments on `issue`, oldest first.
+    pub fn bot_comments(&self, repo: &str, issue: u64) -> Vec<Comment> {
+        self.with(|w| {
+            w.repo(repo)
+                .comments
+                .iter()
+                .filter(|c| c.issue == issue && c.user == BOT_LOGIN)
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// The oldest bot comment on `issue` the test has not read yet; marks it read.
+    pub fn next_bot_comment(&self, repo: &str, issue: u64) -> Comment {
+        self.with_mut(|w| {
+            let read = w.read_comments.clone();
+            let c = w
+                .repo(repo)
+                .comments
+                .iter()
+                .find(|c| c.issue == issue && c.user == BOT_LOGIN && !read.contains(&c.id))
+                .cloned()
+                .unwrap_or_else(|| {
+                    panic!("expected a bot comment on {repo}#{issue}, found none unread")
+                });
+            w.read_comments.push(c.id);
+            c
+        })
+    }
+
+    /// The current text of a comment.
+    pub fn comment_body(&self, repo: &str, id: u64) -> String {
+        self.with(|w| {
+            w.repo(repo)
+                .comments
+                .iter()
+                .find(|c| c.id == id)
+                .unwrap()
+                .body
+                .clone()
+        })
+    }
+
+    /// Fails the test if the bot posted comments the test never read.
+    pub fn assert_no_unread_bot_comments(&self) {
+        let unread: Vec<String> = self.with(|w| {
+            w.repos
+                .values()
+                .flat_map(|r| r.comments.iter().map(move |c| (r, c)))
+                .filter(|(_, c)| c.user == BOT_LOGIN && !w.read_comments.contains(&c.id))
+                .map(|(r, c)| format!("{}#{}: {}", r.full_name, c.issue, c.body))
+                .collect()
+        });
+        assert!(
+            unread.is_empty(),
+            "the bot posted comments no test step expected:\n{}",
+            unread.join("\n---\n")
+        );
     }
 
     pub fn pr(&self, repo: &str, number: u64) -> PullRequest {
@@ -695,6 +997,7 @@ fn route(
                 issue: number.parse().unwrap_or(0),
                 user: BOT_LOGIN.into(),
                 body: body["body"].as_str().unwrap_or("").to_string(),
+                edits: 0,
             };
             r.comments.push(c.clone());
             (
@@ -703,12 +1006,243 @@ fn route(
                 None,
             )
         }
+        ("GET", ["repos", owner, name, "issues", number, "comments"]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            let issue: u64 = number.parse().unwrap_or(0);
+            let per_page: usize = query
+                .get("per_page")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(30);
+            let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+            let list: Vec<Value> = r
+                .comments
+                .iter()
+                .filter(|c| c.issue == issue)
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .map(|c| json!({ "id": c.id, "body": c.body, "user": { "login": c.user } }))
+                .collect();
+            ok(Value::Array(list))
+        }
+        ("PATCH", ["repos", owner, name, "issues", "comments", id]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get_mut(&full) else {
+                return with_none(not_found(&full));
+            };
+            let id: u64 = id.parse().unwrap_or(0);
+            let Some(c) = r.comments.iter_mut().find(|c| c.id == id) else {
+                return with_none(not_found("comment"));
+            };
+            c.body = body["body"].as_str().unwrap_or("").to_string();
+            c.edits += 1;
+            ok(json!({ "id": c.id, "body": c.body }))
+        }
+        ("POST", ["repos", owner, name, "issues", "comments", id, "reactions"]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get_mut(&full) else {
+                return with_none(not_found(&full));
+            };
+            let id: u64 = id.parse().unwrap_or(0);
+            if !r.comments.iter().any(|c| c.id == id) {
+                return with_none(not_found("comment"));
+            }
+            let content = body["content"].as_str().unwrap_or("").to_string();
+            if ![
+                "+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes",
+            ]
+            .contains(&content.as_str())
+            {
+                return (422, json!({ "message": "Validation Failed" }), None);
+            }
+            let reaction = Reaction {
+                comment_id: id,
+                content: content.clone(),
+                user: BOT_LOGIN.into(),
+            };
+            // One reaction per kind and user: a repeat answers 200.
+            let status = if r.reactions.contains(&reaction) {
+                200
+            } else {
+                201
+            };
+            if status == 201 {
+                r.reactions.push(reaction);
+            }
+            (status, json!({ "id": 1, "content": content }), None)
+        }
+        ("GET", ["orgs", org, "teams", team, "memberships", user]) => {
+            let members = w.teams.get(&(org.to_string(), team.to_string()));
+            match members {
+                Some(m) if m.iter().any(|u| u == user) => {
+                    ok(json!({ "state": "active", "role": "member" }))
+                }
+                _ => with_none(not_found("membership")),
+            }
+        }
+        ("GET", ["repos", owner, name, "pulls", number]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            let Some(pr) = r.pulls.get(&number.parse().unwrap_or(0)) else {
+                return with_none(not_found("pull"));
+            };
+            ok(json!({
+                "number": pr.number, "state": pr.state, "draft": pr.draft, "merged": false,
+                "head": { "ref": pr.head_ref, "sha": pr.head_sha },
+                "base": { "ref": pr.base_ref, "sha": pr.base_sha },
+                "user": { "login": pr.author },
+            }))
+        }
+        ("GET", ["repos", owner, name, "pulls", number, "reviews"]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            let Some(pr) = r.pulls.get(&number.parse().unwrap_or(0)) else {
+                return with_none(not_found("pull"));
+            };
+            ok(Value::Array(
+                pr.reviews
+                    .iter()
+                    .map(|rv| json!({ "user": { "login": rv.user }, "state": rv.state }))
+                    .collect(),
+            ))
+        }
+        ("GET", ["repos", owner, name, "commits", git_ref, "check-runs"]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            let runs: Vec<Value> = r
+                .check_runs
+                .iter()
+                .filter(|c| c.sha == *git_ref)
+                .map(|c| json!({ "name": c.name, "status": c.status, "conclusion": c.conclusion }))
+                .collect();
+            ok(json!({ "total_count": runs.len(), "check_runs": runs }))
+        }
+        ("GET", ["repos", owner, name, "commits", git_ref]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            let git_ref = percent_decode(git_ref);
+            let sha = r
+                .branches
+                .get(&git_ref)
+                .or_else(|| r.tags.get(&git_ref))
+                .cloned()
+                .or_else(|| {
+                    r.commits
+                        .keys()
+                        .find(|k| git_ref.len() >= 7 && k.starts_with(&git_ref))
+                        .cloned()
+                });
+            match sha {
+                Some(sha) => ok(json!({ "sha": sha })),
+                None => (
+                    422,
+                    json!({ "message": format!("No commit found for SHA: {git_ref}") }),
+                    None,
+                ),
+            }
+        }
+        ("POST", ["repos", owner, name, "deployments"]) => {
+            let full = format!("{owner}/{name}");
+            let id = w.next_id();
+            let Some(r) = w.repos.get_mut(&full) else {
+                return with_none(not_found(&full));
+            };
+            let git_ref = body["ref"].as_str().unwrap_or("").to_string();
+            let sha = r
+                .branches
+                .get(&git_ref)
+                .cloned()
+                .or_else(|| r.commits.contains_key(&git_ref).then(|| git_ref.clone()));
+            let Some(sha) = sha else {
+                return (
+                    422,
+                    json!({ "message": format!("No ref found for: {git_ref}") }),
+                    None,
+                );
+            };
+            let d = Deployment {
+                id,
+                sha,
+                git_ref,
+                environment: body["environment"]
+                    .as_str()
+                    .unwrap_or("production")
+                    .to_string(),
+                payload: body["payload"].clone(),
+                creator: BOT_LOGIN.into(),
+                production_environment: body["production_environment"].as_bool().unwrap_or(false),
+                statuses: Vec::new(),
+            };
+            let out = deployment_json(&d);
+            r.deployments.push(d);
+            (201, out, None)
+        }
+        ("GET", ["repos", owner, name, "deployments"]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            let per_page: usize = query
+                .get("per_page")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(30);
+            let list: Vec<Value> = r
+                .deployments
+                .iter()
+                .rev()
+                .filter(|d| query.get("environment").is_none_or(|e| *e == d.environment))
+                .take(per_page)
+                .map(deployment_json)
+                .collect();
+            ok(Value::Array(list))
+        }
+        ("GET", ["repos", owner, name, "deployments", id]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            match r.deployments.iter().find(|d| d.id.to_string() == *id) {
+                Some(d) => ok(deployment_json(d)),
+                None => with_none(not_found("deployment")),
+            }
+        }
+        ("GET", ["repos", owner, name, "deployments", id, "statuses"]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            match r.deployments.iter().find(|d| d.id.to_string() == *id) {
+                Some(d) => ok(Value::Array(
+                    d.statuses.iter().rev().map(|s| json!({ "state": s.state, "environment_url": s.environment_url, "log_url": s.log_url })).collect(),
+                )),
+                None => with_none(not_found("deployment")),
+            }
+        }
         _ => (
             404,
             json!({ "message": "Not Found", "unimplemented": true }),
             None,
         ),
     }
+}
+
+fn deployment_json(d: &Deployment) -> Value {
+    json!({
+        "id": d.id, "sha": d.sha, "ref": d.git_ref, "environment": d.environment,
+        "payload": d.payload, "creator": { "login": d.creator },
+        "production_environment": d.production_environment,
+        "created_at": "2026-11-22T10:00:00Z",
+    })
 }
 
 fn with_none((status, body): (u16, Value)) -> Routed {
