@@ -112,6 +112,13 @@ impl Harness {
         )
         .await
         .expect("server starts");
+        // The bot learns its login at start; wait for it so request counts
+        // taken by tests do not race with that call.
+        server
+            .github
+            .bot_login()
+            .await
+            .expect("the fake answers the login lookup");
         Harness {
             gh,
             server,
@@ -162,9 +169,31 @@ impl Harness {
         self.server.store.delivery_status(delivery).await.unwrap()
     }
 
-    /// Ends the story: no unexpected API calls, and the server stops cleanly.
+    /// A user comments on an issue or PR; the webhook is sent. Returns the comment id.
+    pub async fn comment(&self, repo: &str, issue: u64, user: &str, body: &str) -> u64 {
+        let id = self.gh.add_comment(repo, issue, user, body);
+        let (status, b) = self
+            .send(
+                "issue_comment",
+                &self.gh.issue_comment_payload(repo, id, "created", None),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{b}");
+        id
+    }
+
+    /// The next bot comment on `issue` after the deliveries settle.
+    pub async fn next_reply(&self, repo: &str, issue: u64) -> fake_github::Comment {
+        self.settle().await;
+        self.gh.next_bot_comment(repo, issue)
+    }
+
+    /// Ends the story: no unexpected API calls or unread bot comments, and
+    /// the server stops cleanly.
     pub async fn finish(self) {
+        self.settle().await;
         self.gh.assert_no_unexpected();
+        self.gh.assert_no_unread_bot_comments();
         self.server.shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(10), self.server.task)
             .await
