@@ -477,7 +477,8 @@ async fn rollback_picks_the_previous_good_sha() {
     t.gh.add_deployment(REPO, &bad, "production", &["in_progress", "failure"]);
     t.gh.add_deployment(REPO, &current, "production", &["in_progress", "success"]);
 
-    let issue = pr;
+    // Rollbacks work from any comment of the repository, a plain issue too.
+    let issue = 4242;
     t.comment(REPO, issue, "alice", "/rollback production")
         .await;
     let reply = t.next_reply(REPO, issue).await;
@@ -651,6 +652,67 @@ async fn help_lists_the_commands_and_each_environments_gates() {
         reply
             .body
             .contains("| `staging` (default) | `write`+ | 0 | ci | — |"),
+        "{}",
+        reply.body
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn the_worst_case_deploy_stays_within_twelve_api_calls() {
+    let t = Harness::start().await;
+    let (pr, head) = repo_with_pr(&t, CONFIG, "feature", "alice");
+    t.gh.set_role(REPO, "alice", "maintain");
+    t.gh.review(REPO, pr, "bob", "APPROVED");
+    t.gh.review(REPO, pr, "carol", "APPROVED");
+    green(&t, &head);
+    // Production: approvals and checks to read, a ref to resolve, a previous deployment to name.
+    let before = request_count(&t);
+    t.comment(REPO, pr, "alice", "/deploy production ref=feature")
+        .await;
+    let reply = t.next_reply(REPO, pr).await;
+    assert!(
+        reply
+            .body
+            .starts_with("### 🚀 Deploy to `production` created"),
+        "{}",
+        reply.body
+    );
+    let calls: Vec<String> = t.gh.with(|w| {
+        w.requests[before..]
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    });
+    // If this grows, a change added GitHub calls to the hot path of /deploy.
+    assert_eq!(calls.len(), 12, "{calls:#?}");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn deployers_can_be_named_people_and_teams() {
+    let by_name = "environments:\n  production:\n    deployers: [bob, \"@acme/sre\"]\n";
+    let t = Harness::start().await;
+    let (pr, _) = repo_with_pr(&t, by_name, "feature", "alice");
+    t.gh.add_team_member("acme", "sre", "carol");
+    for user in ["bob", "carol", "dave"] {
+        t.gh.set_role(REPO, user, "admin");
+    }
+    t.comment(REPO, pr, "dave", "/deploy production").await;
+    let reply = t.next_reply(REPO, pr).await;
+    assert!(
+        reply
+            .body
+            .contains("@dave is not among the deployers of `production`: bob, @acme/sre"),
+        "{}",
+        reply.body
+    );
+    t.comment(REPO, pr, "carol", "/deploy production").await;
+    let reply = t.next_reply(REPO, pr).await;
+    assert!(
+        reply
+            .body
+            .contains("| Permission | ✅ | @carol is a deployer of `production` |"),
         "{}",
         reply.body
     );

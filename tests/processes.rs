@@ -425,3 +425,63 @@ async fn webhook_send_signs_like_github() {
     assert!(String::from_utf8_lossy(&refused.stdout).starts_with("401 "));
     child.terminate().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_interrupted_after_creating_its_deployment_is_not_created_twice() {
+    let gh = FakeGitHub::start().await;
+    let config = "environments:\n  staging:\n    deployers: write\n";
+    gh.add_repo("acme/app", &[(CONFIG, config)]);
+    gh.commit("acme/app", "feature", &[("f.txt", Some("x"))]);
+    let pr = gh.open_pr("acme/app", "feature", "alice");
+    gh.set_role("acme/app", "alice", "write");
+    let comment = gh.add_comment("acme/app", pr, "alice", "/deploy staging");
+    let payload = gh.issue_comment_payload("acme/app", comment, "created", None);
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("shipgate.db").display());
+    let http = reqwest::Client::new();
+
+    // The deployment is created, but the process dies before it hears back.
+    gh.hold_after_effect("POST", "/repos/acme/app/deployments");
+    let child = Child::serve(&gh, &db, &[]).await;
+    let body = serde_json::to_vec(&payload).unwrap();
+    let (status, _) =
+        common::post_signed(&http, &child.url("/webhook"), "issue_comment", "c1", body).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    gh.wait_for("the deployment to be created", |w| w.held == 1)
+        .await;
+    child.kill_hard().await;
+    assert_eq!(gh.deployments("acme/app").len(), 1);
+
+    let child = Child::serve(&gh, &db, &[]).await;
+    gh.wait_for("the reply", |w| {
+        w.repo("acme/app")
+            .comments
+            .iter()
+            .any(|c| c.user == common::fake_github::BOT_LOGIN)
+    })
+    .await;
+    let store = shipgate::store::connect(&DatabaseUrl::new(db))
+        .await
+        .unwrap();
+    common::eventually("the delivery is done", || async {
+        store.delivery_status("c1").await.unwrap().unwrap().state == DeliveryState::Done
+    })
+    .await;
+    assert_eq!(
+        gh.deployments("acme/app").len(),
+        1,
+        "found, not created again"
+    );
+    let replies = gh.bot_comments("acme/app", pr);
+    assert_eq!(replies.len(), 1);
+    assert!(
+        replies[0]
+            .body
+            .starts_with("### 🚀 Deploy to `staging` created"),
+        "{}",
+        replies[0].body
+    );
+    assert_eq!(gh.reactions("acme/app", comment), ["eyes", "rocket"]);
+    child.terminate().await;
+    gh.assert_no_unexpected();
+}

@@ -37,6 +37,8 @@ pub struct Recorded {
     pub status: u16,
     /// The Authorization header as sent.
     pub auth: String,
+    /// When the fake received it.
+    pub at: std::time::Instant,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -731,6 +733,7 @@ async fn handle(
         f.remaining -= 1;
         Some(f.kind.clone())
     });
+    let received_at = std::time::Instant::now();
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -745,6 +748,7 @@ async fn handle(
                 body: body_json.clone(),
                 status,
                 auth: auth.clone(),
+                at: received_at,
             })
         })
     };

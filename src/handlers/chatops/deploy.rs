@@ -237,12 +237,16 @@ async fn deploy(
     }
 
     // All gates pass and we hold the lock (or this PR does).
-    let previous = s
-        .api
-        .deployments(&s.repo, env_name, 1)
-        .await?
-        .into_iter()
-        .next();
+    let previous = match s.api.deployments(&s.repo, env_name, 1).await {
+        Ok(list) => list,
+        Err(e) => {
+            // Do not keep the environment locked for a deploy that did not start.
+            s.cx.store.release_lock(&s.repo, env_name, &token).await?;
+            return Err(e.into());
+        }
+    }
+    .into_iter()
+    .next();
     reply.from_sha = previous.as_ref().map(|d| d.sha.clone());
     let payload = json!({
         "kind": "deploy",
@@ -286,7 +290,25 @@ async fn create(
         description: &description,
         payload,
     };
-    let created = match s.api.create_deployment(&s.repo, &request).await {
+    // Seen before without a recorded deployment: the deployment may have been
+    // created just before a crash. Look for it (by its payload) first.
+    let existing = match &run.prior {
+        Some(_) => s
+            .api
+            .deployments(&s.repo, env_name, 20)
+            .await?
+            .into_iter()
+            .find(|d| {
+                d.payload.get("comment_id") == Some(&json!(s.comment_id))
+                    && d.payload.get("line") == Some(&json!(run.line))
+            }),
+        None => None,
+    };
+    let created = match existing {
+        Some(d) => Ok(d),
+        None => s.api.create_deployment(&s.repo, &request).await,
+    };
+    let created = match created {
         Ok(d) => d,
         Err(e) if !e.is_transient() => {
             s.cx.store.release_lock(&s.repo, env_name, token).await?;
