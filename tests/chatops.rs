@@ -462,7 +462,7 @@ async fn fifty_concurrent_deploys_give_one_deployment_on_postgres() {
 #[tokio::test]
 async fn rollback_picks_the_previous_good_sha() {
     let t = Harness::start().await;
-    let (pr, _) = repo_with_pr(&t, CONFIG, "feature", "alice");
+    let _ = repo_with_pr(&t, CONFIG, "feature", "alice");
     t.gh.set_role(REPO, "alice", "maintain");
     let good = t.gh.commit(REPO, "main", &[("v1", Some("1"))]);
     let bad = t.gh.commit(REPO, "main", &[("v2", Some("2"))]);
