@@ -625,6 +625,16 @@ async fn typos_get_did_you_mean() {
         "{}",
         reply.body
     );
+    t.comment(REPO, pr, "alice", "/deploy staging ref=no-such-branch")
+        .await;
+    let reply = t.next_reply(REPO, pr).await;
+    assert!(
+        reply
+            .body
+            .contains("`ref=no-such-branch` is not a branch, tag or commit of this repository"),
+        "{}",
+        reply.body
+    );
     t.finish().await;
 }
 

@@ -48,6 +48,27 @@ pub(crate) async fn actor_facts(
     })
 }
 
+/// The full sha of `git_ref`, or `None` after telling the user it does not exist.
+async fn resolve_or_refuse(
+    s: &Session<'_>,
+    run: &Run<'_>,
+    arg: &str,
+    git_ref: &str,
+) -> Result<Option<String>, HandlerError> {
+    match s.api.resolve_ref(&s.repo, git_ref).await {
+        Ok(sha) => Ok(Some(sha)),
+        Err(
+            crate::github::GitHubError::NotFound(_) | crate::github::GitHubError::Unprocessable(_),
+        ) => {
+            let msg =
+                format!("`{arg}={git_ref}` is not a branch, tag or commit of this repository");
+            s.refuse(run, &msg).await?;
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn lock_ttl_ms(env: &EnvironmentConfig) -> i64 {
     env.lock_ttl
         .map(|d| d.0.as_millis() as i64)
@@ -146,20 +167,9 @@ async fn deploy(
 
     let pr = s.api.pull_request(&s.repo, s.issue).await?;
     let sha = match git_ref {
-        Some(r) => match s.api.resolve_ref(&s.repo, r).await {
-            Ok(sha) => sha,
-            Err(
-                crate::github::GitHubError::NotFound(_)
-                | crate::github::GitHubError::Unprocessable(_),
-            ) => {
-                return s
-                    .refuse(
-                        run,
-                        &format!("`ref={r}` is not a branch, tag or commit of this repository"),
-                    )
-                    .await;
-            }
-            Err(e) => return Err(e.into()),
+        Some(r) => match resolve_or_refuse(s, run, "ref", r).await? {
+            Some(sha) => sha,
+            None => return Ok(()),
         },
         None => pr.head.sha.clone(),
     };
@@ -430,20 +440,9 @@ async fn rollback(
             }
             Err(e) => return Err(e.into()),
         },
-        Some(RollbackTarget::Ref(r)) => match s.api.resolve_ref(&s.repo, r).await {
-            Ok(sha) => Some(sha),
-            Err(
-                crate::github::GitHubError::NotFound(_)
-                | crate::github::GitHubError::Unprocessable(_),
-            ) => {
-                return s
-                    .refuse(
-                        run,
-                        &format!("`to={r}` is not a branch, tag or commit of this repository"),
-                    )
-                    .await
-            }
-            Err(e) => return Err(e.into()),
+        Some(RollbackTarget::Ref(r)) => match resolve_or_refuse(s, run, "to", r).await? {
+            Some(sha) => Some(sha),
+            None => return Ok(()),
         },
         None => last_good(s, &history).await?,
     };
