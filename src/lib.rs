@@ -19,6 +19,7 @@ pub mod repo_config;
 pub mod server;
 pub mod settings;
 pub mod signature;
+pub mod smoke;
 pub mod store;
 pub mod telemetry;
 pub mod webhook_send;

@@ -75,6 +75,13 @@ pub struct EnvironmentConfig {
     /// deploy's lock lasts at most if its deployment never reports a final state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock_ttl: Option<DurationText>,
+    /// Smoke checks for this environment (default: the top-level `smoke`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoke: Option<SmokeConfig>,
+    /// When a deployment here succeeds but its smoke checks fail, roll back
+    /// to the last successful deployment.
+    #[serde(default)]
+    pub auto_rollback: bool,
 }
 
 impl EnvironmentConfig {
@@ -186,13 +193,7 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SmokeConfig {
-    /// Smoke checks; their schema is defined by the smoke engine.
-    #[serde(default)]
-    pub checks: Vec<serde_json::Value>,
-}
+pub use crate::smoke::config::SmokeConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -200,6 +201,16 @@ pub struct PreviewConfig {
     /// Post the preview comment on pull requests.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Hosts (globs) that may be probed; default: the common preview providers
+    /// (`*.vercel.app`, `*.netlify.app`, …) and the hosts of `environments.*.url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Probe URLs that resolve to loopback, private or link-local addresses.
+    #[serde(default)]
+    pub allow_private: bool,
+    /// Smoke checks for previews (default: the top-level `smoke`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoke: Option<SmokeConfig>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -255,7 +266,12 @@ pub struct FreezeConfig {
 
 impl Default for PreviewConfig {
     fn default() -> Self {
-        PreviewConfig { enabled: true }
+        PreviewConfig {
+            enabled: true,
+            allowed_hosts: None,
+            allow_private: false,
+            smoke: None,
+        }
     }
 }
 
@@ -283,6 +299,38 @@ impl RepoConfig {
             }
             None => None,
         }
+    }
+
+    /// The smoke suite for a deployment to `environment`: the environment's
+    /// own, else for a preview (an environment not in the config)
+    /// `preview.smoke`, else the top-level `smoke` (empty: the default suite).
+    pub fn smoke_suite(&self, environment: &str) -> &SmokeConfig {
+        match self.environments.get(environment) {
+            Some(env) => env.smoke.as_ref().unwrap_or(&self.smoke),
+            None => self.preview.smoke.as_ref().unwrap_or(&self.smoke),
+        }
+    }
+
+    /// Hosts a deployment URL may have to be probed.
+    pub fn allowed_hosts(&self) -> Vec<String> {
+        if let Some(hosts) = &self.preview.allowed_hosts {
+            return hosts.clone();
+        }
+        let mut hosts: Vec<String> = crate::smoke::guard::DEFAULT_ALLOWED_HOSTS
+            .iter()
+            .map(|h| h.to_string())
+            .collect();
+        for env in self.environments.values() {
+            if let Some(host) = env
+                .url
+                .as_deref()
+                .and_then(|u| url::Url::parse(u).ok())
+                .and_then(|u| u.host_str().map(str::to_string))
+            {
+                hosts.push(host);
+            }
+        }
+        hosts
     }
 
     /// The freeze windows that apply to `environment`.
@@ -333,7 +381,15 @@ impl RepoConfig {
             w.validate()
                 .or_else(|m| err(format!("freeze.windows[{i}]: {m}")))?;
         }
+        self.smoke.validate("smoke").or_else(err)?;
+        if let Some(s) = &self.preview.smoke {
+            s.validate("preview.smoke").or_else(err)?;
+        }
         for (name, env) in &self.environments {
+            if let Some(s) = &env.smoke {
+                s.validate(&format!("environments.{name}.smoke"))
+                    .or_else(err)?;
+            }
             for (i, w) in env.freeze.iter().enumerate() {
                 w.validate()
                     .or_else(|m| err(format!("environments.{name}.freeze[{i}]: {m}")))?;

@@ -1,0 +1,236 @@
+//! Smoke check configuration (`smoke:` in `.github/shipgate.yml`).
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::repo_config::DurationText;
+
+/// A suite: readiness-wait settings and the checks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeConfig {
+    /// How long to wait for a deployment that is still warming up.
+    #[serde(default)]
+    pub wait: WaitConfig,
+    /// The checks; none means the zero-config default (`GET /` answers 2xx/3xx
+    /// within 10 s, security headers and TLS as warnings).
+    #[serde(default)]
+    pub checks: Vec<CheckSpec>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitConfig {
+    /// Deadline for retrying a check whose failure is retryable (default 60s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<DurationText>,
+    /// Failures that are retried until the deadline: `connect`, `timeout`, or
+    /// status codes (default: connect, timeout, 408, 429, 502, 503, 504).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<Vec<RetryOn>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RetryOn {
+    Status(u16),
+    Kind(RetryKind),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RetryKind {
+    Connect,
+    Timeout,
+}
+
+/// A built-in rule check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    SecurityHeaders,
+    Tls,
+    HttpsRedirect,
+    Cors,
+    RateLimit,
+}
+
+impl Rule {
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::SecurityHeaders => "security headers",
+            Rule::Tls => "TLS",
+            Rule::HttpsRedirect => "HTTP → HTTPS redirect",
+            Rule::Cors => "CORS",
+            Rule::RateLimit => "rate limit",
+        }
+    }
+}
+
+/// How a failed rule counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warn,
+    #[default]
+    Fail,
+}
+
+/// One check: an HTTP request with expectations, or a built-in `rule`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A built-in rule instead of a request check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<Rule>,
+    /// `warn` makes a failure a warning (rules default to `fail`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    /// Path relative to the deployment URL (default `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// An absolute URL instead of a path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Per-request timeout (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<DurationText>,
+    #[serde(default)]
+    pub expect: Expect,
+    /// Requests to send for latency percentiles (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub samples: Option<u32>,
+    /// `rate_limit`: requests in the burst (default 50, at most 500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// `tls`: warn when the certificate expires in fewer days (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_days: Option<u32>,
+    /// `tls`: fail when the certificate expires in fewer days (default 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_days: Option<u32>,
+    /// `tls`: the oldest acceptable protocol, `1.2` (default) or `1.3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<String>,
+}
+
+/// Expectations of a request check.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// `200`, `[200, 204]` or a class such as `"2xx"` (default: 2xx or 3xx).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusExpect>,
+    /// Assertions on the JSON body: `$.status == "healthy"`, `$.items exists`,
+    /// `$.count > 0`, `$.tags contains "v2"`, `$.version matches "^1\."`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub json: Vec<String>,
+    /// Response headers: `present: true`, `equals: …` or `matches: …`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, HeaderExpect>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+    /// A regular expression the body must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_matches: Option<String>,
+    /// Every sample must answer within this many milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum StatusExpect {
+    Code(u16),
+    List(Vec<u16>),
+    Class(String),
+}
+
+impl StatusExpect {
+    pub fn matches(&self, status: u16) -> bool {
+        match self {
+            StatusExpect::Code(c) => *c == status,
+            StatusExpect::List(l) => l.contains(&status),
+            StatusExpect::Class(c) => {
+                let c = c.trim().to_ascii_lowercase();
+                c.len() == 3 && c.ends_with("xx") && c.as_bytes()[0] == b'0' + (status / 100) as u8
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            StatusExpect::Code(c) => c.to_string(),
+            StatusExpect::List(l) => l
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(" or "),
+            StatusExpect::Class(c) => c.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderExpect {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub present: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<String>,
+}
+
+impl SmokeConfig {
+    /// Checked when the config loads: rules and requests are told apart,
+    /// regular expressions and JSON assertions parse.
+    pub fn validate(&self, at: &str) -> Result<(), String> {
+        for (i, c) in self.checks.iter().enumerate() {
+            let here = format!("{at}.checks[{i}]");
+            if c.rule.is_some() && (c.body.is_some() || c.method.is_some() || c.samples.is_some()) {
+                return Err(format!(
+                    "{here}: a `rule` check takes no body, method or samples"
+                ));
+            }
+            if c.path.is_some() && c.url.is_some() {
+                return Err(format!("{here}: give `path` or `url`, not both"));
+            }
+            if let Some(re) = &c.expect.body_matches {
+                regex::Regex::new(re).map_err(|e| format!("{here}.expect.body_matches: {e}"))?;
+            }
+            for (name, h) in &c.expect.headers {
+                if let Some(re) = &h.matches {
+                    regex::Regex::new(re)
+                        .map_err(|e| format!("{here}.expect.headers.{name}.matches: {e}"))?;
+                }
+            }
+            for (j, a) in c.expect.json.iter().enumerate() {
+                super::jsonpath::Assertion::parse(a)
+                    .map_err(|e| format!("{here}.expect.json[{j}]: {e}"))?;
+            }
+            if let Some(v) = &c.min_version {
+                if !matches!(v.as_str(), "1.2" | "1.3") {
+                    return Err(format!(
+                        "{here}.min_version: expected \"1.2\" or \"1.3\", got \"{v}\""
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}

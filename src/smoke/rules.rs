@@ -1,0 +1,672 @@
+//! Built-in rule checks: security headers (HTTP Observatory criteria), TLS,
+//! HTTP → HTTPS redirect, CORS reflection, rate limiting.
+
+use std::sync::Arc;
+
+use reqwest::header::HeaderMap;
+use url::Url;
+
+use super::config::{CheckSpec, Rule};
+use super::{fetch_once, fetch_ready, result, CheckResult, Ctx, Outcome};
+
+pub(crate) async fn run(cx: &Ctx, base: &Url, rule: Rule, c: &CheckSpec) -> CheckResult {
+    let url = match (&c.url, &c.path) {
+        (Some(u), _) => Url::parse(u).map_err(|e| e.to_string()),
+        (None, Some(p)) => base.join(p).map_err(|e| e.to_string()),
+        (None, None) => Ok(base.clone()),
+    };
+    let name = super::check_name(c, base);
+    let url = match url {
+        Ok(u) => u,
+        Err(e) => return result(name, Outcome::Fail, format!("bad url: {e}"), 0),
+    };
+    let mut r = match rule {
+        Rule::SecurityHeaders => security_headers_check(cx, &url).await,
+        Rule::Tls => tls_check(cx, &url, c).await,
+        Rule::HttpsRedirect => redirect_check(cx, base, c).await,
+        Rule::Cors => cors_check(cx, &url).await,
+        Rule::RateLimit => rate_limit_check(cx, &url, c).await,
+    };
+    r.name = name;
+    r
+}
+
+/// One header's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderFinding {
+    pub header: &'static str,
+    pub outcome: Outcome,
+    pub reason: String,
+}
+
+fn get<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// Directives of a CSP, lower-cased, by name.
+fn csp_directive<'a>(csp: &'a str, name: &str) -> Option<Vec<&'a str>> {
+    csp.split(';').map(str::trim).find_map(|d| {
+        let mut parts = d.split_whitespace();
+        let n = parts.next()?;
+        n.eq_ignore_ascii_case(name).then(|| parts.collect())
+    })
+}
+
+/// The HTTP Observatory's pass criteria for six headers.
+pub fn evaluate_security_headers(h: &HeaderMap, https: bool) -> Vec<HeaderFinding> {
+    let mut out = Vec::new();
+    let mut push = |header: &'static str, outcome: Outcome, reason: String| {
+        out.push(HeaderFinding {
+            header,
+            outcome,
+            reason,
+        })
+    };
+
+    match (https, get(h, "strict-transport-security")) {
+        (false, _) => push(
+            "Strict-Transport-Security",
+            Outcome::Fail,
+            "not served over HTTPS".into(),
+        ),
+        (true, None) => push("Strict-Transport-Security", Outcome::Fail, "missing".into()),
+        (true, Some(v)) => {
+            let max_age = v.split(';').find_map(|p| {
+                p.trim()
+                    .to_ascii_lowercase()
+                    .strip_prefix("max-age=")
+                    .map(|n| n.trim_matches('"').parse::<u64>().ok())
+            });
+            match max_age.flatten() {
+                Some(n) if n >= 15_552_000 => push(
+                    "Strict-Transport-Security",
+                    Outcome::Pass,
+                    format!("max-age={n}"),
+                ),
+                Some(n) => push(
+                    "Strict-Transport-Security",
+                    Outcome::Fail,
+                    format!("max-age={n} is under 15552000 (180 days)"),
+                ),
+                None => push(
+                    "Strict-Transport-Security",
+                    Outcome::Fail,
+                    format!("no valid max-age in {v:?}"),
+                ),
+            }
+        }
+    }
+
+    match get(h, "x-content-type-options") {
+        Some(v) if v.eq_ignore_ascii_case("nosniff") => {
+            push("X-Content-Type-Options", Outcome::Pass, "nosniff".into())
+        }
+        Some(v) => push(
+            "X-Content-Type-Options",
+            Outcome::Fail,
+            format!("{v:?} is not nosniff"),
+        ),
+        None => push("X-Content-Type-Options", Outcome::Fail, "missing".into()),
+    }
+
+    let csp = get(h, "content-security-policy");
+    let frame_ancestors = csp.and_then(|c| csp_directive(c, "frame-ancestors"));
+    match (get(h, "x-frame-options"), frame_ancestors) {
+        (_, Some(_)) => push(
+            "X-Frame-Options",
+            Outcome::Pass,
+            "CSP frame-ancestors is set".into(),
+        ),
+        (Some(v), None)
+            if v.eq_ignore_ascii_case("deny") || v.eq_ignore_ascii_case("sameorigin") =>
+        {
+            push("X-Frame-Options", Outcome::Pass, v.to_ascii_uppercase())
+        }
+        (Some(v), None) => push(
+            "X-Frame-Options",
+            Outcome::Fail,
+            format!("{v:?} (use DENY, SAMEORIGIN or CSP frame-ancestors)"),
+        ),
+        (None, None) => push(
+            "X-Frame-Options",
+            Outcome::Fail,
+            "missing, and no CSP frame-ancestors".into(),
+        ),
+    }
+
+    match get(h, "referrer-policy") {
+        None => push(
+            "Referrer-Policy",
+            Outcome::Warn,
+            "missing (browsers default to strict-origin-when-cross-origin)".into(),
+        ),
+        Some(v) => {
+            // The last recognised token wins, as in browsers.
+            let last = v
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .next_back()
+                .unwrap_or_default();
+            let strict = [
+                "no-referrer",
+                "same-origin",
+                "strict-origin",
+                "strict-origin-when-cross-origin",
+            ];
+            if strict.contains(&last.as_str()) {
+                push("Referrer-Policy", Outcome::Pass, last)
+            } else {
+                push(
+                    "Referrer-Policy",
+                    Outcome::Fail,
+                    format!("{last:?} leaks URLs to other origins"),
+                )
+            }
+        }
+    }
+
+    match get(h, "permissions-policy") {
+        None => push("Permissions-Policy", Outcome::Warn, "missing".into()),
+        Some(v) if permissions_policy_parses(v) => {
+            push("Permissions-Policy", Outcome::Pass, "present".into())
+        }
+        Some(v) => push(
+            "Permissions-Policy",
+            Outcome::Fail,
+            format!("not a valid policy: {v:?}"),
+        ),
+    }
+
+    match csp {
+        None => push("Content-Security-Policy", Outcome::Fail, "missing".into()),
+        Some(c) => {
+            let script = csp_directive(c, "script-src").or_else(|| csp_directive(c, "default-src"));
+            match script {
+                None => push(
+                    "Content-Security-Policy",
+                    Outcome::Fail,
+                    "no script-src or default-src".into(),
+                ),
+                Some(srcs) => {
+                    let has = |t: &str| srcs.iter().any(|s| s.eq_ignore_ascii_case(t));
+                    let nonce_or_hash = srcs.iter().any(|s| {
+                        let s = s.to_ascii_lowercase();
+                        s.starts_with("'nonce-")
+                            || s.starts_with("'sha256-")
+                            || s.starts_with("'sha384-")
+                            || s.starts_with("'sha512-")
+                    });
+                    if has("'unsafe-eval'") {
+                        push(
+                            "Content-Security-Policy",
+                            Outcome::Fail,
+                            "script-src allows 'unsafe-eval'".into(),
+                        )
+                    } else if has("'unsafe-inline'") && !nonce_or_hash {
+                        push(
+                            "Content-Security-Policy",
+                            Outcome::Fail,
+                            "script-src allows 'unsafe-inline' without a nonce or hash".into(),
+                        )
+                    } else {
+                        push(
+                            "Content-Security-Policy",
+                            Outcome::Pass,
+                            "script-src is restricted".into(),
+                        )
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A structured-field dictionary: `feature=()`, `feature=(self "https://x")`, `feature=*`.
+fn permissions_policy_parses(v: &str) -> bool {
+    let item = regex::Regex::new(r#"^[a-z][a-z0-9-]*=(\*|self|\((\s*(self|\*|"[^"]*"))*\s*\))$"#)
+        .expect("valid regex");
+    v.split(',')
+        .map(str::trim)
+        .all(|entry| item.is_match(&entry.to_ascii_lowercase()))
+}
+
+fn summarise(findings: &[HeaderFinding]) -> CheckResult {
+    let outcome = findings
+        .iter()
+        .map(|f| f.outcome)
+        .max()
+        .unwrap_or(Outcome::Pass);
+    let good = findings
+        .iter()
+        .filter(|f| f.outcome == Outcome::Pass)
+        .count();
+    let bad: Vec<String> = findings
+        .iter()
+        .filter(|f| f.outcome != Outcome::Pass)
+        .map(|f| format!("{}: {}", f.header, f.reason))
+        .collect();
+    let reason = if bad.is_empty() {
+        format!("all {} headers good", findings.len())
+    } else {
+        format!("{good} of {} good; {}", findings.len(), bad.join("; "))
+    };
+    let mut r = result(String::new(), outcome, reason, 1);
+    r.details = bad;
+    r
+}
+
+async fn security_headers_check(cx: &Ctx, url: &Url) -> CheckResult {
+    let (f, attempts) =
+        fetch_ready(cx, || cx.client.get(url.clone()), cx.opts.request_timeout).await;
+    match f {
+        Ok(f) => {
+            let mut r = summarise(&evaluate_security_headers(
+                &f.headers,
+                url.scheme() == "https",
+            ));
+            r.attempts = attempts;
+            r
+        }
+        Err(e) => result(String::new(), Outcome::Fail, e.to_string(), attempts),
+    }
+}
+
+/// Whether `origin` is reflected with credentials.
+pub fn evaluate_cors(h: &HeaderMap, origin: &str) -> (Outcome, String) {
+    let allow = get(h, "access-control-allow-origin");
+    let creds =
+        get(h, "access-control-allow-credentials").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    match allow {
+        Some(a) if a == origin && creds => (
+            Outcome::Fail,
+            format!("reflects Origin {origin} with Access-Control-Allow-Credentials: true"),
+        ),
+        Some(a) if a == origin => (
+            Outcome::Warn,
+            format!("reflects Origin {origin} (without credentials)"),
+        ),
+        Some("*") => (
+            Outcome::Pass,
+            "allows any origin, without credentials".into(),
+        ),
+        _ => (Outcome::Pass, format!("does not allow {origin}")),
+    }
+}
+
+async fn cors_check(cx: &Ctx, url: &Url) -> CheckResult {
+    const ORIGIN: &str = "https://evil.example";
+    let (f, attempts) = fetch_ready(
+        cx,
+        || cx.client.get(url.clone()).header("origin", ORIGIN),
+        cx.opts.request_timeout,
+    )
+    .await;
+    match f {
+        Ok(f) => {
+            let (o, why) = evaluate_cors(&f.headers, ORIGIN);
+            result(String::new(), o, why, attempts)
+        }
+        Err(e) => result(String::new(), Outcome::Fail, e.to_string(), attempts),
+    }
+}
+
+async fn redirect_check(cx: &Ctx, base: &Url, c: &CheckSpec) -> CheckResult {
+    let http = match &c.url {
+        Some(u) => match Url::parse(u) {
+            Ok(u) => u,
+            Err(e) => return result(String::new(), Outcome::Fail, format!("bad url: {e}"), 0),
+        },
+        None => {
+            let mut u = base.clone();
+            let _ = u.set_scheme("http");
+            let _ = u.set_port(None);
+            u.set_path("/");
+            u
+        }
+    };
+    let f = fetch_once(
+        &cx.no_redirect,
+        cx.no_redirect.get(http.clone()),
+        cx.opts.request_timeout,
+        0,
+    )
+    .await;
+    let f = match f {
+        Ok(f) => f,
+        Err(super::FetchError::Connect(_)) => {
+            return result(
+                String::new(),
+                Outcome::Pass,
+                format!("plain HTTP is not served at {http}"),
+                1,
+            )
+        }
+        Err(e) => return result(String::new(), Outcome::Fail, format!("{http}: {e}"), 1),
+    };
+    let location = get(&f.headers, "location").and_then(|l| http.join(l).ok());
+    let same_host = |u: &Url| u.host_str() == base.host_str();
+    let (o, why) = match (f.status, location) {
+        (301 | 308, Some(to)) if to.scheme() == "https" && same_host(&to) => {
+            (Outcome::Pass, format!("{} → {to}", f.status))
+        }
+        (302 | 303 | 307, Some(to)) if to.scheme() == "https" && same_host(&to) => (
+            Outcome::Warn,
+            format!(
+                "{} is a temporary redirect to {to}; use 301 or 308",
+                f.status
+            ),
+        ),
+        (300..=399, Some(to)) if to.scheme() != "https" => (
+            Outcome::Fail,
+            format!("{} redirects to {to}, not HTTPS", f.status),
+        ),
+        (300..=399, Some(to)) => (
+            Outcome::Fail,
+            format!("{} redirects to another host: {to}", f.status),
+        ),
+        (s, _) => (
+            Outcome::Fail,
+            format!("{http} answers {s} over plain HTTP instead of redirecting"),
+        ),
+    };
+    result(String::new(), o, why, 1)
+}
+
+async fn rate_limit_check(cx: &Ctx, url: &Url, c: &CheckSpec) -> CheckResult {
+    use futures_util::StreamExt;
+    let burst = c.burst.unwrap_or(50).clamp(1, 500) as usize;
+    let statuses: Vec<Option<(u16, bool)>> = futures_util::stream::iter(0..burst)
+        .map(|_| async {
+            fetch_once(
+                &cx.client,
+                cx.client.get(url.clone()),
+                cx.opts.request_timeout,
+                0,
+            )
+            .await
+            .ok()
+            .map(|f| {
+                (
+                    f.status,
+                    f.headers.contains_key(reqwest::header::RETRY_AFTER),
+                )
+            })
+        })
+        .buffer_unordered(10)
+        .collect()
+        .await;
+    let limited: Vec<bool> = statuses
+        .iter()
+        .flatten()
+        .filter(|(s, _)| *s == 429)
+        .map(|(_, ra)| *ra)
+        .collect();
+    let errors = statuses.iter().filter(|s| s.is_none()).count();
+    let (o, why) = match limited.first() {
+        None => (
+            Outcome::Fail,
+            format!("no 429 in a burst of {burst} requests ({errors} failed)"),
+        ),
+        Some(_) if limited.iter().any(|ra| *ra) => (
+            Outcome::Pass,
+            format!(
+                "{} of {burst} requests got 429 with Retry-After",
+                limited.len()
+            ),
+        ),
+        Some(_) => (
+            Outcome::Warn,
+            format!(
+                "{} of {burst} requests got 429, without Retry-After",
+                limited.len()
+            ),
+        ),
+    };
+    result(String::new(), o, why, burst as u32)
+}
+
+async fn tls_check(cx: &Ctx, url: &Url, c: &CheckSpec) -> CheckResult {
+    if url.scheme() != "https" {
+        return result(
+            String::new(),
+            Outcome::Skipped,
+            "not an HTTPS URL".into(),
+            0,
+        );
+    }
+    let Some(host) = url.host_str().map(str::to_string) else {
+        return result(String::new(), Outcome::Fail, "URL has no host".into(), 0);
+    };
+    let port = url.port_or_known_default().unwrap_or(443);
+    let warn_days = c.warn_days.unwrap_or(30) as i64;
+    let fail_days = c.fail_days.unwrap_or(7) as i64;
+    let timeout = cx.opts.request_timeout;
+    let addrs: Vec<std::net::SocketAddr> = match cx.opts.resolve.iter().find(|(h, _)| *h == host) {
+        Some((_, a)) => a
+            .iter()
+            .map(|a| std::net::SocketAddr::new(a.ip(), port))
+            .collect(),
+        None => match tokio::net::lookup_host((host.as_str(), port)).await {
+            Ok(a) => a.collect(),
+            Err(e) => {
+                return result(
+                    String::new(),
+                    Outcome::Fail,
+                    format!("cannot resolve {host}: {e}"),
+                    1,
+                )
+            }
+        },
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for extra in &cx.opts.extra_roots {
+        let _ = roots.add(extra.clone());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = match rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+    {
+        Ok(b) => b.with_root_certificates(roots).with_no_client_auth(),
+        Err(e) => return result(String::new(), Outcome::Fail, format!("TLS setup: {e}"), 0),
+    };
+    let Ok(server_name) = rustls::pki_types::ServerName::try_from(host.clone()) else {
+        return result(
+            String::new(),
+            Outcome::Fail,
+            format!("{host} is not a valid TLS server name"),
+            0,
+        );
+    };
+    let connect = async {
+        let tcp = tokio::net::TcpStream::connect(&addrs[..])
+            .await
+            .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(server_name, tcp)
+            .await
+            .map_err(|e| format!("certificate not accepted for {host}: {e}"))
+    };
+    let tls = match tokio::time::timeout(timeout, connect).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(why)) => return result(String::new(), Outcome::Fail, why, 1),
+        Err(_) => {
+            return result(
+                String::new(),
+                Outcome::Fail,
+                format!("TLS handshake with {host} timed out"),
+                1,
+            )
+        }
+    };
+    let (_, conn) = tls.get_ref();
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "1.2",
+        _ => "older",
+    };
+    let Some(leaf) = conn.peer_certificates().and_then(|c| c.first()) else {
+        return result(
+            String::new(),
+            Outcome::Fail,
+            "no certificate presented".into(),
+            1,
+        );
+    };
+    let not_after = match x509_parser::parse_x509_certificate(leaf) {
+        Ok((_, cert)) => cert.validity().not_after.timestamp(),
+        Err(e) => {
+            return result(
+                String::new(),
+                Outcome::Fail,
+                format!("unreadable certificate: {e}"),
+                1,
+            )
+        }
+    };
+    let days = (not_after - chrono::Utc::now().timestamp()).div_euclid(86_400);
+    let expiry = chrono::DateTime::from_timestamp(not_after, 0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default();
+    let min = c.min_version.as_deref().unwrap_or("1.2");
+    let (o, why) = if version == "older" || (min == "1.3" && version != "1.3") {
+        (
+            Outcome::Fail,
+            format!("negotiated TLS {version}; at least {min} required"),
+        )
+    } else if days < fail_days {
+        (
+            Outcome::Fail,
+            format!("certificate expires in {days} days ({expiry})"),
+        )
+    } else if days < warn_days {
+        (
+            Outcome::Warn,
+            format!("certificate expires in {days} days ({expiry})"),
+        )
+    } else {
+        (
+            Outcome::Pass,
+            format!("valid for {host}, expires in {days} days ({expiry}), TLS {version}"),
+        )
+    };
+    result(String::new(), o, why, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    fn outcomes(f: &[HeaderFinding]) -> Vec<(&'static str, Outcome)> {
+        f.iter().map(|f| (f.header, f.outcome)).collect()
+    }
+
+    #[test]
+    fn a_hardened_site_passes_every_header() {
+        let h = headers(&[
+            ("strict-transport-security", "max-age=31536000; includeSubDomains"),
+            ("x-content-type-options", "nosniff"),
+            ("content-security-policy", "default-src 'self'; script-src 'self' 'nonce-abc' 'unsafe-inline'; frame-ancestors 'none'"),
+            ("referrer-policy", "no-referrer, strict-origin-when-cross-origin"),
+            ("permissions-policy", "geolocation=(), camera=(self \"https://a.example\"), fullscreen=*"),
+        ]);
+        let f = evaluate_security_headers(&h, true);
+        assert!(f.iter().all(|f| f.outcome == Outcome::Pass), "{f:#?}");
+        assert_eq!(summarise(&f).reason, "all 6 headers good");
+    }
+
+    #[test]
+    fn weak_and_missing_headers_are_named() {
+        let h = headers(&[
+            ("strict-transport-security", "max-age=86400"),
+            ("x-content-type-options", "sniff"),
+            ("x-frame-options", "ALLOW-FROM https://x"),
+            ("referrer-policy", "unsafe-url"),
+            ("permissions-policy", "geolocation"),
+            (
+                "content-security-policy",
+                "script-src 'self' 'unsafe-inline'",
+            ),
+        ]);
+        let f = evaluate_security_headers(&h, true);
+        assert!(f.iter().all(|f| f.outcome == Outcome::Fail), "{f:#?}");
+        assert_eq!(f[0].reason, "max-age=86400 is under 15552000 (180 days)");
+        assert_eq!(
+            f[5].reason,
+            "script-src allows 'unsafe-inline' without a nonce or hash"
+        );
+        let empty = evaluate_security_headers(&HeaderMap::new(), false);
+        assert_eq!(
+            outcomes(&empty),
+            [
+                ("Strict-Transport-Security", Outcome::Fail),
+                ("X-Content-Type-Options", Outcome::Fail),
+                ("X-Frame-Options", Outcome::Fail),
+                ("Referrer-Policy", Outcome::Warn),
+                ("Permissions-Policy", Outcome::Warn),
+                ("Content-Security-Policy", Outcome::Fail),
+            ]
+        );
+        let r = summarise(&empty);
+        assert_eq!(r.outcome, Outcome::Fail);
+        assert!(
+            r.reason
+                .starts_with("0 of 6 good; Strict-Transport-Security: not served over HTTPS"),
+            "{}",
+            r.reason
+        );
+        let eval = evaluate_security_headers(
+            &headers(&[(
+                "content-security-policy",
+                "default-src 'self' 'unsafe-eval'",
+            )]),
+            true,
+        );
+        assert_eq!(eval[5].reason, "script-src allows 'unsafe-eval'");
+    }
+
+    #[test]
+    fn cors_reflection_with_credentials_fails() {
+        let o = "https://evil.example";
+        assert_eq!(
+            evaluate_cors(
+                &headers(&[
+                    ("access-control-allow-origin", o),
+                    ("access-control-allow-credentials", "true")
+                ]),
+                o
+            )
+            .0,
+            Outcome::Fail
+        );
+        assert_eq!(
+            evaluate_cors(&headers(&[("access-control-allow-origin", o)]), o).0,
+            Outcome::Warn
+        );
+        assert_eq!(
+            evaluate_cors(&headers(&[("access-control-allow-origin", "*")]), o).0,
+            Outcome::Pass
+        );
+        assert_eq!(
+            evaluate_cors(
+                &headers(&[("access-control-allow-origin", "https://app.example")]),
+                o
+            )
+            .0,
+            Outcome::Pass
+        );
+        assert_eq!(evaluate_cors(&HeaderMap::new(), o).0, Outcome::Pass);
+    }
+}

@@ -1,0 +1,491 @@
+//! The smoke engine against real servers on loopback: assertions, rules,
+//! TLS with generated certificates, readiness waits.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use shipgate::smoke::{self, CheckSpec, Outcome, SmokeConfig, SmokeOptions};
+use url::Url;
+
+async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+fn suite(yaml: &str) -> SmokeConfig {
+    let c: SmokeConfig = serde_yaml_ng::from_str(yaml).unwrap();
+    c.validate("smoke").unwrap();
+    c
+}
+
+fn fast() -> SmokeOptions {
+    SmokeOptions {
+        retry_base: Duration::from_millis(5),
+        request_timeout: Duration::from_secs(2),
+        ..SmokeOptions::default()
+    }
+}
+
+const GOOD_HEADERS: &[(&str, &str)] = &[
+    ("strict-transport-security", "max-age=31536000"),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    ("permissions-policy", "geolocation=()"),
+    ("content-security-policy", "default-src 'self'"),
+];
+
+fn app(warm_after: u32, limit_after: u32) -> Router {
+    let warm = Arc::new(AtomicU32::new(0));
+    let hits = Arc::new(AtomicU32::new(0));
+    Router::new()
+        .route("/api/health", get(|| async { axum::Json(serde_json::json!({"status": "healthy", "db": {"latency_ms": 3}, "tags": ["v2"]})) }))
+        .route("/api/degraded", get(|| async { axum::Json(serde_json::json!({"status": "degraded"})) }))
+        .route("/slow", get(|| async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            "ok"
+        }))
+        .route("/warm", get(move || {
+            let warm = warm.clone();
+            async move {
+                if warm.fetch_add(1, Ordering::SeqCst) < warm_after {
+                    (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "0")], "warming up").into_response()
+                } else {
+                    "ready".into_response()
+                }
+            }
+        }))
+        .route("/limited", get(move || {
+            let hits = hits.clone();
+            async move {
+                if hits.fetch_add(1, Ordering::SeqCst) >= limit_after {
+                    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "30")], "slow down").into_response()
+                } else {
+                    "ok".into_response()
+                }
+            }
+        }))
+        .route("/unlimited", get(|| async { "ok" }))
+        .route("/headers", get(|| async {
+            let mut h = HeaderMap::new();
+            for (k, v) in GOOD_HEADERS {
+                h.insert(*k, v.parse().unwrap());
+            }
+            (h, "hardened")
+        }))
+        .route("/cors", get(|headers: HeaderMap| async move {
+            let origin = headers.get("origin").cloned().unwrap();
+            ([("access-control-allow-origin", origin.to_str().unwrap().to_string()), ("access-control-allow-credentials", "true".to_string())], "creds")
+        }))
+        .route("/big", get(|| async { "x".repeat(3 * 1024 * 1024) }))
+}
+
+#[tokio::test]
+async fn request_checks_with_json_header_body_and_status_assertions() {
+    let addr = serve(app(0, 1000)).await;
+    let base = Url::parse(&format!("http://{addr}/")).unwrap();
+    let s = suite(
+        r#"
+checks:
+  - name: health
+    path: /api/health
+    expect:
+      status: 200
+      json: ['$.status == "healthy"', '$.db.latency_ms < 50', '$.tags contains "v2"', '$.error !exists']
+      headers: { content-type: { matches: "json" } }
+      body_contains: healthy
+      max_ms: 2000
+  - name: degraded
+    path: /api/degraded
+    expect: { json: ['$.status == "healthy"'] }
+  - name: wrong status
+    path: /nope
+    expect: { status: "2xx" }
+  - name: body regex
+    path: /unlimited
+    expect: { body_matches: "^ok$", headers: { x-missing: { present: true } } }
+"#,
+    );
+    let r = smoke::run(&base, &s, &fast()).await;
+    let by_name = |n: &str| r.results.iter().find(|c| c.name == n).unwrap().clone();
+    assert_eq!(
+        by_name("health").outcome,
+        Outcome::Pass,
+        "{:?}",
+        by_name("health")
+    );
+    assert!(
+        by_name("health").reason.starts_with("200 in "),
+        "{}",
+        by_name("health").reason
+    );
+    assert_eq!(
+        by_name("degraded").reason,
+        "`$.status == \"healthy\"`: got \"degraded\""
+    );
+    assert_eq!(by_name("wrong status").reason, "status 404 (expected 2xx)");
+    assert_eq!(by_name("body regex").reason, "header `x-missing` missing");
+    assert_eq!(r.outcome(), Outcome::Fail);
+    assert_eq!(r.summary(), "1 passed, 0 warned, 3 failed");
+}
+
+#[tokio::test]
+async fn latency_percentiles_over_samples() {
+    let addr = serve(app(0, 1000)).await;
+    let base = Url::parse(&format!("http://{addr}/")).unwrap();
+    let s = suite("checks:\n  - { path: /slow, samples: 5, expect: { p95_ms: 100 } }\n  - { path: /unlimited, samples: 20, expect: { p95_ms: 1000, p99_ms: 1000 } }\n");
+    let r = smoke::run(&base, &s, &fast()).await;
+    let slow = &r.results[0];
+    assert_eq!(slow.outcome, Outcome::Fail);
+    assert!(slow.reason.starts_with("p95 2"), "{}", slow.reason);
+    assert!(
+        slow.reason.ends_with("ms > 100 ms over 5 samples"),
+        "{}",
+        slow.reason
+    );
+    assert_eq!(slow.latency.as_ref().unwrap().samples, 5);
+    assert_eq!(r.results[1].outcome, Outcome::Pass, "{:?}", r.results[1]);
+    assert_eq!(r.results[1].latency.as_ref().unwrap().samples, 20);
+}
+
+#[tokio::test]
+async fn a_warming_deploy_is_retried_until_ready_and_attempts_are_counted() {
+    let addr = serve(app(3, 1000)).await;
+    let base = Url::parse(&format!("http://{addr}/")).unwrap();
+    let r = smoke::run(
+        &base,
+        &suite("checks:\n  - { name: warm, path: /warm }\n"),
+        &fast(),
+    )
+    .await;
+    assert_eq!(r.results[0].outcome, Outcome::Pass, "{:?}", r.results[0]);
+    assert_eq!(r.results[0].attempts, 4);
+    assert!(
+        r.results[0].reason.ends_with("after 4 attempts"),
+        "{}",
+        r.results[0].reason
+    );
+
+    // A deadline shorter than the warm-up: fails, with the attempts reported.
+    let addr = serve(app(1000, 1000)).await;
+    let base = Url::parse(&format!("http://{addr}/")).unwrap();
+    let r = smoke::run(
+        &base,
+        &suite("wait: { timeout: 1s }\nchecks:\n  - { name: warm, path: /warm }\n"),
+        &fast(),
+    )
+    .await;
+    assert_eq!(r.results[0].outcome, Outcome::Fail);
+    assert!(
+        r.results[0]
+            .reason
+            .starts_with("status 503 (expected 2xx or 3xx)"),
+        "{}",
+        r.results[0].reason
+    );
+    assert!(r.results[0].attempts > 3, "{}", r.results[0].attempts);
+
+    // Nothing listening: connection errors are retried, then reported.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let base = Url::parse(&format!("http://{closed}/")).unwrap();
+    let r = smoke::run(
+        &base,
+        &suite("wait: { timeout: 1s }\nchecks:\n  - { name: down }\n"),
+        &fast(),
+    )
+    .await;
+    assert_eq!(r.results[0].outcome, Outcome::Fail);
+    assert!(
+        r.results[0].reason.starts_with("connection failed"),
+        "{}",
+        r.results[0].reason
+    );
+}
+
+#[tokio::test]
+async fn rules_security_headers_cors_rate_limit_and_redirects() {
+    let addr = serve(app(0, 5)).await;
+    let base = Url::parse(&format!("http://{addr}/")).unwrap();
+    let s = suite(
+        r#"
+checks:
+  - { rule: security_headers, path: /headers }
+  - { rule: cors, path: /cors }
+  - { rule: cors, path: /unlimited, name: cors ok }
+  - { rule: rate_limit, path: /limited, burst: 20 }
+  - { rule: rate_limit, path: /unlimited, burst: 20, name: no limit }
+  - { rule: tls }
+"#,
+    );
+    let r = smoke::run(&base, &s, &fast()).await;
+    let headers = &r.results[0];
+    // Served over plain HTTP, so HSTS cannot pass; the other five do.
+    assert_eq!(headers.outcome, Outcome::Fail);
+    assert_eq!(
+        headers.reason,
+        "5 of 6 good; Strict-Transport-Security: not served over HTTPS"
+    );
+    assert_eq!(
+        r.results[1].reason,
+        "reflects Origin https://evil.example with Access-Control-Allow-Credentials: true"
+    );
+    assert_eq!(r.results[2].outcome, Outcome::Pass);
+    assert_eq!(r.results[3].outcome, Outcome::Pass, "{:?}", r.results[3]);
+    assert!(
+        r.results[3]
+            .reason
+            .ends_with("of 20 requests got 429 with Retry-After"),
+        "{}",
+        r.results[3].reason
+    );
+    assert_eq!(
+        r.results[4].reason,
+        "no 429 in a burst of 20 requests (0 failed)"
+    );
+    assert_eq!(r.results[5].outcome, Outcome::Skipped);
+
+    // HTTP → HTTPS: a redirecting plain-HTTP port, probed through the rule's `url`.
+    let redirect = serve(Router::new().fallback(|| async {
+        (
+            StatusCode::MOVED_PERMANENTLY,
+            [("location", "https://localhost/")],
+        )
+    }))
+    .await;
+    let temporary = serve(
+        Router::new()
+            .fallback(|| async { (StatusCode::FOUND, [("location", "https://localhost/")]) }),
+    )
+    .await;
+    let plain = serve(Router::new().fallback(|| async { "no redirect" })).await;
+    let https_base = Url::parse("https://localhost/").unwrap();
+    for (port, want, reason) in [
+        (redirect.port(), Outcome::Pass, "301 → https://localhost/"),
+        (
+            temporary.port(),
+            Outcome::Warn,
+            "302 is a temporary redirect to https://localhost/; use 301 or 308",
+        ),
+        (
+            plain.port(),
+            Outcome::Fail,
+            "answers 200 over plain HTTP instead of redirecting",
+        ),
+    ] {
+        let s = suite(&format!(
+            "checks:\n  - {{ rule: https_redirect, url: \"http://localhost:{port}/\" }}\n"
+        ));
+        let r = smoke::run(&https_base, &s, &fast()).await;
+        assert_eq!(r.results[0].outcome, want, "{:?}", r.results[0]);
+        assert!(
+            r.results[0].reason.ends_with(reason),
+            "{}",
+            r.results[0].reason
+        );
+    }
+}
+
+#[tokio::test]
+async fn bodies_are_capped() {
+    let addr = serve(app(0, 1000)).await;
+    let base = Url::parse(&format!("http://{addr}/")).unwrap();
+    let opts = SmokeOptions {
+        body_cap: 1024,
+        ..fast()
+    };
+    let r = smoke::run(
+        &base,
+        &suite("checks:\n  - { path: /big, expect: { json: ['$.a exists'] } }\n"),
+        &opts,
+    )
+    .await;
+    assert!(
+        r.results[0]
+            .reason
+            .starts_with("body is not JSON (body cut at the size cap)"),
+        "{}",
+        r.results[0].reason
+    );
+}
+
+#[tokio::test]
+async fn the_zero_config_suite_runs_when_nothing_is_configured() {
+    let addr = serve(app(0, 1000)).await;
+    let base = Url::parse(&format!("http://{addr}/unlimited")).unwrap();
+    let r = smoke::run(&base, &SmokeConfig::default(), &fast()).await;
+    let names: Vec<_> = r
+        .results
+        .iter()
+        .map(|c| (c.name.as_str(), c.outcome))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("GET /", Outcome::Fail),
+            ("security headers", Outcome::Warn),
+            ("TLS", Outcome::Skipped)
+        ]
+    );
+    // `GET /` on this server is a 404: the default suite wants 2xx or 3xx.
+    assert_eq!(r.results[0].reason, "status 404 (expected 2xx or 3xx)");
+    let _ = CheckSpec::default();
+}
+
+// ---------------------------------------------------------------- TLS
+
+struct Pki {
+    ca: rcgen::Issuer<'static, rcgen::KeyPair>,
+    ca_der: rustls::pki_types::CertificateDer<'static>,
+}
+
+fn pki() -> Pki {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "shipgate test CA");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let ca_der = cert.der().clone();
+    Pki {
+        ca: rcgen::Issuer::new(params, key),
+        ca_der,
+    }
+}
+
+/// An HTTPS server on loopback with a certificate for `host` valid from
+/// `from_days` to `to_days` relative to now.
+async fn tls_server(pki: &Pki, host: &str, from_days: i64, to_days: i64) -> SocketAddr {
+    let mut params = rcgen::CertificateParams::new(vec![host.to_string()]).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now + time::Duration::days(from_days);
+    params.not_after = now + time::Duration::days(to_days);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &pki.ca).unwrap();
+    let chain = vec![cert.der().clone()];
+    let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key_der)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let mut buf = [0u8; 1024];
+                    let _ = tls.read(&mut buf).await;
+                    let _ = tls
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn tls_result(pki: &Pki, addr: SocketAddr, yaml: &str) -> smoke::CheckResult {
+    let base = Url::parse(&format!("https://localhost:{}/", addr.port())).unwrap();
+    let opts = SmokeOptions {
+        extra_roots: vec![pki.ca_der.clone()],
+        resolve: vec![("localhost".into(), vec![addr])],
+        ..fast()
+    };
+    smoke::run(&base, &suite(yaml), &opts)
+        .await
+        .results
+        .remove(0)
+}
+
+#[tokio::test]
+async fn tls_expiry_host_and_version() {
+    let pki = pki();
+    let good = tls_server(&pki, "localhost", -1, 90).await;
+    let r = tls_result(&pki, good, "checks:\n  - { rule: tls }\n").await;
+    assert_eq!(r.outcome, Outcome::Pass, "{r:?}");
+    assert!(
+        r.reason
+            .starts_with("valid for localhost, expires in 89 days")
+            || r.reason
+                .starts_with("valid for localhost, expires in 90 days"),
+        "{}",
+        r.reason
+    );
+    assert!(r.reason.ends_with("TLS 1.3"), "{}", r.reason);
+
+    let soon = tls_server(&pki, "localhost", -60, 10).await;
+    let r = tls_result(&pki, soon, "checks:\n  - { rule: tls }\n").await;
+    assert_eq!(r.outcome, Outcome::Warn, "{r:?}");
+    assert!(
+        r.reason.starts_with("certificate expires in 9 days")
+            || r.reason.starts_with("certificate expires in 10 days"),
+        "{}",
+        r.reason
+    );
+
+    let very_soon = tls_server(&pki, "localhost", -60, 3).await;
+    let r = tls_result(&pki, very_soon, "checks:\n  - { rule: tls }\n").await;
+    assert_eq!(r.outcome, Outcome::Fail, "{r:?}");
+
+    let custom = tls_result(
+        &pki,
+        very_soon,
+        "checks:\n  - { rule: tls, warn_days: 5, fail_days: 1 }\n",
+    )
+    .await;
+    assert_eq!(custom.outcome, Outcome::Warn, "{custom:?}");
+
+    let expired = tls_server(&pki, "localhost", -60, -1).await;
+    let r = tls_result(&pki, expired, "checks:\n  - { rule: tls }\n").await;
+    assert_eq!(r.outcome, Outcome::Fail);
+    assert!(
+        r.reason
+            .starts_with("certificate not accepted for localhost"),
+        "{}",
+        r.reason
+    );
+    assert!(
+        r.reason.to_ascii_lowercase().contains("expired"),
+        "{}",
+        r.reason
+    );
+
+    let wrong_host = tls_server(&pki, "other.example", -1, 90).await;
+    let r = tls_result(&pki, wrong_host, "checks:\n  - { rule: tls }\n").await;
+    assert_eq!(r.outcome, Outcome::Fail);
+    assert!(
+        r.reason.contains("not valid for") || r.reason.to_ascii_lowercase().contains("name"),
+        "{}",
+        r.reason
+    );
+
+    // A request check over the same TLS trusts the extra root too.
+    let r = tls_result(&pki, good, "checks:\n  - { name: https get }\n").await;
+    assert_eq!(r.outcome, Outcome::Pass, "{r:?}");
+}
