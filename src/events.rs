@@ -245,4 +245,6 @@ pub struct DeploymentRef {
     pub id: i64,
     pub sha: String,
     pub environment: String,
+    #[serde(default)]
+    pub payload: serde_json::Value,
 }

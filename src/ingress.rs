@@ -136,6 +136,14 @@ async fn accept(
             "missing X-GitHub-Delivery header".into(),
         )
     })?;
+    if event.starts_with("shipgate_") {
+        // Internal follow-up work (e.g. smoke runs) is never accepted from outside.
+        return Err(Refusal(
+            StatusCode::BAD_REQUEST,
+            "bad_header",
+            format!("`{event}` is not a GitHub event"),
+        ));
+    }
     if delivery_id.len() > 200 || event.len() > 100 {
         return Err(Refusal(
             StatusCode::BAD_REQUEST,

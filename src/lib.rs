@@ -14,6 +14,7 @@ pub mod github;
 pub mod handlers;
 pub mod ingress;
 pub mod metrics;
+pub mod notify;
 pub mod render;
 pub mod repo_config;
 pub mod server;

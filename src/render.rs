@@ -194,3 +194,103 @@ mod tests {
         assert!(text.contains("| Environment | https://staging.example.com |"));
     }
 }
+
+// ------------------------------------------------------------------ smoke
+
+use crate::smoke::SmokeReport;
+
+/// The report as a Markdown table, for comments, check runs and job summaries.
+pub fn smoke_markdown(r: &SmokeReport) -> String {
+    let mut out = format!(
+        "{} **Smoke checks against {}**: {} ({} ms)\n\n| Check | | Result |\n|---|---|---|\n",
+        r.outcome().icon(),
+        r.url,
+        r.summary(),
+        r.duration_ms
+    );
+    for c in &r.results {
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            c.name.replace('|', "\\|"),
+            c.outcome.icon(),
+            c.reason.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+/// One line per check, for terminals.
+pub fn smoke_text(r: &SmokeReport) -> String {
+    let mut out = String::new();
+    for c in &r.results {
+        out.push_str(&format!(
+            "{:<7} {} — {} ({} ms)\n",
+            c.outcome.as_str().to_ascii_uppercase(),
+            c.name,
+            c.reason,
+            c.duration_ms
+        ));
+    }
+    out.push_str(&format!(
+        "{}: {} against {}\n",
+        r.outcome().as_str().to_ascii_uppercase(),
+        r.summary(),
+        r.url
+    ));
+    out
+}
+
+/// The report as JSON.
+pub fn smoke_json(r: &SmokeReport) -> String {
+    serde_json::to_string_pretty(r).expect("a report serializes")
+}
+
+#[cfg(test)]
+mod smoke_tests {
+    use super::*;
+    use crate::smoke::{CheckResult, Outcome};
+
+    fn report() -> SmokeReport {
+        SmokeReport {
+            url: "https://app.example/".into(),
+            duration_ms: 42,
+            results: vec![
+                CheckResult {
+                    name: "health".into(),
+                    outcome: Outcome::Pass,
+                    reason: "200 in 3 ms".into(),
+                    attempts: 1,
+                    duration_ms: 3,
+                    latency: None,
+                    details: vec![],
+                },
+                CheckResult {
+                    name: "security headers".into(),
+                    outcome: Outcome::Warn,
+                    reason: "5 of 6 good | x".into(),
+                    attempts: 1,
+                    duration_ms: 4,
+                    latency: None,
+                    details: vec![],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn three_renderings() {
+        let r = report();
+        let md = smoke_markdown(&r);
+        assert!(md.starts_with("⚠️ **Smoke checks against https://app.example/**: 1 passed, 1 warned, 0 failed (42 ms)"), "{md}");
+        assert!(
+            md.contains("| security headers | ⚠️ | 5 of 6 good \\| x |"),
+            "{md}"
+        );
+        assert_eq!(
+            smoke_text(&r).lines().next(),
+            Some("PASS    health — 200 in 3 ms (3 ms)")
+        );
+        let back: SmokeReport = serde_json::from_str(&smoke_json(&r)).unwrap();
+        assert_eq!(back, r);
+    }
+}

@@ -79,6 +79,7 @@ pub struct Running {
 pub struct StartOptions {
     pub retry: Option<RetryPolicy>,
     pub handlers: Option<Handlers>,
+    pub smoke: Option<crate::smoke::SmokeOptions>,
 }
 
 /// Connects the store, applies migrations, binds the listener, and starts the
@@ -130,6 +131,9 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
             github: github.clone(),
             store: store.clone(),
             configs: Arc::new(ConfigCache::default()),
+            notifier: crate::notify::Notifier::new(settings.slack_webhook_url.clone()),
+            smoke: options.smoke.unwrap_or_default(),
+            wake: wake.clone(),
         },
         settings: settings.worker.clone(),
         metrics,

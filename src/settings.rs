@@ -118,6 +118,8 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     pub log_format: LogFormat,
     pub worker: WorkerSettings,
+    /// Slack-compatible incoming webhook for deploy and smoke notifications.
+    pub slack_webhook_url: Option<SecretString>,
 }
 
 /// The database URL; kept apart so a password in it never reaches a log.
@@ -172,6 +174,7 @@ struct RawEnv {
     shipgate_lease_secs: Option<String>,
     shipgate_retry_base_ms: Option<String>,
     shipgate_retention_days: Option<String>,
+    shipgate_slack_webhook_url: Option<String>,
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -338,7 +341,24 @@ impl ServerSettings {
             listen,
             log_format,
             worker,
+            slack_webhook_url: slack_url(raw.shipgate_slack_webhook_url)?,
         })
+    }
+}
+
+fn slack_url(value: Option<String>) -> Result<Option<SecretString>, SettingsError> {
+    match non_empty(value) {
+        None => Ok(None),
+        Some(v) => match url::Url::parse(v.trim()) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                Ok(Some(SecretString::from(v.trim().to_string())))
+            }
+            // The value is a secret: do not echo it.
+            _ => Err(bad(
+                "SHIPGATE_SLACK_WEBHOOK_URL",
+                "expected an https:// incoming-webhook URL",
+            )),
+        },
     }
 }
 

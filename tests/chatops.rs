@@ -126,11 +126,15 @@ async fn a_writer_deploys_staging_with_green_checks_and_the_reply_follows_the_de
         "{body}"
     );
     assert!(body.contains("| Environment | https://staging.example.com |"));
-    assert_eq!(
-        t.gh.bot_comments(REPO, pr).len(),
-        1,
-        "one reply, updated in place"
-    );
+    let comments = t.gh.bot_comments(REPO, pr);
+    assert_eq!(comments[0].id, reply.id, "one reply, updated in place");
+    // The deployment had a URL: it also shows in the PR's preview comment.
+    assert_eq!(comments.len(), 2);
+    assert!(t
+        .gh
+        .next_bot_comment(REPO, pr)
+        .body
+        .starts_with("### 🔍 Previews"));
     assert!(
         t.server
             .store

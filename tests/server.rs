@@ -591,6 +591,16 @@ async fn every_octokit_webhook_example_is_acknowledged_and_none_fails() {
     );
 
     let t = Harness::start().await;
+    // The repositories the examples name exist, as they would for an installed App.
+    for ex in &index {
+        let payload: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(&ex.file)).unwrap()).unwrap();
+        if let Some(name) = payload["repository"]["full_name"].as_str() {
+            if t.gh.with(|w| !w.repos.contains_key(name)) {
+                t.gh.add_repo(name, &[]);
+            }
+        }
+    }
     let mut queued = Vec::new();
     for (i, ex) in index.iter().enumerate() {
         let body = std::fs::read(dir.join(&ex.file)).unwrap();
@@ -687,6 +697,9 @@ async fn a_delivery_whose_attempts_kept_dying_is_failed_instead_of_looping() {
             .unwrap(),
             store: store.clone(),
             configs: Default::default(),
+            notifier: Default::default(),
+            smoke: Default::default(),
+            wake: Default::default(),
         },
         settings: settings.worker.clone(),
         metrics,

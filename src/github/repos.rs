@@ -11,6 +11,8 @@ pub struct Comment {
     pub id: i64,
     #[serde(default)]
     pub body: Option<String>,
+    #[serde(default)]
+    pub user: Option<UserRef>,
 }
 
 /// `GET /repos/{repo}/collaborators/{user}/permission`. Read with our own type:
@@ -306,5 +308,51 @@ impl Api {
             "/repos/{repo}/deployments/{id}/statuses?per_page=100"
         ))
         .await
+    }
+}
+
+/// A pull request as `GET /repos/{repo}/commits/{sha}/pulls` lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PullSummary {
+    pub number: i64,
+    pub state: String,
+    pub head: BranchRef,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckRunOutput<'a> {
+    pub title: &'a str,
+    pub summary: &'a str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NewCheckRun<'a> {
+    pub name: &'a str,
+    pub head_sha: &'a str,
+    pub status: &'a str,
+    pub conclusion: &'a str,
+    pub details_url: Option<&'a str>,
+    pub output: CheckRunOutput<'a>,
+}
+
+impl Api {
+    /// Pull requests whose commits include `sha`.
+    pub async fn pulls_for_commit(
+        &self,
+        repo: &str,
+        sha: &str,
+    ) -> Result<Vec<PullSummary>, GitHubError> {
+        self.get(&format!("/repos/{repo}/commits/{sha}/pulls?per_page=100"))
+            .await
+    }
+
+    /// `POST /repos/{repo}/check-runs` (GitHub Apps only).
+    pub async fn create_check_run(
+        &self,
+        repo: &str,
+        run: &NewCheckRun<'_>,
+    ) -> Result<(), GitHubError> {
+        let _: serde_json::Value = self.post(&format!("/repos/{repo}/check-runs"), run).await?;
+        Ok(())
     }
 }

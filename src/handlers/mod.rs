@@ -4,6 +4,7 @@
 
 pub mod chatops;
 pub mod config_check;
+pub mod previews;
 
 use std::sync::Arc;
 
@@ -19,6 +20,10 @@ pub struct Context {
     pub github: GitHub,
     pub store: DynStore,
     pub configs: Arc<ConfigCache>,
+    pub notifier: crate::notify::Notifier,
+    pub smoke: crate::smoke::SmokeOptions,
+    /// Wakes the worker when a handler stores follow-up work.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// Why a handler did not finish. Transient failures are retried with
@@ -89,6 +94,8 @@ impl Default for Handlers {
         Handlers::new(vec![
             Arc::new(config_check::ConfigCheck),
             Arc::new(chatops::ChatOps),
+            Arc::new(previews::Previews),
+            Arc::new(previews::SmokeJob),
         ])
     }
 }

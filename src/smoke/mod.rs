@@ -226,8 +226,10 @@ pub async fn run(base: &Url, suite: &SmokeConfig, opts: &SmokeOptions) -> SmokeR
     } else {
         suite.checks.clone()
     };
-    let results: Vec<CheckResult> = futures_util::stream::iter(checks.iter())
-        .map(|c| run_check(&cx, base, c))
+    // Futures built up front (not in a stream closure) keep the borrows simple
+    // enough for callers that need a `Send` future.
+    let pending: Vec<_> = checks.iter().map(|c| run_check(&cx, base, c)).collect();
+    let results: Vec<CheckResult> = futures_util::stream::iter(pending)
         .buffered(opts.concurrency.max(1))
         .collect()
         .await;

@@ -341,6 +341,36 @@ pub trait Store: Send + Sync + 'static {
 
     /// Drops the requests of a closed PR.
     async fn drop_pr_queue(&self, repository: &str, pr: i64) -> Result<u64, StoreError>;
+
+    // ---- preview comments
+
+    /// The preview comment of a PR, if one was recorded.
+    async fn preview_comment(&self, repository: &str, pr: i64) -> Result<Option<i64>, StoreError>;
+
+    /// Records the preview comment of a PR; if another was recorded first, returns that one.
+    async fn set_preview_comment(
+        &self,
+        repository: &str,
+        pr: i64,
+        comment_id: i64,
+    ) -> Result<i64, StoreError>;
+
+    /// Replaces one environment's row of a PR's preview comment.
+    async fn upsert_preview_row(
+        &self,
+        repository: &str,
+        pr: i64,
+        environment: &str,
+        data: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// The rows of a PR's preview comment: (environment, data, updated_at), by environment.
+    async fn preview_rows(
+        &self,
+        repository: &str,
+        pr: i64,
+    ) -> Result<Vec<(String, String, i64)>, StoreError>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -381,6 +381,51 @@ macro_rules! sql_store {
                     .await?;
                 Ok(done.rows_affected())
             }
+
+            async fn preview_comment(&self, repository: &str, pr: i64) -> Result<Option<i64>, StoreError> {
+                let row: Option<(i64,)> = sqlx::query_as("SELECT comment_id FROM preview_comments WHERE repository = $1 AND pr = $2")
+                    .bind(repository)
+                    .bind(pr)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|(id,)| id))
+            }
+
+            async fn set_preview_comment(&self, repository: &str, pr: i64, comment_id: i64) -> Result<i64, StoreError> {
+                sqlx::query("INSERT INTO preview_comments (repository, pr, comment_id) VALUES ($1, $2, $3) ON CONFLICT (repository, pr) DO NOTHING")
+                    .bind(repository)
+                    .bind(pr)
+                    .bind(comment_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(self.preview_comment(repository, pr).await?.unwrap_or(comment_id))
+            }
+
+            async fn upsert_preview_row(&self, repository: &str, pr: i64, environment: &str, data: &str, now: i64) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO preview_rows (repository, pr, environment, data, updated_at) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (repository, pr, environment) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                )
+                .bind(repository)
+                .bind(pr)
+                .bind(environment)
+                .bind(data)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn preview_rows(&self, repository: &str, pr: i64) -> Result<Vec<(String, String, i64)>, StoreError> {
+                let rows: Vec<(String, String, i64)> = sqlx::query_as(
+                    "SELECT environment, data, updated_at FROM preview_rows WHERE repository = $1 AND pr = $2 ORDER BY environment",
+                )
+                .bind(repository)
+                .bind(pr)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows)
+            }
         }
     };
 }

@@ -129,6 +129,8 @@ pub struct Repo {
     pub check_runs: Vec<CheckRun>,
     pub deployments: Vec<Deployment>,
     pub tags: BTreeMap<String, String>,
+    /// Check runs shipgate created (the request bodies).
+    pub created_check_runs: Vec<Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -266,7 +268,7 @@ impl FakeGitHub {
                 .iter()
                 .map(|(p, t)| (p.to_string(), t.to_string()))
                 .collect();
-            let sha = format!("{:040x}", id);
+            let sha = commit_sha(id);
             repo.commits.insert(sha.clone(), tree);
             repo.branches.insert("main".into(), sha.clone());
             repo.collaborators.insert("octocat".into(), "admin".into());
@@ -298,7 +300,7 @@ impl FakeGitHub {
                     }
                 }
             }
-            let sha = format!("{:040x}", id);
+            let sha = commit_sha(id);
             r.commits.insert(sha.clone(), tree);
             r.branches.insert(branch.to_string(), sha.clone());
             sha
@@ -446,6 +448,46 @@ impl FakeGitHub {
             "installation": { "id": 42 },
             "sender": { "login": "github-actions[bot]", "type": "Bot" },
         })
+    }
+
+    /// Check runs shipgate created on `repo`.
+    pub fn created_check_runs(&self, repo: &str) -> Vec<Value> {
+        self.with(|w| w.repo(repo).created_check_runs.clone())
+    }
+
+    /// Creates a deployment as a provider or workflow would; returns its id.
+    pub fn create_deployment(
+        &self,
+        repo: &str,
+        sha: &str,
+        environment: &str,
+        payload: Value,
+    ) -> u64 {
+        self.with_mut(|w| {
+            let id = w.next_id();
+            let d = Deployment {
+                id,
+                sha: sha.into(),
+                git_ref: sha.into(),
+                environment: environment.into(),
+                payload,
+                creator: "vercel[bot]".into(),
+                production_environment: false,
+                statuses: Vec::new(),
+            };
+            w.repo_mut(repo).deployments.push(d);
+            id
+        })
+    }
+
+    /// Moves a PR's head to the latest commit of its branch (a push).
+    pub fn sync_pr(&self, repo: &str, pr: u64) {
+        self.with_mut(|w| {
+            let r = w.repo_mut(repo);
+            let head_ref = r.pulls[&pr].head_ref.clone();
+            let sha = r.branches[&head_ref].clone();
+            r.pulls.get_mut(&pr).unwrap().head_sha = sha;
+        });
     }
 
     /// A user's comment on an issue or PR; returns its id.
@@ -1116,6 +1158,41 @@ fn route(
                     .collect(),
             ))
         }
+        ("GET", ["repos", owner, name, "commits", sha, "pulls"]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            let list: Vec<Value> = r
+                .pulls
+                .values()
+                .filter(|p| p.head_sha == *sha)
+                .map(|p| json!({ "number": p.number, "state": p.state, "head": { "ref": p.head_ref, "sha": p.head_sha } }))
+                .collect();
+            ok(Value::Array(list))
+        }
+        ("POST", ["repos", owner, name, "check-runs"]) => {
+            let full = format!("{owner}/{name}");
+            let id = w.next_id();
+            let Some(r) = w.repos.get_mut(&full) else {
+                return with_none(not_found(&full));
+            };
+            for field in ["name", "head_sha"] {
+                if !body[field].is_string() {
+                    return (
+                        422,
+                        json!({ "message": format!("Invalid request: `{field}` is required") }),
+                        None,
+                    );
+                }
+            }
+            r.created_check_runs.push(body.clone());
+            (
+                201,
+                json!({ "id": id, "name": body["name"], "head_sha": body["head_sha"], "status": body["status"], "conclusion": body["conclusion"] }),
+                None,
+            )
+        }
         ("GET", ["repos", owner, name, "commits", git_ref, "check-runs"]) => {
             let full = format!("{owner}/{name}");
             let Some(r) = w.repos.get(&full) else {
@@ -1258,4 +1335,9 @@ fn percent_decode(s: &str) -> String {
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
+}
+
+/// A commit sha that looks like one (distinct short prefixes).
+fn commit_sha(id: u64) -> String {
+    hex::encode(&Sha256::digest(format!("commit {id}").as_bytes())[..20])
 }

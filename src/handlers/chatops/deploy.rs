@@ -444,7 +444,7 @@ async fn rollback(
             Some(sha) => Some(sha),
             None => return Ok(()),
         },
-        None => last_good(s, &history).await?,
+        None => last_good(&s.api, &s.repo, &history).await?,
     };
     let Some(target) = target else {
         let msg = match current {
@@ -514,8 +514,9 @@ async fn rollback(
 /// The newest deployment before the current one that succeeded at some
 /// point: GitHub marks older deployments `inactive` when a newer one
 /// succeeds, so a `success` anywhere in its status history counts.
-async fn last_good(
-    s: &Session<'_>,
+pub(crate) async fn last_good(
+    api: &crate::github::Api,
+    repo: &str,
     history: &[crate::github::repos::Deployment],
 ) -> Result<Option<String>, HandlerError> {
     let Some(current) = history.first() else {
@@ -527,7 +528,7 @@ async fn last_good(
         .filter(|d| d.sha != current.sha)
         .take(10)
     {
-        let statuses = s.api.deployment_statuses(&s.repo, d.id).await?;
+        let statuses = api.deployment_statuses(repo, d.id).await?;
         if statuses.iter().any(|st| st.state == "success") {
             return Ok(Some(d.sha.clone()));
         }

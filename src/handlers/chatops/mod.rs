@@ -6,7 +6,7 @@
 //! run), so reprocessing a delivery after a crash never posts a second reply
 //! or creates a second deployment.
 
-mod deploy;
+pub(crate) mod deploy;
 mod locks;
 
 use std::sync::Arc;
