@@ -489,3 +489,53 @@ async fn tls_expiry_host_and_version() {
     let r = tls_result(&pki, good, "checks:\n  - { name: https get }\n").await;
     assert_eq!(r.outcome, Outcome::Pass, "{r:?}");
 }
+
+#[tokio::test]
+async fn retry_after_is_honoured_even_when_it_outlasts_the_deadline() {
+    // Retry-After: 30 with a 1 s deadline: waiting is pointless, so there is
+    // exactly one attempt (a plain backoff would have retried many times).
+    let router = Router::new().route(
+        "/",
+        get(|| async {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("retry-after", "30")],
+                "later",
+            )
+        }),
+    );
+    let addr = serve(router).await;
+    let base = Url::parse(&format!("http://{addr}/")).unwrap();
+    let r = smoke::run(
+        &base,
+        &suite("wait: { timeout: 1s }\nchecks:\n  - { name: busy }\n"),
+        &fast(),
+    )
+    .await;
+    assert_eq!(
+        (r.results[0].outcome, r.results[0].attempts),
+        (Outcome::Fail, 1),
+        "{:?}",
+        r.results[0]
+    );
+    assert_eq!(r.results[0].reason, "status 503 (expected 2xx or 3xx)");
+}
+
+#[tokio::test]
+async fn only_configured_statuses_are_retried() {
+    let addr = serve(app(3, 1000)).await;
+    let base = Url::parse(&format!("http://{addr}/")).unwrap();
+    // 503 is not in this retry set: the warming endpoint fails at once.
+    let r = smoke::run(
+        &base,
+        &suite("wait: { retry_on: [connect, 502] }\nchecks:\n  - { name: warm, path: /warm }\n"),
+        &fast(),
+    )
+    .await;
+    assert_eq!(
+        (r.results[0].outcome, r.results[0].attempts),
+        (Outcome::Fail, 1),
+        "{:?}",
+        r.results[0]
+    );
+}

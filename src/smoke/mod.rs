@@ -130,7 +130,8 @@ pub struct SmokeOptions {
 impl Default for SmokeOptions {
     fn default() -> Self {
         SmokeOptions {
-            concurrency: 16,
+            // Enough that a suite of 50 checks takes as long as its slowest one.
+            concurrency: 64,
             body_cap: 1024 * 1024,
             request_timeout: Duration::from_secs(10),
             retry_base: Duration::from_millis(250),
