@@ -409,6 +409,7 @@ mod tests {
         Review {
             user: Some(UserRef { login: who.into() }),
             state: state.into(),
+            commit_id: None,
         }
     }
 

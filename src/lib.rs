@@ -15,6 +15,7 @@ pub mod handlers;
 pub mod ingress;
 pub mod metrics;
 pub mod notify;
+pub mod policy;
 pub mod render;
 pub mod repo_config;
 pub mod server;

@@ -56,6 +56,9 @@ pub struct Review {
     #[serde(default)]
     pub user: Option<UserRef>,
     pub state: String,
+    /// The commit the review was made on.
+    #[serde(default)]
+    pub commit_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -317,6 +320,10 @@ pub struct PullSummary {
     pub number: i64,
     pub state: String,
     pub head: BranchRef,
+    #[serde(default)]
+    pub base: Option<BranchRef>,
+    #[serde(default)]
+    pub user: Option<UserRef>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -353,6 +360,115 @@ impl Api {
         run: &NewCheckRun<'_>,
     ) -> Result<(), GitHubError> {
         let _: serde_json::Value = self.post(&format!("/repos/{repo}/check-runs"), run).await?;
+        Ok(())
+    }
+}
+
+/// The answer to a protection read.
+#[derive(Debug)]
+pub enum ProtectionRead {
+    Protected(Box<crate::policy::LiveProtection>),
+    Unprotected,
+    BranchMissing,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Issue {
+    pub number: i64,
+    pub title: String,
+    #[serde(default)]
+    pub user: Option<UserRef>,
+    #[serde(default)]
+    pub pull_request: Option<serde_json::Value>,
+}
+
+impl Api {
+    /// `GET /repos/{repo}/branches/{branch}/protection`. GitHub answers 404
+    /// both for an unprotected branch ("Branch not protected") and a missing
+    /// one ("Branch not found"); the message tells them apart.
+    pub async fn protection(
+        &self,
+        repo: &str,
+        branch: &str,
+    ) -> Result<ProtectionRead, GitHubError> {
+        let path = format!("/repos/{repo}/branches/{}/protection", encode_path(branch));
+        match self.get::<crate::policy::LiveProtection>(&path).await {
+            Ok(p) => Ok(ProtectionRead::Protected(Box::new(p))),
+            Err(GitHubError::NotFound(m)) if m.contains("not protected") => {
+                Ok(ProtectionRead::Unprotected)
+            }
+            Err(GitHubError::NotFound(m)) if m.contains("Branch not found") => {
+                Ok(ProtectionRead::BranchMissing)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `PUT /repos/{repo}/branches/{branch}/protection` with a complete body.
+    pub async fn put_protection(
+        &self,
+        repo: &str,
+        branch: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), GitHubError> {
+        let _: serde_json::Value = self
+            .put(
+                &format!("/repos/{repo}/branches/{}/protection", encode_path(branch)),
+                body,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Open issues (not pull requests), first page of 100.
+    pub async fn open_issues(&self, repo: &str) -> Result<Vec<Issue>, GitHubError> {
+        let all: Vec<Issue> = self
+            .get(&format!("/repos/{repo}/issues?state=open&per_page=100"))
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter(|i| i.pull_request.is_none())
+            .collect())
+    }
+
+    pub async fn create_issue(
+        &self,
+        repo: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<Issue, GitHubError> {
+        self.post(
+            &format!("/repos/{repo}/issues"),
+            &serde_json::json!({ "title": title, "body": body }),
+        )
+        .await
+    }
+
+    /// How many commits `head` lacks from `base`.
+    pub async fn behind_by(&self, repo: &str, base: &str, head: &str) -> Result<u64, GitHubError> {
+        #[derive(Deserialize)]
+        struct Compare {
+            behind_by: u64,
+        }
+        let c: Compare = self
+            .get(&format!(
+                "/repos/{repo}/compare/{}...{}",
+                encode_path(base),
+                encode_path(head)
+            ))
+            .await?;
+        Ok(c.behind_by)
+    }
+
+    /// A check run with annotations (for the policy plan's line/column errors).
+    pub async fn create_check_run_json(
+        &self,
+        repo: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), GitHubError> {
+        let _: serde_json::Value = self
+            .post(&format!("/repos/{repo}/check-runs"), body)
+            .await?;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 pub mod chatops;
 pub mod config_check;
 pub mod previews;
+pub mod protection;
 
 use std::sync::Arc;
 
@@ -96,6 +97,7 @@ impl Default for Handlers {
             Arc::new(chatops::ChatOps),
             Arc::new(previews::Previews),
             Arc::new(previews::SmokeJob),
+            Arc::new(protection::Protection),
         ])
     }
 }

@@ -180,6 +180,19 @@ pub struct QueuedDeploy {
     pub created_at: i64,
 }
 
+/// One branch protection event: drift found, restored or failed.
+#[derive(Debug, Clone)]
+pub struct PolicyLogEntry<'a> {
+    pub repository: &'a str,
+    pub branch: &'a str,
+    pub trigger: &'a str,
+    pub actor: Option<&'a str>,
+    /// `restored`, `audited` or `failed`.
+    pub action: &'a str,
+    /// The differences, as JSON.
+    pub detail: &'a str,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
@@ -371,6 +384,38 @@ pub trait Store: Send + Sync + 'static {
         repository: &str,
         pr: i64,
     ) -> Result<Vec<(String, String, i64)>, StoreError>;
+
+    // ---- branch protection policy
+
+    /// Records drift found, a restore, or a failed restore.
+    async fn log_policy(&self, entry: &PolicyLogEntry<'_>, now: i64) -> Result<(), StoreError>;
+
+    /// Number of policy log entries of a repository.
+    async fn policy_log_count(&self, repository: &str) -> Result<i64, StoreError>;
+
+    /// Marks a problem reported; `false` when it was reported before.
+    async fn report_problem_once(
+        &self,
+        repository: &str,
+        problem: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// A sticky comment (or issue, with `pr` 0) of a kind.
+    async fn sticky(
+        &self,
+        repository: &str,
+        pr: i64,
+        kind: &str,
+    ) -> Result<Option<i64>, StoreError>;
+
+    async fn set_sticky(
+        &self,
+        repository: &str,
+        pr: i64,
+        kind: &str,
+        id: i64,
+    ) -> Result<(), StoreError>;
 }
 
 pub type DynStore = Arc<dyn Store>;

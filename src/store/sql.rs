@@ -426,6 +426,62 @@ macro_rules! sql_store {
                 .await?;
                 Ok(rows)
             }
+
+            async fn log_policy(&self, e: &PolicyLogEntry<'_>, now: i64) -> Result<(), StoreError> {
+                sqlx::query("INSERT INTO policy_log (repository, branch, trigger, actor, action, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(e.repository)
+                    .bind(e.branch)
+                    .bind(e.trigger)
+                    .bind(e.actor)
+                    .bind(e.action)
+                    .bind(e.detail)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn policy_log_count(&self, repository: &str) -> Result<i64, StoreError> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM policy_log WHERE repository = $1")
+                    .bind(repository)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n)
+            }
+
+            async fn report_problem_once(&self, repository: &str, problem: &str, now: i64) -> Result<bool, StoreError> {
+                let done = sqlx::query("INSERT INTO reported_problems (repository, problem, created_at) VALUES ($1, $2, $3) ON CONFLICT (repository, problem) DO NOTHING")
+                    .bind(repository)
+                    .bind(problem)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn sticky(&self, repository: &str, pr: i64, kind: &str) -> Result<Option<i64>, StoreError> {
+                let row: Option<(i64,)> = sqlx::query_as("SELECT comment_id FROM sticky_comments WHERE repository = $1 AND pr = $2 AND kind = $3")
+                    .bind(repository)
+                    .bind(pr)
+                    .bind(kind)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|(id,)| id))
+            }
+
+            async fn set_sticky(&self, repository: &str, pr: i64, kind: &str, id: i64) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO sticky_comments (repository, pr, kind, comment_id) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (repository, pr, kind) DO UPDATE SET comment_id = excluded.comment_id",
+                )
+                .bind(repository)
+                .bind(pr)
+                .bind(kind)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
         }
     };
 }

@@ -1,0 +1,579 @@
+//! Branch protection policy: enforce `protection:` of `.github/shipgate.yml`
+//! (restore drift, or only report it in `audit` mode), plan the effect of a
+//! PR that edits the policy, and publish `shipgate/policy` on every PR.
+//!
+//! Reports go to one tracking issue, "shipgate policy", one comment per
+//! event. Problems that need a human (missing admin rights, plan limits) are
+//! reported once.
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use super::{Context, Handler, HandlerError};
+use crate::github::repos::{CheckRunOutput, NewCheckRun, ProtectionRead};
+use crate::github::{Api, GitHubError};
+use crate::policy;
+use crate::repo_config::{ConfigSource, ProtectionMode, RepoConfig, CONFIG_PATH};
+use crate::store::{ClaimedDelivery, PolicyLogEntry};
+
+pub const TRACKING_TITLE: &str = "shipgate policy";
+pub const POLICY_CHECK: &str = "shipgate/policy";
+pub const PLAN_CHECK: &str = "shipgate/policy-plan";
+pub const PLAN_MARKER: &str = "<!-- shipgate:policy-plan -->";
+
+pub struct Protection;
+
+#[async_trait]
+impl Handler for Protection {
+    fn name(&self) -> &'static str {
+        "protection"
+    }
+
+    fn wants(&self, event: &str, action: Option<&str>) -> bool {
+        match event {
+            "installation" => action == Some("created"),
+            "installation_repositories" => action == Some("added"),
+            "push" => true,
+            "branch_protection_rule" => matches!(action, Some("created" | "edited" | "deleted")),
+            "repository" => action == Some("created"),
+            "pull_request" => matches!(
+                action,
+                Some("opened" | "synchronize" | "reopened" | "ready_for_review" | "edited")
+            ),
+            "pull_request_review" => matches!(action, Some("submitted" | "dismissed")),
+            "check_run" | "check_suite" => action == Some("completed"),
+            _ => false,
+        }
+    }
+
+    async fn handle(&self, cx: &Context, d: &ClaimedDelivery) -> Result<(), HandlerError> {
+        let p: Value = serde_json::from_str(&d.payload)?;
+        let installation = p["installation"]["id"].as_i64();
+        let sender = p["sender"]["login"].as_str().map(str::to_string);
+        let repo = p["repository"]["full_name"].as_str().map(str::to_string);
+        let default_branch = p["repository"]["default_branch"]
+            .as_str()
+            .map(str::to_string);
+        match d.event.as_str() {
+            "installation" | "installation_repositories" => {
+                let key = if d.event == "installation" {
+                    "repositories"
+                } else {
+                    "repositories_added"
+                };
+                let api = cx.github.api(installation)?;
+                for r in p[key].as_array().into_iter().flatten() {
+                    if let Some(name) = r["full_name"].as_str() {
+                        enforce(
+                            cx,
+                            &api,
+                            name,
+                            None,
+                            &format!("{} {}", d.event, d.action.as_deref().unwrap_or("")),
+                            sender.as_deref(),
+                        )
+                        .await?;
+                    }
+                }
+                Ok(())
+            }
+            "repository" => {
+                let api = cx.github.api(installation)?;
+                enforce(
+                    cx,
+                    &api,
+                    &repo.unwrap_or_default(),
+                    default_branch,
+                    "repository created",
+                    sender.as_deref(),
+                )
+                .await
+            }
+            "push" => {
+                let push: crate::events::PushEvent = serde_json::from_value(p.clone())?;
+                if push.deleted
+                    || push.branch().is_none()
+                    || push.branch() != push.repository.default_branch.as_deref()
+                    || !push.touches(CONFIG_PATH)
+                {
+                    return Ok(());
+                }
+                let api = cx.github.api(installation)?;
+                enforce(
+                    cx,
+                    &api,
+                    &push.repository.full_name,
+                    push.repository.default_branch.clone(),
+                    "policy changed on the default branch",
+                    sender.as_deref(),
+                )
+                .await
+            }
+            "branch_protection_rule" => {
+                // shipgate's own writes come back as events: never react to them.
+                let me = cx.github.bot_login().await?;
+                if sender.as_deref() == Some(me.as_str()) {
+                    return Ok(());
+                }
+                let api = cx.github.api(installation)?;
+                let trigger = format!(
+                    "branch protection rule {} ",
+                    d.action.as_deref().unwrap_or("changed")
+                );
+                enforce(
+                    cx,
+                    &api,
+                    &repo.unwrap_or_default(),
+                    default_branch,
+                    trigger.trim(),
+                    sender.as_deref(),
+                )
+                .await
+            }
+            "pull_request" | "pull_request_review" => {
+                let pr = &p["pull_request"];
+                if d.event == "pull_request"
+                    && d.action.as_deref() == Some("edited")
+                    && p["changes"]["base"].is_null()
+                {
+                    return Ok(()); // only a base change matters
+                }
+                let (Some(number), Some(head), Some(base), Some(repo)) = (
+                    pr["number"].as_i64(),
+                    pr["head"]["sha"].as_str(),
+                    pr["base"]["ref"].as_str(),
+                    repo.as_deref(),
+                ) else {
+                    return Ok(());
+                };
+                let author = pr["user"]["login"].as_str().unwrap_or_default();
+                let api = cx.github.api(installation)?;
+                let default_branch = default_branch.unwrap_or_else(|| "main".into());
+                if d.event == "pull_request"
+                    && matches!(
+                        d.action.as_deref(),
+                        Some("opened" | "synchronize" | "reopened")
+                    )
+                {
+                    plan(cx, &api, repo, number, head, &default_branch).await?;
+                }
+                policy_check(cx, &api, repo, number, head, base, author, &default_branch).await
+            }
+            "check_run" | "check_suite" => {
+                let obj = &p[d.event.as_str()];
+                // Our own check runs completing must not re-trigger us.
+                if obj["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("shipgate/"))
+                {
+                    return Ok(());
+                }
+                let me = cx.github.bot_login().await?;
+                if obj["app"]["slug"]
+                    .as_str()
+                    .is_some_and(|s| format!("{s}[bot]") == me)
+                {
+                    return Ok(());
+                }
+                let (Some(sha), Some(repo)) = (obj["head_sha"].as_str(), repo.as_deref()) else {
+                    return Ok(());
+                };
+                let api = cx.github.api(installation)?;
+                let default_branch = default_branch.unwrap_or_else(|| "main".into());
+                for pr in api.pulls_for_commit(repo, sha).await? {
+                    if pr.state != "open" || pr.head.sha != sha {
+                        continue;
+                    }
+                    let base = pr
+                        .base
+                        .as_ref()
+                        .map(|b| b.git_ref.clone())
+                        .unwrap_or_else(|| default_branch.clone());
+                    let author = pr
+                        .user
+                        .as_ref()
+                        .map(|u| u.login.clone())
+                        .unwrap_or_default();
+                    policy_check(
+                        cx,
+                        &api,
+                        repo,
+                        pr.number,
+                        sha,
+                        &base,
+                        &author,
+                        &default_branch,
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn load_config(
+    cx: &Context,
+    api: &Api,
+    repo: &str,
+    git_ref: &str,
+) -> Result<Option<std::sync::Arc<RepoConfig>>, HandlerError> {
+    Ok(cx.configs.load(api, repo, git_ref).await?.config.ok())
+}
+
+/// Brings every branch of the policy to it (or, in audit mode, reports).
+async fn enforce(
+    cx: &Context,
+    api: &Api,
+    repo: &str,
+    default_branch: Option<String>,
+    trigger: &str,
+    actor: Option<&str>,
+) -> Result<(), HandlerError> {
+    let default_branch = match default_branch {
+        Some(b) => b,
+        None => api.get::<Value>(&format!("/repos/{repo}")).await?["default_branch"]
+            .as_str()
+            .unwrap_or("main")
+            .to_string(),
+    };
+    let Some(config) = load_config(cx, api, repo, &default_branch).await? else {
+        return Ok(());
+    };
+    if config.protection.branches.is_empty() {
+        return Ok(());
+    }
+    let audit = config.protection.mode == ProtectionMode::Audit;
+    let mut sections = Vec::new();
+    for (branch, desired) in &config.protection.branches {
+        let live = match api.protection(repo, branch).await {
+            Ok(ProtectionRead::Protected(l)) => Some(*l),
+            Ok(ProtectionRead::Unprotected) => None,
+            Ok(ProtectionRead::BranchMissing) => {
+                let key = format!("missing-branch:{branch}");
+                if cx
+                    .store
+                    .report_problem_once(repo, &key, crate::now_ms())
+                    .await?
+                {
+                    sections.push(format!("⏭️ Branch `{branch}` does not exist yet; its policy applies once it is created."));
+                }
+                continue;
+            }
+            Err(e) => return report_problem(cx, api, repo, e).await,
+        };
+        let diffs = policy::diff(desired, live.as_ref());
+        if diffs.is_empty() {
+            continue;
+        }
+        let table = diff_table(&diffs);
+        let detail = serde_json::to_string(&diffs).expect("diffs serialize");
+        let now = crate::now_ms();
+        if audit {
+            cx.store
+                .log_policy(
+                    &PolicyLogEntry {
+                        repository: repo,
+                        branch,
+                        trigger,
+                        actor,
+                        action: "audited",
+                        detail: &detail,
+                    },
+                    now,
+                )
+                .await?;
+            sections.push(format!("🔎 **`{branch}` differs from the policy** (audit mode: nothing changed)\n\n{table}"));
+            continue;
+        }
+        match api
+            .put_protection(repo, branch, &policy::put_body(desired, live.as_ref()))
+            .await
+        {
+            Ok(()) => {
+                cx.store
+                    .log_policy(
+                        &PolicyLogEntry {
+                            repository: repo,
+                            branch,
+                            trigger,
+                            actor,
+                            action: "restored",
+                            detail: &detail,
+                        },
+                        now,
+                    )
+                    .await?;
+                sections.push(format!(
+                    "✅ **`{branch}` restored to the policy**\n\n{table}"
+                ));
+            }
+            Err(e) if !e.is_transient() => {
+                cx.store
+                    .log_policy(
+                        &PolicyLogEntry {
+                            repository: repo,
+                            branch,
+                            trigger,
+                            actor,
+                            action: "failed",
+                            detail: &detail,
+                        },
+                        now,
+                    )
+                    .await?;
+                return report_problem(cx, api, repo, e).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if sections.is_empty() {
+        return Ok(());
+    }
+    let who = actor.map(|a| format!(" by @{a}")).unwrap_or_default();
+    let body = format!(
+        "#### Branch protection: {trigger}{who}\n\n{}",
+        sections.join("\n\n")
+    );
+    report(cx, api, repo, &body).await
+}
+
+fn diff_table(diffs: &[policy::FieldDiff]) -> String {
+    let mut t = String::from("| Setting | Found | Policy |\n|---|---|---|\n");
+    for d in diffs {
+        t.push_str(&format!("| `{}` | {} | {} |\n", d.field, d.live, d.desired));
+    }
+    t
+}
+
+/// Reports a GitHub refusal with its fix, once per kind of problem.
+async fn report_problem(
+    cx: &Context,
+    api: &Api,
+    repo: &str,
+    e: GitHubError,
+) -> Result<(), HandlerError> {
+    let (key, text) = match &e {
+        GitHubError::Forbidden(m) => (
+            "forbidden",
+            format!("⛔ shipgate cannot read or change branch protection: GitHub answered 403 ({m}). Grant the App the **Administration: read & write** repository permission (or use a token with admin rights) and the policy will be applied on the next change."),
+        ),
+        GitHubError::NotFound(m) | GitHubError::Unprocessable(m) if m.contains("Upgrade") || m.contains("plan") => (
+            "plan",
+            format!("⛔ Branch protection is not available for this repository on its current plan (GitHub: {m}). Make the repository public or upgrade the plan; meanwhile the `shipgate/policy` check enforces the policy on pull requests — make it a required check."),
+        ),
+        _ => return Err(e.into()),
+    };
+    if cx
+        .store
+        .report_problem_once(repo, key, crate::now_ms())
+        .await?
+    {
+        report(cx, api, repo, &text).await?;
+    }
+    Ok(())
+}
+
+/// Comments on the tracking issue, creating it the first time.
+async fn report(cx: &Context, api: &Api, repo: &str, body: &str) -> Result<(), HandlerError> {
+    let issue = match cx.store.sticky(repo, 0, "policy-issue").await? {
+        Some(n) => n,
+        None => {
+            let me = cx.github.bot_login().await?;
+            let existing = api.open_issues(repo).await?.into_iter().find(|i| {
+                i.title == TRACKING_TITLE && i.user.as_ref().is_some_and(|u| u.login == me)
+            });
+            let number = match existing {
+                Some(i) => i.number,
+                None => {
+                    let text = "shipgate keeps branch protection as declared in `.github/shipgate.yml` (`protection:`). Every drift it finds and every change it makes is reported here, one comment per event.";
+                    api.create_issue(repo, TRACKING_TITLE, text).await?.number
+                }
+            };
+            cx.store.set_sticky(repo, 0, "policy-issue", number).await?;
+            number
+        }
+    };
+    api.create_comment(repo, issue, body).await?;
+    Ok(())
+}
+
+/// `shipgate/policy` on the PR's head: the base branch's policy, evaluated.
+#[allow(clippy::too_many_arguments)]
+async fn policy_check(
+    cx: &Context,
+    api: &Api,
+    repo: &str,
+    number: i64,
+    head: &str,
+    base: &str,
+    author: &str,
+    default_branch: &str,
+) -> Result<(), HandlerError> {
+    let Some(config) = load_config(cx, api, repo, default_branch).await? else {
+        return Ok(());
+    };
+    let Some(rules) = config.protection.branches.get(base) else {
+        return Ok(());
+    };
+    let reviews = if rules.required_approvals.is_some() {
+        api.reviews(repo, number).await?
+    } else {
+        Vec::new()
+    };
+    let (runs, statuses) = if rules.required_checks.is_some() {
+        api.checks(repo, head).await?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let behind = if rules.strict == Some(true) {
+        Some(api.behind_by(repo, base, head).await?)
+    } else {
+        None
+    };
+    let gates =
+        policy::evaluate_pull_request(rules, author, head, &reviews, &runs, &statuses, behind);
+    let unmet: Vec<String> = gates
+        .iter()
+        .filter(|g| !g.passed())
+        .map(|g| format!("{}: {}", g.name, g.detail))
+        .collect();
+    let (conclusion, title) = if unmet.is_empty() {
+        ("success", format!("meets the `{base}` policy"))
+    } else {
+        (
+            "failure",
+            format!("{} unmet: {}", unmet.len(), unmet.join("; ")),
+        )
+    };
+    let mut summary = String::from("| Condition | | |\n|---|---|---|\n");
+    for g in &gates {
+        summary.push_str(&format!(
+            "| {} | {} | {} |\n",
+            g.name,
+            if g.passed() { "✅" } else { "❌" },
+            g.detail
+        ));
+    }
+    let title: String = title.chars().take(250).collect();
+    api.create_check_run(
+        repo,
+        &NewCheckRun {
+            name: POLICY_CHECK,
+            head_sha: head,
+            status: "completed",
+            conclusion,
+            details_url: None,
+            output: CheckRunOutput {
+                title: &title,
+                summary: &summary,
+            },
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// For a PR that edits the config: validate it and plan the protection changes.
+async fn plan(
+    cx: &Context,
+    api: &Api,
+    repo: &str,
+    number: i64,
+    head: &str,
+    default_branch: &str,
+) -> Result<(), HandlerError> {
+    let proposed = cx.configs.load(api, repo, head).await?;
+    let current = cx.configs.load(api, repo, default_branch).await?;
+    if proposed.source == current.source || proposed.source == ConfigSource::Missing {
+        return Ok(()); // the PR does not change the config
+    }
+    // Only repositories that use (or start using) a protection policy get a plan.
+    let has_policy = |c: &Result<std::sync::Arc<RepoConfig>, _>| {
+        c.as_ref().is_ok_and(|c| !c.protection.branches.is_empty())
+    };
+    if !has_policy(&proposed.config) && !has_policy(&current.config) {
+        return Ok(());
+    }
+    let (conclusion, title, text, annotations) = match &proposed.config {
+        Err(e) => {
+            let (line, column) = e.location.unwrap_or((1, 1));
+            let annotations = vec![json!({
+                "path": CONFIG_PATH, "start_line": line, "end_line": line, "start_column": column, "end_column": column,
+                "annotation_level": "failure", "message": e.message,
+            })];
+            (
+                "failure",
+                format!("{CONFIG_PATH} is invalid"),
+                format!("❌ `{CONFIG_PATH}` is invalid: {e}"),
+                annotations,
+            )
+        }
+        Ok(config) => {
+            let mut sections = Vec::new();
+            for (branch, desired) in &config.protection.branches {
+                let live = match api.protection(repo, branch).await {
+                    Ok(ProtectionRead::Protected(l)) => Some(*l),
+                    Ok(ProtectionRead::Unprotected) => None,
+                    Ok(ProtectionRead::BranchMissing) => {
+                        sections.push(format!("⏭️ `{branch}` does not exist yet."));
+                        continue;
+                    }
+                    Err(GitHubError::Forbidden(_)) => {
+                        sections.push(format!("⛔ `{branch}`: shipgate cannot read its protection (needs Administration: read)."));
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let diffs = policy::diff(desired, live.as_ref());
+                if diffs.is_empty() {
+                    sections.push(format!("✅ `{branch}`: no change."));
+                } else {
+                    sections.push(format!(
+                        "✏️ `{branch}`: {} change(s) when merged\n\n{}",
+                        diffs.len(),
+                        diff_table(&diffs)
+                    ));
+                }
+            }
+            if sections.is_empty() {
+                sections.push("No branch protection policy.".into());
+            }
+            let mode = if config.protection.mode == ProtectionMode::Audit {
+                " (audit mode: drift is reported, not changed)"
+            } else {
+                ""
+            };
+            (
+                "success",
+                "policy plan".to_string(),
+                format!(
+                    "### Branch protection plan{mode}\n\n{}",
+                    sections.join("\n\n")
+                ),
+                Vec::new(),
+            )
+        }
+    };
+    api.create_check_run_json(
+        repo,
+        &json!({
+            "name": PLAN_CHECK, "head_sha": head, "status": "completed", "conclusion": conclusion,
+            "output": { "title": title, "summary": text, "annotations": annotations },
+        }),
+    )
+    .await?;
+    // One sticky comment per PR, updated on every push.
+    let body = format!("{text}\n\n{PLAN_MARKER}");
+    match cx.store.sticky(repo, number, "policy-plan").await? {
+        Some(id) => api.update_comment(repo, id, &body).await?,
+        None => {
+            let c = api.create_comment(repo, number, &body).await?;
+            cx.store
+                .set_sticky(repo, number, "policy-plan", c.id)
+                .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,521 @@
+//! Branch protection as code: the live protection GitHub reports, the
+//! difference from the policy in `.github/shipgate.yml`, the PUT body that
+//! restores it (keeping every setting the policy does not mention), and the
+//! `shipgate/policy` evaluation of a pull request against its base branch's
+//! policy — built from the same gates `/deploy` uses.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::gates::{self, Gate};
+use crate::github::content::CommitStatus;
+use crate::github::repos::{CheckRun, Review};
+use crate::repo_config::BranchProtection;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Enabled {
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LiveCheck {
+    pub context: String,
+    #[serde(default)]
+    pub app_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LiveStatusChecks {
+    #[serde(default)]
+    pub strict: bool,
+    #[serde(default)]
+    pub contexts: Vec<String>,
+    #[serde(default)]
+    pub checks: Vec<LiveCheck>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Login {
+    #[serde(default)]
+    pub login: Option<String>,
+    #[serde(default)]
+    pub slug: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Actors {
+    #[serde(default)]
+    pub users: Vec<Login>,
+    #[serde(default)]
+    pub teams: Vec<Login>,
+    #[serde(default)]
+    pub apps: Vec<Login>,
+}
+
+impl Actors {
+    /// The shape PUT takes: logins and slugs.
+    fn to_put(&self, with_apps: bool) -> Value {
+        let users: Vec<&str> = self
+            .users
+            .iter()
+            .filter_map(|u| u.login.as_deref())
+            .collect();
+        let teams: Vec<&str> = self
+            .teams
+            .iter()
+            .filter_map(|t| t.slug.as_deref())
+            .collect();
+        let mut v = json!({ "users": users, "teams": teams });
+        if with_apps {
+            let apps: Vec<&str> = self.apps.iter().filter_map(|a| a.slug.as_deref()).collect();
+            v["apps"] = json!(apps);
+        }
+        v
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LiveReviews {
+    #[serde(default)]
+    pub dismiss_stale_reviews: bool,
+    #[serde(default)]
+    pub require_code_owner_reviews: bool,
+    #[serde(default)]
+    pub required_approving_review_count: u32,
+    #[serde(default)]
+    pub require_last_push_approval: bool,
+    #[serde(default)]
+    pub dismissal_restrictions: Option<Actors>,
+    #[serde(default)]
+    pub bypass_pull_request_allowances: Option<Actors>,
+}
+
+/// `GET /repos/{o}/{r}/branches/{b}/protection`, the parts shipgate reads or keeps.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LiveProtection {
+    #[serde(default)]
+    pub required_status_checks: Option<LiveStatusChecks>,
+    #[serde(default)]
+    pub enforce_admins: Option<Enabled>,
+    #[serde(default)]
+    pub required_pull_request_reviews: Option<LiveReviews>,
+    #[serde(default)]
+    pub restrictions: Option<Actors>,
+    #[serde(default)]
+    pub required_linear_history: Option<Enabled>,
+    #[serde(default)]
+    pub allow_force_pushes: Option<Enabled>,
+    #[serde(default)]
+    pub allow_deletions: Option<Enabled>,
+    #[serde(default)]
+    pub required_conversation_resolution: Option<Enabled>,
+    #[serde(default)]
+    pub block_creations: Option<Enabled>,
+    #[serde(default)]
+    pub lock_branch: Option<Enabled>,
+    #[serde(default)]
+    pub allow_fork_syncing: Option<Enabled>,
+}
+
+fn on(e: &Option<Enabled>) -> bool {
+    e.as_ref().is_some_and(|e| e.enabled)
+}
+
+impl LiveProtection {
+    fn contexts(&self) -> Option<Vec<String>> {
+        self.required_status_checks.as_ref().map(|c| {
+            let mut all: Vec<String> = c.checks.iter().map(|k| k.context.clone()).collect();
+            for ctx in &c.contexts {
+                if !all.contains(ctx) {
+                    all.push(ctx.clone());
+                }
+            }
+            all.sort();
+            all
+        })
+    }
+}
+
+/// One setting that differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldDiff {
+    pub field: String,
+    pub live: String,
+    pub desired: String,
+}
+
+/// The settings the policy names whose live value differs. `live` is
+/// `None` for an unprotected branch.
+pub fn diff(desired: &BranchProtection, live: Option<&LiveProtection>) -> Vec<FieldDiff> {
+    let empty = LiveProtection::default();
+    let l = live.unwrap_or(&empty);
+    let reviews = l.required_pull_request_reviews.as_ref();
+    let mut out = Vec::new();
+    let mut cmp = |field: &str, live: String, desired: Option<String>| {
+        if let Some(d) = desired {
+            if d != live {
+                out.push(FieldDiff {
+                    field: field.into(),
+                    live,
+                    desired: d,
+                });
+            }
+        }
+    };
+    cmp(
+        "required_approvals",
+        reviews
+            .map(|r| r.required_approving_review_count.to_string())
+            .unwrap_or_else(|| "off".into()),
+        desired.required_approvals.map(|n| n.to_string()),
+    );
+    let flag = |b: bool| b.to_string();
+    cmp(
+        "dismiss_stale_reviews",
+        flag(reviews.is_some_and(|r| r.dismiss_stale_reviews)),
+        desired.dismiss_stale_reviews.map(flag),
+    );
+    cmp(
+        "require_code_owner_reviews",
+        flag(reviews.is_some_and(|r| r.require_code_owner_reviews)),
+        desired.require_code_owner_reviews.map(flag),
+    );
+    cmp(
+        "require_last_push_approval",
+        flag(reviews.is_some_and(|r| r.require_last_push_approval)),
+        desired.require_last_push_approval.map(flag),
+    );
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    cmp(
+        "required_checks",
+        list(&l.contexts().unwrap_or_default()),
+        desired.required_checks.as_ref().map(|d| {
+            let mut d = d.clone();
+            d.sort();
+            list(&d)
+        }),
+    );
+    cmp(
+        "strict",
+        flag(l.required_status_checks.as_ref().is_some_and(|c| c.strict)),
+        desired.strict.map(flag),
+    );
+    cmp(
+        "enforce_admins",
+        flag(on(&l.enforce_admins)),
+        desired.enforce_admins.map(flag),
+    );
+    cmp(
+        "allow_force_pushes",
+        flag(on(&l.allow_force_pushes)),
+        desired.allow_force_pushes.map(flag),
+    );
+    cmp(
+        "allow_deletions",
+        flag(on(&l.allow_deletions)),
+        desired.allow_deletions.map(flag),
+    );
+    cmp(
+        "required_linear_history",
+        flag(on(&l.required_linear_history)),
+        desired.required_linear_history.map(flag),
+    );
+    cmp(
+        "required_conversation_resolution",
+        flag(on(&l.required_conversation_resolution)),
+        desired.required_conversation_resolution.map(flag),
+    );
+    out
+}
+
+/// The PUT body: the policy over the live settings. GitHub replaces the whole
+/// protection and requires the four top-level fields (`null` = off), so
+/// everything the policy does not mention is written back as it is.
+pub fn put_body(desired: &BranchProtection, live: Option<&LiveProtection>) -> Value {
+    let empty = LiveProtection::default();
+    let l = live.unwrap_or(&empty);
+
+    let checks_on = desired.required_checks.is_some()
+        || desired.strict.is_some()
+        || l.required_status_checks.is_some();
+    let required_status_checks = if checks_on {
+        let contexts = desired
+            .required_checks
+            .clone()
+            .unwrap_or_else(|| l.contexts().unwrap_or_default());
+        let live_checks = l
+            .required_status_checks
+            .as_ref()
+            .map(|c| c.checks.clone())
+            .unwrap_or_default();
+        let checks: Vec<Value> = contexts
+            .iter()
+            .map(|ctx| {
+                match live_checks
+                    .iter()
+                    .find(|k| &k.context == ctx)
+                    .and_then(|k| k.app_id)
+                {
+                    Some(app) => json!({ "context": ctx, "app_id": app }),
+                    None => json!({ "context": ctx }),
+                }
+            })
+            .collect();
+        let strict = desired
+            .strict
+            .unwrap_or_else(|| l.required_status_checks.as_ref().is_some_and(|c| c.strict));
+        json!({ "strict": strict, "checks": checks })
+    } else {
+        Value::Null
+    };
+
+    let reviews_named = desired.required_approvals.is_some()
+        || desired.dismiss_stale_reviews.is_some()
+        || desired.require_code_owner_reviews.is_some()
+        || desired.require_last_push_approval.is_some();
+    let lr = l.required_pull_request_reviews.clone();
+    let required_pull_request_reviews = if reviews_named || lr.is_some() {
+        let lr = lr.unwrap_or_default();
+        let mut r = json!({
+            "dismiss_stale_reviews": desired.dismiss_stale_reviews.unwrap_or(lr.dismiss_stale_reviews),
+            "require_code_owner_reviews": desired.require_code_owner_reviews.unwrap_or(lr.require_code_owner_reviews),
+            "required_approving_review_count": desired.required_approvals.unwrap_or(lr.required_approving_review_count),
+            "require_last_push_approval": desired.require_last_push_approval.unwrap_or(lr.require_last_push_approval),
+        });
+        if let Some(d) = &lr.dismissal_restrictions {
+            r["dismissal_restrictions"] = d.to_put(false);
+        }
+        if let Some(b) = &lr.bypass_pull_request_allowances {
+            r["bypass_pull_request_allowances"] = b.to_put(true);
+        }
+        r
+    } else {
+        Value::Null
+    };
+
+    json!({
+        "required_status_checks": required_status_checks,
+        "enforce_admins": desired.enforce_admins.unwrap_or(on(&l.enforce_admins)),
+        "required_pull_request_reviews": required_pull_request_reviews,
+        "restrictions": l.restrictions.as_ref().map(|r| r.to_put(true)).unwrap_or(Value::Null),
+        "required_linear_history": desired.required_linear_history.unwrap_or(on(&l.required_linear_history)),
+        "allow_force_pushes": desired.allow_force_pushes.unwrap_or(on(&l.allow_force_pushes)),
+        "allow_deletions": desired.allow_deletions.unwrap_or(on(&l.allow_deletions)),
+        "required_conversation_resolution": desired.required_conversation_resolution.unwrap_or(on(&l.required_conversation_resolution)),
+        "block_creations": on(&l.block_creations),
+        "lock_branch": on(&l.lock_branch),
+        "allow_fork_syncing": on(&l.allow_fork_syncing),
+    })
+}
+
+/// Check names shipgate publishes itself; never required of themselves.
+pub const OWN_CHECKS: &[&str] = &["shipgate/policy", "shipgate/policy-plan"];
+
+/// A pull request against its base branch's policy: approvals (the author
+/// never counts; with `dismiss_stale_reviews`, only approvals of the head
+/// commit), required checks on the head SHA (shipgate's own excluded), and
+/// being up to date with the base when `strict`.
+pub fn evaluate_pull_request(
+    policy: &BranchProtection,
+    author: &str,
+    head_sha: &str,
+    reviews: &[Review],
+    runs: &[CheckRun],
+    statuses: &[CommitStatus],
+    behind_by: Option<u64>,
+) -> Vec<Gate> {
+    let mut out = Vec::new();
+    if let Some(n) = policy.required_approvals {
+        let current: Vec<Review> = if policy.dismiss_stale_reviews == Some(true) {
+            reviews
+                .iter()
+                .filter(|r| {
+                    r.state != "APPROVED" || r.commit_id.as_deref().is_none_or(|c| c == head_sha)
+                })
+                .cloned()
+                .collect()
+        } else {
+            reviews.to_vec()
+        };
+        out.extend(gates::approvals_gate(n, &current, author));
+    }
+    if let Some(required) = &policy.required_checks {
+        let required: Vec<String> = required
+            .iter()
+            .filter(|c| !OWN_CHECKS.contains(&c.as_str()))
+            .cloned()
+            .collect();
+        let runs: Vec<CheckRun> = runs
+            .iter()
+            .filter(|r| !OWN_CHECKS.contains(&r.name.as_str()))
+            .cloned()
+            .collect();
+        let statuses: Vec<CommitStatus> = statuses
+            .iter()
+            .filter(|s| !OWN_CHECKS.contains(&s.context.as_str()))
+            .cloned()
+            .collect();
+        out.extend(gates::checks_gate(
+            &required,
+            &runs,
+            &statuses,
+            &head_sha[..head_sha.len().min(7)],
+        ));
+    }
+    if policy.strict == Some(true) {
+        out.push(match behind_by {
+            Some(0) | None => gates::Gate {
+                name: "Up to date".into(),
+                verdict: gates::Verdict::Pass,
+                detail: "the branch contains the base's latest commit".into(),
+                temporary: false,
+            },
+            Some(n) => gates::Gate {
+                name: "Up to date".into(),
+                verdict: gates::Verdict::Fail,
+                detail: format!("{n} commit(s) behind the base branch"),
+                temporary: false,
+            },
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(v: Value) -> LiveProtection {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn policy(yaml: &str) -> BranchProtection {
+        serde_yaml_ng::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn an_unprotected_branch_differs_in_every_named_setting() {
+        let p = policy("{ required_approvals: 2, required_checks: [ci], strict: true, enforce_admins: true, allow_force_pushes: false }");
+        let d = diff(&p, None);
+        let fields: Vec<_> = d
+            .iter()
+            .map(|f| (f.field.as_str(), f.live.as_str(), f.desired.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("required_approvals", "off", "2"),
+                ("required_checks", "none", "ci"),
+                ("strict", "false", "true"),
+                ("enforce_admins", "false", "true")
+            ]
+        );
+        let body = put_body(&p, None);
+        assert_eq!(
+            body["required_status_checks"],
+            json!({ "strict": true, "checks": [{ "context": "ci" }] })
+        );
+        assert_eq!(
+            body["required_pull_request_reviews"]["required_approving_review_count"],
+            json!(2)
+        );
+        assert_eq!(body["restrictions"], Value::Null);
+        assert_eq!(body["enforce_admins"], json!(true));
+    }
+
+    #[test]
+    fn a_compliant_branch_has_no_diff_and_unmentioned_settings_are_kept() {
+        let l = live(json!({
+            "required_status_checks": { "strict": true, "contexts": ["ci", "lint"], "checks": [{ "context": "ci", "app_id": 15368 }, { "context": "lint", "app_id": null }] },
+            "enforce_admins": { "enabled": true },
+            "required_pull_request_reviews": {
+                "dismiss_stale_reviews": true, "require_code_owner_reviews": true, "required_approving_review_count": 2, "require_last_push_approval": false,
+                "dismissal_restrictions": { "users": [{ "login": "octocat" }], "teams": [{ "slug": "leads" }] }
+            },
+            "restrictions": { "users": [], "teams": [{ "slug": "release" }], "apps": [] },
+            "required_linear_history": { "enabled": true },
+            "allow_force_pushes": { "enabled": false },
+            "allow_deletions": { "enabled": false },
+            "required_conversation_resolution": { "enabled": false },
+            "lock_branch": { "enabled": false },
+        }));
+        let p = policy("{ required_approvals: 2, required_checks: [lint, ci], strict: true, enforce_admins: true }");
+        assert!(diff(&p, Some(&l)).is_empty());
+        // A partial policy changing one thing writes everything else back.
+        let p = policy("{ required_approvals: 3 }");
+        assert_eq!(
+            diff(&p, Some(&l)),
+            [FieldDiff {
+                field: "required_approvals".into(),
+                live: "2".into(),
+                desired: "3".into()
+            }]
+        );
+        let body = put_body(&p, Some(&l));
+        assert_eq!(
+            body["required_status_checks"],
+            json!({ "strict": true, "checks": [{ "context": "ci", "app_id": 15368 }, { "context": "lint" }] })
+        );
+        assert_eq!(
+            body["required_pull_request_reviews"]["required_approving_review_count"],
+            json!(3)
+        );
+        assert_eq!(
+            body["required_pull_request_reviews"]["require_code_owner_reviews"],
+            json!(true)
+        );
+        assert_eq!(
+            body["required_pull_request_reviews"]["dismissal_restrictions"],
+            json!({ "users": ["octocat"], "teams": ["leads"] })
+        );
+        assert_eq!(
+            body["restrictions"],
+            json!({ "users": [], "teams": ["release"], "apps": [] })
+        );
+        assert_eq!(body["required_linear_history"], json!(true));
+    }
+
+    #[test]
+    fn a_pull_request_against_its_policy() {
+        use crate::github::repos::UserRef;
+        let p = policy("{ required_approvals: 2, dismiss_stale_reviews: true, required_checks: [ci, shipgate/policy], strict: true }");
+        let review = |who: &str, state: &str, commit: &str| Review {
+            user: Some(UserRef { login: who.into() }),
+            state: state.into(),
+            commit_id: Some(commit.into()),
+        };
+        let reviews = [
+            review("bob", "APPROVED", "head1"),
+            review("carol", "APPROVED", "old0"),
+        ];
+        let runs = [CheckRun {
+            name: "ci".into(),
+            status: "completed".into(),
+            conclusion: Some("success".into()),
+        }];
+        let gates = evaluate_pull_request(&p, "alice", "head1", &reviews, &runs, &[], Some(2));
+        let failing: Vec<_> = gates
+            .iter()
+            .filter(|g| !g.passed())
+            .map(|g| g.detail.as_str())
+            .collect();
+        assert_eq!(
+            failing,
+            [
+                "1 of 2 approvals (by @bob)",
+                "2 commit(s) behind the base branch"
+            ]
+        );
+        assert!(
+            gates.iter().any(|g| g.name == "Checks" && g.passed()),
+            "shipgate/policy itself is not required: {gates:?}"
+        );
+    }
+}
