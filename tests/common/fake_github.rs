@@ -131,6 +131,12 @@ pub struct Repo {
     pub tags: BTreeMap<String, String>,
     /// Check runs shipgate created (the request bodies).
     pub created_check_runs: Vec<Value>,
+    /// Branch → protection, in the shape GET returns it.
+    pub protection: BTreeMap<String, Value>,
+    /// (number, title, author) of issues.
+    pub issues: Vec<(u64, String, String)>,
+    /// head sha → commits behind its base.
+    pub behind: HashMap<String, u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -448,6 +454,30 @@ impl FakeGitHub {
             "installation": { "id": 42 },
             "sender": { "login": "github-actions[bot]", "type": "Bot" },
         })
+    }
+
+    /// Sets a branch's protection as a human would (GET shape).
+    pub fn set_protection(&self, repo: &str, branch: &str, protection: Value) {
+        self.with_mut(|w| {
+            w.repo_mut(repo)
+                .protection
+                .insert(branch.to_string(), protection);
+        });
+    }
+
+    pub fn protection(&self, repo: &str, branch: &str) -> Option<Value> {
+        self.with(|w| w.repo(repo).protection.get(branch).cloned())
+    }
+
+    pub fn set_behind(&self, repo: &str, head: &str, behind: u64) {
+        self.with_mut(|w| {
+            w.repo_mut(repo).behind.insert(head.to_string(), behind);
+        });
+    }
+
+    /// Issues of `repo`: (number, title, author).
+    pub fn issues(&self, repo: &str) -> Vec<(u64, String, String)> {
+        self.with(|w| w.repo(repo).issues.clone())
     }
 
     /// Check runs shipgate created on `repo`.
@@ -1158,6 +1188,79 @@ fn route(
                     .collect(),
             ))
         }
+        ("GET", ["repos", owner, name, "branches", branch, "protection"]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            let branch = percent_decode(branch);
+            if !r.branches.contains_key(&branch) {
+                return (404, json!({ "message": "Branch not found" }), None);
+            }
+            match r.protection.get(&branch) {
+                Some(p) => ok(p.clone()),
+                None => (404, json!({ "message": "Branch not protected" }), None),
+            }
+        }
+        ("PUT", ["repos", owner, name, "branches", branch, "protection"]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get_mut(&full) else {
+                return with_none(not_found(&full));
+            };
+            let branch = percent_decode(branch);
+            if !r.branches.contains_key(&branch) {
+                return (404, json!({ "message": "Branch not found" }), None);
+            }
+            for field in [
+                "required_status_checks",
+                "enforce_admins",
+                "required_pull_request_reviews",
+                "restrictions",
+            ] {
+                if body.get(field).is_none() {
+                    return (
+                        422,
+                        json!({ "message": format!("Invalid request.\n\n\"{field}\" wasn't supplied.") }),
+                        None,
+                    );
+                }
+            }
+            let stored = protection_from_put(body);
+            r.protection.insert(branch, stored.clone());
+            ok(stored)
+        }
+        ("GET", ["repos", owner, name, "issues"]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            ok(Value::Array(r.issues.iter().map(|(n, t, u)| json!({ "number": n, "title": t, "state": "open", "user": { "login": u } })).collect()))
+        }
+        ("POST", ["repos", owner, name, "issues"]) => {
+            let full = format!("{owner}/{name}");
+            let number = w.next_id();
+            let Some(r) = w.repos.get_mut(&full) else {
+                return with_none(not_found(&full));
+            };
+            let title = body["title"].as_str().unwrap_or("").to_string();
+            r.issues.push((number, title.clone(), BOT_LOGIN.into()));
+            (
+                201,
+                json!({ "number": number, "title": title, "user": { "login": BOT_LOGIN } }),
+                None,
+            )
+        }
+        ("GET", ["repos", owner, name, "compare", range]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            let range = percent_decode(range);
+            let head = range.split("...").nth(1).unwrap_or("").to_string();
+            ok(
+                json!({ "status": "diverged", "ahead_by": 1, "behind_by": r.behind.get(&head).copied().unwrap_or(0) }),
+            )
+        }
         ("GET", ["repos", owner, name, "commits", sha, "pulls"]) => {
             let full = format!("{owner}/{name}");
             let Some(r) = w.repos.get(&full) else {
@@ -1315,6 +1418,67 @@ fn route(
             None,
         ),
     }
+}
+
+/// A PUT protection body in the shape GET returns.
+fn protection_from_put(body: &Value) -> Value {
+    let enabled = |v: &Value| json!({ "enabled": v.as_bool().unwrap_or(false) });
+    let mut out = json!({
+        "enforce_admins": enabled(&body["enforce_admins"]),
+        "required_linear_history": enabled(&body["required_linear_history"]),
+        "allow_force_pushes": enabled(&body["allow_force_pushes"]),
+        "allow_deletions": enabled(&body["allow_deletions"]),
+        "required_conversation_resolution": enabled(&body["required_conversation_resolution"]),
+        "block_creations": enabled(&body["block_creations"]),
+        "lock_branch": enabled(&body["lock_branch"]),
+        "allow_fork_syncing": enabled(&body["allow_fork_syncing"]),
+    });
+    if let Some(c) = body["required_status_checks"].as_object() {
+        let checks: Vec<Value> = c
+            .get("checks")
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let mut contexts: Vec<Value> = checks.iter().map(|k| k["context"].clone()).collect();
+        if let Some(cs) = c.get("contexts").and_then(|v| v.as_array()) {
+            contexts.extend(cs.iter().cloned());
+        }
+        out["required_status_checks"] = json!({ "strict": c.get("strict").cloned().unwrap_or(json!(false)), "contexts": contexts, "checks": checks });
+    }
+    if let Some(r) = body["required_pull_request_reviews"].as_object() {
+        let mut reviews = Value::Object(r.clone());
+        if let Some(d) = r.get("dismissal_restrictions") {
+            let users: Vec<Value> = d["users"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|u| json!({ "login": u }))
+                .collect();
+            let teams: Vec<Value> = d["teams"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|t| json!({ "slug": t }))
+                .collect();
+            reviews["dismissal_restrictions"] = json!({ "users": users, "teams": teams });
+        }
+        out["required_pull_request_reviews"] = reviews;
+    }
+    if let Some(r) = body["restrictions"].as_object() {
+        let objs = |k: &str, f: &str| -> Vec<Value> {
+            r.get(k)
+                .and_then(|v| v.as_array())
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|x| json!({ f: x }))
+                .collect()
+        };
+        out["restrictions"] = json!({ "users": objs("users", "login"), "teams": objs("teams", "slug"), "apps": objs("apps", "slug") });
+    }
+    out
 }
 
 fn deployment_json(d: &Deployment) -> Value {

@@ -1,0 +1,378 @@
+//! Branch protection policy stories through the real `/webhook` path.
+
+mod common;
+
+use common::fake_github::BOT_LOGIN;
+use common::Harness;
+use serde_json::{json, Value};
+
+const CONFIG_PATH: &str = ".github/shipgate.yml";
+const POLICY: &str = r#"
+protection:
+  branches:
+    main:
+      required_approvals: 2
+      required_checks: [ci]
+      strict: true
+      enforce_admins: true
+      allow_force_pushes: false
+"#;
+
+fn rule_event(t: &Harness, repo: &str, action: &str, sender: &str, kind: &str) -> Value {
+    json!({
+        "action": action,
+        "rule": { "id": 1, "name": "main" },
+        "repository": t.gh.repository_json(repo),
+        "installation": { "id": 42 },
+        "sender": { "login": sender, "type": kind },
+    })
+}
+
+fn tracking_comments(t: &Harness, repo: &str) -> Vec<String> {
+    let issues = t.gh.issues(repo);
+    let tracking: Vec<_> = issues
+        .iter()
+        .filter(|(_, title, _)| title == "shipgate policy")
+        .collect();
+    assert!(tracking.len() <= 1, "one tracking issue: {issues:?}");
+    match tracking.first() {
+        Some((n, _, _)) => {
+            let mut out = Vec::new();
+            while let Some(c) = t.gh.with(|w| {
+                w.repo(repo)
+                    .comments
+                    .iter()
+                    .find(|c| {
+                        c.issue == *n && c.user == BOT_LOGIN && !w.read_comments.contains(&c.id)
+                    })
+                    .cloned()
+            }) {
+                t.gh.next_bot_comment(repo, *n);
+                out.push(c.body);
+            }
+            out
+        }
+        None => Vec::new(),
+    }
+}
+
+fn puts(t: &Harness, repo: &str) -> usize {
+    t.gh.requests_to("PUT", &format!("/repos/{repo}/branches/main/protection"))
+        .len()
+}
+
+#[tokio::test]
+async fn installation_applies_the_policy_to_each_repository() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/one", &[(CONFIG_PATH, POLICY)]);
+    t.gh.add_repo("acme/two", &[(CONFIG_PATH, POLICY)]);
+    let event = json!({
+        "action": "created",
+        "installation": { "id": 42, "account": { "login": "acme" } },
+        "repositories": [{ "full_name": "acme/one", "name": "one" }, { "full_name": "acme/two", "name": "two" }],
+        "sender": { "login": "octocat", "type": "User" },
+    });
+    t.send("installation", &event).await;
+    t.settle().await;
+    for repo in ["acme/one", "acme/two"] {
+        assert_eq!(puts(&t, repo), 1, "{repo}");
+        let p = t.gh.protection(repo, "main").unwrap();
+        assert_eq!(
+            p["required_pull_request_reviews"]["required_approving_review_count"],
+            json!(2)
+        );
+        assert_eq!(p["required_status_checks"]["contexts"], json!(["ci"]));
+        assert_eq!(p["enforce_admins"]["enabled"], json!(true));
+        let body = &t
+            .gh
+            .requests_to("PUT", &format!("/repos/{repo}/branches/main/protection"))[0]
+            .body;
+        for field in [
+            "required_status_checks",
+            "enforce_admins",
+            "required_pull_request_reviews",
+            "restrictions",
+        ] {
+            assert!(body.get(field).is_some(), "PUT carries {field}");
+        }
+        let reports = tracking_comments(&t, repo);
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        assert!(
+            reports[0].contains("✅ **`main` restored to the policy**"),
+            "{}",
+            reports[0]
+        );
+        assert!(
+            reports[0].contains("| `required_approvals` | off | 2 |"),
+            "{}",
+            reports[0]
+        );
+    }
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_human_or_a_bot_weakening_main_is_reverted_and_reported_but_our_own_writes_are_not_events(
+) {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG_PATH, POLICY)]);
+    t.send("repository", &json!({ "action": "created", "repository": t.gh.repository_json("acme/app"), "installation": { "id": 42 }, "sender": { "login": "octocat" } })).await;
+    t.settle().await;
+    assert_eq!(puts(&t, "acme/app"), 1);
+    assert_eq!(tracking_comments(&t, "acme/app").len(), 1);
+
+    // A human drops the approvals to 1 and keeps the rest.
+    let mut weakened = t.gh.protection("acme/app", "main").unwrap();
+    weakened["required_pull_request_reviews"]["required_approving_review_count"] = json!(1);
+    weakened["restrictions"] = json!({ "users": [], "teams": [{ "slug": "release" }], "apps": [] });
+    t.gh.set_protection("acme/app", "main", weakened);
+    t.send(
+        "branch_protection_rule",
+        &rule_event(&t, "acme/app", "edited", "mallory", "User"),
+    )
+    .await;
+    t.settle().await;
+    assert_eq!(puts(&t, "acme/app"), 2);
+    let restored = t.gh.protection("acme/app", "main").unwrap();
+    assert_eq!(
+        restored["required_pull_request_reviews"]["required_approving_review_count"],
+        json!(2)
+    );
+    assert_eq!(
+        restored["restrictions"]["teams"],
+        json!([{ "slug": "release" }]),
+        "a setting the policy does not name is kept"
+    );
+    let reports = tracking_comments(&t, "acme/app");
+    assert_eq!(reports.len(), 1);
+    assert!(
+        reports[0].starts_with("#### Branch protection: branch protection rule edited by @mallory"),
+        "{}",
+        reports[0]
+    );
+    assert!(
+        reports[0].contains("| `required_approvals` | 1 | 2 |"),
+        "{}",
+        reports[0]
+    );
+
+    // A bot deletes the rule: reverted too.
+    t.gh.with(|_| ());
+    t.gh.set_protection(
+        "acme/app",
+        "main",
+        json!({ "enforce_admins": { "enabled": false } }),
+    );
+    t.send(
+        "branch_protection_rule",
+        &rule_event(&t, "acme/app", "deleted", "renovate[bot]", "Bot"),
+    )
+    .await;
+    t.settle().await;
+    assert_eq!(puts(&t, "acme/app"), 3);
+    assert!(tracking_comments(&t, "acme/app")[0].contains("by @renovate[bot]"));
+
+    // Our own write comes back as an event: nothing is read or written.
+    let before = t.gh.with(|w| w.requests.len());
+    t.send(
+        "branch_protection_rule",
+        &rule_event(&t, "acme/app", "edited", BOT_LOGIN, "Bot"),
+    )
+    .await;
+    t.settle().await;
+    assert_eq!(t.gh.with(|w| w.requests.len()), before);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_compliant_repository_gets_no_write_and_audit_mode_only_reports() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/ok", &[(CONFIG_PATH, POLICY)]);
+    t.gh.set_protection(
+        "acme/ok",
+        "main",
+        json!({
+            "required_status_checks": { "strict": true, "contexts": ["ci"], "checks": [{ "context": "ci", "app_id": null }] },
+            "enforce_admins": { "enabled": true },
+            "required_pull_request_reviews": { "required_approving_review_count": 2, "dismiss_stale_reviews": false, "require_code_owner_reviews": false, "require_last_push_approval": false },
+            "allow_force_pushes": { "enabled": false },
+        }),
+    );
+    t.send(
+        "branch_protection_rule",
+        &rule_event(&t, "acme/ok", "edited", "octocat", "User"),
+    )
+    .await;
+    t.settle().await;
+    assert_eq!(puts(&t, "acme/ok"), 0, "compliant: zero PUTs");
+    assert!(t.gh.issues("acme/ok").is_empty(), "nothing to report");
+
+    let audit = POLICY.replace("protection:\n", "protection:\n  mode: audit\n");
+    t.gh.add_repo("acme/audit", &[(CONFIG_PATH, &audit)]);
+    t.send(
+        "branch_protection_rule",
+        &rule_event(&t, "acme/audit", "edited", "octocat", "User"),
+    )
+    .await;
+    t.settle().await;
+    assert_eq!(puts(&t, "acme/audit"), 0, "audit mode writes nothing");
+    let reports = tracking_comments(&t, "acme/audit");
+    assert!(
+        reports[0].contains("🔎 **`main` differs from the policy** (audit mode: nothing changed)"),
+        "{}",
+        reports[0]
+    );
+    assert_eq!(
+        t.server.store.policy_log_count("acme/audit").await.unwrap(),
+        1
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn missing_admin_rights_are_reported_once() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG_PATH, POLICY)]);
+    for _ in 0..3 {
+        t.gh.fail_next("GET", "/repos/acme/app/branches/main/protection", 1, 403);
+        t.send(
+            "branch_protection_rule",
+            &rule_event(&t, "acme/app", "edited", "octocat", "User"),
+        )
+        .await;
+        t.settle().await;
+    }
+    let reports = tracking_comments(&t, "acme/app");
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(
+        reports[0].contains("Administration: read & write"),
+        "{}",
+        reports[0]
+    );
+    assert_eq!(puts(&t, "acme/app"), 0);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_pr_editing_the_policy_gets_a_plan_check_and_one_sticky_comment() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG_PATH, POLICY)]);
+    let stricter = POLICY.replace("required_approvals: 2", "required_approvals: 3");
+    t.gh.commit("acme/app", "tighten", &[(CONFIG_PATH, Some(&stricter))]);
+    let pr = t.gh.open_pr("acme/app", "tighten", "alice");
+    t.send(
+        "pull_request",
+        &t.gh.pull_request_payload("acme/app", pr, "opened"),
+    )
+    .await;
+    let plan = t.next_reply("acme/app", pr).await;
+    assert!(
+        plan.body.starts_with("### Branch protection plan"),
+        "{}",
+        plan.body
+    );
+    assert!(
+        plan.body.contains("✏️ `main`: 4 change(s) when merged"),
+        "{}",
+        plan.body
+    );
+    assert!(
+        plan.body.contains("| `required_approvals` | off | 3 |"),
+        "{}",
+        plan.body
+    );
+    let checks = t.gh.created_check_runs("acme/app");
+    let plan_check = checks
+        .iter()
+        .find(|c| c["name"] == "shipgate/policy-plan")
+        .unwrap();
+    assert_eq!(plan_check["conclusion"], "success");
+
+    // Another push: the same comment is updated.
+    let invalid = "protection:\n  branches:\n    main:\n      required_aprovals: 3\n";
+    t.gh.commit("acme/app", "tighten", &[(CONFIG_PATH, Some(invalid))]);
+    t.gh.sync_pr("acme/app", pr);
+    t.send(
+        "pull_request",
+        &t.gh.pull_request_payload("acme/app", pr, "synchronize"),
+    )
+    .await;
+    t.settle().await;
+    let plans: Vec<_> = t.gh.bot_comments("acme/app", pr);
+    assert_eq!(plans.len(), 1, "one sticky comment");
+    assert!(
+        plans[0].body.contains("is invalid: line 4 column 7"),
+        "{}",
+        plans[0].body
+    );
+    let head = t.gh.pr("acme/app", pr).head_sha;
+    let failed =
+        t.gh.created_check_runs("acme/app")
+            .into_iter()
+            .find(|c| c["name"] == "shipgate/policy-plan" && c["head_sha"] == json!(head))
+            .unwrap();
+    assert_eq!(failed["conclusion"], "failure");
+    let a = &failed["output"]["annotations"][0];
+    assert_eq!(
+        (
+            a["path"].as_str(),
+            a["start_line"].as_u64(),
+            a["start_column"].as_u64()
+        ),
+        (Some(CONFIG_PATH), Some(4), Some(7))
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn the_policy_check_names_the_gap_until_the_second_approval() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG_PATH, POLICY)]);
+    t.gh.commit("acme/app", "feature", &[("a.txt", Some("a"))]);
+    let pr = t.gh.open_pr("acme/app", "feature", "alice");
+    let head = t.gh.pr("acme/app", pr).head_sha;
+    t.gh.check_run("acme/app", &head, "ci", "completed", Some("success"));
+    t.gh.review("acme/app", pr, "bob", "APPROVED");
+    t.send(
+        "pull_request",
+        &t.gh.pull_request_payload("acme/app", pr, "opened"),
+    )
+    .await;
+    t.settle().await;
+    let policy_runs = |t: &Harness| -> Vec<Value> {
+        t.gh.created_check_runs("acme/app")
+            .into_iter()
+            .filter(|c| c["name"] == "shipgate/policy")
+            .collect()
+    };
+    let first = policy_runs(&t);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["conclusion"], "failure");
+    assert_eq!(
+        first[0]["output"]["title"],
+        "1 unmet: Approvals: 1 of 2 approvals (by @bob)"
+    );
+
+    t.gh.review("acme/app", pr, "carol", "APPROVED");
+    let mut review = t.gh.pull_request_payload("acme/app", pr, "submitted");
+    review["review"] = json!({ "state": "approved", "user": { "login": "carol" } });
+    t.send("pull_request_review", &review).await;
+    t.settle().await;
+    let runs = policy_runs(&t);
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[1]["conclusion"], "success", "{:?}", runs[1]);
+
+    // Behind the base with `strict`: a failure again.
+    t.gh.set_behind("acme/app", &head, 3);
+    let mut done = json!({ "action": "completed", "check_run": { "name": "ci", "head_sha": head, "app": { "slug": "github-actions" } } });
+    done["repository"] = t.gh.repository_json("acme/app");
+    done["installation"] = json!({ "id": 42 });
+    t.send("check_run", &done).await;
+    t.settle().await;
+    let runs = policy_runs(&t);
+    assert_eq!(
+        runs[2]["output"]["title"],
+        "1 unmet: Up to date: 3 commit(s) behind the base branch"
+    );
+    t.finish().await;
+}
