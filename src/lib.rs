@@ -18,6 +18,7 @@ pub mod notify;
 pub mod policy;
 pub mod render;
 pub mod repo_config;
+pub mod secrets;
 pub mod server;
 pub mod settings;
 pub mod signature;

@@ -1,0 +1,1 @@
+//! Committed-secret and repository hygiene scanner (being written).
