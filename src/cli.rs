@@ -22,11 +22,24 @@ enum Command {
     Serve,
     /// Run gate checks (the same gates the GitHub Action runs).
     Check {
-        /// Gates to run.
+        /// Gates to run: smoke, secrets, freeze, release, policy, protection
+        /// (default: the `gates` input).
         gates: Vec<String>,
-        /// Repository config file.
-        #[arg(long, default_value = CONFIG_PATH)]
-        config: PathBuf,
+        /// Repository config file (default .github/shipgate.yml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Environment for smoke and freeze (default: default_environment).
+        #[arg(long)]
+        environment: Option<String>,
+        /// URL for the smoke gate.
+        #[arg(long)]
+        url: Option<String>,
+        /// error (default), warning or never.
+        #[arg(long)]
+        fail_on: Option<String>,
+        /// secrets: tree (default), diff or history.
+        #[arg(long)]
+        scan: Option<String>,
     },
     /// Work with the repository config (.github/shipgate.yml).
     Config {
@@ -92,16 +105,42 @@ pub fn run() -> ExitCode {
             crate::telemetry::init(settings.log_format);
             runtime(async move { crate::server::serve(settings).await })
         }
-        Command::Check { gates, config } => {
-            crate::telemetry::init(log_format(LogFormat::Pretty));
-            match crate::check::run(&gates, Some(&config)) {
-                Ok(lines) => {
-                    for l in lines {
-                        println!("{l}");
-                    }
-                    ExitCode::SUCCESS
+        Command::Check {
+            gates,
+            config,
+            environment,
+            url,
+            fail_on,
+            scan,
+        } => {
+            let runner = crate::action::Runner::from_env();
+            let req = match crate::check::request(
+                &runner,
+                gates,
+                config,
+                environment,
+                url,
+                fail_on,
+                scan,
+            ) {
+                Ok(r) => r,
+                Err(e) => return check_error(&runner, e),
+            };
+            if req.gates.is_empty() {
+                // Still check the config, so a broken file is caught.
+                if let Err(e) = crate::check::load_config(&req.config) {
+                    return check_error(&runner, e);
                 }
-                Err(e) => usage_error(e),
+                println!("no gates selected: nothing to check");
+                return ExitCode::SUCCESS;
+            }
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => return usage_error(e),
+            };
+            match rt.block_on(crate::check::run(&runner, &req)) {
+                Ok(results) => ExitCode::from(crate::check::report(&runner, &req, &results)),
+                Err(e) => check_error(&runner, e),
             }
         }
         Command::Config {
@@ -190,6 +229,23 @@ pub fn run() -> ExitCode {
 
 fn log_format(default: LogFormat) -> LogFormat {
     settings::log_format_from_env(default).unwrap_or(default)
+}
+
+/// A configuration error of `check`: one line, an annotation in Actions, exit 2.
+fn check_error(runner: &crate::action::Runner, e: crate::check::CheckError) -> ExitCode {
+    if runner.in_actions() {
+        let a = crate::action::Annotation {
+            level: crate::action::Level::Error,
+            file: None,
+            line: None,
+            column: None,
+            title: "shipgate".into(),
+            message: e.to_string(),
+        };
+        println!("{}", a.command());
+        let _ = runner.set_output("result", "error");
+    }
+    usage_error(e)
 }
 
 fn usage_error(e: impl std::fmt::Display) -> ExitCode {

@@ -4,6 +4,7 @@
 //! checks (`shipgate check`, also run as a GitHub Action). `main.rs` only calls
 //! [`cli::run`].
 
+pub mod action;
 pub mod check;
 pub mod cli;
 pub mod commands;
@@ -19,6 +20,7 @@ pub mod policy;
 pub mod render;
 pub mod repo_config;
 pub mod secrets;
+
 pub mod server;
 pub mod settings;
 pub mod signature;

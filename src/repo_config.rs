@@ -45,6 +45,23 @@ pub struct RepoConfig {
     /// Deploy freeze windows.
     #[serde(default)]
     pub freeze: FreezeConfig,
+    /// Release tag rules (the Action's `release` gate).
+    #[serde(default)]
+    pub release: ReleaseConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseConfig {
+    /// Regular expression release tags must match (default: SemVer `v1.2.3`, optional pre-release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_pattern: Option<String>,
+    /// The tag must carry a verified signature.
+    #[serde(default)]
+    pub require_signed: bool,
+    /// The changelog that must have a section for the version (default `CHANGELOG.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changelog: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -262,6 +279,10 @@ pub struct FreezeConfig {
     /// Freeze windows for every environment.
     #[serde(default)]
     pub windows: Vec<FreezeWindow>,
+    /// A pull request label that turns the Action's `freeze` failure into a
+    /// warning (default `freeze-override`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_label: Option<String>,
 }
 
 impl Default for PreviewConfig {
@@ -382,6 +403,12 @@ impl RepoConfig {
                 .or_else(|m| err(format!("freeze.windows[{i}]: {m}")))?;
         }
         self.smoke.validate("smoke").or_else(err)?;
+        if let Some(p) = &self.release.tag_pattern {
+            regex::Regex::new(p).map_err(|e| ConfigError {
+                location: None,
+                message: format!("release.tag_pattern: {e}"),
+            })?;
+        }
         if let Some(s) = &self.preview.smoke {
             s.validate("preview.smoke").or_else(err)?;
         }

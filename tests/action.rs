@@ -1,0 +1,360 @@
+//! The Action through GitHub's runner contract: the built binary with a
+//! runner-like environment (workspace, event file, output and summary files,
+//! `INPUT_*` variables including hyphenated ones), checking files and exit codes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+
+struct Step {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Step {
+    fn new() -> Step {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("workspace/.github")).unwrap();
+        let p = |name: &str| dir.path().join(name).display().to_string();
+        let env = vec![
+            ("GITHUB_ACTIONS".into(), "true".into()),
+            ("GITHUB_WORKSPACE".into(), p("workspace")),
+            ("GITHUB_OUTPUT".into(), p("output")),
+            ("GITHUB_STEP_SUMMARY".into(), p("summary")),
+            ("RUNNER_TEMP".into(), p("")),
+            ("GITHUB_REPOSITORY".into(), "acme/app".into()),
+        ];
+        Step { dir, env }
+    }
+    fn ws(&self) -> PathBuf {
+        self.dir.path().join("workspace")
+    }
+    fn config(&self, yaml: &str) -> &Self {
+        std::fs::write(self.ws().join(".github/shipgate.yml"), yaml).unwrap();
+        self
+    }
+    fn set(&mut self, k: &str, v: &str) -> &mut Self {
+        self.env.retain(|(key, _)| key != k);
+        self.env.push((k.into(), v.into()));
+        self
+    }
+    fn event(&mut self, name: &str, payload: serde_json::Value) -> &mut Self {
+        let path = self.dir.path().join("event.json");
+        std::fs::write(&path, payload.to_string()).unwrap();
+        let path = path.display().to_string();
+        self.set("GITHUB_EVENT_PATH", &path)
+            .set("GITHUB_EVENT_NAME", name)
+    }
+    fn run(&self) -> Output {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_shipgate"));
+        cmd.arg("check")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .current_dir(self.ws());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+    fn outputs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("output")).unwrap_or_default()
+    }
+    fn summary(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("summary")).unwrap_or_default()
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+async fn health_server(status: &'static str) -> String {
+    let router = Router::new().route(
+        "/api/health",
+        get(move || async move { axum::Json(json!({ "status": status })) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}/")
+}
+
+const SMOKE: &str = "smoke:\n  checks:\n    - { name: health, path: /api/health, expect: { json: ['$.status == \"healthy\"'] } }\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_passes_and_fails_with_outputs_summary_and_exit_codes() {
+    let healthy = health_server("healthy").await;
+    let mut step = Step::new();
+    step.config(SMOKE);
+    step.set("INPUT_GATES", "smoke").set("INPUT_URL", &healthy);
+    let out = tokio::task::spawn_blocking({
+        let cmd = step.env.clone();
+        let ws = step.ws();
+        move || run_in(&ws, &cmd)
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let outputs = step.outputs();
+    assert!(
+        outputs.contains("result=pass\n") && outputs.contains("errors=0\n"),
+        "{outputs}"
+    );
+    let report = outputs
+        .lines()
+        .find_map(|l| l.strip_prefix("report="))
+        .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    assert_eq!(json["gates"][0]["gate"], "smoke");
+    assert!(
+        step.summary()
+            .contains("### ✅ smoke — 1 passed, 0 warned, 0 failed"),
+        "{}",
+        step.summary()
+    );
+
+    let degraded = health_server("degraded").await;
+    let mut step = Step::new();
+    step.config(SMOKE);
+    step.set("INPUT_GATES", "smoke").set("INPUT_URL", &degraded);
+    let env = step.env.clone();
+    let ws = step.ws();
+    let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    // Properties escape `:`; messages do not.
+    assert!(
+        text.contains("::error title=smoke%3A health::`$.status == \"healthy\"`: got \"degraded\""),
+        "{text}"
+    );
+    assert!(step.outputs().contains("result=fail\n"));
+    // fail-on: never turns the same failure into exit 0 (hyphenated input name).
+    step.set("INPUT_FAIL-ON", "never");
+    let env = step.env.clone();
+    let ws = step.ws();
+    let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+}
+
+fn run_in(ws: &Path, env: &[(String, String)]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_shipgate"));
+    cmd.arg("check")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(ws);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn freeze_fails_and_the_override_label_warns() {
+    let mut step = Step::new();
+    step.config("environments:\n  production:\n    freeze:\n      - { days: [mon, tue, wed, thu, fri, sat, sun], reason: Holidays }\n");
+    step.set("INPUT_GATES", "freeze")
+        .set("INPUT_ENVIRONMENT", "production");
+    let out = step.run();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        step.summary()
+            .contains("❌ Deploy freeze on `production`: Holidays ("),
+        "{}",
+        step.summary()
+    );
+    step.event(
+        "pull_request",
+        json!({ "pull_request": { "number": 1, "labels": [{ "name": "freeze-override" }] } }),
+    );
+    let out = step.run();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a warning passes with fail-on error"
+    );
+    assert!(step.outputs().contains("result=warn\n"));
+    step.set("INPUT_FAIL-ON", "warning");
+    assert_eq!(step.run().status.code(), Some(1));
+}
+
+#[test]
+fn bad_inputs_get_one_line_and_exit_2() {
+    let cases: &[(&[(&str, &str)], Option<&str>, &str)] = &[
+        (
+            &[("INPUT_GATES", "smokey")],
+            None,
+            "unknown gate `smokey` (did you mean `smoke`?)",
+        ),
+        (
+            &[("INPUT_GATES", "freeze")],
+            Some("environments: [oops"),
+            "shipgate.yml: line",
+        ),
+        (
+            &[("INPUT_GATES", "smoke")],
+            Some(""),
+            "the `smoke` gate needs a URL",
+        ),
+        (
+            &[("INPUT_GATES", "smoke"), ("INPUT_URL", "not a url")],
+            Some(""),
+            "url: `not a url` is not a URL",
+        ),
+        (
+            &[("INPUT_GATES", "protection")],
+            Some("protection:\n  branches:\n    main: { required_approvals: 1 }\n"),
+            "the `protection` gate needs a token",
+        ),
+        (
+            &[("INPUT_GATES", "freeze"), ("INPUT_FAIL-ON", "sometimes")],
+            Some(""),
+            "fail-on: expected error, warning or never",
+        ),
+        (
+            &[("INPUT_GATES", "freeze"), ("INPUT_COMMENT", "yes")],
+            Some(""),
+            "input `comment`: expected true or false",
+        ),
+    ];
+    for (inputs, config, want) in cases {
+        let mut step = Step::new();
+        if let Some(c) = config {
+            step.config(c);
+        }
+        for (k, v) in *inputs {
+            step.set(k, v);
+        }
+        let out = step.run();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{inputs:?}: {err}");
+        assert!(err.contains(want), "{inputs:?}: want {want:?} in {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        assert!(
+            stdout(&out).contains("::error title=shipgate::"),
+            "an annotation too"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_and_protection_gates_read_github() {
+    let gh = common::FakeGitHub::start().await;
+    let policy = "protection:\n  branches:\n    main:\n      required_approvals: 2\n      enforce_admins: true\n";
+    gh.add_repo("acme/app", &[(".github/shipgate.yml", policy)]);
+    gh.commit("acme/app", "feature", &[("a", Some("a"))]);
+    let pr = gh.open_pr("acme/app", "feature", "alice");
+    gh.review("acme/app", pr, "bob", "APPROVED");
+
+    let mut step = Step::new();
+    step.config(policy);
+    step.set("GITHUB_API_URL", &gh.url())
+        .set("INPUT_TOKEN", "ghs_test");
+    step.event(
+        "pull_request",
+        gh.pull_request_payload("acme/app", pr, "opened"),
+    );
+    step.set("INPUT_GATES", "policy protection");
+    let env = step.env.clone();
+    let ws = step.ws();
+    let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let summary = step.summary();
+    assert!(
+        summary.contains("### ❌ policy — Approvals: 1 of 2 approvals (by @bob)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("❌ `main` differs from the policy"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| `required_approvals` | off | 2 |"),
+        "{summary}"
+    );
+    gh.assert_no_unexpected();
+}
+
+fn git(ws: &Path, args: &[&str]) {
+    let ok = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "tag.gpgSign=false",
+            "-c",
+            "commit.gpgSign=false",
+        ])
+        .args(args)
+        .current_dir(ws)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
+
+#[test]
+fn release_checks_the_tag_the_branch_and_the_changelog() {
+    let mut step = Step::new();
+    let ws = step.ws();
+    step.config("");
+    std::fs::write(
+        ws.join("CHANGELOG.md"),
+        "# Changelog\n\n## [1.2.0] - 2026-11-22\n- things\n",
+    )
+    .unwrap();
+    git(&ws, &["init", "-q", "-b", "main"]);
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "release"]);
+    git(&ws, &["tag", "-a", "v1.2.0", "-m", "v1.2.0"]);
+    git(&ws, &["tag", "v1.3.0"]);
+    step.set("INPUT_GATES", "release")
+        .set("GITHUB_REF", "refs/tags/v1.2.0");
+    let out = step.run();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&out),
+        step.summary()
+    );
+    assert!(
+        step.summary().contains("- ✅ the tag is annotated"),
+        "{}",
+        step.summary()
+    );
+
+    step.set("GITHUB_REF", "refs/tags/v1.3.0");
+    let out = step.run();
+    assert_eq!(out.status.code(), Some(1));
+    let summary = step.summary();
+    assert!(summary.contains("- ❌ the tag is lightweight"), "{summary}");
+    assert!(
+        summary.contains("- ❌ `CHANGELOG.md` has no section for 1.3.0"),
+        "{summary}"
+    );
+
+    step.set("GITHUB_REF", "refs/tags/release-7");
+    let _ = step.run();
+    assert!(
+        step.summary().contains("`release-7` does not match"),
+        "{}",
+        step.summary()
+    );
+}
