@@ -189,7 +189,9 @@ fn freeze_fails_and_the_override_label_warns() {
 
 #[test]
 fn bad_inputs_get_one_line_and_exit_2() {
-    let cases: &[(&[(&str, &str)], Option<&str>, &str)] = &[
+    // (inputs, config file, expected message)
+    type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>, &'a str);
+    let cases: &[Case] = &[
         (
             &[("INPUT_GATES", "smokey")],
             None,
