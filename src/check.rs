@@ -800,3 +800,62 @@ pub fn report(runner: &Runner, req: &CheckRequest, results: &[GateResult]) -> u8
     }
     code
 }
+
+pub const COMMENT_MARKER: &str = "<!-- shipgate:check -->";
+
+/// `comment: true`: one sticky PR comment with the results, found again by
+/// its marker and a bot author (a user pasting the marker cannot take it over).
+pub async fn post_comment(
+    runner: &Runner,
+    req: &CheckRequest,
+    results: &[GateResult],
+) -> Result<(), CheckError> {
+    let Some(number) = runner
+        .event()
+        .and_then(|e| e["pull_request"]["number"].as_i64())
+    else {
+        return Ok(()); // not a pull request: nothing to comment on
+    };
+    let (api, repo) = github(runner, req, "comment")?;
+    let (label, _) = verdict(results, req.fail_on);
+    let mut body = format!("### shipgate check: {label}\n\n| Gate | | |\n|---|---|---|\n");
+    for r in results {
+        body.push_str(&format!(
+            "| {} | {} | {} |\n",
+            r.gate,
+            r.outcome.icon(),
+            r.headline.replace('|', "\\|")
+        ));
+    }
+    body.push('\n');
+    body.push_str(COMMENT_MARKER);
+    #[derive(serde::Deserialize)]
+    struct C {
+        id: i64,
+        #[serde(default)]
+        body: Option<String>,
+        user: U,
+    }
+    #[derive(serde::Deserialize)]
+    struct U {
+        #[serde(rename = "type", default)]
+        kind: Option<String>,
+    }
+    let existing: Vec<C> = api
+        .get(&format!(
+            "/repos/{repo}/issues/{number}/comments?per_page=100"
+        ))
+        .await
+        .map_err(|e| CheckError::Input(format!("comment: {e}")))?;
+    let mine = existing.iter().find(|c| {
+        c.body
+            .as_deref()
+            .is_some_and(|b| b.contains(COMMENT_MARKER))
+            && c.user.kind.as_deref() == Some("Bot")
+    });
+    let done = match mine {
+        Some(c) => api.update_comment(&repo, c.id, &body).await,
+        None => api.create_comment(&repo, number, &body).await.map(|_| ()),
+    };
+    done.map_err(|e| CheckError::Input(format!("comment: {e}")))
+}

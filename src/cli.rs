@@ -139,7 +139,21 @@ pub fn run() -> ExitCode {
                 Err(e) => return usage_error(e),
             };
             match rt.block_on(crate::check::run(&runner, &req)) {
-                Ok(results) => ExitCode::from(crate::check::report(&runner, &req, &results)),
+                Ok(results) => {
+                    let code = crate::check::report(&runner, &req, &results);
+                    if runner.bool_input("comment").ok().flatten() == Some(true) {
+                        if let Err(e) =
+                            rt.block_on(crate::check::post_comment(&runner, &req, &results))
+                        {
+                            // The gates ran; a comment that cannot be posted only warns.
+                            println!(
+                                "::warning title=shipgate::{}",
+                                crate::action::escape_data(&e.to_string())
+                            );
+                        }
+                    }
+                    ExitCode::from(code)
+                }
                 Err(e) => check_error(&runner, e),
             }
         }

@@ -285,6 +285,25 @@ async fn policy_and_protection_gates_read_github() {
         summary.contains("| `required_approvals` | off | 2 |"),
         "{summary}"
     );
+
+    // comment: true — one sticky comment, updated on the next run.
+    step.set("INPUT_COMMENT", "true");
+    for _ in 0..2 {
+        let env = step.env.clone();
+        let ws = step.ws();
+        tokio::task::spawn_blocking(move || run_in(&ws, &env))
+            .await
+            .unwrap();
+    }
+    let comments = gh.bot_comments("acme/app", pr);
+    assert_eq!(comments.len(), 1, "one sticky comment");
+    assert!(
+        comments[0].body.starts_with("### shipgate check: fail"),
+        "{}",
+        comments[0].body
+    );
+    assert_eq!(comments[0].edits, 1);
+    gh.next_bot_comment("acme/app", pr);
     gh.assert_no_unexpected();
 }
 

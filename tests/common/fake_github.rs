@@ -1099,7 +1099,7 @@ fn route(
                 .filter(|c| c.issue == issue)
                 .skip((page - 1) * per_page)
                 .take(per_page)
-                .map(|c| json!({ "id": c.id, "body": c.body, "user": { "login": c.user } }))
+                .map(|c| json!({ "id": c.id, "body": c.body, "user": { "login": c.user, "type": if c.user.ends_with("[bot]") { "Bot" } else { "User" } } }))
                 .collect();
             ok(Value::Array(list))
         }
