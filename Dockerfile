@@ -25,18 +25,19 @@ RUN touch src/lib.rs src/main.rs \
  && mkdir /data
 
 # ---- runtime ----------------------------------------------------------------
-# distroless/cc has glibc and libgcc (bookworm, like the builder), tzdata and
-# ca-certificates (/etc/ssl/certs/ca-certificates.crt). The CA bundle is
-# needed: reqwest (webhook send) and sqlx use bundled webpki roots, but
-# octocrab's hyper-rustls connector loads the system's native roots, and
-# building the GitHub client fails when it finds none. SQLite is compiled
-# into the binary (sqlx "sqlite" = bundled), so no libsqlite3 is needed.
+# debian-slim (bookworm, like the builder) rather than distroless: the
+# Action's `release` and `secrets` (diff/history) gates run `git`. The CA
+# bundle is needed too: octocrab's hyper-rustls connector loads the system's
+# native roots. SQLite is compiled into the binary (sqlx "sqlite" = bundled).
 #
 # The image runs as root because GitHub requires Docker actions to run as
 # the default (root) user: the workspace and the files behind $GITHUB_OUTPUT
 # belong to the runner. For `serve`, run it unprivileged with
 # `docker run --user 65532:65532 ...` (/data is owned by that uid).
-FROM gcr.io/distroless/cc-debian12
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=builder /build/target/release/shipgate /usr/local/bin/shipgate
 # The default DATABASE_URL, sqlite://shipgate.db, is relative to the working
 # directory: /data, owned by the runtime user, so a volume mounted there
