@@ -448,52 +448,25 @@ async fn policy_gate(
     let number = pr["number"].as_i64().unwrap_or_default();
     let head = pr["head"]["sha"].as_str().unwrap_or_default().to_string();
     let author = pr["user"]["login"].as_str().unwrap_or_default().to_string();
-    let reviews = if rules.required_approvals.is_some() {
-        api.reviews(&repo, number).await
-    } else {
-        Ok(Vec::new())
+    let facts = crate::policy::PullFacts {
+        number,
+        head: &head,
+        base: &base,
+        author: &author,
     };
-    let checks = if rules.required_checks.is_some() {
-        api.checks(&repo, &head).await
-    } else {
-        Ok((Vec::new(), Vec::new()))
+    let gates = match crate::policy::evaluate_pull_request_live(&api, &repo, rules, &facts).await {
+        Ok(g) => g,
+        Err(e) => return Ok(api_failure("policy", e)),
     };
-    let behind = if rules.strict == Some(true) {
-        api.behind_by(&repo, &base, &head).await.map(Some)
-    } else {
-        Ok(None)
-    };
-    let (reviews, (runs, statuses), behind) = match (reviews, checks, behind) {
-        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Ok(api_failure("policy", e)),
-    };
-    let gates = crate::policy::evaluate_pull_request(
-        rules, &author, &head, &reviews, &runs, &statuses, behind,
-    );
-    let unmet: Vec<_> = gates.iter().filter(|g| !g.passed()).collect();
-    let mut md = String::from("| Condition | | |\n|---|---|---|\n");
-    for g in &gates {
-        md.push_str(&format!(
-            "| {} | {} | {} |\n",
-            g.name,
-            if g.passed() { "✅" } else { "❌" },
-            g.detail
-        ));
-    }
+    let unmet = crate::policy::unmet(&gates);
+    let md = crate::policy::conditions_table(&gates);
     let (outcome, headline) = if unmet.is_empty() {
         (
             Outcome::Pass,
             format!("#{number} meets the `{base}` policy"),
         )
     } else {
-        (
-            Outcome::Fail,
-            unmet
-                .iter()
-                .map(|g| format!("{}: {}", g.name, g.detail))
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
+        (Outcome::Fail, unmet.join("; "))
     };
     let mut r = GateResult::new("policy", outcome, headline, md);
     r.errors = unmet.len();

@@ -388,6 +388,67 @@ pub fn evaluate_pull_request(
     out
 }
 
+/// Gathers what the policy needs from GitHub (only what it names) and
+/// evaluates the pull request: the server's `shipgate/policy` check and the
+/// Action's `policy` gate both call this.
+pub async fn evaluate_pull_request_live(
+    api: &crate::github::Api,
+    repo: &str,
+    rules: &BranchProtection,
+    pr: &PullFacts<'_>,
+) -> Result<Vec<Gate>, crate::github::GitHubError> {
+    let reviews = if rules.required_approvals.is_some() {
+        api.reviews(repo, pr.number).await?
+    } else {
+        Vec::new()
+    };
+    let (runs, statuses) = if rules.required_checks.is_some() {
+        api.checks(repo, pr.head).await?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let behind = if rules.strict == Some(true) {
+        Some(api.behind_by(repo, pr.base, pr.head).await?)
+    } else {
+        None
+    };
+    Ok(evaluate_pull_request(
+        rules, pr.author, pr.head, &reviews, &runs, &statuses, behind,
+    ))
+}
+
+/// The pull request facts the policy is evaluated for.
+#[derive(Debug, Clone, Copy)]
+pub struct PullFacts<'a> {
+    pub number: i64,
+    pub head: &'a str,
+    pub base: &'a str,
+    pub author: &'a str,
+}
+
+/// The unmet conditions, one line each.
+pub fn unmet(gates: &[Gate]) -> Vec<String> {
+    gates
+        .iter()
+        .filter(|g| !g.passed())
+        .map(|g| format!("{}: {}", g.name, g.detail))
+        .collect()
+}
+
+/// A Markdown table of conditions.
+pub fn conditions_table(gates: &[Gate]) -> String {
+    let mut out = String::from("| Condition | | |\n|---|---|---|\n");
+    for g in gates {
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            g.name,
+            if g.passed() { "✅" } else { "❌" },
+            g.detail
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -269,21 +269,17 @@ async fn enforce(
         }
         let table = diff_table(&diffs);
         let detail = serde_json::to_string(&diffs).expect("diffs serialize");
+        let entry = |action| PolicyLogEntry {
+            repository: repo,
+            branch,
+            trigger,
+            actor,
+            action,
+            detail: &detail,
+        };
         let now = crate::now_ms();
         if audit {
-            cx.store
-                .log_policy(
-                    &PolicyLogEntry {
-                        repository: repo,
-                        branch,
-                        trigger,
-                        actor,
-                        action: "audited",
-                        detail: &detail,
-                    },
-                    now,
-                )
-                .await?;
+            cx.store.log_policy(&entry("audited"), now).await?;
             sections.push(format!("🔎 **`{branch}` differs from the policy** (audit mode: nothing changed)\n\n{table}"));
             continue;
         }
@@ -292,37 +288,13 @@ async fn enforce(
             .await
         {
             Ok(()) => {
-                cx.store
-                    .log_policy(
-                        &PolicyLogEntry {
-                            repository: repo,
-                            branch,
-                            trigger,
-                            actor,
-                            action: "restored",
-                            detail: &detail,
-                        },
-                        now,
-                    )
-                    .await?;
+                cx.store.log_policy(&entry("restored"), now).await?;
                 sections.push(format!(
                     "✅ **`{branch}` restored to the policy**\n\n{table}"
                 ));
             }
             Err(e) if !e.is_transient() => {
-                cx.store
-                    .log_policy(
-                        &PolicyLogEntry {
-                            repository: repo,
-                            branch,
-                            trigger,
-                            actor,
-                            action: "failed",
-                            detail: &detail,
-                        },
-                        now,
-                    )
-                    .await?;
+                cx.store.log_policy(&entry("failed"), now).await?;
                 return report_problem(cx, api, repo, e).await;
             }
             Err(e) => return Err(e.into()),
@@ -417,28 +389,14 @@ async fn policy_check(
     let Some(rules) = config.protection.branches.get(base) else {
         return Ok(());
     };
-    let reviews = if rules.required_approvals.is_some() {
-        api.reviews(repo, number).await?
-    } else {
-        Vec::new()
+    let facts = policy::PullFacts {
+        number,
+        head,
+        base,
+        author,
     };
-    let (runs, statuses) = if rules.required_checks.is_some() {
-        api.checks(repo, head).await?
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let behind = if rules.strict == Some(true) {
-        Some(api.behind_by(repo, base, head).await?)
-    } else {
-        None
-    };
-    let gates =
-        policy::evaluate_pull_request(rules, author, head, &reviews, &runs, &statuses, behind);
-    let unmet: Vec<String> = gates
-        .iter()
-        .filter(|g| !g.passed())
-        .map(|g| format!("{}: {}", g.name, g.detail))
-        .collect();
+    let gates = policy::evaluate_pull_request_live(api, repo, rules, &facts).await?;
+    let unmet = policy::unmet(&gates);
     let (conclusion, title) = if unmet.is_empty() {
         ("success", format!("meets the `{base}` policy"))
     } else {
@@ -447,15 +405,7 @@ async fn policy_check(
             format!("{} unmet: {}", unmet.len(), unmet.join("; ")),
         )
     };
-    let mut summary = String::from("| Condition | | |\n|---|---|---|\n");
-    for g in &gates {
-        summary.push_str(&format!(
-            "| {} | {} | {} |\n",
-            g.name,
-            if g.passed() { "✅" } else { "❌" },
-            g.detail
-        ));
-    }
+    let summary = policy::conditions_table(&gates);
     let title: String = title.chars().take(250).collect();
     api.create_check_run(
         repo,
