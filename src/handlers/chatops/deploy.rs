@@ -75,6 +75,29 @@ fn lock_ttl_ms(env: &EnvironmentConfig) -> i64 {
         .unwrap_or(DEFAULT_DEPLOY_LOCK_TTL_MS)
 }
 
+/// The lock a deploy or rollback takes for its PR (or issue).
+fn deploy_lock(
+    s: &Session<'_>,
+    env_name: &str,
+    env: &EnvironmentConfig,
+    token: &str,
+    reason: Option<&str>,
+    now: i64,
+) -> Lock {
+    Lock {
+        repository: s.repo.clone(),
+        environment: env_name.to_string(),
+        kind: LockKind::Deploy,
+        holder: s.actor.clone(),
+        pr: Some(s.issue),
+        owner_token: token.to_string(),
+        deployment_id: None,
+        reason: reason.map(str::to_string),
+        expires_at: Some(now + lock_ttl_ms(env)),
+        created_at: now,
+    }
+}
+
 fn owner_token(s: &Session<'_>, line: i64) -> String {
     format!("run:{}:{line}", s.comment_id)
 }
@@ -216,19 +239,12 @@ async fn deploy(
     let token = owner_token(s, run.line);
     let others_pass = reply.gates.iter().all(Gate::passed);
     let lock_gate = if others_pass {
-        let lock = Lock {
-            repository: s.repo.clone(),
-            environment: env_name.to_string(),
-            kind: LockKind::Deploy,
-            holder: s.actor.clone(),
-            pr: Some(s.issue),
-            owner_token: token.clone(),
-            deployment_id: None,
-            reason: None,
-            expires_at: Some(now + lock_ttl_ms(env)),
-            created_at: now,
-        };
-        match s.cx.store.acquire_lock(&lock, now).await? {
+        match s
+            .cx
+            .store
+            .acquire_lock(&deploy_lock(s, env_name, env, &token, None, now), now)
+            .await?
+        {
             LockOutcome::Acquired => gates::lock_gate(None, Some(s.issue)),
             LockOutcome::HeldBy(held) => gates::lock_gate(Some(&held), Some(s.issue)),
         }
@@ -463,18 +479,7 @@ async fn rollback(
 
     let now = crate::now_ms();
     let token = owner_token(s, run.line);
-    let lock = Lock {
-        repository: s.repo.clone(),
-        environment: env_name.to_string(),
-        kind: LockKind::Deploy,
-        holder: s.actor.clone(),
-        pr: Some(s.issue),
-        owner_token: token.clone(),
-        deployment_id: None,
-        reason: Some("rollback".into()),
-        expires_at: Some(now + lock_ttl_ms(env)),
-        created_at: now,
-    };
+    let lock = deploy_lock(s, env_name, env, &token, Some("rollback"), now);
     let lock_gate = match s.cx.store.acquire_lock(&lock, now).await? {
         LockOutcome::Acquired => gates::lock_gate(None, Some(s.issue)),
         LockOutcome::HeldBy(held) => {
