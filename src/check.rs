@@ -78,7 +78,7 @@ pub struct GateResult {
 }
 
 impl GateResult {
-    fn new(
+    pub fn new(
         gate: &str,
         outcome: Outcome,
         headline: impl Into<String>,
@@ -665,13 +665,11 @@ fn release_gate(runner: &Runner, config: &RepoConfig) -> Result<GateResult, Chec
 }
 
 fn secrets_gate(
-    _runner: &Runner,
-    _req: &CheckRequest,
-    _config: &RepoConfig,
+    runner: &Runner,
+    req: &CheckRequest,
+    config: &RepoConfig,
 ) -> Result<GateResult, CheckError> {
-    Err(CheckError::Input(
-        "the `secrets` gate is not wired in yet".into(),
-    ))
+    crate::secrets_gate::run(runner, req, config)
 }
 
 /// The overall result and exit status for `fail_on`.

@@ -20,6 +20,7 @@ pub mod policy;
 pub mod render;
 pub mod repo_config;
 pub mod secrets;
+pub mod secrets_gate;
 
 pub mod server;
 pub mod settings;

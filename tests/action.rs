@@ -379,3 +379,113 @@ fn release_checks_the_tag_the_branch_and_the_changelog() {
         step.summary()
     );
 }
+
+#[test]
+fn secrets_are_masked_first_redacted_everywhere_and_reported_as_sarif() {
+    let mut step = Step::new();
+    let ws = step.ws();
+    step.config("");
+    let token = format!("ghp_{}", "a1B2c3D4".repeat(4) + "e5F6");
+    std::fs::create_dir_all(ws.join("src")).unwrap();
+    std::fs::write(
+        ws.join("src/config.js"),
+        format!("// settings\nconst token = \"{token}\";\nconsole.log(token);\n"),
+    )
+    .unwrap();
+    std::fs::write(ws.join(".env"), "DB_PASSWORD=hunter2hunter2\n").unwrap();
+    std::fs::write(ws.join(".env.example"), "DB_PASSWORD=\n").unwrap();
+    step.set("INPUT_GATES", "secrets")
+        .set("INPUT_SARIF", "true");
+    let out = step.run();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    // The mask comes before any other output line.
+    assert_eq!(text.lines().next().unwrap(), format!("::add-mask::{token}"));
+    assert_eq!(text.matches(&token).count(), 1, "only in the mask: {text}");
+    assert!(
+        text.contains("::error file=src/config.js,line=2,"),
+        "{text}"
+    );
+    assert!(text.contains("::error file=.env,"), "{text}");
+    assert!(
+        text.contains("::warning file=src/config.js,line=3,"),
+        "console.log is a warning: {text}"
+    );
+    let outputs = step.outputs();
+    let sarif_path = outputs
+        .lines()
+        .find_map(|l| l.strip_prefix("sarif="))
+        .expect("sarif output");
+    let sarif = std::fs::read_to_string(sarif_path).unwrap();
+    let report = std::fs::read_to_string(
+        outputs
+            .lines()
+            .find_map(|l| l.strip_prefix("report="))
+            .unwrap(),
+    )
+    .unwrap();
+    for (what, body) in [
+        ("summary", step.summary()),
+        ("SARIF", sarif.clone()),
+        ("report", report),
+    ] {
+        assert!(!body.contains(&token), "the secret leaked into the {what}");
+    }
+    let sarif: serde_json::Value = serde_json::from_str(&sarif).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    assert!(
+        step.summary().contains("### ❌ secrets —"),
+        "{}",
+        step.summary()
+    );
+    assert!(
+        !step.summary().contains(".env.example"),
+        "{}",
+        step.summary()
+    );
+}
+
+#[test]
+fn history_scans_need_the_whole_history() {
+    let origin = tempfile::tempdir().unwrap();
+    git(origin.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(origin.path().join("a.txt"), "one\n").unwrap();
+    git(origin.path(), &["add", "."]);
+    git(origin.path(), &["commit", "-q", "-m", "one"]);
+    std::fs::write(origin.path().join("a.txt"), "two\n").unwrap();
+    git(origin.path(), &["commit", "-q", "-am", "two"]);
+    let mut step = Step::new();
+    std::fs::remove_dir_all(step.ws()).unwrap();
+    let url = format!("file://{}", origin.path().display());
+    git(
+        step.dir.path(),
+        &["clone", "-q", "--depth", "1", &url, "workspace"],
+    );
+    step.set("INPUT_GATES", "secrets")
+        .set("INPUT_SCAN", "history");
+    let out = step.run();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("this clone is shallow: set `fetch-depth: 0`"));
+}
+
+#[test]
+fn a_diff_scan_sees_only_added_lines_at_their_line_numbers() {
+    let mut step = Step::new();
+    let ws = step.ws();
+    let old = format!("npm_{}", "Zx9Yw8Vu7T".repeat(3) + "s6R5q4");
+    let new = format!("glpat-{}", "Ab3Cd4Ef5Gh6Ij7Kl8Mn");
+    std::fs::write(ws.join("app.py"), format!("KEY = \"{old}\"\n")).unwrap();
+    git(&ws, &["init", "-q", "-b", "main"]);
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "old secret (not this PR's)"]);
+    std::fs::write(ws.join("app.py"), format!("KEY = \"{old}\"\n\n# added\nGITLAB = \"{new}\"\n")).unwrap();
+    git(&ws, &["commit", "-q", "-am", "new secret"]);
+    step.set("INPUT_GATES", "secrets").set("INPUT_SCAN", "diff").set("INPUT_BASE", "HEAD~1").set("INPUT_HEAD", "HEAD");
+    let out = step.run();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("::error file=app.py,line=4,"), "{text}");
+    assert!(!text.contains("line=1,"), "the old line is not part of the diff: {text}");
+    assert!(step.outputs().contains("errors=1\n"), "{}", step.outputs());
+}
