@@ -479,13 +479,23 @@ fn a_diff_scan_sees_only_added_lines_at_their_line_numbers() {
     git(&ws, &["init", "-q", "-b", "main"]);
     git(&ws, &["add", "."]);
     git(&ws, &["commit", "-q", "-m", "old secret (not this PR's)"]);
-    std::fs::write(ws.join("app.py"), format!("KEY = \"{old}\"\n\n# added\nGITLAB = \"{new}\"\n")).unwrap();
+    std::fs::write(
+        ws.join("app.py"),
+        format!("KEY = \"{old}\"\n\n# added\nGITLAB = \"{new}\"\n"),
+    )
+    .unwrap();
     git(&ws, &["commit", "-q", "-am", "new secret"]);
-    step.set("INPUT_GATES", "secrets").set("INPUT_SCAN", "diff").set("INPUT_BASE", "HEAD~1").set("INPUT_HEAD", "HEAD");
+    step.set("INPUT_GATES", "secrets")
+        .set("INPUT_SCAN", "diff")
+        .set("INPUT_BASE", "HEAD~1")
+        .set("INPUT_HEAD", "HEAD");
     let out = step.run();
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("::error file=app.py,line=4,"), "{text}");
-    assert!(!text.contains("line=1,"), "the old line is not part of the diff: {text}");
+    assert!(
+        !text.contains("line=1,"),
+        "the old line is not part of the diff: {text}"
+    );
     assert!(step.outputs().contains("errors=1\n"), "{}", step.outputs());
 }
