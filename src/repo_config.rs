@@ -271,6 +271,9 @@ pub struct SecretsConfig {
     /// Paths (gitignore syntax) never scanned.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Report debug leftovers (`console.log`, `dbg!`, `pdb.set_trace()`, …) as warnings (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug_leftovers: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -90,6 +90,7 @@ pub fn run(
     let ws = runner.workspace();
     let opts = ScanOptions {
         exclude: config.secrets.exclude.clone(),
+        debug_leftovers: config.secrets.debug_leftovers.unwrap_or(true),
         ..ScanOptions::default()
     };
     let started = std::time::Instant::now();

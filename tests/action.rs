@@ -443,6 +443,15 @@ fn secrets_are_masked_first_redacted_everywhere_and_reported_as_sarif() {
         "{}",
         step.summary()
     );
+
+    // Debug leftovers can be switched off.
+    step.config("secrets:\n  debug_leftovers: false\n");
+    let text = stdout(&step.run());
+    assert!(!text.contains("::warning file=src/config.js"), "{text}");
+    assert!(
+        text.contains("::error file=src/config.js,line=2,"),
+        "{text}"
+    );
 }
 
 #[test]
