@@ -159,6 +159,13 @@ pub fn request(
     } else {
         config
     };
+    // A config file named on purpose must exist; only the default may be absent.
+    if !config.ends_with(CONFIG_PATH) && !config.exists() {
+        return Err(CheckError::Config {
+            path: config.display().to_string(),
+            message: "no such file".into(),
+        });
+    }
     let fail_on = match fail_on.or_else(|| runner.input("fail-on")).as_deref() {
         None | Some("error") => FailOn::Error,
         Some("warning") => FailOn::Warning,

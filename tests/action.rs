@@ -198,6 +198,11 @@ fn bad_inputs_get_one_line_and_exit_2() {
             "unknown gate `smokey` (did you mean `smoke`?)",
         ),
         (
+            &[("INPUT_GATES", "freeze"), ("INPUT_CONFIG", "deploy/shipgate.yml")],
+            None,
+            "deploy/shipgate.yml: no such file",
+        ),
+        (
             &[("INPUT_GATES", "freeze")],
             Some("environments: [oops"),
             "shipgate.yml: line",
@@ -304,6 +309,43 @@ async fn policy_and_protection_gates_read_github() {
     );
     assert_eq!(comments[0].edits, 1);
     gh.next_bot_comment("acme/app", pr);
+    gh.assert_no_unexpected();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_after_a_deployment_reports_the_deployment_status() {
+    let gh = common::FakeGitHub::start().await;
+    let head = gh.add_repo("acme/app", &[]);
+    let deployment =
+        gh.create_deployment("acme/app", &head, "staging", json!({ "kind": "deploy" }));
+    let url = health_server("degraded").await;
+    let mut step = Step::new();
+    step.config(SMOKE);
+    step.set("GITHUB_API_URL", &gh.url())
+        .set("INPUT_TOKEN", "ghs_test")
+        .set("GITHUB_RUN_ID", "77");
+    step.event(
+        "deployment",
+        json!({ "deployment": { "id": deployment, "environment": "staging" } }),
+    );
+    step.set("INPUT_GATES", "smoke").set("INPUT_URL", &url);
+    let env = step.env.clone();
+    let ws = step.ws();
+    let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let d = gh
+        .deployments("acme/app")
+        .into_iter()
+        .find(|d| d.id == deployment)
+        .unwrap();
+    assert_eq!(d.statuses.len(), 1);
+    assert_eq!(d.statuses[0].state, "failure");
+    assert_eq!(
+        d.statuses[0].log_url.as_deref(),
+        Some("https://github.com/acme/app/actions/runs/77")
+    );
     gh.assert_no_unexpected();
 }
 

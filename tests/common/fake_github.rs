@@ -1400,6 +1400,37 @@ fn route(
                 None => with_none(not_found("deployment")),
             }
         }
+        ("POST", ["repos", owner, name, "deployments", id, "statuses"]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get_mut(&full) else {
+                return with_none(not_found(&full));
+            };
+            let state = body["state"].as_str().unwrap_or("").to_string();
+            if ![
+                "error",
+                "failure",
+                "inactive",
+                "in_progress",
+                "queued",
+                "pending",
+                "success",
+            ]
+            .contains(&state.as_str())
+            {
+                return (422, json!({ "message": "Validation Failed" }), None);
+            }
+            match r.deployments.iter_mut().find(|d| d.id.to_string() == *id) {
+                Some(d) => {
+                    d.statuses.push(DeploymentStatus {
+                        state: state.clone(),
+                        environment_url: body["environment_url"].as_str().map(str::to_string),
+                        log_url: body["log_url"].as_str().map(str::to_string),
+                    });
+                    (201, json!({ "state": state }), None)
+                }
+                None => with_none(not_found("deployment")),
+            }
+        }
         ("GET", ["repos", owner, name, "deployments", id, "statuses"]) => {
             let full = format!("{owner}/{name}");
             let Some(r) = w.repos.get(&full) else {
