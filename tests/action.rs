@@ -198,7 +198,10 @@ fn bad_inputs_get_one_line_and_exit_2() {
             "unknown gate `smokey` (did you mean `smoke`?)",
         ),
         (
-            &[("INPUT_GATES", "freeze"), ("INPUT_CONFIG", "deploy/shipgate.yml")],
+            &[
+                ("INPUT_GATES", "freeze"),
+                ("INPUT_CONFIG", "deploy/shipgate.yml"),
+            ],
             None,
             "deploy/shipgate.yml: no such file",
         ),

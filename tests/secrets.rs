@@ -332,6 +332,11 @@ fn database_urls() {
             &format!("url = \"postgres://app:{placeholder}@localhost/db\"\n"),
         );
     }
+    // An unencoded `@` in the password is not a URL with password "p".
+    clean(
+        "parse.rs",
+        "let url = \"mysql://username:p@ssw0rd@hostname:3306/database\";\n",
+    );
     // No password at all.
     clean("config.toml", "url = \"postgres://app@localhost/db\"\n");
 }
@@ -377,6 +382,20 @@ fn generic_secret_assignments() {
         "fn check(token: &str) -> bool { token == expected }\n",
     );
     clean("a.yml", "api_key: <your-api-key-goes-here>\n");
+    // Identifiers are code, not secrets.
+    clean(
+        "a.rs",
+        "let be_private_key_buffer: Curve25519SeedBin = k.as_be_bytes()?;\n",
+    );
+    clean(
+        "a.rs",
+        "    check_private_key_bytes: x25519_check_private_key_bytes,\n",
+    );
+    clean("a.rs", "let secret = \"my_webhook_secret_value\";\n");
+    clean(
+        "CHANGELOG.md",
+        "- Rename `ToPrivateKey` => `DecodePrivateKey`/`EncodePrivateKey`\n",
+    );
     clean("a.yml", "token: {{ secrets.DEPLOY_TOKEN_VALUE }}\n");
     clean("a.env", "GITHUB_TOKEN=GITHUB_TOKEN_FROM_SECRETS\n");
 }
@@ -651,6 +670,20 @@ fn shipgateignore_and_stable_fingerprints() {
     let quiet = scan_tree(root, &opts()).unwrap();
     assert!(quiet.findings.is_empty(), "{:?}", quiet.findings);
     assert_eq!(quiet.suppressed, 2);
+}
+
+#[test]
+fn scan_tree_on_a_single_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let tok = format!("glpat-{}", rand_alnum(20, 70));
+    write(dir.path(), "one.txt", format!("x\nt={tok}\n"));
+    let report = scan_tree(&dir.path().join("one.txt"), &opts()).unwrap();
+    assert_eq!(report.files_scanned, 1);
+    assert_eq!(report.findings.len(), 1);
+    assert_eq!(
+        (report.findings[0].path.as_str(), report.findings[0].line),
+        ("one.txt", 2)
+    );
 }
 
 #[test]

@@ -210,7 +210,12 @@ impl Drop for Tally {
 }
 
 fn relative(root: &Path, path: &Path) -> String {
-    let rel = path.strip_prefix(root).unwrap_or(path);
+    let rel = match path.strip_prefix(root) {
+        // The root itself is a file: name it by its file name.
+        Ok(r) if r.as_os_str().is_empty() => Path::new(path.file_name().unwrap_or_default()),
+        Ok(r) => r,
+        Err(_) => path,
+    };
     let s = rel.to_string_lossy();
     if std::path::MAIN_SEPARATOR == '/' {
         s.into_owned()

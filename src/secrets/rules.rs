@@ -247,7 +247,7 @@ fn build_rules() -> Vec<Rule> {
         rule(
             "database-url",
             "Database URL with a password",
-            r#"(?i)\b(?:postgres(?:ql)?|mysql|mongodb(?:\+srv)?|rediss?|amqps?)://[^:/\s@'"`]*:(?P<s>[^@\s/'"`]+)@[^\s/'"`@]+"#,
+            r#"(?i)\b(?:postgres(?:ql)?|mysql|mongodb(?:\+srv)?|rediss?|amqps?)://[^:/\s@'"`]*:(?P<s>[^@\s/'"`]+)@[A-Za-z0-9.\-_\[\]]+(?::[0-9]+)?(?:[/?#\s'"`,;)]|$)"#,
             &[
                 "postgres://",
                 "postgresql://",
@@ -516,7 +516,7 @@ fn looks_like_identifier(v: &str) -> bool {
         while i < b.len() && b[i].is_ascii_digit() {
             i += 1;
         }
-        if lower < 1 && !(start == 0 && b[0].is_ascii_lowercase()) {
+        if lower == 0 && !(start == 0 && b[0].is_ascii_lowercase()) {
             return false;
         }
         words += 1;
