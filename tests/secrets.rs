@@ -523,17 +523,17 @@ fn path_rules() {
     ] {
         assert!(rules(p).is_empty(), "{p}");
     }
-    for p in [
-        "id_rsa",
-        ".ssh/id_ed25519",
-        "certs/tls.pem",
-        "server.key",
-        "a.p12",
-        "b.pfx",
-    ] {
+    for p in ["id_rsa", ".ssh/id_ed25519", "a.p12", "b.pfx"] {
         assert_eq!(rules(p), ["private-key-file"], "{p}");
     }
-    for p in ["id_rsa.pub", "keyboard.rs", "docs/keys.md"] {
+    // Certificates are not keys; a .pem holding a key is caught by its content.
+    for p in [
+        "id_rsa.pub",
+        "keyboard.rs",
+        "docs/keys.md",
+        "certs/tls.pem",
+        "server.key",
+    ] {
         assert!(rules(p).is_empty(), "{p}");
     }
     let f = &path_findings("a/.env")[0];
@@ -765,4 +765,29 @@ fn sarif_structure() {
         .starts_with("google-api-key:maps.js:"));
     assert_eq!(results[2]["level"], "warning");
     assert!(!s.to_string().contains(&key));
+}
+
+#[test]
+fn a_pem_file_is_flagged_for_a_key_inside_not_for_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let begin = format!("-----BEGIN {}-----", "PRIVATE KEY");
+    std::fs::write(
+        dir.path().join("cert.pem"),
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("key.pem"),
+        format!("{begin}\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"),
+    )
+    .unwrap();
+    let report =
+        shipgate::secrets::scan_tree(dir.path(), &shipgate::secrets::ScanOptions::default())
+            .unwrap();
+    let found: Vec<(&str, &str)> = report
+        .findings
+        .iter()
+        .map(|f| (f.path.as_str(), f.rule.as_str()))
+        .collect();
+    assert_eq!(found, [("key.pem", "private-key")], "{found:?}");
 }
