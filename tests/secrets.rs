@@ -778,7 +778,7 @@ fn a_pem_file_is_flagged_for_a_key_inside_not_for_a_certificate() {
     .unwrap();
     std::fs::write(
         dir.path().join("key.pem"),
-        format!("{begin}\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"),
+        format!("{begin}\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n-----END PRIVATE KEY-----\n"),
     )
     .unwrap();
     let report =
