@@ -344,6 +344,15 @@ fn config_validate_reports_line_and_column_and_schema_is_json() {
 #[test]
 fn check_without_gates_says_so_and_rejects_unknown_gates() {
     let dir = tempfile::tempdir().unwrap();
+    let valid = dir.path().join("valid.yml");
+    std::fs::write(&valid, "environments:\n  staging: {}\n").unwrap();
+    let out = shipgate(&["check", "--config", valid.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "no gates selected: nothing to check"
+    );
+    // A config file named on purpose must exist.
     let out = shipgate(
         &[
             "check",
@@ -352,11 +361,8 @@ fn check_without_gates_says_so_and_rejects_unknown_gates() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "no gates selected: nothing to check"
-    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("none.yml: no such file"));
     let out = shipgate(&["check", "smokey"], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown gate `smokey`"));
