@@ -99,6 +99,14 @@ pub struct EnvironmentConfig {
     /// to the last successful deployment.
     #[serde(default)]
     pub auto_rollback: bool,
+    /// Branches and tags (globs such as `main` or `v*`) that may deploy here
+    /// (checked for deployment protection rule requests; empty: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refs: Vec<String>,
+    /// How long a deployment protection rule request may wait for a gate that
+    /// is only temporarily closed before it is rejected (default 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_timeout: Option<DurationText>,
 }
 
 impl EnvironmentConfig {

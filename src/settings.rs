@@ -92,6 +92,9 @@ pub struct WorkerSettings {
     pub poll_interval: Duration,
     /// Done and failed deliveries are deleted after this long.
     pub retention: Duration,
+    /// How often pending deployment protection rule requests are looked at
+    /// for freeze ends and deadlines.
+    pub protection_sweep: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -104,6 +107,7 @@ impl Default for WorkerSettings {
             backoff_base: Duration::from_secs(2),
             poll_interval: Duration::from_secs(1),
             retention: Duration::from_secs(7 * 24 * 3600),
+            protection_sweep: Duration::from_secs(30),
         }
     }
 }
@@ -175,6 +179,7 @@ struct RawEnv {
     shipgate_retry_base_ms: Option<String>,
     shipgate_retention_days: Option<String>,
     shipgate_slack_webhook_url: Option<String>,
+    shipgate_protection_sweep_ms: Option<String>,
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -321,6 +326,14 @@ impl ServerSettings {
                 defaults.backoff_base.as_millis() as u64,
             )?),
             poll_interval: defaults.poll_interval,
+            protection_sweep: Duration::from_millis(
+                parse_number(
+                    "SHIPGATE_PROTECTION_SWEEP_MS",
+                    raw.shipgate_protection_sweep_ms,
+                    defaults.protection_sweep.as_millis() as u64,
+                )?
+                .max(10),
+            ),
             retention: retention(raw.shipgate_retention_days)?,
         };
         if worker.lease <= worker.handler_timeout {

@@ -53,6 +53,9 @@ impl Worker {
             let me = self.clone();
             let stop = shutdown.clone();
             tasks.spawn(async move { me.housekeeping(stop).await });
+            let me = self.clone();
+            let stop = shutdown.clone();
+            tasks.spawn(async move { me.protection_sweeper(stop).await });
         }
         while tasks.join_next().await.is_some() {}
     }
@@ -182,6 +185,20 @@ impl Worker {
             .inc();
         self.finished.send_modify(|n| *n += 1);
         outcome
+    }
+
+    /// Re-checks pending deployment protection rule requests whose freeze
+    /// ended or whose deadline passed (the other triggers are events).
+    async fn protection_sweeper(&self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            if let Err(e) = crate::handlers::protection_rules::sweep(&self.context).await {
+                tracing::warn!(error = %e, "protection rule sweep failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.protection_sweep) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
     }
 
     /// Deletes finished deliveries older than the retention, hourly. The

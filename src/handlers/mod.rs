@@ -6,6 +6,7 @@ pub mod chatops;
 pub mod config_check;
 pub mod previews;
 pub mod protection;
+pub mod protection_rules;
 
 use std::sync::Arc;
 
@@ -98,6 +99,7 @@ impl Default for Handlers {
             Arc::new(previews::Previews),
             Arc::new(previews::SmokeJob),
             Arc::new(protection::Protection),
+            Arc::new(protection_rules::ProtectionRules),
         ])
     }
 }

@@ -193,6 +193,26 @@ pub struct PolicyLogEntry<'a> {
     pub detail: &'a str,
 }
 
+/// A deployment protection rule request (see `handlers::protection_rules`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectionRequest {
+    pub id: i64,
+    pub repository: String,
+    pub environment: String,
+    pub deployment_id: i64,
+    pub callback_url: String,
+    pub sha: String,
+    pub git_ref: String,
+    pub pr: Option<i64>,
+    pub installation_id: Option<i64>,
+    pub state: String,
+    pub deadline: i64,
+    pub next_check_at: i64,
+    pub progress_posts: i64,
+    pub last_comment: Option<String>,
+    pub created_at: i64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`.
@@ -416,6 +436,37 @@ pub trait Store: Send + Sync + 'static {
         kind: &str,
         id: i64,
     ) -> Result<(), StoreError>;
+
+    // ---- deployment protection rule requests
+
+    /// Records a request; returns it (the one stored before, for a redelivery).
+    async fn save_protection_request(
+        &self,
+        r: &ProtectionRequest,
+    ) -> Result<ProtectionRequest, StoreError>;
+
+    /// Pending requests of a repository.
+    async fn pending_protection_requests(
+        &self,
+        repository: &str,
+    ) -> Result<Vec<ProtectionRequest>, StoreError>;
+
+    /// Pending requests due for a re-check (freeze end, deadline) at `now`.
+    async fn due_protection_requests(&self, now: i64)
+        -> Result<Vec<ProtectionRequest>, StoreError>;
+
+    /// Records progress: the comment posted, when to look again, the deadline.
+    async fn protection_progress(
+        &self,
+        id: i64,
+        posts: i64,
+        comment: &str,
+        next_check_at: i64,
+        deadline: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Marks a request answered (`approved` or `rejected`); `false` if it was not pending.
+    async fn answer_protection_request(&self, id: i64, state: &str) -> Result<bool, StoreError>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -482,6 +482,74 @@ macro_rules! sql_store {
                 .await?;
                 Ok(())
             }
+
+            async fn save_protection_request(&self, r: &ProtectionRequest) -> Result<ProtectionRequest, StoreError> {
+                sqlx::query(
+                    "INSERT INTO protection_requests (repository, environment, deployment_id, callback_url, sha, git_ref, pr, installation_id, deadline, next_check_at, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                     ON CONFLICT (repository, deployment_id, environment) DO NOTHING",
+                )
+                .bind(&r.repository)
+                .bind(&r.environment)
+                .bind(r.deployment_id)
+                .bind(&r.callback_url)
+                .bind(&r.sha)
+                .bind(&r.git_ref)
+                .bind(r.pr)
+                .bind(r.installation_id)
+                .bind(r.deadline)
+                .bind(r.next_check_at)
+                .bind(r.created_at)
+                .execute(&self.pool)
+                .await?;
+                let row = sqlx::query(concat!(
+                    $crate::store::sql::protection_select!(),
+                    " WHERE repository = $1 AND deployment_id = $2 AND environment = $3"
+                ))
+                .bind(&r.repository)
+                .bind(r.deployment_id)
+                .bind(&r.environment)
+                .fetch_one(&self.pool)
+                .await?;
+                $crate::store::sql::protection_from_row(&row)
+            }
+
+            async fn pending_protection_requests(&self, repository: &str) -> Result<Vec<ProtectionRequest>, StoreError> {
+                let rows = sqlx::query(concat!($crate::store::sql::protection_select!(), " WHERE repository = $1 AND state = 'pending' ORDER BY id"))
+                    .bind(repository)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| $crate::store::sql::protection_from_row(r)).collect()
+            }
+
+            async fn due_protection_requests(&self, now: i64) -> Result<Vec<ProtectionRequest>, StoreError> {
+                let rows = sqlx::query(concat!($crate::store::sql::protection_select!(), " WHERE state = 'pending' AND next_check_at <= $1 ORDER BY id"))
+                    .bind(now)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| $crate::store::sql::protection_from_row(r)).collect()
+            }
+
+            async fn protection_progress(&self, id: i64, posts: i64, comment: &str, next_check_at: i64, deadline: i64) -> Result<(), StoreError> {
+                sqlx::query("UPDATE protection_requests SET progress_posts = $2, last_comment = $3, next_check_at = $4, deadline = $5 WHERE id = $1")
+                    .bind(id)
+                    .bind(posts)
+                    .bind(comment)
+                    .bind(next_check_at)
+                    .bind(deadline)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn answer_protection_request(&self, id: i64, state: &str) -> Result<bool, StoreError> {
+                let done = sqlx::query("UPDATE protection_requests SET state = $2 WHERE id = $1 AND state = 'pending'")
+                    .bind(id)
+                    .bind(state)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
         }
     };
 }
@@ -606,6 +674,39 @@ where
         actor: r.try_get("actor")?,
         git_ref: r.try_get("git_ref")?,
         installation_id: r.try_get("installation_id")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+macro_rules! protection_select {
+    () => {
+        "SELECT id, repository, environment, deployment_id, callback_url, sha, git_ref, pr, installation_id, state, deadline, next_check_at, progress_posts, last_comment, created_at FROM protection_requests"
+    };
+}
+pub(crate) use protection_select;
+
+pub(super) fn protection_from_row<R>(r: &R) -> Result<super::ProtectionRequest, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(super::ProtectionRequest {
+        id: r.try_get("id")?,
+        repository: r.try_get("repository")?,
+        environment: r.try_get("environment")?,
+        deployment_id: r.try_get("deployment_id")?,
+        callback_url: r.try_get("callback_url")?,
+        sha: r.try_get("sha")?,
+        git_ref: r.try_get("git_ref")?,
+        pr: r.try_get("pr")?,
+        installation_id: r.try_get("installation_id")?,
+        state: r.try_get("state")?,
+        deadline: r.try_get("deadline")?,
+        next_check_at: r.try_get("next_check_at")?,
+        progress_posts: r.try_get("progress_posts")?,
+        last_comment: r.try_get("last_comment")?,
         created_at: r.try_get("created_at")?,
     })
 }

@@ -137,6 +137,8 @@ pub struct Repo {
     pub issues: Vec<(u64, String, String)>,
     /// head sha → commits behind its base.
     pub behind: HashMap<String, u64>,
+    /// (run id, body) of deployment protection rule callbacks.
+    pub protection_callbacks: Vec<(String, Value)>,
 }
 
 #[derive(Debug, Clone)]
@@ -473,6 +475,47 @@ impl FakeGitHub {
         self.with_mut(|w| {
             w.repo_mut(repo).behind.insert(head.to_string(), behind);
         });
+    }
+
+    /// Callbacks of a deployment protection rule run: the bodies, in order.
+    pub fn protection_callbacks(&self, repo: &str, run: &str) -> Vec<Value> {
+        self.with(|w| {
+            w.repo(repo)
+                .protection_callbacks
+                .iter()
+                .filter(|(id, _)| id == run)
+                .map(|(_, b)| b.clone())
+                .collect()
+        })
+    }
+
+    /// A `deployment_protection_rule` request for `deployment` of `sha` on `git_ref`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn protection_rule_payload(
+        &self,
+        repo: &str,
+        run: &str,
+        environment: &str,
+        deployment: u64,
+        sha: &str,
+        git_ref: &str,
+        pr: Option<u64>,
+    ) -> Value {
+        let prs: Vec<Value> = pr
+            .map(|n| json!({ "number": n, "head": { "sha": sha } }))
+            .into_iter()
+            .collect();
+        json!({
+            "action": "requested",
+            "environment": environment,
+            "event": "push",
+            "deployment": { "id": deployment, "sha": sha, "ref": git_ref, "creator": { "login": "github-actions[bot]" } },
+            "deployment_callback_url": format!("{}/repos/{repo}/actions/runs/{run}/deployment_protection_rule", self.url()),
+            "pull_requests": prs,
+            "repository": self.repository_json(repo),
+            "installation": { "id": 42 },
+            "sender": { "login": "alice", "type": "User" },
+        })
     }
 
     /// Issues of `repo`: (number, title, author).
@@ -1249,6 +1292,50 @@ fn route(
                 json!({ "number": number, "title": title, "user": { "login": BOT_LOGIN } }),
                 None,
             )
+        }
+        ("POST", ["repos", owner, name, "actions", "runs", run, "deployment_protection_rule"]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get_mut(&full) else {
+                return with_none(not_found(&full));
+            };
+            if !body["environment_name"].is_string() {
+                return (
+                    422,
+                    json!({ "message": "environment_name is required" }),
+                    None,
+                );
+            }
+            if body["comment"]
+                .as_str()
+                .is_some_and(|c| c.chars().count() > 1024)
+            {
+                return (
+                    422,
+                    json!({ "message": "comment is too long (maximum is 1024 characters)" }),
+                    None,
+                );
+            }
+            if let Some(state) = body.get("state") {
+                if !matches!(state.as_str(), Some("approved" | "rejected")) {
+                    return (
+                        422,
+                        json!({ "message": "state must be approved or rejected" }),
+                        None,
+                    );
+                }
+                if r.protection_callbacks
+                    .iter()
+                    .any(|(id, b)| id == run && b.get("state").is_some())
+                {
+                    return (
+                        422,
+                        json!({ "message": "this deployment was already reviewed" }),
+                        None,
+                    );
+                }
+            }
+            r.protection_callbacks.push((run.to_string(), body.clone()));
+            (204, Value::Null, None)
         }
         ("GET", ["repos", owner, name, "compare", range]) => {
             let full = format!("{owner}/{name}");

@@ -100,7 +100,11 @@ impl Harness {
     }
 
     pub async fn start_with(extra: &[(&str, &str)]) -> Harness {
-        let gh = FakeGitHub::start().await;
+        Self::start_with_github(FakeGitHub::start().await, extra).await
+    }
+
+    /// A server against an existing fake GitHub (e.g. a second run of the server).
+    pub async fn start_with_github(gh: FakeGitHub, extra: &[(&str, &str)]) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let db = format!("sqlite://{}", dir.path().join("shipgate.db").display());
         let server = shipgate::server::start(

@@ -601,6 +601,7 @@ pub(crate) async fn on_deployment_status(
             .await?
         {
             run_queue(cx, &repo, &env, installation).await?;
+            crate::handlers::protection_rules::enqueue_recheck(cx, &repo, installation).await?;
         }
     }
     Ok(())

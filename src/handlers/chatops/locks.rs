@@ -115,7 +115,8 @@ pub(crate) async fn unlock(s: &Session<'_>, run: &Run<'_>) -> Result<(), Handler
         ),
     )
     .await?;
-    super::deploy::run_queue(s.cx, &s.repo, &env_name, s.installation).await
+    super::deploy::run_queue(s.cx, &s.repo, &env_name, s.installation).await?;
+    crate::handlers::protection_rules::enqueue_recheck(s.cx, &s.repo, s.installation).await
 }
 
 pub(crate) async fn status(s: &Session<'_>, run: &Run<'_>) -> Result<(), HandlerError> {
@@ -275,8 +276,13 @@ pub(crate) async fn on_pull_request_closed(
     let pr = ev.pull_request.number as i64;
     cx.store.drop_pr_queue(repo, pr).await?;
     let freed = cx.store.release_pr_locks(repo, pr).await?;
+    let installation = ev.installation.as_ref().map(|i| i.id);
+    let any = !freed.is_empty();
     for env in freed {
-        super::deploy::run_queue(cx, repo, &env, ev.installation.as_ref().map(|i| i.id)).await?;
+        super::deploy::run_queue(cx, repo, &env, installation).await?;
+    }
+    if any {
+        crate::handlers::protection_rules::enqueue_recheck(cx, repo, installation).await?;
     }
     Ok(())
 }

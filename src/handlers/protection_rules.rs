@@ -1,0 +1,400 @@
+//! shipgate as a custom deployment protection rule: every deployment to a
+//! protected environment — from any workflow, tag or `/deploy` — waits for
+//! shipgate's answer, decided by the same gates `/deploy` evaluates.
+//!
+//! A gate that is only temporarily closed (a lock, checks still running, a
+//! freeze that ends before the deadline) keeps the request pending in the
+//! store with a progress comment; it is re-evaluated when the lock is
+//! released, a check run completes, a freeze ends, or rejected at the
+//! deadline (`pending_timeout`, default 1h). Pending requests survive restarts.
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use super::{Context, Handler, HandlerError};
+use crate::gates::{self, Actor, Gate, PullFacts};
+use crate::github::Api;
+use crate::repo_config::RepoConfig;
+use crate::store::{ClaimedDelivery, NewDelivery, ProtectionRequest};
+
+pub const RECHECK_EVENT: &str = "shipgate_protection_recheck";
+const DEFAULT_TIMEOUT_MS: i64 = 3600 * 1000;
+/// GitHub allows 10 comments per deployment; keep one for the answer.
+const MAX_PROGRESS_POSTS: i64 = 9;
+
+pub struct ProtectionRules;
+
+#[async_trait]
+impl Handler for ProtectionRules {
+    fn name(&self) -> &'static str {
+        "protection_rules"
+    }
+
+    fn wants(&self, event: &str, action: Option<&str>) -> bool {
+        match event {
+            "deployment_protection_rule" => action == Some("requested"),
+            "check_run" => action == Some("completed"),
+            RECHECK_EVENT => true,
+            _ => false,
+        }
+    }
+
+    async fn handle(&self, cx: &Context, d: &ClaimedDelivery) -> Result<(), HandlerError> {
+        let p: Value = serde_json::from_str(&d.payload)?;
+        let Some(repo) = p["repository"]["full_name"].as_str().map(str::to_string) else {
+            return Ok(());
+        };
+        let installation = p["installation"]["id"].as_i64();
+        match d.event.as_str() {
+            "deployment_protection_rule" => {
+                let (Some(env), Some(callback), Some(deployment)) = (
+                    p["environment"].as_str(),
+                    p["deployment_callback_url"].as_str(),
+                    p["deployment"].as_object(),
+                ) else {
+                    return Err(HandlerError::Permanent("deployment_protection_rule without environment, deployment or callback URL".into()));
+                };
+                let now = crate::now_ms();
+                let request = ProtectionRequest {
+                    id: 0,
+                    repository: repo.clone(),
+                    environment: env.to_string(),
+                    deployment_id: deployment
+                        .get("id")
+                        .and_then(Value::as_i64)
+                        .unwrap_or_default(),
+                    callback_url: callback.to_string(),
+                    sha: deployment
+                        .get("sha")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    git_ref: deployment
+                        .get("ref")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    pr: p["pull_requests"]
+                        .as_array()
+                        .and_then(|prs| prs.first())
+                        .and_then(|pr| pr["number"].as_i64()),
+                    installation_id: installation,
+                    state: "pending".into(),
+                    deadline: now, // set from the config on the first evaluation
+                    next_check_at: now,
+                    progress_posts: 0,
+                    last_comment: None,
+                    created_at: now,
+                };
+                let stored = cx.store.save_protection_request(&request).await?;
+                let default_branch = p["repository"]["default_branch"]
+                    .as_str()
+                    .unwrap_or("main")
+                    .to_string();
+                evaluate(
+                    cx,
+                    &stored,
+                    &default_branch,
+                    stored.progress_posts == 0 && stored.last_comment.is_none(),
+                )
+                .await
+            }
+            "check_run" | RECHECK_EVENT => {
+                let sha = p["check_run"]["head_sha"].as_str();
+                let default_branch = p["repository"]["default_branch"]
+                    .as_str()
+                    .unwrap_or("main")
+                    .to_string();
+                for r in cx.store.pending_protection_requests(&repo).await? {
+                    if d.event == "check_run" && sha != Some(r.sha.as_str()) {
+                        continue;
+                    }
+                    evaluate(cx, &r, &default_branch, false).await?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Stores a re-check of a repository's pending requests, in the repository's order.
+pub async fn enqueue_recheck(
+    cx: &Context,
+    repo: &str,
+    installation: Option<i64>,
+) -> Result<(), HandlerError> {
+    if cx.store.pending_protection_requests(repo).await?.is_empty() {
+        return Ok(());
+    }
+    let new = NewDelivery {
+        delivery_id: format!("recheck:{repo}:{}", uuid::Uuid::new_v4().simple()),
+        event: RECHECK_EVENT.into(),
+        action: None,
+        installation_id: installation,
+        repository: Some(repo.to_string()),
+        payload:
+            json!({ "repository": { "full_name": repo }, "installation": { "id": installation } })
+                .to_string(),
+    };
+    cx.store.insert_delivery(&new, crate::now_ms()).await?;
+    cx.wake.notify_one();
+    Ok(())
+}
+
+/// Re-checks requests whose freeze ended or whose deadline passed.
+pub async fn sweep(cx: &Context) -> Result<(), HandlerError> {
+    let mut seen = Vec::new();
+    for r in cx.store.due_protection_requests(crate::now_ms()).await? {
+        if !seen.contains(&r.repository) {
+            seen.push(r.repository.clone());
+            enqueue_recheck(cx, &r.repository, r.installation_id).await?;
+        }
+    }
+    Ok(())
+}
+
+fn callback_path(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        },
+        Err(_) => url.to_string(),
+    }
+}
+
+fn comment(verdict: &str, gates: &[Gate]) -> String {
+    let mut out = format!("shipgate: {verdict}");
+    for g in gates {
+        let icon = if g.passed() {
+            "✅"
+        } else if g.temporary {
+            "⏳"
+        } else {
+            "❌"
+        };
+        out.push_str(&format!("\n{icon} {}: {}", g.name, g.detail));
+    }
+    if out.chars().count() > 1024 {
+        out = out.chars().take(1023).collect::<String>() + "…";
+    }
+    out
+}
+
+async fn gates_for(
+    cx: &Context,
+    api: &Api,
+    r: &ProtectionRequest,
+    config: &RepoConfig,
+) -> Result<Vec<Gate>, HandlerError> {
+    let Some(env) = config.environments.get(&r.environment) else {
+        return Ok(vec![Gate {
+            name: "Environment".into(),
+            verdict: gates::Verdict::Fail,
+            detail: format!(
+                "`{}` is not configured in .github/shipgate.yml",
+                r.environment
+            ),
+            temporary: false,
+        }]);
+    };
+    let mut out = Vec::new();
+    if !env.refs.is_empty() {
+        let name = r
+            .git_ref
+            .trim_start_matches("refs/heads/")
+            .trim_start_matches("refs/tags/");
+        let allowed = env.refs.iter().any(|p| {
+            globset::Glob::new(p)
+                .map(|g| g.compile_matcher().is_match(name))
+                .unwrap_or(false)
+        });
+        let list = env.refs.join(", ");
+        out.push(if allowed {
+            Gate {
+                name: "Ref".into(),
+                verdict: gates::Verdict::Pass,
+                detail: format!("`{name}` may deploy to `{}`", r.environment),
+                temporary: false,
+            }
+        } else {
+            Gate {
+                name: "Ref".into(),
+                verdict: gates::Verdict::Fail,
+                detail: format!(
+                    "`{name}` may not deploy to `{}` (allowed: {list})",
+                    r.environment
+                ),
+                temporary: false,
+            }
+        });
+    }
+    if let Some(number) = r.pr {
+        let pr = api.pull_request(&r.repository, number).await?;
+        let facts = PullFacts {
+            number,
+            open: pr.state == "open",
+            draft: pr.draft,
+            base_ref: pr.base.git_ref.clone(),
+            author: pr.user.login.clone(),
+        };
+        out.extend(gates::base_branch_gate(&r.environment, env, &facts));
+        if env.required_approvals > 0 {
+            let reviews = api.reviews(&r.repository, number).await?;
+            out.extend(gates::approvals_gate(
+                env.required_approvals,
+                &reviews,
+                &facts.author,
+            ));
+        }
+    }
+    if !env.required_checks.is_empty() {
+        let (runs, statuses) = api.checks(&r.repository, &r.sha).await?;
+        out.extend(gates::checks_gate(
+            &env.required_checks,
+            &runs,
+            &statuses,
+            &r.sha[..r.sha.len().min(7)],
+        ));
+    }
+    let nobody = Actor {
+        login: String::new(),
+        role: None,
+        listed: false,
+    };
+    out.push(gates::freeze_gate(
+        config,
+        env,
+        chrono::Utc::now(),
+        false,
+        &nobody,
+    ));
+    let lock = cx
+        .store
+        .get_lock(&r.repository, &r.environment, crate::now_ms())
+        .await?;
+    out.push(gates::lock_gate(lock.as_ref(), r.pr));
+    Ok(out)
+}
+
+async fn evaluate(
+    cx: &Context,
+    r: &ProtectionRequest,
+    default_branch: &str,
+    first: bool,
+) -> Result<(), HandlerError> {
+    let api = cx.github.api(r.installation_id)?;
+    let config = match cx
+        .configs
+        .load(&api, &r.repository, default_branch)
+        .await?
+        .config
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return answer(
+                cx,
+                &api,
+                r,
+                "rejected",
+                &format!("shipgate: rejected\n❌ .github/shipgate.yml is invalid: {e}"),
+            )
+            .await;
+        }
+    };
+    let now = crate::now_ms();
+    let timeout = config
+        .environments
+        .get(&r.environment)
+        .and_then(|e| e.pending_timeout)
+        .map(|d| d.0.as_millis() as i64)
+        .unwrap_or(DEFAULT_TIMEOUT_MS);
+    let deadline = if first { now + timeout } else { r.deadline };
+    let gates = gates_for(cx, &api, r, &config).await?;
+    if gates.iter().all(Gate::passed) {
+        return answer(cx, &api, r, "approved", &comment("approved", &gates)).await;
+    }
+    if gates.iter().any(|g| !g.passed() && !g.temporary) {
+        return answer(cx, &api, r, "rejected", &comment("rejected", &gates)).await;
+    }
+    // Only temporary gates are closed: wait, unless a freeze outlasts the deadline.
+    let env = config.environments.get(&r.environment);
+    let freeze = env
+        .and_then(|e| crate::freeze::active_freeze(config.freeze_windows(e), chrono::Utc::now()));
+    if now >= deadline {
+        return answer(
+            cx,
+            &api,
+            r,
+            "rejected",
+            &comment("rejected — the deadline passed while waiting", &gates),
+        )
+        .await;
+    }
+    if let Some(f) = &freeze {
+        if f.ends_at.timestamp_millis() > deadline {
+            return answer(
+                cx,
+                &api,
+                r,
+                "rejected",
+                &comment("rejected — the freeze outlasts the wait limit", &gates),
+            )
+            .await;
+        }
+    }
+    let next = freeze
+        .map(|f| f.ends_at.timestamp_millis().min(deadline))
+        .unwrap_or(deadline);
+    let text = comment("waiting", &gates);
+    let mut posts = r.progress_posts;
+    if r.last_comment.as_deref() != Some(text.as_str()) && posts < MAX_PROGRESS_POSTS {
+        post(&api, r, None, &text).await?;
+        posts += 1;
+    }
+    // The deadline is fixed at the first evaluation.
+    cx.store
+        .protection_progress(r.id, posts, &text, next, deadline)
+        .await?;
+    Ok(())
+}
+
+async fn post(
+    api: &Api,
+    r: &ProtectionRequest,
+    state: Option<&str>,
+    text: &str,
+) -> Result<(), HandlerError> {
+    let mut body = json!({ "environment_name": r.environment, "comment": text });
+    if let Some(s) = state {
+        body["state"] = json!(s);
+    }
+    let path = callback_path(&r.callback_url);
+    match api
+        .send(
+            http::Method::POST,
+            &path,
+            Some(&body),
+            http::HeaderMap::new(),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Already decided (a second answer after a crash): nothing left to do.
+        Err(crate::github::GitHubError::Unprocessable(_)) if state.is_some() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn answer(
+    cx: &Context,
+    api: &Api,
+    r: &ProtectionRequest,
+    state: &str,
+    text: &str,
+) -> Result<(), HandlerError> {
+    post(api, r, Some(state), text).await?;
+    cx.store.answer_protection_request(r.id, state).await?;
+    Ok(())
+}
