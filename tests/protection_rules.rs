@@ -32,11 +32,34 @@ async fn request(t: &Harness, run: &str, sha: &str, git_ref: &str, pr: Option<u6
     t.settle().await;
 }
 
+/// The decisions among the callbacks — each callback body checked against
+/// GitHub's OpenAPI description of the endpoint first.
 fn decided(callbacks: &[Value]) -> Vec<&str> {
+    let schema = common::openapi::request_schema("deployment_protection_rule");
+    for body in callbacks {
+        common::openapi::validate(&schema, body, "body").unwrap_or_else(|e| panic!("{e}: {body}"));
+    }
     callbacks
         .iter()
         .filter_map(|c| c["state"].as_str())
         .collect()
+}
+
+#[test]
+fn the_schema_check_refuses_bodies_github_would_refuse() {
+    let schema = common::openapi::request_schema("deployment_protection_rule");
+    let check = |v: Value| common::openapi::validate(&schema, &v, "body");
+    assert!(check(
+        json!({ "environment_name": "production", "state": "approved", "comment": "ok" })
+    )
+    .is_ok());
+    assert!(check(json!({ "environment_name": "production", "comment": "waiting" })).is_ok());
+    assert!(
+        check(json!({ "environment_name": "production" })).is_err(),
+        "neither state nor comment"
+    );
+    assert!(check(json!({ "environment_name": "production", "state": "maybe" })).is_err());
+    assert!(check(json!({ "state": "approved" })).is_err());
 }
 
 async fn sticky_lock(t: &Harness, holder: &str, pr: i64) {

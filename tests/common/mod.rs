@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fake_github;
+pub mod openapi;
 
 use std::process::Stdio;
 use std::time::Duration;
