@@ -240,6 +240,23 @@ pub struct DeploymentStatusRef {
     pub target_url: Option<String>,
 }
 
+impl DeploymentStatusRef {
+    /// The deployed URL: `environment_url`, or `target_url` as some providers
+    /// (Vercel) send it. Empty strings count as absent.
+    pub fn url(&self) -> Option<String> {
+        non_empty(&self.environment_url).or_else(|| non_empty(&self.target_url))
+    }
+
+    /// The build log: `log_url`, or `target_url`.
+    pub fn log(&self) -> Option<String> {
+        non_empty(&self.log_url).or_else(|| non_empty(&self.target_url))
+    }
+}
+
+fn non_empty(v: &Option<String>) -> Option<String> {
+    v.clone().filter(|s| !s.is_empty())
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct DeploymentRef {
     pub id: i64,

@@ -203,26 +203,8 @@ impl Handler for Previews {
         let state = ev.deployment_status.state.clone();
         let env = ev.deployment.environment.clone();
         let sha = ev.deployment.sha.clone();
-        let url = ev
-            .deployment_status
-            .environment_url
-            .clone()
-            .filter(|u| !u.is_empty())
-            .or(ev
-                .deployment_status
-                .target_url
-                .clone()
-                .filter(|u| !u.is_empty()));
-        let log_url = ev
-            .deployment_status
-            .log_url
-            .clone()
-            .filter(|u| !u.is_empty())
-            .or(ev
-                .deployment_status
-                .target_url
-                .clone()
-                .filter(|u| !u.is_empty()));
+        let url = ev.deployment_status.url();
+        let log_url = ev.deployment_status.log();
         let kind = ev
             .deployment
             .payload

@@ -561,17 +561,8 @@ pub(crate) async fn on_deployment_status(
         ) {
             let progress = DeploymentProgress {
                 state: state.clone(),
-                environment_url: ev
-                    .deployment_status
-                    .environment_url
-                    .clone()
-                    .filter(|u| !u.is_empty()),
-                log_url: ev
-                    .deployment_status
-                    .log_url
-                    .clone()
-                    .or(ev.deployment_status.target_url.clone())
-                    .filter(|u| !u.is_empty()),
+                environment_url: ev.deployment_status.url(),
+                log_url: ev.deployment_status.log(),
             };
             // A late `in_progress` must not overwrite a final state.
             let stale = model
