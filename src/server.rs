@@ -131,6 +131,7 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
             github: github.clone(),
             store: store.clone(),
             configs: Arc::new(ConfigCache::default()),
+            read_this_delivery: Default::default(),
             notifier: crate::notify::Notifier::new(settings.slack_webhook_url.clone()),
             smoke: options.smoke.unwrap_or_default(),
             wake: wake.clone(),

@@ -117,7 +117,11 @@ impl Worker {
         }
         let started = Instant::now();
         let handlers = self.handlers.clone();
-        let cx = self.context.clone();
+        // A fresh per-delivery memo: the shared caches stay, this one is per delivery.
+        let cx = Context {
+            read_this_delivery: Default::default(),
+            ..self.context.clone()
+        };
         let timeout = self.settings.handler_timeout;
         let delivery = d.clone();
         let result = tokio::spawn(async move {

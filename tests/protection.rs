@@ -339,6 +339,14 @@ async fn the_policy_check_names_the_gap_until_the_second_approval() {
     )
     .await;
     t.settle().await;
+    // The plan and the policy check both read the default branch's config:
+    // once per delivery, not once per use.
+    let main_reads =
+        t.gh.requests_to("GET", "/repos/acme/app/contents/.github/shipgate.yml")
+            .iter()
+            .filter(|r| r.query.contains("ref=main"))
+            .count();
+    assert_eq!(main_reads, 1);
     let policy_runs = |t: &Harness| -> Vec<Value> {
         t.gh.created_check_runs("acme/app")
             .into_iter()

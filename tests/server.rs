@@ -707,6 +707,7 @@ async fn a_delivery_whose_attempts_kept_dying_is_failed_instead_of_looping() {
             .unwrap(),
             store: store.clone(),
             configs: Default::default(),
+            read_this_delivery: Default::default(),
             notifier: Default::default(),
             smoke: Default::default(),
             wake: Default::default(),

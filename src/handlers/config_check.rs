@@ -54,7 +54,7 @@ impl Handler for ConfigCheck {
             _ => return Ok(()),
         };
         let api = cx.github.api(installation)?;
-        let loaded = cx.configs.load(&api, &repo, &sha).await?;
+        let loaded = cx.config(&api, &repo, &sha).await?;
         let (state, description) = match (&loaded.source, &loaded.config) {
             // No file and nothing changed it: stay quiet on pull requests.
             (ConfigSource::Missing, _) if !always_report => return Ok(()),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::github::{GitHub, GitHubError};
-use crate::repo_config::ConfigCache;
+use crate::repo_config::{ConfigCache, LoadedConfig};
 use crate::store::{ClaimedDelivery, DynStore};
 
 /// What a handler needs to do its work.
@@ -22,10 +22,35 @@ pub struct Context {
     pub github: GitHub,
     pub store: DynStore,
     pub configs: Arc<ConfigCache>,
+    /// Configs already read for the delivery being processed: several
+    /// handlers want the same file, and one read per delivery is enough.
+    pub read_this_delivery:
+        Arc<std::sync::Mutex<std::collections::HashMap<(String, String), LoadedConfig>>>,
     pub notifier: crate::notify::Notifier,
     pub smoke: crate::smoke::SmokeOptions,
     /// Wakes the worker when a handler stores follow-up work.
     pub wake: Arc<tokio::sync::Notify>,
+}
+
+impl Context {
+    /// `.github/shipgate.yml` of `repo` at `git_ref`, read once per delivery.
+    pub async fn config(
+        &self,
+        api: &crate::github::Api,
+        repo: &str,
+        git_ref: &str,
+    ) -> Result<LoadedConfig, GitHubError> {
+        let key = (repo.to_string(), git_ref.to_string());
+        if let Some(found) = self.read_this_delivery.lock().expect("poisoned").get(&key) {
+            return Ok(found.clone());
+        }
+        let loaded = self.configs.load(api, repo, git_ref).await?;
+        self.read_this_delivery
+            .lock()
+            .expect("poisoned")
+            .insert(key, loaded.clone());
+        Ok(loaded)
+    }
 }
 
 /// Why a handler did not finish. Transient failures are retried with

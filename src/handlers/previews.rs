@@ -238,7 +238,7 @@ impl Handler for Previews {
             .default_branch
             .clone()
             .unwrap_or_else(|| "main".into());
-        let config = match cx.configs.load(&api, &repo, &default_branch).await?.config {
+        let config = match cx.config(&api, &repo, &default_branch).await?.config {
             Ok(c) => c,
             Err(_) => return Ok(()), // the shipgate/config status reports it
         };
@@ -336,8 +336,7 @@ impl Handler for SmokeJob {
         let job: SmokeJobPayload = serde_json::from_str(&d.payload)?;
         let api = cx.github.api(job.installation)?;
         let config = match cx
-            .configs
-            .load(&api, &job.repository, &job.default_branch)
+            .config(&api, &job.repository, &job.default_branch)
             .await?
             .config
         {

@@ -219,7 +219,7 @@ async fn load_config(
     repo: &str,
     git_ref: &str,
 ) -> Result<Option<std::sync::Arc<RepoConfig>>, HandlerError> {
-    Ok(cx.configs.load(api, repo, git_ref).await?.config.ok())
+    Ok(cx.config(api, repo, git_ref).await?.config.ok())
 }
 
 /// Brings every branch of the policy to it (or, in audit mode, reports).
@@ -434,8 +434,8 @@ async fn plan(
     head: &str,
     default_branch: &str,
 ) -> Result<(), HandlerError> {
-    let proposed = cx.configs.load(api, repo, head).await?;
-    let current = cx.configs.load(api, repo, default_branch).await?;
+    let proposed = cx.config(api, repo, head).await?;
+    let current = cx.config(api, repo, default_branch).await?;
     if proposed.source == current.source || proposed.source == ConfigSource::Missing {
         return Ok(()); // the PR does not change the config
     }

@@ -285,12 +285,7 @@ async fn evaluate(
     first: bool,
 ) -> Result<(), HandlerError> {
     let api = cx.github.api(r.installation_id)?;
-    let config = match cx
-        .configs
-        .load(&api, &r.repository, default_branch)
-        .await?
-        .config
-    {
+    let config = match cx.config(&api, &r.repository, default_branch).await?.config {
         Ok(c) => c,
         Err(e) => {
             return answer(

@@ -298,12 +298,10 @@ fn classify(e: reqwest::Error) -> FetchError {
 
 /// One request, no retries.
 pub(crate) async fn fetch_once(
-    client: &reqwest::Client,
     req: reqwest::RequestBuilder,
     timeout: Duration,
     cap: usize,
 ) -> Result<Fetched, FetchError> {
-    let _ = client;
     let started = Instant::now();
     let work = async {
         let mut resp = req.send().await.map_err(classify)?;
@@ -345,7 +343,7 @@ pub(crate) async fn fetch_ready(
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let r = fetch_once(&cx.client, make(), timeout, cx.opts.body_cap).await;
+        let r = fetch_once(make(), timeout, cx.opts.body_cap).await;
         let retryable = match &r {
             Err(FetchError::Connect(_)) => cx.retry_on.contains(&RetryOn::Kind(RetryKind::Connect)),
             Err(FetchError::Timeout) => cx.retry_on.contains(&RetryOn::Kind(RetryKind::Timeout)),
@@ -470,7 +468,7 @@ async fn request_check(cx: &Ctx, base: &Url, c: &CheckSpec) -> CheckResult {
     let samples = c.samples.unwrap_or(1).clamp(1, 1000);
     let mut times = vec![first.elapsed.as_millis() as u64];
     for _ in 1..samples {
-        match fetch_once(&cx.client, make(), timeout, cx.opts.body_cap).await {
+        match fetch_once(make(), timeout, cx.opts.body_cap).await {
             Ok(f) => times.push(f.elapsed.as_millis() as u64),
             Err(e) => failures.push(format!("a latency sample failed: {e}")),
         }

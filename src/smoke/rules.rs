@@ -325,13 +325,7 @@ async fn redirect_check(cx: &Ctx, base: &Url, c: &CheckSpec) -> CheckResult {
             u
         }
     };
-    let f = fetch_once(
-        &cx.no_redirect,
-        cx.no_redirect.get(http.clone()),
-        cx.opts.request_timeout,
-        0,
-    )
-    .await;
+    let f = fetch_once(cx.no_redirect.get(http.clone()), cx.opts.request_timeout, 0).await;
     let f = match f {
         Ok(f) => f,
         Err(super::FetchError::Connect(_)) => {
@@ -378,20 +372,15 @@ async fn rate_limit_check(cx: &Ctx, url: &Url, c: &CheckSpec) -> CheckResult {
     let burst = c.burst.unwrap_or(50).clamp(1, 500) as usize;
     let statuses: Vec<Option<(u16, bool)>> = futures_util::stream::iter(0..burst)
         .map(|_| async {
-            fetch_once(
-                &cx.client,
-                cx.client.get(url.clone()),
-                cx.opts.request_timeout,
-                0,
-            )
-            .await
-            .ok()
-            .map(|f| {
-                (
-                    f.status,
-                    f.headers.contains_key(reqwest::header::RETRY_AFTER),
-                )
-            })
+            fetch_once(cx.client.get(url.clone()), cx.opts.request_timeout, 0)
+                .await
+                .ok()
+                .map(|f| {
+                    (
+                        f.status,
+                        f.headers.contains_key(reqwest::header::RETRY_AFTER),
+                    )
+                })
         })
         .buffer_unordered(10)
         .collect()

@@ -623,7 +623,7 @@ pub(crate) async fn run_queue(
             .and_then(|b| b.as_str())
             .unwrap_or("main")
             .to_string();
-        let loaded = cx.configs.load(&api, repo, &default_branch).await?;
+        let loaded = cx.config(&api, repo, &default_branch).await?;
         let Ok(config) = loaded.config else {
             return Ok(());
         };

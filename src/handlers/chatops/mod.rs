@@ -246,7 +246,7 @@ async fn on_comment(cx: &Context, ev: IssueCommentEvent) -> Result<(), HandlerEr
         .default_branch
         .clone()
         .unwrap_or_else(|| "main".into());
-    let loaded = cx.configs.load(&api, &repo, &default_branch).await?;
+    let loaded = cx.config(&api, &repo, &default_branch).await?;
     let session = |config: Arc<RepoConfig>| Session {
         cx,
         api: api.clone(),
