@@ -2,21 +2,23 @@
 //!
 //! The delivery is committed to the store before the 2xx goes out, and the
 //! handlers run later in the worker, so the answer comes in milliseconds
-//! whatever the handlers do. Order of checks: size (413, by the body limit),
-//! signature (401; nothing is read before it holds), content type (415),
-//! headers (400), body (400), store (503).
+//! whatever the handlers do. Order of checks: load (503 when too many
+//! requests are in flight), declared size (413, before any of the body is
+//! read), body arrival (408 after the body timeout; 413 when it outgrows the
+//! limit), signature (401; nothing is parsed before it holds), content type
+//! (415), headers (400), body (400), store (503).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use secrecy::SecretString;
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::events::Envelope;
 use crate::handlers::Handlers;
@@ -34,6 +36,11 @@ pub struct Ingress {
     pub handlers: Handlers,
     pub metrics: Metrics,
     pub wake: Arc<Notify>,
+    /// The whole body must arrive within this long.
+    pub body_timeout: Duration,
+    /// Permits for webhook requests in flight; none left answers 503.
+    pub in_flight: Arc<Semaphore>,
+    pub max_in_flight: usize,
 }
 
 /// A refusal: status, a reason label for metrics, and a one-line message.
@@ -45,11 +52,30 @@ impl IntoResponse for Refusal {
     }
 }
 
-pub async fn webhook(
-    State(ingress): State<Ingress>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub async fn webhook(State(ingress): State<Ingress>, headers: HeaderMap, body: Body) -> Response {
+    // Shed load before reading anything: a 503 costs nothing, and GitHub
+    // lists the delivery as failed, so the redelivery sweeper brings it back.
+    let Ok(_permit) = ingress.in_flight.clone().try_acquire_owned() else {
+        ingress
+            .metrics
+            .deliveries_rejected
+            .with_label_values(&["busy"])
+            .inc();
+        tracing::warn!(
+            delivery = header(&headers, "x-github-delivery").unwrap_or("-"),
+            "webhook refused: too many requests in flight"
+        );
+        let mut resp = Refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many webhook requests in flight; redeliver it later".into(),
+        )
+        .into_response();
+        resp.headers_mut()
+            .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        return resp;
+    };
+    let body = read_body(&ingress, &headers, body).await;
     match accept(&ingress, &headers, body).await {
         Ok(resp) => resp,
         Err(Refusal(status, reason, message)) => {
@@ -73,26 +99,57 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
+fn too_large() -> Refusal {
+    Refusal(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("body exceeds {} MiB", MAX_BODY_BYTES >> 20),
+    )
+}
+
+/// Reads the whole body within the body timeout and the size limit. A
+/// declared `Content-Length` over the limit is refused before reading.
+async fn read_body(ingress: &Ingress, headers: &HeaderMap, body: Body) -> Result<Bytes, Refusal> {
+    let declared = header(headers, "content-length").and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(
+        ingress.body_timeout,
+        axum::body::to_bytes(body, MAX_BODY_BYTES),
+    )
+    .await
+    {
+        Err(_) => Err(Refusal(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the body did not arrive within {} s",
+                ingress.body_timeout.as_secs()
+            ),
+        )),
+        Ok(Err(e)) => {
+            let e = e.into_inner();
+            if e.is::<http_body_util::LengthLimitError>() {
+                Err(too_large())
+            } else {
+                Err(Refusal(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable_body",
+                    format!("could not read the body: {e}"),
+                ))
+            }
+        }
+        Ok(Ok(bytes)) => Ok(bytes),
+    }
+}
+
 async fn accept(
     ingress: &Ingress,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Result<Bytes, Refusal>,
 ) -> Result<Response, Refusal> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Refusal(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("body exceeds {} MiB", MAX_BODY_BYTES >> 20),
-            )
-        } else {
-            Refusal(
-                StatusCode::BAD_REQUEST,
-                "unreadable_body",
-                format!("could not read the body: {e}"),
-            )
-        }
-    })?;
+    let body = body?;
 
     signature::verify(
         &ingress.secrets,

@@ -17,6 +17,7 @@ pub mod ingress;
 pub mod metrics;
 pub mod notify;
 pub mod policy;
+pub mod redeliver;
 pub mod render;
 pub mod repo_config;
 pub mod secrets;

@@ -18,6 +18,14 @@ pub struct Metrics {
     pub github_api_calls: IntCounterVec,
     /// Time spent in handlers per event.
     pub handler_seconds: HistogramVec,
+    /// Redelivery sweeps, by outcome: done, skipped (another replica's turn), error.
+    pub redelivery_sweeps: IntCounterVec,
+    /// Redeliveries asked of GitHub, by outcome: requested, refused.
+    pub redeliveries: IntCounterVec,
+    /// Failed deliveries shipgate never stored, as of the last sweep.
+    pub redelivery_missing: IntGauge,
+    /// Webhook requests being handled right now.
+    pub webhooks_in_flight: IntGauge,
 }
 
 impl Default for Metrics {
@@ -74,6 +82,29 @@ impl Metrics {
             &["event"],
         )
         .expect("valid metric");
+        let redelivery_sweeps = IntCounterVec::new(
+            Opts::new("redelivery_sweeps_total", "Redelivery sweeps, by outcome"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let redeliveries = IntCounterVec::new(
+            Opts::new(
+                "redeliveries_total",
+                "Redeliveries asked of GitHub for deliveries never stored, by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let redelivery_missing = IntGauge::new(
+            "redelivery_missing",
+            "Failed deliveries shipgate never stored, as of the last sweep",
+        )
+        .expect("valid metric");
+        let webhooks_in_flight = IntGauge::new(
+            "webhooks_in_flight",
+            "Webhook requests being handled (reading, verifying, storing)",
+        )
+        .expect("valid metric");
         for c in [
             Box::new(deliveries_received.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(deliveries_rejected.clone()),
@@ -81,6 +112,10 @@ impl Metrics {
             Box::new(queue_depth.clone()),
             Box::new(github_api_calls.clone()),
             Box::new(handler_seconds.clone()),
+            Box::new(redelivery_sweeps.clone()),
+            Box::new(redeliveries.clone()),
+            Box::new(redelivery_missing.clone()),
+            Box::new(webhooks_in_flight.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -92,6 +127,10 @@ impl Metrics {
             queue_depth,
             github_api_calls,
             handler_seconds,
+            redelivery_sweeps,
+            redeliveries,
+            redelivery_missing,
+            webhooks_in_flight,
         }
     }
 

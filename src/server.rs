@@ -54,6 +54,8 @@ async fn metrics(State(ingress): State<Ingress>) -> impl IntoResponse {
     if let Ok(depth) = ingress.store.queue_depth().await {
         ingress.metrics.queue_depth.set(depth);
     }
+    let in_flight = ingress.max_in_flight - ingress.in_flight.available_permits();
+    ingress.metrics.webhooks_in_flight.set(in_flight as i64);
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -114,6 +116,9 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
         handlers: handlers.clone(),
         metrics: metrics.clone(),
         wake: wake.clone(),
+        body_timeout: settings.http.body_timeout,
+        in_flight: Arc::new(tokio::sync::Semaphore::new(settings.http.max_in_flight)),
+        max_in_flight: settings.http.max_in_flight,
     };
     let listener = TcpListener::bind(settings.listen)
         .await
@@ -123,6 +128,18 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
         })?;
     let addr = listener.local_addr()?;
 
+    let worker_id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
+    let sweeper =
+        (settings.redeliver.enabled && github.is_app()).then(|| crate::redeliver::Sweeper {
+            github: github.clone(),
+            store: store.clone(),
+            handlers: handlers.clone(),
+            settings: settings.redeliver.clone(),
+            metrics: metrics.clone(),
+            owner: worker_id.clone(),
+            asked: Default::default(),
+            last_sweep: Default::default(),
+        });
     let (finished_tx, finished_rx) = watch::channel(0u64);
     let worker = Worker {
         store: store.clone(),
@@ -139,7 +156,7 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
         settings: settings.worker.clone(),
         metrics,
         wake,
-        id: format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()),
+        id: worker_id,
         finished: finished_tx,
     };
 
@@ -157,20 +174,18 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
 
     let shutdown = CancellationToken::new();
     let app = router(ingress);
+    let http = settings.http.clone();
     let stop = shutdown.clone();
     let closing_store = store.clone();
     let task = tokio::spawn(async move {
         let worker_stop = stop.clone();
         let worker_task = tokio::spawn(worker.run(worker_stop));
-        let http_stop = stop.clone();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { http_stop.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "HTTP server stopped");
-            stop.cancel();
-        }
+        let sweeper_task = sweeper.map(|s| tokio::spawn(s.run(stop.clone())));
+        serve_http(listener, app, &http, stop.clone()).await;
         let _ = worker_task.await;
+        if let Some(t) = sweeper_task {
+            let _ = t.await;
+        }
         // Every in-flight delivery is recorded: let the database go cleanly.
         closing_store.close().await;
     });
@@ -183,6 +198,70 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
         shutdown,
         task,
     })
+}
+
+/// Accepts connections until `stop`, then lets open ones finish their
+/// requests. Slow clients are cut off: headers must arrive within the header
+/// timeout (idle keep-alive connections close after it too), bodies within
+/// the body timeout (in ingress), and at most `max_connections` are open.
+async fn serve_http(
+    listener: TcpListener,
+    app: Router,
+    limits: &crate::settings::HttpSettings,
+    stop: CancellationToken,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+
+    // HTTP/1.1 only, as GitHub delivers webhooks: sniffing for HTTP/2 would
+    // wait for a silent client's first bytes with no timeout at all.
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    loop {
+        // Wait for a free slot first, so excess connections queue in the
+        // kernel's backlog rather than in memory.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = stop.cancelled() => break,
+        };
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off and go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(std::time::Duration::from_secs(30), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open 30 s after shutdown began; closing them");
+    }
 }
 
 fn hostname() -> String {

@@ -5,7 +5,14 @@
 //! - Token auth (`GITHUB_TOKEN`) or GitHub App auth (a JWT exchanged for an
 //!   installation token per installation id; octocrab caches the token and
 //!   renews it 30 s before it expires).
-//! - 5xx responses and transport errors are retried with exponential backoff.
+//! - 5xx responses and transport errors are retried with exponential backoff,
+//!   except for POST: a POST that failed that way may still have taken effect
+//!   (a comment posted, a deployment created), so the error goes back to the
+//!   worker, whose retry of the whole delivery finds the effect instead of
+//!   repeating it.
+//! - A 401 with an installation token (revoked, or expired early by clock
+//!   skew): octocrab drops the cached token and tries once more with a fresh
+//!   one; a second 401 is returned as `Unauthorized`.
 //! - 429, and 403 with `x-ratelimit-remaining: 0` or `Retry-After`, wait for
 //!   `Retry-After` or `x-ratelimit-reset` and try again, unless the wait is
 //!   longer than `max_rate_limit_wait` (then the delivery is retried later).
@@ -30,7 +37,7 @@ use serde::Serialize;
 use crate::metrics::Metrics;
 use crate::settings::GitHubAuth;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum GitHubError {
     #[error("GitHub rejected the credentials (401): {0}")]
     Unauthorized(String),
@@ -161,33 +168,51 @@ impl GitHub {
 
     /// A client acting for `installation` (App auth), or with the token.
     pub fn api(&self, installation: Option<i64>) -> Result<Api, GitHubError> {
-        let octo = if self.inner.is_app {
-            let id = installation.ok_or(GitHubError::NoInstallation)?;
-            let mut cache = self
-                .inner
-                .installations
-                .lock()
-                .expect("installation cache poisoned");
-            match cache.get(&id) {
-                Some(o) => o.clone(),
-                None => {
-                    let o = Arc::new(
-                        self.inner
-                            .root
-                            .installation(InstallationId(id as u64))
-                            .map_err(|e| GitHubError::Transport(e.to_string()))?,
-                    );
-                    cache.insert(id, o.clone());
-                    o
-                }
-            }
-        } else {
-            self.inner.root.clone()
-        };
+        if !self.inner.is_app {
+            return Ok(Api {
+                octo: self.inner.root.clone(),
+                github: self.clone(),
+            });
+        }
+        let id = installation.ok_or(GitHubError::NoInstallation)?;
         Ok(Api {
-            octo,
+            octo: self.installation_client(id)?,
             github: self.clone(),
         })
+    }
+
+    /// Whether this client authenticates as a GitHub App.
+    pub fn is_app(&self) -> bool {
+        self.inner.is_app
+    }
+
+    /// A client for the App's own endpoints (`/app/...`), authenticated with
+    /// the App's JWT (or the token, which GitHub will refuse there).
+    pub fn app_api(&self) -> Api {
+        Api {
+            octo: self.inner.root.clone(),
+            github: self.clone(),
+        }
+    }
+
+    /// The shared client of one installation (one token cache).
+    fn installation_client(&self, id: i64) -> Result<Arc<Octocrab>, GitHubError> {
+        let mut cache = self
+            .inner
+            .installations
+            .lock()
+            .expect("installation cache poisoned");
+        if let Some(o) = cache.get(&id) {
+            return Ok(o.clone());
+        }
+        let o = Arc::new(
+            self.inner
+                .root
+                .installation(InstallationId(id as u64))
+                .map_err(|e| GitHubError::Transport(e.to_string()))?,
+        );
+        cache.insert(id, o.clone());
+        Ok(o)
     }
 
     /// The bot's own login (`<slug>[bot]` for an App, the token's user
@@ -283,6 +308,9 @@ impl Api {
     ) -> Result<Response, GitHubError> {
         let policy = &self.github.inner.policy;
         let metrics = &self.github.inner.metrics;
+        // A failed POST may have taken effect; only the delivery's retry,
+        // which looks for the effect first, may try it again.
+        let may_repeat = method != Method::POST;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -290,7 +318,7 @@ impl Api {
             let retry_in = match outcome {
                 Err(transport) => {
                     metrics.github_api_calls.with_label_values(&["error"]).inc();
-                    if attempt >= policy.max_attempts {
+                    if attempt >= policy.max_attempts || !may_repeat {
                         return Err(GitHubError::Transport(transport));
                     }
                     tracing::warn!(%method, path, attempt, error = %transport, "GitHub request failed; retrying");
@@ -310,7 +338,10 @@ impl Api {
                         }
                         tracing::warn!(%method, path, wait_ms = wait.as_millis() as u64, "GitHub rate limit; waiting");
                         wait
-                    } else if resp.status.is_server_error() && attempt < policy.max_attempts {
+                    } else if resp.status.is_server_error()
+                        && attempt < policy.max_attempts
+                        && may_repeat
+                    {
                         tracing::warn!(%method, path, attempt, status = resp.status.as_u16(), "GitHub server error; retrying");
                         exponential(policy.base_delay, attempt)
                     } else {

@@ -23,14 +23,19 @@ pub struct Context {
     pub store: DynStore,
     pub configs: Arc<ConfigCache>,
     /// Configs already read for the delivery being processed: several
-    /// handlers want the same file, and one read per delivery is enough.
-    pub read_this_delivery:
-        Arc<std::sync::Mutex<std::collections::HashMap<(String, String), LoadedConfig>>>,
+    /// handlers want the same file, and one read per delivery is enough. A
+    /// failed read is remembered too, so an outage costs one read's retries
+    /// per attempt, not one per handler.
+    pub read_this_delivery: Arc<std::sync::Mutex<ConfigReads>>,
     pub notifier: crate::notify::Notifier,
     pub smoke: crate::smoke::SmokeOptions,
     /// Wakes the worker when a handler stores follow-up work.
     pub wake: Arc<tokio::sync::Notify>,
 }
+
+/// Config reads of one delivery, by (repository, ref), failures included.
+pub type ConfigReads =
+    std::collections::HashMap<(String, String), Result<LoadedConfig, GitHubError>>;
 
 impl Context {
     /// `.github/shipgate.yml` of `repo` at `git_ref`, read once per delivery.
@@ -42,14 +47,14 @@ impl Context {
     ) -> Result<LoadedConfig, GitHubError> {
         let key = (repo.to_string(), git_ref.to_string());
         if let Some(found) = self.read_this_delivery.lock().expect("poisoned").get(&key) {
-            return Ok(found.clone());
+            return found.clone();
         }
-        let loaded = self.configs.load(api, repo, git_ref).await?;
+        let loaded = self.configs.load(api, repo, git_ref).await;
         self.read_this_delivery
             .lock()
             .expect("poisoned")
             .insert(key, loaded.clone());
-        Ok(loaded)
+        loaded
     }
 }
 

@@ -147,6 +147,10 @@ enum FaultKind {
     RateLimit,
     /// Apply the effect, then answer only when released.
     HoldAfterEffect,
+    /// Apply the effect, then answer with this status (a 5xx that lies).
+    StatusAfterEffect(u16),
+    /// Apply the effect, then answer after this long (a client timeout).
+    DelayAfterEffect(Duration),
 }
 
 #[derive(Debug, Clone)]
@@ -170,6 +174,28 @@ pub struct World {
     next_id: u64,
     pub held: u32,
     pub tokens_issued: u32,
+    /// Installation tokens up to this number answer 401 (expired early).
+    pub tokens_expired_upto: u32,
+    /// The App's webhook deliveries, oldest first (`GET /app/hook/deliveries`).
+    pub hook_deliveries: Vec<HookDelivery>,
+    /// Where redeliveries go: (webhook URL, secret). Until set, redelivery
+    /// requests wait in `pending_redeliveries`.
+    pub hook_target: Option<(String, String)>,
+    pub pending_redeliveries: Vec<u64>,
+}
+
+/// One webhook delivery attempt as GitHub lists it for the App.
+#[derive(Debug, Clone)]
+pub struct HookDelivery {
+    pub id: u64,
+    pub guid: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub payload: Value,
+    pub status_code: u16,
+    pub redelivery: bool,
+    /// Seconds since the epoch.
+    pub delivered_at: i64,
 }
 
 impl World {
@@ -905,6 +931,21 @@ async fn handle(
             );
         }
     }
+    if let Some(n) = auth
+        .rsplit("ghs_fake")
+        .next()
+        .filter(|_| auth.contains("ghs_fake"))
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        if fake.with(|w| n <= w.tokens_expired_upto) {
+            record(401);
+            return json_response(401, json!({ "message": "Bad credentials" }));
+        }
+    }
+    if let Some(resp) = fake.hook_deliveries_endpoint(&method, &segments, &query) {
+        record(resp.status().as_u16());
+        return resp;
+    }
     let if_none_match = headers
         .get("if-none-match")
         .and_then(|v| v.to_str().ok())
@@ -923,6 +964,16 @@ async fn handle(
         fake.with_mut(|w| w.unexpected.push(format!("{method} {path}")));
     }
     record(status);
+    match fault {
+        Some(FaultKind::StatusAfterEffect(status)) => {
+            return json_response(
+                status,
+                json!({ "message": "injected fault after the effect" }),
+            );
+        }
+        Some(FaultKind::DelayAfterEffect(delay)) => tokio::time::sleep(delay).await,
+        _ => {}
+    }
     if matches!(fault, Some(FaultKind::HoldAfterEffect)) {
         // Register as a waiter before announcing the hold, so a release that
         // follows the announcement cannot be missed.
@@ -1622,4 +1673,207 @@ fn percent_decode(s: &str) -> String {
 /// A commit sha that looks like one (distinct short prefixes).
 fn commit_sha(id: u64) -> String {
     hex::encode(&Sha256::digest(format!("commit {id}").as_bytes())[..20])
+}
+
+// ---- faults that happen after the effect, expired tokens, and the App's
+// webhook delivery log (for the redelivery sweeper).
+impl FakeGitHub {
+    /// The next `times` calls take effect and then answer `status`.
+    pub fn fail_after_effect(&self, method: &str, path: &str, times: u32, status: u16) {
+        self.add_fault(method, path, times, FaultKind::StatusAfterEffect(status));
+    }
+
+    /// The next `times` calls take effect and then answer only after `delay`.
+    pub fn delay_after_effect(&self, method: &str, path: &str, times: u32, delay: Duration) {
+        self.add_fault(method, path, times, FaultKind::DelayAfterEffect(delay));
+    }
+
+    /// Every installation token issued so far answers 401 from now on.
+    pub fn expire_installation_tokens(&self) {
+        self.with_mut(|w| w.tokens_expired_upto = w.tokens_issued);
+    }
+
+    /// Records a delivery attempt in the App's delivery log, `age_secs` ago.
+    pub fn log_hook_delivery(
+        &self,
+        guid: &str,
+        event: &str,
+        payload: &Value,
+        status_code: u16,
+        age_secs: i64,
+    ) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        self.with_mut(|w| {
+            let id = w.next_id();
+            w.hook_deliveries.push(HookDelivery {
+                id,
+                guid: guid.into(),
+                event: event.into(),
+                action: payload["action"].as_str().map(str::to_string),
+                payload: payload.clone(),
+                status_code,
+                redelivery: false,
+                delivered_at: now - age_secs,
+            });
+            w.hook_deliveries.sort_by_key(|d| d.delivered_at);
+            id
+        })
+    }
+
+    /// Changes a logged delivery attempt.
+    pub fn with_mut_hook(&self, id: u64, f: impl FnOnce(&mut HookDelivery)) {
+        self.with_mut(|w| f(w.hook_deliveries.iter_mut().find(|d| d.id == id).unwrap()));
+    }
+
+    /// Points redeliveries at shipgate's webhook; sends those already asked for.
+    pub fn set_hook_target(&self, url: &str, secret: &str) {
+        let pending = self.with_mut(|w| {
+            w.hook_target = Some((url.into(), secret.into()));
+            std::mem::take(&mut w.pending_redeliveries)
+        });
+        for id in pending {
+            self.redeliver(id);
+        }
+    }
+
+    /// Redelivery requests received (`POST /app/hook/deliveries/{id}/attempts`).
+    pub fn redelivery_requests(&self) -> Vec<u64> {
+        self.with(|w| {
+            w.requests
+                .iter()
+                .filter(|r| r.method == Method::POST)
+                .filter_map(|r| {
+                    let rest = r.path.strip_prefix("/app/hook/deliveries/")?;
+                    rest.strip_suffix("/attempts")?.parse().ok()
+                })
+                .collect()
+        })
+    }
+
+    fn hook_deliveries_endpoint(
+        &self,
+        method: &Method,
+        seg: &[&str],
+        query: &HashMap<String, String>,
+    ) -> Option<Response> {
+        match (method.as_str(), seg) {
+            ("GET", ["app", "hook", "deliveries"]) => {
+                let per_page: usize = query
+                    .get("per_page")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(30)
+                    .clamp(1, 100);
+                // The cursor is the position in the newest-first list.
+                let start: usize = query
+                    .get("cursor")
+                    .and_then(|c| c.strip_prefix("v1_"))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                let (page, more) = self.with(|w| {
+                    let newest_first: Vec<&HookDelivery> = w.hook_deliveries.iter().rev().collect();
+                    let page: Vec<Value> = newest_first
+                        .iter()
+                        .skip(start)
+                        .take(per_page)
+                        .map(|d| hook_delivery_json(d))
+                        .collect();
+                    (page, newest_first.len() > start + per_page)
+                });
+                let mut resp = json_response(200, Value::Array(page));
+                if more {
+                    let link = format!(
+                        "<{}/app/hook/deliveries?per_page={per_page}&cursor=v1_{}>; rel=\"next\"",
+                        self.url(),
+                        start + per_page
+                    );
+                    resp.headers_mut().insert("link", link.parse().unwrap());
+                }
+                Some(resp)
+            }
+            ("POST", ["app", "hook", "deliveries", id, "attempts"]) => {
+                let id: u64 = id.parse().ok()?;
+                let known = self.with(|w| w.hook_deliveries.iter().any(|d| d.id == id));
+                if !known {
+                    return Some(json_response(404, json!({ "message": "Not Found" })));
+                }
+                let target = self.with_mut(|w| {
+                    if w.hook_target.is_none() {
+                        w.pending_redeliveries.push(id);
+                    }
+                    w.hook_target.clone()
+                });
+                if target.is_some() {
+                    self.redeliver(id);
+                }
+                Some(json_response(202, json!({})))
+            }
+            _ => None,
+        }
+    }
+
+    /// Sends delivery `id` again, as GitHub does after a redelivery request,
+    /// and logs the new attempt with its answer.
+    fn redeliver(&self, id: u64) {
+        let fake = self.clone();
+        tokio::spawn(async move {
+            let (original, (url, secret)) = fake.with(|w| {
+                let d = w
+                    .hook_deliveries
+                    .iter()
+                    .find(|d| d.id == id)
+                    .unwrap()
+                    .clone();
+                (d, w.hook_target.clone().unwrap())
+            });
+            let body = serde_json::to_vec(&original.payload).unwrap();
+            let sig = shipgate::signature::sign(secret.as_bytes(), &body);
+            let status = reqwest::Client::new()
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("x-github-event", &original.event)
+                .header("x-github-delivery", &original.guid)
+                .header("x-hub-signature-256", sig)
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(502);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            fake.with_mut(|w| {
+                let id = w.next_id();
+                w.hook_deliveries.push(HookDelivery {
+                    id,
+                    redelivery: true,
+                    status_code: status,
+                    delivered_at: now,
+                    ..original
+                });
+            });
+        });
+    }
+}
+
+fn hook_delivery_json(d: &HookDelivery) -> Value {
+    let at = chrono::DateTime::from_timestamp(d.delivered_at, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    json!({
+        "id": d.id,
+        "guid": d.guid,
+        "delivered_at": at,
+        "redelivery": d.redelivery,
+        "duration": 0.05,
+        "status": if (200..300).contains(&d.status_code) { "OK" } else { "Invalid HTTP Response: 502" },
+        "status_code": d.status_code,
+        "event": d.event,
+        "action": d.action,
+        "installation_id": d.payload["installation"]["id"].as_i64(),
+        "repository_id": d.payload["repository"]["id"].as_i64(),
+    })
 }

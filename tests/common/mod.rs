@@ -106,12 +106,21 @@ impl Harness {
 
     /// A server against an existing fake GitHub (e.g. a second run of the server).
     pub async fn start_with_github(gh: FakeGitHub, extra: &[(&str, &str)]) -> Harness {
+        Self::start_with_retry(gh, extra, fast_retry()).await
+    }
+
+    /// A server whose GitHub client retries by `retry` (e.g. a short timeout).
+    pub async fn start_with_retry(
+        gh: FakeGitHub,
+        extra: &[(&str, &str)],
+        retry: RetryPolicy,
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let db = format!("sqlite://{}", dir.path().join("shipgate.db").display());
         let server = shipgate::server::start(
             settings(&gh, &db, extra),
             StartOptions {
-                retry: Some(fast_retry()),
+                retry: Some(retry),
                 ..Default::default()
             },
         )

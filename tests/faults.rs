@@ -1,0 +1,383 @@
+//! Faults and bad input: slow or hostile HTTP clients, and GitHub failing in
+//! the ways it does (5xx after the effect, timeouts, expired installation
+//! tokens) — handled with bounded retries and without duplicate effects.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{fast_retry, FakeGitHub, Harness};
+use reqwest::StatusCode;
+use shipgate::store::DeliveryState;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const REPO: &str = "acme/app";
+const CONFIG_PATH: &str = ".github/shipgate.yml";
+const CONFIG: &str = "environments:\n  staging:\n    deployers: write\n    required_checks: [ci]\n";
+
+/// Reads until the server closes the connection (or `limit` passes) and
+/// returns what it sent.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the server kept the connection open longer than {limit:?}"));
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status_line(response: &str) -> &str {
+    response.lines().next().unwrap_or("")
+}
+
+async fn metric(t: &Harness, name: &str) -> f64 {
+    let text = t
+        .http
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+// ---- slow and hostile clients
+
+#[tokio::test]
+async fn a_connection_that_never_finishes_its_headers_is_closed() {
+    let t = Harness::start_with(&[("SHIPGATE_HEADER_TIMEOUT_SECS", "1")]).await;
+    let mut slow = TcpStream::connect(t.server.addr).await.unwrap();
+    slow.write_all(b"POST /webhook HTTP/1.1\r\nHost: shipgate\r\nX-GitHub-Event: ping\r\n")
+        .await
+        .unwrap();
+    read_until_closed(&mut slow, Duration::from_secs(10)).await;
+
+    // A connection that sends nothing at all is closed too.
+    let mut silent = TcpStream::connect(t.server.addr).await.unwrap();
+    read_until_closed(&mut silent, Duration::from_secs(10)).await;
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_gets_408_and_nothing_is_stored() {
+    let t = Harness::start_with(&[("SHIPGATE_BODY_TIMEOUT_SECS", "1")]).await;
+    let mut slow = TcpStream::connect(t.server.addr).await.unwrap();
+    slow.write_all(
+        b"POST /webhook HTTP/1.1\r\nHost: shipgate\r\nContent-Type: application/json\r\n\
+          X-GitHub-Event: ping\r\nX-GitHub-Delivery: slow-1\r\nContent-Length: 1000\r\n\r\n{\"zen\":",
+    )
+    .await
+    .unwrap();
+    let response = read_until_closed(&mut slow, Duration::from_secs(10)).await;
+    assert!(
+        status_line(&response).starts_with("HTTP/1.1 408"),
+        "{response}"
+    );
+    assert!(
+        response.contains("the body did not arrive within 1 s"),
+        "{response}"
+    );
+    assert_eq!(t.state_of("slow-1").await, None);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn an_oversized_declared_body_is_refused_before_it_is_sent() {
+    // The body timeout is long: an answer within seconds proves the server
+    // did not wait for (or read) the 100 MiB.
+    let t = Harness::start_with(&[("SHIPGATE_BODY_TIMEOUT_SECS", "120")]).await;
+    let mut big = TcpStream::connect(t.server.addr).await.unwrap();
+    big.write_all(
+        b"POST /webhook HTTP/1.1\r\nHost: shipgate\r\nContent-Type: application/json\r\n\
+          X-GitHub-Event: ping\r\nX-GitHub-Delivery: big-1\r\nContent-Length: 104857600\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let response = read_until_closed(&mut big, Duration::from_secs(10)).await;
+    assert!(
+        status_line(&response).starts_with("HTTP/1.1 413"),
+        "{response}"
+    );
+    assert!(response.contains("body exceeds 25 MiB"), "{response}");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn garbage_instead_of_http_gets_400() {
+    let t = Harness::start().await;
+    let mut garbage = TcpStream::connect(t.server.addr).await.unwrap();
+    garbage
+        .write_all(b"\x16\x03\x01 this is not HTTP\r\n\r\n")
+        .await
+        .unwrap();
+    let response = read_until_closed(&mut garbage, Duration::from_secs(10)).await;
+    assert!(
+        status_line(&response).starts_with("HTTP/1.1 400"),
+        "{response:?}"
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn beyond_the_in_flight_limit_webhooks_get_an_immediate_503() {
+    let t = Harness::start_with(&[
+        ("SHIPGATE_MAX_IN_FLIGHT", "1"),
+        ("SHIPGATE_BODY_TIMEOUT_SECS", "120"),
+    ])
+    .await;
+    // One slow request holds the only slot while its body trickles in.
+    let mut slow = TcpStream::connect(t.server.addr).await.unwrap();
+    slow.write_all(
+        b"POST /webhook HTTP/1.1\r\nHost: shipgate\r\nContent-Type: application/json\r\n\
+          X-GitHub-Event: ping\r\nX-GitHub-Delivery: slow-2\r\nContent-Length: 20\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    common::eventually("the slow request holds the slot", || async {
+        metric(&t, "shipgate_webhooks_in_flight").await == 1.0
+    })
+    .await;
+
+    let (status, body) = t.send("ping", &serde_json::json!({ "zen": "busy" })).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(
+        body["error"],
+        "too many webhook requests in flight; redeliver it later"
+    );
+    assert_eq!(
+        metric(&t, "shipgate_deliveries_rejected_total{reason=\"busy\"}").await,
+        1.0
+    );
+
+    // The slow client gives up; the slot is free again.
+    drop(slow);
+    common::eventually("the slot is released", || async {
+        metric(&t, "shipgate_webhooks_in_flight").await == 0.0
+    })
+    .await;
+    let (status, _) = t.send("ping", &serde_json::json!({ "zen": "free" })).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_until_one_closes() {
+    let t = Harness::start_with(&[
+        ("SHIPGATE_MAX_CONNECTIONS", "2"),
+        ("SHIPGATE_HEADER_TIMEOUT_SECS", "120"),
+    ])
+    .await;
+    // The harness's own client may hold a keep-alive connection from the
+    // start; use fresh clients and two idle raw connections.
+    let idle_a = TcpStream::connect(t.server.addr).await.unwrap();
+    let idle_b = TcpStream::connect(t.server.addr).await.unwrap();
+    let url = t.url("/healthz");
+    let third = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(url)
+            .send()
+            .await
+            .map(|r| r.status())
+    });
+    // Not answered while both slots are taken (a bounded look, not a sync).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!third.is_finished(), "a third connection was served");
+    drop(idle_a);
+    let status = tokio::time::timeout(Duration::from_secs(10), third)
+        .await
+        .expect("served once a slot freed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    drop(idle_b);
+    t.finish().await;
+}
+
+// ---- GitHub failing
+
+fn deployable_pr(t: &Harness) -> u64 {
+    t.gh.add_repo(REPO, &[(CONFIG_PATH, CONFIG)]);
+    t.gh.commit(REPO, "feature", &[("f.txt", Some("x"))]);
+    let pr = t.gh.open_pr(REPO, "feature", "alice");
+    let head = t.gh.pr(REPO, pr).head_sha;
+    t.gh.set_role(REPO, "alice", "write");
+    t.gh.check_run(REPO, &head, "ci", "completed", Some("success"));
+    pr
+}
+
+#[tokio::test]
+async fn a_reply_whose_post_answers_502_after_taking_effect_is_not_posted_twice() {
+    let t = Harness::start().await;
+    let pr = deployable_pr(&t);
+    let comments = format!("/repos/{REPO}/issues/{pr}/comments");
+    t.gh.fail_after_effect("POST", &comments, 1, 502);
+
+    t.comment(REPO, pr, "alice", "/help").await;
+    t.settle().await;
+    assert_eq!(
+        t.gh.bot_comments(REPO, pr).len(),
+        1,
+        "one reply, though its POST answered 502"
+    );
+    t.gh.next_bot_comment(REPO, pr);
+    assert_eq!(
+        t.gh.requests_to("POST", &comments).len(),
+        1,
+        "the POST is not repeated inline; the delivery's retry found the reply"
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_deployment_whose_answer_times_out_is_created_once() {
+    let mut retry = fast_retry();
+    retry.request_timeout = Duration::from_millis(300);
+    let t = Harness::start_with_retry(FakeGitHub::start().await, &[], retry).await;
+    let pr = deployable_pr(&t);
+    let deployments = format!("/repos/{REPO}/deployments");
+    t.gh.delay_after_effect("POST", &deployments, 1, Duration::from_secs(2));
+
+    t.comment(REPO, pr, "alice", "/deploy staging").await;
+    t.settle().await;
+    assert_eq!(
+        t.gh.deployments(REPO).len(),
+        1,
+        "one deployment, though the first answer never came in time"
+    );
+    assert_eq!(t.gh.requests_to("POST", &deployments).len(), 1);
+    let reply = t.gh.next_bot_comment(REPO, pr);
+    assert!(
+        reply.body.contains("Deploy to `staging` created"),
+        "{}",
+        reply.body
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_a_bounded_number_of_times() {
+    // 4 tries per call (fast_retry) × 2 delivery attempts, then failed.
+    let t = Harness::start_with(&[("SHIPGATE_MAX_ATTEMPTS", "2")]).await;
+    t.gh.add_repo(REPO, &[(CONFIG_PATH, CONFIG)]);
+    t.gh.commit(REPO, "feature", &[("f.txt", Some("x"))]);
+    let pr = t.gh.open_pr(REPO, "feature", "alice");
+    let contents = format!("/repos/{REPO}/contents/{CONFIG_PATH}");
+    t.gh.fail_next("GET", &contents, 100, 500);
+
+    let (_, body) = t
+        .send(
+            "pull_request",
+            &t.gh.pull_request_payload(REPO, pr, "opened"),
+        )
+        .await;
+    t.settle().await;
+    let state = t
+        .state_of(body["delivery"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(state.state, DeliveryState::Failed);
+    assert_eq!(state.attempts, 2);
+    assert_eq!(t.gh.requests_to("GET", &contents).len(), 8);
+    t.finish().await;
+}
+
+fn app_auth() -> [(&'static str, &'static str); 3] {
+    [
+        ("GITHUB_TOKEN", ""),
+        ("GITHUB_APP_ID", "12345"),
+        (
+            "GITHUB_APP_PRIVATE_KEY_PATH",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/test-app-key.pem"
+            ),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn an_installation_token_github_refuses_is_renewed_once() {
+    let mut extra = app_auth().to_vec();
+    extra.push(("SHIPGATE_REDELIVER", "false"));
+    let t = Harness::start_with(&extra).await;
+    t.gh.add_repo(REPO, &[(CONFIG_PATH, CONFIG)]);
+    t.gh.commit(REPO, "one", &[("f.txt", Some("1"))]);
+    let first = t.gh.open_pr(REPO, "one", "alice");
+    t.send(
+        "pull_request",
+        &t.gh.pull_request_payload(REPO, first, "opened"),
+    )
+    .await;
+    t.settle().await;
+    let exchanges = "/app/installations/42/access_tokens";
+    assert_eq!(t.gh.requests_to("POST", exchanges).len(), 1);
+
+    // GitHub revokes the token before octocrab thinks it expires.
+    t.gh.expire_installation_tokens();
+    t.gh.commit(REPO, "two", &[("f.txt", Some("2"))]);
+    let second = t.gh.open_pr(REPO, "two", "alice");
+    let (_, body) = t
+        .send(
+            "pull_request",
+            &t.gh.pull_request_payload(REPO, second, "opened"),
+        )
+        .await;
+    t.settle().await;
+    let state = t
+        .state_of(body["delivery"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(state.state, DeliveryState::Done, "{:?}", state.last_error);
+    assert_eq!(state.attempts, 1, "renewed within the same attempt");
+    assert_eq!(t.gh.requests_to("POST", exchanges).len(), 2, "one renewal");
+    let refused =
+        t.gh.with(|w| w.requests.iter().filter(|r| r.status == 401).count());
+    assert_eq!(refused, 1, "only the first call with the old token failed");
+    let head = t.gh.pr(REPO, second).head_sha;
+    assert_eq!(t.gh.statuses(REPO, &head).len(), 1);
+
+    // A 401 that persists after renewal is not retried in a loop.
+    let contents = format!("/repos/{REPO}/contents/{CONFIG_PATH}");
+    t.gh.commit(REPO, "three", &[("f.txt", Some("3"))]);
+    let third = t.gh.open_pr(REPO, "three", "alice");
+    t.gh.fail_next("GET", &contents, 100, 401);
+    let before = t.gh.requests_to("GET", &contents).len();
+    let (_, body) = t
+        .send(
+            "pull_request",
+            &t.gh.pull_request_payload(REPO, third, "opened"),
+        )
+        .await;
+    t.settle().await;
+    let state = t
+        .state_of(body["delivery"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(state.state, DeliveryState::Failed);
+    assert!(state.last_error.unwrap().contains("401"));
+    // Per ref read: the call and one retry with a renewed token (octocrab
+    // drops a refused installation token and retries once).
+    let mut per_ref = std::collections::BTreeMap::<String, usize>::new();
+    for r in &t.gh.requests_to("GET", &contents)[before..] {
+        *per_ref.entry(r.query.clone()).or_default() += 1;
+    }
+    assert!(!per_ref.is_empty());
+    for (query, calls) in &per_ref {
+        assert_eq!(*calls, 2, "reads of {query:?}: {per_ref:?}");
+    }
+    t.finish().await;
+}
