@@ -26,6 +26,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 pub const BOT_LOGIN: &str = "shipgate-test[bot]";
+/// `documentation_url` of the fake's error answers.
+const DOCS: &str = "https://docs.github.com/rest";
 
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -170,6 +172,10 @@ pub struct World {
     next_id: u64,
     pub held: u32,
     pub tokens_issued: u32,
+    /// What prism found wrong with requests and responses (conformance run).
+    pub violations: Vec<String>,
+    /// The test provokes violations on purpose.
+    pub expect_violations: bool,
 }
 
 impl World {
@@ -192,6 +198,8 @@ impl World {
 #[derive(Clone)]
 pub struct FakeGitHub {
     pub addr: SocketAddr,
+    /// In the conformance run: the front that sends requests through prism.
+    pub front: Option<SocketAddr>,
     world: Arc<Mutex<World>>,
     changed: Arc<Notify>,
     release: Arc<Notify>,
@@ -205,8 +213,16 @@ impl FakeGitHub {
     pub async fn start() -> FakeGitHub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let front = match super::conformance::prism_url() {
+            Some(prism) => {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                Some((l, prism))
+            }
+            None => None,
+        };
         let fake = FakeGitHub {
             addr,
+            front: front.as_ref().map(|(l, _)| l.local_addr().unwrap()),
             world: Arc::new(Mutex::new(World {
                 next_id: 1000,
                 ..World::default()
@@ -218,11 +234,44 @@ impl FakeGitHub {
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
+        if let Some((l, prism)) = front {
+            let f = fake.clone();
+            super::conformance::serve_front(l, prism, addr.port(), move |checked| {
+                checked.log(f.with(|w| w.expect_violations));
+                if !checked.violations.is_empty() {
+                    f.with_mut(|w| {
+                        for v in &checked.violations {
+                            w.violations.push(format!(
+                                "{} {} -> {}: {v}",
+                                checked.method, checked.path, checked.status
+                            ));
+                        }
+                    });
+                }
+            });
+        }
         fake
     }
 
+    /// Where shipgate reaches this fake: through prism in the conformance run.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.front.unwrap_or(self.addr))
+    }
+
+    /// Whether requests go through prism (the conformance run).
+    pub fn conformance(&self) -> bool {
+        self.front.is_some()
+    }
+
+    /// The test provokes violations on purpose: the run's summary does not
+    /// count them (the test must still take them with `take_violations`).
+    pub fn expect_violations(&self) {
+        self.with_mut(|w| w.expect_violations = true);
+    }
+
+    /// Takes the violations prism found so far.
+    pub fn take_violations(&self) -> Vec<String> {
+        self.with_mut(|w| std::mem::take(&mut w.violations))
     }
 
     /// Reads the world.
@@ -755,6 +804,12 @@ impl FakeGitHub {
             "shipgate made API calls the fake GitHub does not expect:\n{}",
             unexpected.join("\n")
         );
+        let violations = self.with(|w| w.violations.clone());
+        assert!(
+            violations.is_empty(),
+            "GitHub's OpenAPI description does not allow these requests or the fake's answers (prism):\n{}",
+            violations.join("\n")
+        );
     }
 
     /// The payload `repository` object GitHub sends for `repo`.
@@ -870,12 +925,22 @@ async fn handle(
     match fault {
         Some(FaultKind::Status(status)) => {
             record(status);
-            return json_response(status, json!({ "message": "injected fault" }));
+            let mut resp = json_response(
+                status,
+                json!({ "message": "injected fault", "documentation_url": DOCS }),
+            );
+            resp.headers_mut()
+                .insert(super::conformance::INJECTED_HEADER, "1".parse().unwrap());
+            return resp;
         }
         Some(FaultKind::RateLimit) => {
             record(403);
-            let mut resp = json_response(403, json!({ "message": "API rate limit exceeded" }));
+            let mut resp = json_response(
+                403,
+                json!({ "message": "API rate limit exceeded", "documentation_url": DOCS }),
+            );
             let h = resp.headers_mut();
+            h.insert(super::conformance::INJECTED_HEADER, "1".parse().unwrap());
             h.insert("x-ratelimit-remaining", "0".parse().unwrap());
             h.insert(
                 "x-ratelimit-reset",

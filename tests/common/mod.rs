@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod conformance;
 pub mod fake_github;
 pub mod openapi;
 
