@@ -25,6 +25,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
+use super::shapes;
+
 pub const BOT_LOGIN: &str = "shipgate-test[bot]";
 /// `documentation_url` of the fake's error answers.
 const DOCS: &str = "https://docs.github.com/rest";
@@ -176,6 +178,8 @@ pub struct World {
     pub violations: Vec<String>,
     /// The test provokes violations on purpose.
     pub expect_violations: bool,
+    /// This fake's URL as shipgate reaches it (GitHub's https://api.github.com).
+    pub api: String,
 }
 
 impl World {
@@ -234,6 +238,8 @@ impl FakeGitHub {
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
+        let api = fake.url();
+        fake.with_mut(|w| w.api = api);
         if let Some((l, prism)) = front {
             let f = fake.clone();
             super::conformance::serve_front(l, prism, addr.port(), move |checked| {
@@ -500,7 +506,7 @@ impl FakeGitHub {
         json!({
             "action": "created",
             "deployment_status": { "id": self.with_mut(|w| w.next_id()), "state": state, "environment_url": environment_url.unwrap_or(""), "log_url": log_url.unwrap_or(""), "target_url": log_url.unwrap_or("") },
-            "deployment": deployment_json(&d),
+            "deployment": deployment_json(&self.url(), repo, &d),
             "repository": self.repository_json(repo),
             "installation": { "id": 42 },
             "sender": { "login": "github-actions[bot]", "type": "Bot" },
@@ -866,10 +872,7 @@ fn json_response(status: u16, body: Value) -> Response {
 }
 
 fn not_found(what: &str) -> (u16, Value) {
-    (
-        404,
-        json!({ "message": format!("Not Found: {what}"), "documentation_url": "https://docs.github.com/rest" }),
-    )
+    (404, shapes::error(&format!("Not Found: {what}")))
 }
 
 async fn handle(
@@ -1019,11 +1022,11 @@ fn route(
     if_none_match: Option<&str>,
 ) -> Routed {
     let ok = |v: Value| (200, v, None);
+    let api = w.api.clone();
+    let api = api.as_str();
     match (method.as_str(), seg) {
-        ("GET", ["user"]) => ok(json!({ "login": BOT_LOGIN, "id": 1, "type": "Bot" })),
-        ("GET", ["app"]) => {
-            ok(json!({ "id": 1, "slug": "shipgate-test", "name": "shipgate test" }))
-        }
+        ("GET", ["user"]) => ok(shapes::private_user(api, BOT_LOGIN)),
+        ("GET", ["app"]) => ok(shapes::app(api, 1, "shipgate-test", "shipgate test")),
         ("POST", ["app", "installations", _id, "access_tokens"]) => {
             w.tokens_issued += 1;
             let expires = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
@@ -1041,9 +1044,12 @@ fn route(
         ("GET", ["repos", owner, name]) => {
             let full = format!("{owner}/{name}");
             match w.repos.get(&full) {
-                Some(r) => ok(
-                    json!({ "id": r.id, "full_name": r.full_name, "default_branch": r.default_branch }),
-                ),
+                Some(r) => ok(shapes::repository(
+                    api,
+                    &r.full_name,
+                    r.id,
+                    &r.default_branch,
+                )),
                 None => with_none(not_found(&full)),
             }
         }
@@ -1082,7 +1088,15 @@ fn route(
                 .collect();
             (
                 200,
-                json!({ "type": "file", "encoding": "base64", "size": text.len(), "name": path.rsplit('/').next(), "path": path, "sha": blob, "content": wrapped.join("\n") + "\n" }),
+                shapes::content_file(
+                    api,
+                    &full,
+                    &git_ref,
+                    &path,
+                    &blob,
+                    text.len(),
+                    wrapped.join("\n") + "\n",
+                ),
                 Some(etag),
             )
         }
@@ -1113,10 +1127,15 @@ fn route(
             } else {
                 "pending"
             };
-            ok(json!({
-                "state": state, "sha": sha, "total_count": latest.len(),
-                "statuses": latest.iter().map(|s| json!({ "context": s.context, "state": s.state, "description": s.description })).collect::<Vec<_>>(),
-            }))
+            let statuses = latest
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    shapes::status(api, &full, &sha, i, &s.state, &s.context, &s.description)
+                })
+                .collect();
+            let repo = shapes::repository(api, &full, r.id, &r.default_branch);
+            ok(shapes::combined_status(api, &repo, &sha, state, statuses))
         }
         ("POST", ["repos", owner, name, "statuses", sha]) => {
             let full = format!("{owner}/{name}");
@@ -1148,7 +1167,15 @@ fn route(
             r.statuses.push(status.clone());
             (
                 201,
-                json!({ "state": status.state, "context": status.context, "description": status.description }),
+                shapes::status(
+                    api,
+                    &full,
+                    sha,
+                    r.statuses.len(),
+                    &status.state,
+                    &status.context,
+                    &status.description,
+                ),
                 None,
             )
         }
@@ -1168,7 +1195,9 @@ fn route(
                 "triage" | "read" => "read",
                 _ => "none",
             };
-            ok(json!({ "permission": permission, "role_name": role, "user": { "login": user } }))
+            let mut who = shapes::user(api, user);
+            who["role_name"] = json!(role);
+            ok(json!({ "permission": permission, "role_name": role, "user": who }))
         }
         ("POST", ["repos", owner, name, "issues", number, "comments"]) => {
             let full = format!("{owner}/{name}");
@@ -1186,7 +1215,7 @@ fn route(
             r.comments.push(c.clone());
             (
                 201,
-                json!({ "id": c.id, "body": c.body, "user": { "login": c.user, "type": "Bot" } }),
+                shapes::issue_comment(api, &full, c.id, c.issue, &c.user, &c.body),
                 None,
             )
         }
@@ -1207,7 +1236,7 @@ fn route(
                 .filter(|c| c.issue == issue)
                 .skip((page - 1) * per_page)
                 .take(per_page)
-                .map(|c| json!({ "id": c.id, "body": c.body, "user": { "login": c.user, "type": if c.user.ends_with("[bot]") { "Bot" } else { "User" } } }))
+                .map(|c| shapes::issue_comment(api, &full, c.id, c.issue, &c.user, &c.body))
                 .collect();
             ok(Value::Array(list))
         }
@@ -1222,7 +1251,9 @@ fn route(
             };
             c.body = body["body"].as_str().unwrap_or("").to_string();
             c.edits += 1;
-            ok(json!({ "id": c.id, "body": c.body }))
+            ok(shapes::issue_comment(
+                api, &full, c.id, c.issue, &c.user, &c.body,
+            ))
         }
         ("POST", ["repos", owner, name, "issues", "comments", id, "reactions"]) => {
             let full = format!("{owner}/{name}");
@@ -1255,14 +1286,15 @@ fn route(
             if status == 201 {
                 r.reactions.push(reaction);
             }
-            (status, json!({ "id": 1, "content": content }), None)
+            (status, shapes::reaction(api, id, BOT_LOGIN, &content), None)
         }
         ("GET", ["orgs", org, "teams", team, "memberships", user]) => {
             let members = w.teams.get(&(org.to_string(), team.to_string()));
             match members {
-                Some(m) if m.iter().any(|u| u == user) => {
-                    ok(json!({ "state": "active", "role": "member" }))
-                }
+                Some(m) if m.iter().any(|u| u == user) => ok(json!({
+                    "state": "active", "role": "member",
+                    "url": format!("{api}/orgs/{org}/teams/{team}/memberships/{user}"),
+                })),
                 _ => with_none(not_found("membership")),
             }
         }
@@ -1274,12 +1306,8 @@ fn route(
             let Some(pr) = r.pulls.get(&number.parse().unwrap_or(0)) else {
                 return with_none(not_found("pull"));
             };
-            ok(json!({
-                "number": pr.number, "state": pr.state, "draft": pr.draft, "merged": false,
-                "head": { "ref": pr.head_ref, "sha": pr.head_sha },
-                "base": { "ref": pr.base_ref, "sha": pr.base_sha },
-                "user": { "login": pr.author },
-            }))
+            let repo = shapes::repository(api, &full, r.id, &r.default_branch);
+            ok(shapes::pull_request(api, &repo, &pr_fields(pr)))
         }
         ("GET", ["repos", owner, name, "pulls", number, "reviews"]) => {
             let full = format!("{owner}/{name}");
@@ -1292,7 +1320,10 @@ fn route(
             ok(Value::Array(
                 pr.reviews
                     .iter()
-                    .map(|rv| json!({ "user": { "login": rv.user }, "state": rv.state }))
+                    .enumerate()
+                    .map(|(i, rv)| {
+                        shapes::review(api, &full, pr.number, i, &rv.user, &rv.state, &pr.head_sha)
+                    })
                     .collect(),
             ))
         }
@@ -1303,11 +1334,11 @@ fn route(
             };
             let branch = percent_decode(branch);
             if !r.branches.contains_key(&branch) {
-                return (404, json!({ "message": "Branch not found" }), None);
+                return (404, shapes::error("Branch not found"), None);
             }
             match r.protection.get(&branch) {
-                Some(p) => ok(p.clone()),
-                None => (404, json!({ "message": "Branch not protected" }), None),
+                Some(p) => ok(shapes::protection(api, &full, &branch, p)),
+                None => (404, shapes::error("Branch not protected"), None),
             }
         }
         ("PUT", ["repos", owner, name, "branches", branch, "protection"]) => {
@@ -1317,7 +1348,7 @@ fn route(
             };
             let branch = percent_decode(branch);
             if !r.branches.contains_key(&branch) {
-                return (404, json!({ "message": "Branch not found" }), None);
+                return (404, shapes::error("Branch not found"), None);
             }
             for field in [
                 "required_status_checks",
@@ -1334,15 +1365,20 @@ fn route(
                 }
             }
             let stored = protection_from_put(body);
-            r.protection.insert(branch, stored.clone());
-            ok(stored)
+            r.protection.insert(branch.clone(), stored.clone());
+            ok(shapes::protection(api, &full, &branch, &stored))
         }
         ("GET", ["repos", owner, name, "issues"]) => {
             let full = format!("{owner}/{name}");
             let Some(r) = w.repos.get(&full) else {
                 return with_none(not_found(&full));
             };
-            ok(Value::Array(r.issues.iter().map(|(n, t, u)| json!({ "number": n, "title": t, "state": "open", "user": { "login": u } })).collect()))
+            ok(Value::Array(
+                r.issues
+                    .iter()
+                    .map(|(n, t, u)| shapes::issue(api, &full, *n, t, u))
+                    .collect(),
+            ))
         }
         ("POST", ["repos", owner, name, "issues"]) => {
             let full = format!("{owner}/{name}");
@@ -1354,7 +1390,7 @@ fn route(
             r.issues.push((number, title.clone(), BOT_LOGIN.into()));
             (
                 201,
-                json!({ "number": number, "title": title, "user": { "login": BOT_LOGIN } }),
+                shapes::issue(api, &full, number, &title, BOT_LOGIN),
                 None,
             )
         }
@@ -1408,21 +1444,29 @@ fn route(
                 return with_none(not_found(&full));
             };
             let range = percent_decode(range);
-            let head = range.split("...").nth(1).unwrap_or("").to_string();
-            ok(
-                json!({ "status": "diverged", "ahead_by": 1, "behind_by": r.behind.get(&head).copied().unwrap_or(0) }),
-            )
+            let (base, head) = range.split_once("...").unwrap_or((&range, ""));
+            let base_sha = r.branches.get(base).cloned().unwrap_or(base.to_string());
+            ok(shapes::comparison(
+                api,
+                &full,
+                &range,
+                &base_sha,
+                "diverged",
+                1,
+                r.behind.get(head).copied().unwrap_or(0),
+            ))
         }
         ("GET", ["repos", owner, name, "commits", sha, "pulls"]) => {
             let full = format!("{owner}/{name}");
             let Some(r) = w.repos.get(&full) else {
                 return with_none(not_found(&full));
             };
+            let repo = shapes::repository(api, &full, r.id, &r.default_branch);
             let list: Vec<Value> = r
                 .pulls
                 .values()
                 .filter(|p| p.head_sha == *sha)
-                .map(|p| json!({ "number": p.number, "state": p.state, "head": { "ref": p.head_ref, "sha": p.head_sha } }))
+                .map(|p| shapes::pull_request(api, &repo, &pr_fields(p)))
                 .collect();
             ok(Value::Array(list))
         }
@@ -1444,7 +1488,17 @@ fn route(
             r.created_check_runs.push(body.clone());
             (
                 201,
-                json!({ "id": id, "name": body["name"], "head_sha": body["head_sha"], "status": body["status"], "conclusion": body["conclusion"] }),
+                shapes::check_run(
+                    api,
+                    &full,
+                    id,
+                    body["name"].as_str().unwrap_or_default(),
+                    body["head_sha"].as_str().unwrap_or_default(),
+                    body["status"].as_str().unwrap_or("queued"),
+                    &body["conclusion"],
+                    &body["details_url"],
+                    &body["output"],
+                ),
                 None,
             )
         }
@@ -1457,7 +1511,19 @@ fn route(
                 .check_runs
                 .iter()
                 .filter(|c| c.sha == *git_ref)
-                .map(|c| json!({ "name": c.name, "status": c.status, "conclusion": c.conclusion }))
+                .map(|c| {
+                    shapes::check_run(
+                        api,
+                        &full,
+                        shapes::id_of(&format!("{}/{}", c.sha, c.name)),
+                        &c.name,
+                        &c.sha,
+                        &c.status,
+                        &json!(c.conclusion),
+                        &Value::Null,
+                        &json!({ "title": null, "summary": null }),
+                    )
+                })
                 .collect();
             ok(json!({ "total_count": runs.len(), "check_runs": runs }))
         }
@@ -1479,10 +1545,10 @@ fn route(
                         .cloned()
                 });
             match sha {
-                Some(sha) => ok(json!({ "sha": sha })),
+                Some(sha) => ok(shapes::commit(api, &full, &sha)),
                 None => (
                     422,
-                    json!({ "message": format!("No commit found for SHA: {git_ref}") }),
+                    shapes::error(&format!("No commit found for SHA: {git_ref}")),
                     None,
                 ),
             }
@@ -1519,7 +1585,7 @@ fn route(
                 production_environment: body["production_environment"].as_bool().unwrap_or(false),
                 statuses: Vec::new(),
             };
-            let out = deployment_json(&d);
+            let out = deployment_json(api, &full, &d);
             r.deployments.push(d);
             (201, out, None)
         }
@@ -1538,7 +1604,7 @@ fn route(
                 .rev()
                 .filter(|d| query.get("environment").is_none_or(|e| *e == d.environment))
                 .take(per_page)
-                .map(deployment_json)
+                .map(|d| deployment_json(api, &full, d))
                 .collect();
             ok(Value::Array(list))
         }
@@ -1548,7 +1614,7 @@ fn route(
                 return with_none(not_found(&full));
             };
             match r.deployments.iter().find(|d| d.id.to_string() == *id) {
-                Some(d) => ok(deployment_json(d)),
+                Some(d) => ok(deployment_json(api, &full, d)),
                 None => with_none(not_found("deployment")),
             }
         }
@@ -1578,7 +1644,21 @@ fn route(
                         environment_url: body["environment_url"].as_str().map(str::to_string),
                         log_url: body["log_url"].as_str().map(str::to_string),
                     });
-                    (201, json!({ "state": state }), None)
+                    let s = d.statuses.last().unwrap();
+                    (
+                        201,
+                        shapes::deployment_status(
+                            api,
+                            &full,
+                            d.id,
+                            d.statuses.len() - 1,
+                            &s.state,
+                            &d.environment,
+                            s.environment_url.as_deref(),
+                            s.log_url.as_deref(),
+                        ),
+                        None,
+                    )
                 }
                 None => with_none(not_found("deployment")),
             }
@@ -1590,7 +1670,23 @@ fn route(
             };
             match r.deployments.iter().find(|d| d.id.to_string() == *id) {
                 Some(d) => ok(Value::Array(
-                    d.statuses.iter().rev().map(|s| json!({ "state": s.state, "environment_url": s.environment_url, "log_url": s.log_url })).collect(),
+                    d.statuses
+                        .iter()
+                        .enumerate()
+                        .rev()
+                        .map(|(i, s)| {
+                            shapes::deployment_status(
+                                api,
+                                &full,
+                                d.id,
+                                i,
+                                &s.state,
+                                &d.environment,
+                                s.environment_url.as_deref(),
+                                s.log_url.as_deref(),
+                            )
+                        })
+                        .collect(),
                 )),
                 None => with_none(not_found("deployment")),
             }
@@ -1664,12 +1760,26 @@ fn protection_from_put(body: &Value) -> Value {
     out
 }
 
-fn deployment_json(d: &Deployment) -> Value {
+fn deployment_json(api: &str, full: &str, d: &Deployment) -> Value {
+    shapes::deployment(
+        api,
+        full,
+        d.id,
+        &d.sha,
+        &d.git_ref,
+        &d.environment,
+        &d.payload,
+        &d.creator,
+        d.production_environment,
+    )
+}
+
+/// What `shapes::pull_request` needs of the fake's pull request.
+fn pr_fields(p: &PullRequest) -> Value {
     json!({
-        "id": d.id, "sha": d.sha, "ref": d.git_ref, "environment": d.environment,
-        "payload": d.payload, "creator": { "login": d.creator },
-        "production_environment": d.production_environment,
-        "created_at": "2026-11-22T10:00:00Z",
+        "number": p.number, "state": p.state, "draft": p.draft, "author": p.author,
+        "head": { "ref": p.head_ref, "sha": p.head_sha },
+        "base": { "ref": p.base_ref, "sha": p.base_sha },
     })
 }
 

@@ -7,6 +7,7 @@
 pub mod conformance;
 pub mod fake_github;
 pub mod openapi;
+pub mod shapes;
 
 use std::process::Stdio;
 use std::time::Duration;
