@@ -370,6 +370,7 @@ pub fn deployment(
 }
 
 /// `deployment-status`. GitHub answers `""` for URLs never set.
+#[allow(clippy::too_many_arguments)]
 pub fn deployment_status(
     api: &str,
     full: &str,
