@@ -815,3 +815,77 @@ async fn app_auth_without_an_installation_in_the_payload_fails_the_delivery_clea
     assert!(st.last_error.unwrap().contains("no installation id"));
     t.finish().await;
 }
+
+/// The conformance run can fail: a request GitHub would refuse and an answer
+/// GitHub would not give both reach the test, naming method, path and what
+/// is wrong, and make `assert_no_unexpected` fail.
+#[tokio::test]
+async fn conformance_run_reports_bad_requests_and_bad_answers() {
+    let gh = common::FakeGitHub::start().await;
+    if !gh.conformance() {
+        eprintln!(
+            "not a conformance run ({} unset): nothing to check",
+            common::conformance::PRISM_ENV
+        );
+        return;
+    }
+    gh.expect_violations();
+    let sha = gh.add_repo("acme/app", &[]);
+    let http = reqwest::Client::new();
+    // A commit status in a state GitHub does not have.
+    let resp = http
+        .post(format!("{}/repos/acme/app/statuses/{sha}", gh.url()))
+        .bearer_auth("ghp_test_token")
+        .json(&json!({ "state": "done", "context": "shipgate" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // A repository answered without the fields GitHub always sends.
+    gh.fail_next("GET", "/repos/acme/app", 1, 200);
+    let resp = http
+        .get(format!("{}/repos/acme/app", gh.url()))
+        .bearer_auth("ghp_test_token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let caught =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| gh.assert_no_unexpected()));
+    let message = caught
+        .expect_err("assert_no_unexpected passed over violations")
+        .downcast::<String>()
+        .unwrap();
+    assert!(message.contains("GET /repos/acme/app -> 200"), "{message}");
+    // A path GitHub does not have.
+    http.get(format!("{}/repos/acme/app/no-such-thing", gh.url()))
+        .bearer_auth("ghp_test_token")
+        .send()
+        .await
+        .unwrap();
+
+    let violations = gh.take_violations();
+    let has = |prefix: &str, what: &str| {
+        violations
+            .iter()
+            .any(|v| v.starts_with(prefix) && v.contains(what))
+    };
+    assert!(
+        has(
+            &format!("POST /repos/acme/app/statuses/{sha} -> 422"),
+            "request.body.state"
+        ),
+        "{violations:#?}"
+    );
+    assert!(
+        has("GET /repos/acme/app -> 200", "response.body"),
+        "{violations:#?}"
+    );
+    assert!(
+        has(
+            "GET /repos/acme/app/no-such-thing -> 404",
+            "route not found"
+        ),
+        "{violations:#?}"
+    );
+}

@@ -338,6 +338,8 @@ pub struct NewCheckRun<'a> {
     pub head_sha: &'a str,
     pub status: &'a str,
     pub conclusion: &'a str,
+    /// Left out when there is none: GitHub takes no `null` here.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub details_url: Option<&'a str>,
     pub output: CheckRunOutput<'a>,
 }

@@ -25,7 +25,11 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
+use super::shapes;
+
 pub const BOT_LOGIN: &str = "shipgate-test[bot]";
+/// `documentation_url` of the fake's error answers.
+const DOCS: &str = "https://docs.github.com/rest";
 
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -182,6 +186,12 @@ pub struct World {
     /// requests wait in `pending_redeliveries`.
     pub hook_target: Option<(String, String)>,
     pub pending_redeliveries: Vec<u64>,
+    /// What prism found wrong with requests and responses (conformance run).
+    pub violations: Vec<String>,
+    /// The test provokes violations on purpose.
+    pub expect_violations: bool,
+    /// This fake's URL as shipgate reaches it (GitHub's https://api.github.com).
+    pub api: String,
 }
 
 /// One webhook delivery attempt as GitHub lists it for the App.
@@ -218,6 +228,8 @@ impl World {
 #[derive(Clone)]
 pub struct FakeGitHub {
     pub addr: SocketAddr,
+    /// In the conformance run: the front that sends requests through prism.
+    pub front: Option<SocketAddr>,
     world: Arc<Mutex<World>>,
     changed: Arc<Notify>,
     release: Arc<Notify>,
@@ -231,8 +243,16 @@ impl FakeGitHub {
     pub async fn start() -> FakeGitHub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let front = match super::conformance::prism_url() {
+            Some(prism) => {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                Some((l, prism))
+            }
+            None => None,
+        };
         let fake = FakeGitHub {
             addr,
+            front: front.as_ref().map(|(l, _)| l.local_addr().unwrap()),
             world: Arc::new(Mutex::new(World {
                 next_id: 1000,
                 ..World::default()
@@ -244,11 +264,46 @@ impl FakeGitHub {
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
+        let api = fake.url();
+        fake.with_mut(|w| w.api = api);
+        if let Some((l, prism)) = front {
+            let f = fake.clone();
+            super::conformance::serve_front(l, prism, addr.port(), move |checked| {
+                checked.log(f.with(|w| w.expect_violations));
+                if !checked.violations.is_empty() {
+                    f.with_mut(|w| {
+                        for v in &checked.violations {
+                            w.violations.push(format!(
+                                "{} {} -> {}: {v}",
+                                checked.method, checked.path, checked.status
+                            ));
+                        }
+                    });
+                }
+            });
+        }
         fake
     }
 
+    /// Where shipgate reaches this fake: through prism in the conformance run.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.front.unwrap_or(self.addr))
+    }
+
+    /// Whether requests go through prism (the conformance run).
+    pub fn conformance(&self) -> bool {
+        self.front.is_some()
+    }
+
+    /// The test provokes violations on purpose: the run's summary does not
+    /// count them (the test must still take them with `take_violations`).
+    pub fn expect_violations(&self) {
+        self.with_mut(|w| w.expect_violations = true);
+    }
+
+    /// Takes the violations prism found so far.
+    pub fn take_violations(&self) -> Vec<String> {
+        self.with_mut(|w| std::mem::take(&mut w.violations))
     }
 
     /// Reads the world.
@@ -477,7 +532,7 @@ impl FakeGitHub {
         json!({
             "action": "created",
             "deployment_status": { "id": self.with_mut(|w| w.next_id()), "state": state, "environment_url": environment_url.unwrap_or(""), "log_url": log_url.unwrap_or(""), "target_url": log_url.unwrap_or("") },
-            "deployment": deployment_json(&d),
+            "deployment": deployment_json(&self.url(), repo, &d),
             "repository": self.repository_json(repo),
             "installation": { "id": 42 },
             "sender": { "login": "github-actions[bot]", "type": "Bot" },
@@ -781,6 +836,12 @@ impl FakeGitHub {
             "shipgate made API calls the fake GitHub does not expect:\n{}",
             unexpected.join("\n")
         );
+        let violations = self.with(|w| w.violations.clone());
+        assert!(
+            violations.is_empty(),
+            "GitHub's OpenAPI description does not allow these requests or the fake's answers (prism):\n{}",
+            violations.join("\n")
+        );
     }
 
     /// The payload `repository` object GitHub sends for `repo`.
@@ -837,10 +898,7 @@ fn json_response(status: u16, body: Value) -> Response {
 }
 
 fn not_found(what: &str) -> (u16, Value) {
-    (
-        404,
-        json!({ "message": format!("Not Found: {what}"), "documentation_url": "https://docs.github.com/rest" }),
-    )
+    (404, shapes::error(&format!("Not Found: {what}")))
 }
 
 async fn handle(
@@ -896,12 +954,22 @@ async fn handle(
     match fault {
         Some(FaultKind::Status(status)) => {
             record(status);
-            return json_response(status, json!({ "message": "injected fault" }));
+            let mut resp = json_response(
+                status,
+                json!({ "message": "injected fault", "documentation_url": DOCS }),
+            );
+            resp.headers_mut()
+                .insert(super::conformance::INJECTED_HEADER, "1".parse().unwrap());
+            return resp;
         }
         Some(FaultKind::RateLimit) => {
             record(403);
-            let mut resp = json_response(403, json!({ "message": "API rate limit exceeded" }));
+            let mut resp = json_response(
+                403,
+                json!({ "message": "API rate limit exceeded", "documentation_url": DOCS }),
+            );
             let h = resp.headers_mut();
+            h.insert(super::conformance::INJECTED_HEADER, "1".parse().unwrap());
             h.insert("x-ratelimit-remaining", "0".parse().unwrap());
             h.insert(
                 "x-ratelimit-reset",
@@ -939,7 +1007,13 @@ async fn handle(
     {
         if fake.with(|w| n <= w.tokens_expired_upto) {
             record(401);
-            return json_response(401, json!({ "message": "Bad credentials" }));
+            let mut resp = json_response(
+                401,
+                json!({ "message": "Bad credentials", "documentation_url": DOCS }),
+            );
+            resp.headers_mut()
+                .insert(super::conformance::INJECTED_HEADER, "1".parse().unwrap());
+            return resp;
         }
     }
     if let Some(resp) = fake.hook_deliveries_endpoint(&method, &segments, &query) {
@@ -966,10 +1040,13 @@ async fn handle(
     record(status);
     match fault {
         Some(FaultKind::StatusAfterEffect(status)) => {
-            return json_response(
+            let mut resp = json_response(
                 status,
-                json!({ "message": "injected fault after the effect" }),
+                json!({ "message": "injected fault after the effect", "documentation_url": DOCS }),
             );
+            resp.headers_mut()
+                .insert(super::conformance::INJECTED_HEADER, "1".parse().unwrap());
+            return resp;
         }
         Some(FaultKind::DelayAfterEffect(delay)) => tokio::time::sleep(delay).await,
         _ => {}
@@ -1005,11 +1082,11 @@ fn route(
     if_none_match: Option<&str>,
 ) -> Routed {
     let ok = |v: Value| (200, v, None);
+    let api = w.api.clone();
+    let api = api.as_str();
     match (method.as_str(), seg) {
-        ("GET", ["user"]) => ok(json!({ "login": BOT_LOGIN, "id": 1, "type": "Bot" })),
-        ("GET", ["app"]) => {
-            ok(json!({ "id": 1, "slug": "shipgate-test", "name": "shipgate test" }))
-        }
+        ("GET", ["user"]) => ok(shapes::private_user(api, BOT_LOGIN)),
+        ("GET", ["app"]) => ok(shapes::app(api, 1, "shipgate-test", "shipgate test")),
         ("POST", ["app", "installations", _id, "access_tokens"]) => {
             w.tokens_issued += 1;
             let expires = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
@@ -1027,9 +1104,12 @@ fn route(
         ("GET", ["repos", owner, name]) => {
             let full = format!("{owner}/{name}");
             match w.repos.get(&full) {
-                Some(r) => ok(
-                    json!({ "id": r.id, "full_name": r.full_name, "default_branch": r.default_branch }),
-                ),
+                Some(r) => ok(shapes::repository(
+                    api,
+                    &r.full_name,
+                    r.id,
+                    &r.default_branch,
+                )),
                 None => with_none(not_found(&full)),
             }
         }
@@ -1068,7 +1148,15 @@ fn route(
                 .collect();
             (
                 200,
-                json!({ "type": "file", "encoding": "base64", "size": text.len(), "name": path.rsplit('/').next(), "path": path, "sha": blob, "content": wrapped.join("\n") + "\n" }),
+                shapes::content_file(
+                    api,
+                    &full,
+                    &git_ref,
+                    &path,
+                    &blob,
+                    text.len(),
+                    wrapped.join("\n") + "\n",
+                ),
                 Some(etag),
             )
         }
@@ -1099,10 +1187,15 @@ fn route(
             } else {
                 "pending"
             };
-            ok(json!({
-                "state": state, "sha": sha, "total_count": latest.len(),
-                "statuses": latest.iter().map(|s| json!({ "context": s.context, "state": s.state, "description": s.description })).collect::<Vec<_>>(),
-            }))
+            let statuses = latest
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    shapes::status(api, &full, &sha, i, &s.state, &s.context, &s.description)
+                })
+                .collect();
+            let repo = shapes::repository(api, &full, r.id, &r.default_branch);
+            ok(shapes::combined_status(api, &repo, &sha, state, statuses))
         }
         ("POST", ["repos", owner, name, "statuses", sha]) => {
             let full = format!("{owner}/{name}");
@@ -1134,7 +1227,15 @@ fn route(
             r.statuses.push(status.clone());
             (
                 201,
-                json!({ "state": status.state, "context": status.context, "description": status.description }),
+                shapes::status(
+                    api,
+                    &full,
+                    sha,
+                    r.statuses.len(),
+                    &status.state,
+                    &status.context,
+                    &status.description,
+                ),
                 None,
             )
         }
@@ -1154,7 +1255,9 @@ fn route(
                 "triage" | "read" => "read",
                 _ => "none",
             };
-            ok(json!({ "permission": permission, "role_name": role, "user": { "login": user } }))
+            let mut who = shapes::user(api, user);
+            who["role_name"] = json!(role);
+            ok(json!({ "permission": permission, "role_name": role, "user": who }))
         }
         ("POST", ["repos", owner, name, "issues", number, "comments"]) => {
             let full = format!("{owner}/{name}");
@@ -1172,7 +1275,7 @@ fn route(
             r.comments.push(c.clone());
             (
                 201,
-                json!({ "id": c.id, "body": c.body, "user": { "login": c.user, "type": "Bot" } }),
+                shapes::issue_comment(api, &full, c.id, c.issue, &c.user, &c.body),
                 None,
             )
         }
@@ -1193,7 +1296,7 @@ fn route(
                 .filter(|c| c.issue == issue)
                 .skip((page - 1) * per_page)
                 .take(per_page)
-                .map(|c| json!({ "id": c.id, "body": c.body, "user": { "login": c.user, "type": if c.user.ends_with("[bot]") { "Bot" } else { "User" } } }))
+                .map(|c| shapes::issue_comment(api, &full, c.id, c.issue, &c.user, &c.body))
                 .collect();
             ok(Value::Array(list))
         }
@@ -1208,7 +1311,9 @@ fn route(
             };
             c.body = body["body"].as_str().unwrap_or("").to_string();
             c.edits += 1;
-            ok(json!({ "id": c.id, "body": c.body }))
+            ok(shapes::issue_comment(
+                api, &full, c.id, c.issue, &c.user, &c.body,
+            ))
         }
         ("POST", ["repos", owner, name, "issues", "comments", id, "reactions"]) => {
             let full = format!("{owner}/{name}");
@@ -1241,14 +1346,15 @@ fn route(
             if status == 201 {
                 r.reactions.push(reaction);
             }
-            (status, json!({ "id": 1, "content": content }), None)
+            (status, shapes::reaction(api, id, BOT_LOGIN, &content), None)
         }
         ("GET", ["orgs", org, "teams", team, "memberships", user]) => {
             let members = w.teams.get(&(org.to_string(), team.to_string()));
             match members {
-                Some(m) if m.iter().any(|u| u == user) => {
-                    ok(json!({ "state": "active", "role": "member" }))
-                }
+                Some(m) if m.iter().any(|u| u == user) => ok(json!({
+                    "state": "active", "role": "member",
+                    "url": format!("{api}/orgs/{org}/teams/{team}/memberships/{user}"),
+                })),
                 _ => with_none(not_found("membership")),
             }
         }
@@ -1260,12 +1366,8 @@ fn route(
             let Some(pr) = r.pulls.get(&number.parse().unwrap_or(0)) else {
                 return with_none(not_found("pull"));
             };
-            ok(json!({
-                "number": pr.number, "state": pr.state, "draft": pr.draft, "merged": false,
-                "head": { "ref": pr.head_ref, "sha": pr.head_sha },
-                "base": { "ref": pr.base_ref, "sha": pr.base_sha },
-                "user": { "login": pr.author },
-            }))
+            let repo = shapes::repository(api, &full, r.id, &r.default_branch);
+            ok(shapes::pull_request(api, &repo, &pr_fields(pr)))
         }
         ("GET", ["repos", owner, name, "pulls", number, "reviews"]) => {
             let full = format!("{owner}/{name}");
@@ -1278,7 +1380,10 @@ fn route(
             ok(Value::Array(
                 pr.reviews
                     .iter()
-                    .map(|rv| json!({ "user": { "login": rv.user }, "state": rv.state }))
+                    .enumerate()
+                    .map(|(i, rv)| {
+                        shapes::review(api, &full, pr.number, i, &rv.user, &rv.state, &pr.head_sha)
+                    })
                     .collect(),
             ))
         }
@@ -1289,11 +1394,11 @@ fn route(
             };
             let branch = percent_decode(branch);
             if !r.branches.contains_key(&branch) {
-                return (404, json!({ "message": "Branch not found" }), None);
+                return (404, shapes::error("Branch not found"), None);
             }
             match r.protection.get(&branch) {
-                Some(p) => ok(p.clone()),
-                None => (404, json!({ "message": "Branch not protected" }), None),
+                Some(p) => ok(shapes::protection(api, &full, &branch, p)),
+                None => (404, shapes::error("Branch not protected"), None),
             }
         }
         ("PUT", ["repos", owner, name, "branches", branch, "protection"]) => {
@@ -1303,7 +1408,7 @@ fn route(
             };
             let branch = percent_decode(branch);
             if !r.branches.contains_key(&branch) {
-                return (404, json!({ "message": "Branch not found" }), None);
+                return (404, shapes::error("Branch not found"), None);
             }
             for field in [
                 "required_status_checks",
@@ -1320,15 +1425,20 @@ fn route(
                 }
             }
             let stored = protection_from_put(body);
-            r.protection.insert(branch, stored.clone());
-            ok(stored)
+            r.protection.insert(branch.clone(), stored.clone());
+            ok(shapes::protection(api, &full, &branch, &stored))
         }
         ("GET", ["repos", owner, name, "issues"]) => {
             let full = format!("{owner}/{name}");
             let Some(r) = w.repos.get(&full) else {
                 return with_none(not_found(&full));
             };
-            ok(Value::Array(r.issues.iter().map(|(n, t, u)| json!({ "number": n, "title": t, "state": "open", "user": { "login": u } })).collect()))
+            ok(Value::Array(
+                r.issues
+                    .iter()
+                    .map(|(n, t, u)| shapes::issue(api, &full, *n, t, u))
+                    .collect(),
+            ))
         }
         ("POST", ["repos", owner, name, "issues"]) => {
             let full = format!("{owner}/{name}");
@@ -1340,7 +1450,7 @@ fn route(
             r.issues.push((number, title.clone(), BOT_LOGIN.into()));
             (
                 201,
-                json!({ "number": number, "title": title, "user": { "login": BOT_LOGIN } }),
+                shapes::issue(api, &full, number, &title, BOT_LOGIN),
                 None,
             )
         }
@@ -1394,21 +1504,29 @@ fn route(
                 return with_none(not_found(&full));
             };
             let range = percent_decode(range);
-            let head = range.split("...").nth(1).unwrap_or("").to_string();
-            ok(
-                json!({ "status": "diverged", "ahead_by": 1, "behind_by": r.behind.get(&head).copied().unwrap_or(0) }),
-            )
+            let (base, head) = range.split_once("...").unwrap_or((&range, ""));
+            let base_sha = r.branches.get(base).cloned().unwrap_or(base.to_string());
+            ok(shapes::comparison(
+                api,
+                &full,
+                &range,
+                &base_sha,
+                "diverged",
+                1,
+                r.behind.get(head).copied().unwrap_or(0),
+            ))
         }
         ("GET", ["repos", owner, name, "commits", sha, "pulls"]) => {
             let full = format!("{owner}/{name}");
             let Some(r) = w.repos.get(&full) else {
                 return with_none(not_found(&full));
             };
+            let repo = shapes::repository(api, &full, r.id, &r.default_branch);
             let list: Vec<Value> = r
                 .pulls
                 .values()
                 .filter(|p| p.head_sha == *sha)
-                .map(|p| json!({ "number": p.number, "state": p.state, "head": { "ref": p.head_ref, "sha": p.head_sha } }))
+                .map(|p| shapes::pull_request(api, &repo, &pr_fields(p)))
                 .collect();
             ok(Value::Array(list))
         }
@@ -1430,7 +1548,17 @@ fn route(
             r.created_check_runs.push(body.clone());
             (
                 201,
-                json!({ "id": id, "name": body["name"], "head_sha": body["head_sha"], "status": body["status"], "conclusion": body["conclusion"] }),
+                shapes::check_run(
+                    api,
+                    &full,
+                    id,
+                    body["name"].as_str().unwrap_or_default(),
+                    body["head_sha"].as_str().unwrap_or_default(),
+                    body["status"].as_str().unwrap_or("queued"),
+                    &body["conclusion"],
+                    &body["details_url"],
+                    &body["output"],
+                ),
                 None,
             )
         }
@@ -1443,7 +1571,19 @@ fn route(
                 .check_runs
                 .iter()
                 .filter(|c| c.sha == *git_ref)
-                .map(|c| json!({ "name": c.name, "status": c.status, "conclusion": c.conclusion }))
+                .map(|c| {
+                    shapes::check_run(
+                        api,
+                        &full,
+                        shapes::id_of(&format!("{}/{}", c.sha, c.name)),
+                        &c.name,
+                        &c.sha,
+                        &c.status,
+                        &json!(c.conclusion),
+                        &Value::Null,
+                        &json!({ "title": null, "summary": null }),
+                    )
+                })
                 .collect();
             ok(json!({ "total_count": runs.len(), "check_runs": runs }))
         }
@@ -1465,10 +1605,10 @@ fn route(
                         .cloned()
                 });
             match sha {
-                Some(sha) => ok(json!({ "sha": sha })),
+                Some(sha) => ok(shapes::commit(api, &full, &sha)),
                 None => (
                     422,
-                    json!({ "message": format!("No commit found for SHA: {git_ref}") }),
+                    shapes::error(&format!("No commit found for SHA: {git_ref}")),
                     None,
                 ),
             }
@@ -1505,7 +1645,7 @@ fn route(
                 production_environment: body["production_environment"].as_bool().unwrap_or(false),
                 statuses: Vec::new(),
             };
-            let out = deployment_json(&d);
+            let out = deployment_json(api, &full, &d);
             r.deployments.push(d);
             (201, out, None)
         }
@@ -1524,7 +1664,7 @@ fn route(
                 .rev()
                 .filter(|d| query.get("environment").is_none_or(|e| *e == d.environment))
                 .take(per_page)
-                .map(deployment_json)
+                .map(|d| deployment_json(api, &full, d))
                 .collect();
             ok(Value::Array(list))
         }
@@ -1534,7 +1674,7 @@ fn route(
                 return with_none(not_found(&full));
             };
             match r.deployments.iter().find(|d| d.id.to_string() == *id) {
-                Some(d) => ok(deployment_json(d)),
+                Some(d) => ok(deployment_json(api, &full, d)),
                 None => with_none(not_found("deployment")),
             }
         }
@@ -1564,7 +1704,21 @@ fn route(
                         environment_url: body["environment_url"].as_str().map(str::to_string),
                         log_url: body["log_url"].as_str().map(str::to_string),
                     });
-                    (201, json!({ "state": state }), None)
+                    let s = d.statuses.last().unwrap();
+                    (
+                        201,
+                        shapes::deployment_status(
+                            api,
+                            &full,
+                            d.id,
+                            d.statuses.len() - 1,
+                            &s.state,
+                            &d.environment,
+                            s.environment_url.as_deref(),
+                            s.log_url.as_deref(),
+                        ),
+                        None,
+                    )
                 }
                 None => with_none(not_found("deployment")),
             }
@@ -1576,7 +1730,23 @@ fn route(
             };
             match r.deployments.iter().find(|d| d.id.to_string() == *id) {
                 Some(d) => ok(Value::Array(
-                    d.statuses.iter().rev().map(|s| json!({ "state": s.state, "environment_url": s.environment_url, "log_url": s.log_url })).collect(),
+                    d.statuses
+                        .iter()
+                        .enumerate()
+                        .rev()
+                        .map(|(i, s)| {
+                            shapes::deployment_status(
+                                api,
+                                &full,
+                                d.id,
+                                i,
+                                &s.state,
+                                &d.environment,
+                                s.environment_url.as_deref(),
+                                s.log_url.as_deref(),
+                            )
+                        })
+                        .collect(),
                 )),
                 None => with_none(not_found("deployment")),
             }
@@ -1650,12 +1820,26 @@ fn protection_from_put(body: &Value) -> Value {
     out
 }
 
-fn deployment_json(d: &Deployment) -> Value {
+fn deployment_json(api: &str, full: &str, d: &Deployment) -> Value {
+    shapes::deployment(
+        api,
+        full,
+        d.id,
+        &d.sha,
+        &d.git_ref,
+        &d.environment,
+        &d.payload,
+        &d.creator,
+        d.production_environment,
+    )
+}
+
+/// What `shapes::pull_request` needs of the fake's pull request.
+fn pr_fields(p: &PullRequest) -> Value {
     json!({
-        "id": d.id, "sha": d.sha, "ref": d.git_ref, "environment": d.environment,
-        "payload": d.payload, "creator": { "login": d.creator },
-        "production_environment": d.production_environment,
-        "created_at": "2026-11-22T10:00:00Z",
+        "number": p.number, "state": p.state, "draft": p.draft, "author": p.author,
+        "head": { "ref": p.head_ref, "sha": p.head_sha },
+        "base": { "ref": p.base_ref, "sha": p.base_sha },
     })
 }
 

@@ -279,7 +279,7 @@ async fn deploy(
         "pr": s.issue,
         "actor": s.actor,
         "comment_id": s.comment_id,
-        "line": run.line,
+        "line": payload_line(run.line),
         "previous_sha": previous.as_ref().map(|d| d.sha.as_str()),
         "freeze_override": freeze_override,
     });
@@ -326,7 +326,7 @@ async fn create(
             .into_iter()
             .find(|d| {
                 d.payload.get("comment_id") == Some(&json!(s.comment_id))
-                    && d.payload.get("line") == Some(&json!(run.line))
+                    && line_matches(d.payload.get("line"), run.line)
             }),
         None => None,
     };
@@ -510,7 +510,7 @@ async fn rollback(
         "pr": s.issue,
         "actor": s.actor,
         "comment_id": s.comment_id,
-        "line": run.line,
+        "line": payload_line(run.line),
         "previous_sha": reply.from_sha,
     });
     create(s, run, env_name, env, &target, payload, reply, &token).await
@@ -653,4 +653,36 @@ pub(crate) async fn run_queue(
         run(&s, &r).await?;
     }
     Ok(())
+}
+
+/// A command line's id in a deployment payload: a string, since the id is a
+/// 64-bit hash and JSON readers that hold numbers as doubles (JavaScript,
+/// GitHub's own tooling) round integers past 2^53.
+fn payload_line(line: i64) -> String {
+    line.to_string()
+}
+
+/// Whether a payload's `line` is this command line's (a string, or the number
+/// that earlier versions wrote).
+fn line_matches(found: Option<&serde_json::Value>, line: i64) -> bool {
+    match found {
+        Some(serde_json::Value::String(s)) => *s == payload_line(line),
+        Some(v) => *v == json!(line),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod payload_line_tests {
+    use super::*;
+
+    #[test]
+    fn a_line_past_two_to_the_53_survives_as_a_string_and_old_numbers_still_match() {
+        let line = 9_170_073_424_013_399_323_i64;
+        assert_eq!(payload_line(line), "9170073424013399323");
+        assert!(line_matches(Some(&json!("9170073424013399323")), line));
+        assert!(line_matches(Some(&json!(line)), line));
+        assert!(!line_matches(Some(&json!("9170073424013399000")), line));
+        assert!(!line_matches(None, line));
+    }
 }
