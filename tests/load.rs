@@ -8,6 +8,10 @@
 //! `SHIPGATE_LOAD_DELIVERIES` (default 1000) at `SHIPGATE_LOAD_RATE` per
 //! second (default 1000). `bench/faults.sh` runs them with 10,000.
 //!
+//! The fake GitHub here is not behind prism in the conformance run
+//! (`FakeGitHub::start_direct`): the requests are the `/help` and `/deploy`
+//! ones the ChatOps stories already send through it.
+//!
 //! GitHub never retries a failed delivery; here, as in production, the
 //! redelivery sweeper (App mode) asks the fake GitHub to redeliver what
 //! shipgate never stored, and the fake does.
@@ -226,7 +230,7 @@ async fn sqlite_store(db: &str) -> DynStore {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_delivery_is_processed_once_under_load() {
-    let gh = FakeGitHub::start().await;
+    let gh = FakeGitHub::start_direct().await;
     let items = Arc::new(prepare(&gh, deliveries()));
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("shipgate.db").display());
@@ -258,7 +262,7 @@ async fn every_acknowledged_delivery_is_processed_once_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hard_kill_under_load_loses_nothing_and_doubles_nothing() {
-    let gh = FakeGitHub::start().await;
+    let gh = FakeGitHub::start_direct().await;
     let items = Arc::new(prepare(&gh, deliveries()));
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("shipgate.db").display());
@@ -298,7 +302,7 @@ async fn a_hard_kill_under_load_loses_nothing_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_postgres_process_each_delivery_once_and_share_locks() {
-    let gh = FakeGitHub::start().await;
+    let gh = FakeGitHub::start_direct().await;
     let items = Arc::new(prepare(&gh, deliveries()));
     // Twenty PRs of one repository ask for the same environment, spread over
     // both replicas: the lock lets exactly one deploy.

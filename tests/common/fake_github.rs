@@ -241,9 +241,21 @@ fn blob_sha(text: &str) -> String {
 
 impl FakeGitHub {
     pub async fn start() -> FakeGitHub {
+        Self::start_behind(super::conformance::prism_url()).await
+    }
+
+    /// A fake never put behind prism, even in the conformance run: for the
+    /// load tests, whose thousands of requests are the same few that the
+    /// story tests already send through prism, and which one node process
+    /// would turn into a test of prism's speed.
+    pub async fn start_direct() -> FakeGitHub {
+        Self::start_behind(None).await
+    }
+
+    async fn start_behind(prism: Option<String>) -> FakeGitHub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let front = match super::conformance::prism_url() {
+        let front = match prism {
             Some(prism) => {
                 let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 Some((l, prism))
