@@ -40,6 +40,11 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/shipgate-secrets.XXXXXX")
 cleanup() { if [ "${KEEP_WORK:-0}" = 1 ]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi; }
 trap cleanup EXIT
 
+# Build the bench first: it also fetches the dev-dependencies, so the registry
+# holds every Cargo.lock package before the corpus is chosen from it.
+log "cargo bench --bench secrets --no-run"
+(cd "$ROOT" && cargo bench -q --bench secrets --no-run)
+
 log "building the corpus ($BUDGET MiB budget)"
 python3 "$HERE/secrets-subset.py" "$ROOT/Cargo.lock" "$REGISTRY" "$WORK/corpus" "$BUDGET" | tee "$WORK/subset.txt"
 CORPUS_BYTES=$(find "$WORK/corpus" -type f -printf '%s\n' | awk '{s += $1} END {print s}')

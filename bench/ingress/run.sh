@@ -8,7 +8,7 @@
 # RATE_DURATION (30s), RATE_CONNS (32), THREADS (wrk -t, 2), WARMUP (5s),
 # WORKER (SHIPGATE_WORKER_CONCURRENCY for shipgate, default 4 as shipped;
 # 0 runs ingress only), DRAIN_TIMEOUT (seconds to wait for the worker to
-# finish the backlog between phases, 300), ONLY (shipgate|probot, default both),
+# finish the backlog between phases, 60), ONLY (shipgate|probot, default both),
 # KEEP_WORK=1 keeps the work directory (logs, database, raw wrk output).
 #
 # Prints one RESULT line per phase and a Markdown table at the end.
@@ -23,7 +23,7 @@ RATE_CONNS=${RATE_CONNS:-32}
 THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-5s}
 WORKER=${WORKER:-4}
-DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-300}
+DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-60}
 ONLY=${ONLY:-both}
 SECRET=bench-webhook-secret
 
