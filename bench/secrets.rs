@@ -12,6 +12,11 @@
 //!    secrets found at the right path, line and rule / planted.
 //!
 //! `SHIPGATE_BENCH_SHOW=1` lists the findings on the first corpus (redacted).
+//! `SHIPGATE_BENCH_PLANTED_DIR=DIR` keeps the planted corpus in DIR (which
+//! must not exist yet) instead of a temporary directory, and writes the
+//! planted places to `DIR.planted.tsv` (path, line, rule; outside the corpus),
+//! so another scanner can be run on the same files (bench/secrets-compare.sh).
+//! Each corpus also gets one `RESULT ...` line for scripts.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -49,14 +54,24 @@ fn round(label: &str, root: &Path, opts: &ScanOptions, i: usize) -> (ScanReport,
 
 fn rounds(label: &str, root: &Path, n: usize) -> ScanReport {
     let opts = ScanOptions::default();
-    let mut best = 0f64;
+    let mut speeds = Vec::new();
     let mut last = ScanReport::default();
     for i in 1..=n {
         let (r, speed) = round(label, root, &opts, i);
-        best = best.max(speed);
+        speeds.push(speed);
         last = r;
     }
+    let first = speeds[0];
+    speeds.sort_by(|a, b| a.total_cmp(b));
+    let best = speeds[speeds.len() - 1];
+    let median = speeds[speeds.len() / 2];
     println!("{label} best: {best:.1} MiB/s");
+    println!(
+        "RESULT corpus={label} rounds={n} files={} bytes={} first_mibs={first:.1} median_mibs={median:.1} best_mibs={best:.1} findings={}",
+        last.files_scanned,
+        last.bytes_scanned,
+        last.findings.len()
+    );
     last
 }
 
@@ -247,8 +262,18 @@ fn main() {
     }
 
     // Second corpus: a copy with planted secrets at known places.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let files = copy_corpus(&corpus, dir.path());
+    let keep = std::env::var_os("SHIPGATE_BENCH_PLANTED_DIR").map(PathBuf::from);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let planted_root = match &keep {
+        Some(d) => {
+            assert!(!d.exists(), "{} already exists", d.display());
+            fs::create_dir_all(d).expect("create SHIPGATE_BENCH_PLANTED_DIR");
+            d.clone()
+        }
+        None => tmp.path().to_path_buf(),
+    };
+    let dir = planted_root.as_path();
+    let files = copy_corpus(&corpus, dir);
     assert!(
         files.len() >= PLANTS,
         "corpus too small to plant {PLANTS} secrets"
@@ -258,7 +283,7 @@ fn main() {
     let step = files.len() / PLANTS;
     for k in 0..PLANTS {
         let rel = &files[k * step];
-        let path = dir.path().join(rel);
+        let path = dir.join(rel);
         let text = String::from_utf8_lossy(&fs::read(&path).unwrap()).into_owned();
         let mut lines: Vec<&str> = text.lines().collect();
         let at = lines.len() / 2;
@@ -271,7 +296,17 @@ fn main() {
             rule,
         ));
     }
-    let report = rounds("planted", dir.path(), n);
+    if let Some(d) = &keep {
+        let mut tsv = String::from("path\tline\trule\n");
+        for (path, line, rule) in &planted {
+            tsv.push_str(&format!("{path}\t{line}\t{rule}\n"));
+        }
+        let mut manifest = d.clone().into_os_string();
+        manifest.push(".planted.tsv");
+        fs::write(&manifest, tsv).expect("write the planted manifest");
+        println!("planted corpus kept in {}", d.display());
+    }
+    let report = rounds("planted", dir, n);
     let found: HashSet<(&str, u32, &str)> = report
         .findings
         .iter()
@@ -289,6 +324,7 @@ fn main() {
         planted.len(),
         100.0 * hits as f64 / planted.len() as f64
     );
+    println!("RESULT recall hits={hits} planted={}", planted.len());
     for m in missed.iter().take(20) {
         println!("  missed: {m}");
     }
