@@ -11,10 +11,19 @@ use super::{
 
 /// The claim statement; `$lock` is `FOR UPDATE SKIP LOCKED` on PostgreSQL.
 ///
-/// Rows of one repository are claimed in order: a later delivery waits while
-/// an earlier one is unfinished. On PostgreSQL a row another replica is
-/// claiming right now is skipped, and its later siblings stay excluded by the
-/// NOT EXISTS because the locked row is still `received` in this snapshot.
+/// Rows of one repository are claimed in order: only the head of each
+/// repository's queue (its lowest pending `seq`) is a candidate, so a later
+/// delivery waits while an earlier one is unfinished; deliveries without a
+/// repository do not wait for each other. The heads are found by skipping
+/// through the partial index of pending rows one repository at a time (a
+/// recursive query: an index seek per repository with pending work), so a
+/// claim touches neither the rows kept for retention nor a repository's
+/// backlog behind a held head (SQLite, 10,000 pending rows in 9 repositories
+/// behind a held head: 0.09 ms per claim; the earlier scan took 67 ms on a
+/// 7,000-row backlog, see bench/BENCHMARKS.md). On
+/// PostgreSQL a head another replica is claiming right now is skipped, and
+/// its later siblings stay excluded because the locked row is still the
+/// head in this snapshot.
 macro_rules! claim_sql {
     ($lock:literal) => {
         concat!(
@@ -22,12 +31,22 @@ macro_rules! claim_sql {
                 SET state = 'processing', attempts = attempts + 1, locked_by = $1, locked_until = $2
               WHERE seq = (
                     SELECT d.seq FROM deliveries d
-                     WHERE ((d.state = 'received' AND d.next_attempt_at <= $3)
+                     WHERE d.seq IN (
+                           WITH RECURSIVE repos(r) AS (
+                                   SELECT MIN(repository) FROM deliveries
+                                    WHERE state IN ('received', 'processing') AND repository IS NOT NULL
+                                 UNION ALL
+                                   SELECT (SELECT MIN(x.repository) FROM deliveries x
+                                            WHERE x.state IN ('received', 'processing') AND x.repository > repos.r)
+                                     FROM repos WHERE repos.r IS NOT NULL)
+                           SELECT (SELECT MIN(h.seq) FROM deliveries h
+                                    WHERE h.state IN ('received', 'processing') AND h.repository = repos.r)
+                             FROM repos WHERE repos.r IS NOT NULL
+                           UNION ALL
+                           SELECT n.seq FROM deliveries n
+                            WHERE n.state IN ('received', 'processing') AND n.repository IS NULL)
+                       AND ((d.state = 'received' AND d.next_attempt_at <= $3)
                          OR (d.state = 'processing' AND d.locked_until < $3))
-                       AND NOT EXISTS (
-                           SELECT 1 FROM deliveries e
-                            WHERE e.repository = d.repository AND e.seq < d.seq
-                              AND e.state IN ('received', 'processing'))
                      ORDER BY d.seq
                      LIMIT 1 ",
             $lock,
