@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The long fault runs (issue 8): 10,000 deliveries at 1,000/s against the real
 # binary — with the worker running, across a kill -9 at a random moment, and
-# with two replicas on one PostgreSQL. CI runs the same tests with 1,000.
+# with two replicas on one PostgreSQL. CI runs the same tests with 500.
 #
 #   bash bench/faults.sh                # 10,000 deliveries at 1,000/s
 #   DELIVERIES=2000 RATE=500 bash bench/faults.sh

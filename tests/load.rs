@@ -5,7 +5,7 @@
 //! Each delivery is a `/help` comment, whose effect (one reply, marked with
 //! its comment id) shows a lost delivery (no reply) and a doubled one (two).
 //! Sizes come from the environment so the same tests make the long run:
-//! `SHIPGATE_LOAD_DELIVERIES` (default 1000) at `SHIPGATE_LOAD_RATE` per
+//! `SHIPGATE_LOAD_DELIVERIES` (default 500) at `SHIPGATE_LOAD_RATE` per
 //! second (default 1000). `bench/faults.sh` runs them with 10,000.
 //!
 //! The fake GitHub here is not behind prism in the conformance run
@@ -28,6 +28,9 @@ use shipgate::settings::DatabaseUrl;
 use shipgate::store::{DeliveryState, DynStore};
 
 const REPOS: usize = 8;
+
+/// The load tests run one at a time: each one is the machine's whole load.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const CONFIG_PATH: &str = ".github/shipgate.yml";
 const CONFIG: &str = "environments:\n  staging:\n    deployers: write\n";
 
@@ -35,7 +38,7 @@ fn deliveries() -> usize {
     std::env::var("SHIPGATE_LOAD_DELIVERIES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1000)
+        .unwrap_or(500)
 }
 
 fn rate() -> u64 {
@@ -154,7 +157,7 @@ async fn drive(
 /// Waits until every delivery is done in `store` (a budget that grows with
 /// the load), failing on any that failed.
 async fn all_done(store: &DynStore, items: &[Delivery]) {
-    let deadline = Instant::now() + Duration::from_secs(60 + items.len() as u64 / 50);
+    let deadline = Instant::now() + Duration::from_secs(120 + items.len() as u64 / 20);
     let mut pending: Vec<&str> = items.iter().map(|d| d.guid.as_str()).collect();
     while !pending.is_empty() {
         let mut still = Vec::new();
@@ -230,6 +233,7 @@ async fn sqlite_store(db: &str) -> DynStore {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_delivery_is_processed_once_under_load() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let gh = FakeGitHub::start_direct().await;
     let items = Arc::new(prepare(&gh, deliveries()));
     let dir = tempfile::tempdir().unwrap();
@@ -262,6 +266,7 @@ async fn every_acknowledged_delivery_is_processed_once_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hard_kill_under_load_loses_nothing_and_doubles_nothing() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let gh = FakeGitHub::start_direct().await;
     let items = Arc::new(prepare(&gh, deliveries()));
     let dir = tempfile::tempdir().unwrap();
@@ -302,6 +307,7 @@ async fn a_hard_kill_under_load_loses_nothing_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_on_postgres_process_each_delivery_once_and_share_locks() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let gh = FakeGitHub::start_direct().await;
     let items = Arc::new(prepare(&gh, deliveries()));
     // Twenty PRs of one repository ask for the same environment, spread over
