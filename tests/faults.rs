@@ -381,3 +381,23 @@ async fn an_installation_token_github_refuses_is_renewed_once() {
     }
     t.finish().await;
 }
+
+#[tokio::test]
+async fn on_a_busy_pr_a_reply_posted_before_a_failure_is_still_found() {
+    // The newest comments are on the last pages: with 350 comments before
+    // the command, a search of the first pages would miss the reply.
+    let t = Harness::start().await;
+    let pr = deployable_pr(&t);
+    for i in 0..350 {
+        t.gh.add_comment(REPO, pr, "bob", &format!("comment {i}"));
+    }
+    let comments = format!("/repos/{REPO}/issues/{pr}/comments");
+    t.gh.fail_after_effect("POST", &comments, 1, 502);
+
+    t.comment(REPO, pr, "alice", "/help").await;
+    t.settle().await;
+    assert_eq!(t.gh.bot_comments(REPO, pr).len(), 1);
+    t.gh.next_bot_comment(REPO, pr);
+    assert_eq!(t.gh.requests_to("POST", &comments).len(), 1);
+    t.finish().await;
+}

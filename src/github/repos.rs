@@ -6,6 +6,13 @@ use serde::{Deserialize, Serialize};
 use super::content::{encode_path, CommitStatus};
 use super::{Api, GitHubError};
 
+/// Pages of 100 comments searched for shipgate's own marked comment (a reply
+/// posted just before a crash, the sticky preview comment). The newest
+/// comments are on the last pages, so a short search would miss a reply on
+/// a busy PR and post it again (found by the 10,000-delivery kill -9 run:
+/// PRs with over 300 comments got two replies).
+pub const MARKER_SEARCH_PAGES: u32 = 50;
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Comment {
     pub id: i64,

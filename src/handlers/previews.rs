@@ -152,7 +152,9 @@ async fn sync_comment(
         // Adopt a comment posted before the store knew of it — but only one
         // shipgate itself wrote: a user pasting the marker cannot hijack it.
         let me = cx.github.bot_login().await?;
-        let existing = api.list_comments(repo, pr, 3).await?;
+        let existing = api
+            .list_comments(repo, pr, crate::github::repos::MARKER_SEARCH_PAGES)
+            .await?;
         id = existing
             .iter()
             .find(|c| {

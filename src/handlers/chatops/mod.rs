@@ -98,7 +98,14 @@ impl Session<'_> {
             Some(p) if p.reply_comment_id.is_some() => p.reply_comment_id,
             Some(_) => {
                 let marker = self.marker(run.line);
-                let comments = self.api.list_comments(&self.repo, self.issue, 3).await?;
+                let comments = self
+                    .api
+                    .list_comments(
+                        &self.repo,
+                        self.issue,
+                        crate::github::repos::MARKER_SEARCH_PAGES,
+                    )
+                    .await?;
                 comments
                     .iter()
                     .rev()
