@@ -72,3 +72,26 @@ fn every_handled_fixture_payload_decodes() {
     // Each handled event has at least one seed some handler decodes.
     assert!(decoded > 50, "{decoded}");
 }
+
+/// `fuzz/regressions/repo_config/two-documents`, found by the `repo_config`
+/// target in its first seconds: a config with a second YAML document is
+/// refused, without a position (serde_yaml_ng gives none), which the
+/// target's first property wrongly demanded.
+#[test]
+fn repo_config_two_documents_are_refused() {
+    let data = std::fs::read(root().join("fuzz/regressions/repo_config/two-documents")).unwrap();
+    let text = std::str::from_utf8(&data[4..]).unwrap();
+    let e = shipgate::repo_config::RepoConfig::parse(text).unwrap_err();
+    assert!(e.message.contains("more than one document"), "{e}");
+    fuzz::repo_config(&data);
+}
+
+/// `fuzz/regressions/repo_config/dst-repeated-hour`: the freeze fix of
+/// `freeze::tests::a_freeze_ending_in_the_repeated_hour_ends_ahead`, through
+/// the target's body.
+#[test]
+fn repo_config_freeze_in_the_repeated_hour_ends_ahead() {
+    let data =
+        std::fs::read(root().join("fuzz/regressions/repo_config/dst-repeated-hour")).unwrap();
+    fuzz::repo_config(&data);
+}
