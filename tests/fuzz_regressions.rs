@@ -95,3 +95,18 @@ fn repo_config_freeze_in_the_repeated_hour_ends_ahead() {
         std::fs::read(root().join("fuzz/regressions/repo_config/dst-repeated-hour")).unwrap();
     fuzz::repo_config(&data);
 }
+
+/// `fuzz/regressions/repo_config/duplicate-environment`, found by the
+/// `repo_config` target (66,780 runs into its second run): `staging` named
+/// twice under `environments` was accepted, the later one silently
+/// replacing the first; now an error with a position.
+#[test]
+fn repo_config_an_environment_named_twice_is_refused() {
+    let data =
+        std::fs::read(root().join("fuzz/regressions/repo_config/duplicate-environment")).unwrap();
+    let text = String::from_utf8_lossy(&data[4..]);
+    let e = shipgate::repo_config::RepoConfig::parse(&text).unwrap_err();
+    assert!(e.message.contains("duplicate entry"), "{e}");
+    assert!(e.location.is_some(), "{e}");
+    fuzz::repo_config(&data);
+}
