@@ -4,7 +4,9 @@
 //! (`from`/`to`, 24 h, `to` inclusive to the minute; `from` after `to` spans
 //! midnight), in an IANA time zone (default UTC).
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc,
+};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -166,9 +168,21 @@ impl FreezeWindow {
         let today = local.date_naive();
         let end_exclusive = |day: NaiveDate| {
             let naive = day.and_time(NaiveTime::MIN) + chrono::Duration::seconds(end_excl as i64);
-            tz.from_local_datetime(&naive)
-                .earliest()
-                .map(|t| t.with_timezone(&Utc))
+            match tz.from_local_datetime(&naive) {
+                LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+                // Clocks went back over the end, which comes twice: the
+                // freeze ends at the first one still ahead.
+                LocalResult::Ambiguous(first, second) => {
+                    let first = first.with_timezone(&Utc);
+                    Some(if first > now {
+                        first
+                    } else {
+                        second.with_timezone(&Utc)
+                    })
+                }
+                // Clocks jumped over the end: the freeze ends at the jump.
+                LocalResult::None => first_instant_at_or_after(tz, naive),
+            }
         };
         let (started_on, ends_on) = if start < end_excl {
             if !(self.applies_to(today) && time >= start && time < end_excl) {
@@ -209,6 +223,30 @@ impl FreezeWindow {
             tz.name()
         )
     }
+}
+
+/// The first instant at which the local time in `tz` reads `local` or
+/// later, for a `local` time that does not exist (skipped when clocks went
+/// forward): the instant of the jump. Local time only moves forward around
+/// such a gap, so a binary search over the two days around it finds it.
+fn first_instant_at_or_after(tz: chrono_tz::Tz, local: NaiveDateTime) -> Option<DateTime<Utc>> {
+    let around = local.and_utc().timestamp();
+    let (mut lo, mut hi) = (around - 86_400, around + 86_400);
+    let reads = |t: i64| {
+        DateTime::from_timestamp(t, 0).map(|u| u.with_timezone(&tz).naive_local() >= local)
+    };
+    if reads(lo)? || !reads(hi)? {
+        return None;
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if reads(mid)? {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    DateTime::from_timestamp(hi, 0)
 }
 
 /// The first active freeze among `windows` at `now`, the one ending last
@@ -305,6 +343,36 @@ mod tests {
         assert!(e.contains("unknown time zone"), "{e}");
         let w: FreezeWindow = serde_yaml_ng::from_str("{ from: \"10:00\" }").unwrap();
         assert!(w.validate().is_err());
+    }
+
+    /// The `repo_config` fuzz target's property (an active freeze ends in
+    /// the future) failed on this case (input made by hand, saved as
+    /// fuzz/regressions/repo_config/dst-repeated-hour): in the hour that
+    /// repeats when clocks go back, the freeze ended at the first 02:30,
+    /// already past.
+    #[test]
+    fn a_freeze_ending_in_the_repeated_hour_ends_ahead() {
+        // Berlin goes back from 03:00 CEST to 02:00 CET on 2026-10-25 (a Sunday).
+        let w = window("{ days: [sun], to: \"02:29\", timezone: Europe/Berlin }");
+        let first = w.active_at(at("2026-10-25T00:15:00Z")).expect("02:15 CEST");
+        assert_eq!(first.ends_at, at("2026-10-25T00:30:00Z"));
+        let second = w.active_at(at("2026-10-25T01:15:00Z")).expect("02:15 CET");
+        assert_eq!(second.ends_at, at("2026-10-25T01:30:00Z"));
+        assert!(w.active_at(at("2026-10-25T01:30:00Z")).is_none());
+    }
+
+    /// A freeze whose end time does not exist on the day clocks go forward
+    /// was never active that day; it ends when the clocks jump.
+    #[test]
+    fn a_freeze_ending_in_the_skipped_hour_ends_at_the_jump() {
+        // Berlin jumps from 02:00 CET to 03:00 CEST on 2026-03-29 (a Sunday), at 01:00 UTC.
+        let w = window("{ days: [sun], to: \"02:29\", timezone: Europe/Berlin }");
+        let f = w.active_at(at("2026-03-29T00:30:00Z")).expect("01:30 CET");
+        assert_eq!(f.ends_at, at("2026-03-29T01:00:00Z"));
+        assert!(
+            w.active_at(at("2026-03-29T01:00:00Z")).is_none(),
+            "03:00 CEST"
+        );
     }
 
     #[test]

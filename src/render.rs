@@ -57,8 +57,10 @@ pub struct DeployReply {
     pub notes: Vec<String>,
 }
 
+/// The first 7 characters of a commit SHA. Payloads are not trusted to
+/// carry hex, so this cuts at a character boundary.
 pub fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(7)]
+    sha.char_indices().nth(7).map_or(sha, |(i, _)| &sha[..i])
 }
 
 fn state_icon(state: &str) -> &'static str {
@@ -153,6 +155,14 @@ pub fn render_message(icon: &str, text: &str, marker: &str) -> String {
 mod tests {
     use super::*;
     use crate::gates::Verdict;
+
+    #[test]
+    fn short_shas_cut_at_a_character() {
+        assert_eq!(short("0123456789abcdef"), "0123456");
+        assert_eq!(short("abc"), "abc");
+        // A deployment_status payload's sha reaches this; a byte cut panicked.
+        assert_eq!(short("abcdeféé"), "abcdefé");
+    }
 
     #[test]
     fn a_created_deploy_reply_and_its_progress() {

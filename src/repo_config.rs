@@ -382,7 +382,7 @@ impl RepoConfig {
         {
             return Ok(RepoConfig::default());
         }
-        let config: RepoConfig = serde_yaml_ng::from_str(text).map_err(|e| {
+        let located = |e: serde_yaml_ng::Error| {
             let location = e.location().map(|l| (l.line(), l.column()));
             // serde_yaml_ng appends " at line L column C"; we report it separately.
             let message = e.to_string();
@@ -391,7 +391,11 @@ impl RepoConfig {
                 _ => message,
             };
             ConfigError { location, message }
-        })?;
+        };
+        // Maps (environments, branches) keep the last of duplicate keys: an
+        // environment named twice would silently lose its first rules.
+        serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text).map_err(located)?;
+        let config: RepoConfig = serde_yaml_ng::from_str(text).map_err(located)?;
         config.validate()?;
         Ok(config)
     }
@@ -606,6 +610,22 @@ mod tests {
         assert_eq!(c.protection.mode, ProtectionMode::Audit);
         assert_eq!(c.protection.branches["main"].strict, Some(true));
         assert_eq!(c.protection.branches["main"].enforce_admins, None);
+    }
+
+    /// Found by the `repo_config` fuzz target (fuzz/regressions/repo_config/duplicate-environment).
+    #[test]
+    fn an_environment_named_twice_is_an_error_with_line_and_column() {
+        let e = RepoConfig::parse(
+            "environments:\n  production:\n    required_approvals: 2\n  production:\n    deployers: write\n",
+        )
+        .unwrap_err();
+        // serde_yaml_ng points at the map that has the duplicate.
+        assert_eq!(e.location, Some((2, 3)), "{e}");
+        assert!(
+            e.message
+                .contains("duplicate entry with key \"production\""),
+            "{e}"
+        );
     }
 
     #[test]

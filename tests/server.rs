@@ -657,6 +657,9 @@ impl shipgate::handlers::Handler for MustNotRun {
     fn wants(&self, _: &str, _: Option<&str>) -> bool {
         true
     }
+    fn decode(&self, _: &str, _: &str) -> Result<(), shipgate::handlers::HandlerError> {
+        Ok(())
+    }
     async fn handle(
         &self,
         _: &shipgate::handlers::Context,

@@ -17,6 +17,48 @@ pub const CONTEXT: &str = "shipgate/config";
 
 pub struct ConfigCheck;
 
+/// The commit whose config a delivery asks to check.
+struct Target {
+    repo: String,
+    sha: String,
+    installation: Option<i64>,
+    /// Report even when there is no config file (it was just removed).
+    always_report: bool,
+}
+
+/// The commit to check, if the delivery asks for one.
+fn decode(event: &str, payload: &str) -> Result<Option<Target>, HandlerError> {
+    Ok(match event {
+        "pull_request" => {
+            let ev: PullRequestEvent = serde_json::from_str(payload)?;
+            Some(Target {
+                repo: ev.repository.full_name,
+                sha: ev.pull_request.head.sha,
+                installation: ev.installation.map(|i| i.id),
+                always_report: false,
+            })
+        }
+        "push" => {
+            let ev: PushEvent = serde_json::from_str(payload)?;
+            let default = ev.repository.default_branch.as_deref();
+            if ev.deleted
+                || ev.branch().is_none()
+                || ev.branch() != default
+                || !ev.touches(CONFIG_PATH)
+            {
+                return Ok(None);
+            }
+            Some(Target {
+                repo: ev.repository.full_name,
+                sha: ev.after,
+                installation: ev.installation.map(|i| i.id),
+                always_report: true,
+            })
+        }
+        _ => None,
+    })
+}
+
 #[async_trait]
 impl Handler for ConfigCheck {
     fn name(&self) -> &'static str {
@@ -31,27 +73,19 @@ impl Handler for ConfigCheck {
         }
     }
 
+    fn decode(&self, event: &str, payload: &str) -> Result<(), HandlerError> {
+        decode(event, payload).map(drop)
+    }
+
     async fn handle(&self, cx: &Context, d: &ClaimedDelivery) -> Result<(), HandlerError> {
-        let (repo, sha, installation, always_report) = match d.event.as_str() {
-            "pull_request" => {
-                let ev: PullRequestEvent = serde_json::from_str(&d.payload)?;
-                let id = ev.installation.map(|i| i.id);
-                (ev.repository.full_name, ev.pull_request.head.sha, id, false)
-            }
-            "push" => {
-                let ev: PushEvent = serde_json::from_str(&d.payload)?;
-                let default = ev.repository.default_branch.as_deref();
-                if ev.deleted
-                    || ev.branch().is_none()
-                    || ev.branch() != default
-                    || !ev.touches(CONFIG_PATH)
-                {
-                    return Ok(());
-                }
-                let id = ev.installation.map(|i| i.id);
-                (ev.repository.full_name, ev.after, id, true)
-            }
-            _ => return Ok(()),
+        let Some(Target {
+            repo,
+            sha,
+            installation,
+            always_report,
+        }) = decode(&d.event, &d.payload)?
+        else {
+            return Ok(());
         };
         let api = cx.github.api(installation)?;
         let loaded = cx.config(&api, &repo, &sha).await?;

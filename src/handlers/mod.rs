@@ -112,8 +112,15 @@ pub trait Handler: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Whether this handler acts on `event` with `action`.
     fn wants(&self, event: &str, action: Option<&str>) -> bool;
+    /// Reads a wanted delivery's payload the way [`Handler::handle`] does,
+    /// without acting on it: `handle` starts with this same decoding, so a
+    /// payload refused here is refused there with the same error.
+    fn decode(&self, event: &str, payload: &str) -> Result<(), HandlerError>;
     async fn handle(&self, cx: &Context, delivery: &ClaimedDelivery) -> Result<(), HandlerError>;
 }
+
+/// A handler's name and how its decoding of a payload went.
+pub type Decoded = (&'static str, Result<(), HandlerError>);
 
 /// The set of enabled handlers.
 #[derive(Clone)]
@@ -144,6 +151,28 @@ impl Handlers {
     /// Whether any handler wants this event; others are acknowledged and dropped.
     pub fn wants(&self, event: &str, action: Option<&str>) -> bool {
         self.list.iter().any(|h| h.wants(event, action))
+    }
+
+    /// Decodes a delivery's body as it would be on its way through shipgate,
+    /// before any GitHub call: the envelope ingress reads (an error refuses
+    /// the delivery), then each handler that wants the event decodes the
+    /// payload as it does when processing it. Returns each wanting handler's
+    /// name and result; none when no handler wants the event.
+    pub fn decode(&self, event: &str, payload: &[u8]) -> Result<Vec<Decoded>, String> {
+        let envelope = crate::events::Envelope::parse(payload)?;
+        let wanting: Vec<_> = self
+            .list
+            .iter()
+            .filter(|h| h.wants(event, envelope.action.as_deref()))
+            .collect();
+        if wanting.is_empty() {
+            return Ok(Vec::new());
+        }
+        let text = std::str::from_utf8(payload).map_err(|_| "body is not UTF-8".to_string())?;
+        Ok(wanting
+            .into_iter()
+            .map(|h| (h.name(), h.decode(event, text)))
+            .collect())
     }
 
     /// Runs every handler that wants the delivery, all of them even when one

@@ -198,6 +198,11 @@ impl Handler for Previews {
         event == "deployment_status"
     }
 
+    fn decode(&self, _: &str, payload: &str) -> Result<(), HandlerError> {
+        serde_json::from_str::<DeploymentStatusEvent>(payload)?;
+        Ok(())
+    }
+
     async fn handle(&self, cx: &Context, d: &ClaimedDelivery) -> Result<(), HandlerError> {
         let ev: DeploymentStatusEvent = serde_json::from_str(&d.payload)?;
         let repo = ev.repository.full_name.clone();
@@ -332,6 +337,11 @@ impl Handler for SmokeJob {
 
     fn wants(&self, event: &str, _: Option<&str>) -> bool {
         event == SMOKE_EVENT
+    }
+
+    fn decode(&self, _: &str, payload: &str) -> Result<(), HandlerError> {
+        serde_json::from_str::<SmokeJobPayload>(payload)?;
+        Ok(())
     }
 
     async fn handle(&self, cx: &Context, d: &ClaimedDelivery) -> Result<(), HandlerError> {

@@ -7,9 +7,11 @@
 //! reported once.
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{Context, Handler, HandlerError};
+use crate::events::PushEvent;
 use crate::github::repos::{CheckRunOutput, NewCheckRun, ProtectionRead};
 use crate::github::{Api, GitHubError};
 use crate::policy;
@@ -46,14 +48,19 @@ impl Handler for Protection {
         }
     }
 
+    fn decode(&self, event: &str, payload: &str) -> Result<(), HandlerError> {
+        decode(event, payload).map(drop)
+    }
+
     async fn handle(&self, cx: &Context, d: &ClaimedDelivery) -> Result<(), HandlerError> {
-        let p: Value = serde_json::from_str(&d.payload)?;
-        let installation = p["installation"]["id"].as_i64();
-        let sender = p["sender"]["login"].as_str().map(str::to_string);
-        let repo = p["repository"]["full_name"].as_str().map(str::to_string);
-        let default_branch = p["repository"]["default_branch"]
-            .as_str()
-            .map(str::to_string);
+        let Input {
+            p,
+            installation,
+            sender,
+            repo,
+            default_branch,
+            push,
+        } = decode(&d.event, &d.payload)?;
         match d.event.as_str() {
             "installation" | "installation_repositories" => {
                 let key = if d.event == "installation" {
@@ -90,7 +97,9 @@ impl Handler for Protection {
                 .await
             }
             "push" => {
-                let push: crate::events::PushEvent = serde_json::from_value(p.clone())?;
+                let Some(push) = push else {
+                    return Ok(());
+                };
                 if push.deleted
                     || push.branch().is_none()
                     || push.branch() != push.repository.default_branch.as_deref()
@@ -211,6 +220,35 @@ impl Handler for Protection {
             _ => Ok(()),
         }
     }
+}
+
+/// A delivery as the policy handler reads it: the payload, its common
+/// fields, and for a push the typed event.
+struct Input {
+    p: Value,
+    installation: Option<i64>,
+    sender: Option<String>,
+    repo: Option<String>,
+    default_branch: Option<String>,
+    push: Option<PushEvent>,
+}
+
+fn decode(event: &str, payload: &str) -> Result<Input, HandlerError> {
+    let p: Value = serde_json::from_str(payload)?;
+    let push = match event {
+        "push" => Some(PushEvent::deserialize(&p)?),
+        _ => None,
+    };
+    Ok(Input {
+        installation: p["installation"]["id"].as_i64(),
+        sender: p["sender"]["login"].as_str().map(str::to_string),
+        repo: p["repository"]["full_name"].as_str().map(str::to_string),
+        default_branch: p["repository"]["default_branch"]
+            .as_str()
+            .map(str::to_string),
+        push,
+        p,
+    })
 }
 
 async fn load_config(

@@ -39,58 +39,17 @@ impl Handler for ProtectionRules {
         }
     }
 
+    fn decode(&self, event: &str, payload: &str) -> Result<(), HandlerError> {
+        decode(event, payload, crate::now_ms()).map(drop)
+    }
+
     async fn handle(&self, cx: &Context, d: &ClaimedDelivery) -> Result<(), HandlerError> {
-        let p: Value = serde_json::from_str(&d.payload)?;
-        let Some(repo) = p["repository"]["full_name"].as_str().map(str::to_string) else {
-            return Ok(());
-        };
-        let installation = p["installation"]["id"].as_i64();
-        match d.event.as_str() {
-            "deployment_protection_rule" => {
-                let (Some(env), Some(callback), Some(deployment)) = (
-                    p["environment"].as_str(),
-                    p["deployment_callback_url"].as_str(),
-                    p["deployment"].as_object(),
-                ) else {
-                    return Err(HandlerError::Permanent("deployment_protection_rule without environment, deployment or callback URL".into()));
-                };
-                let now = crate::now_ms();
-                let request = ProtectionRequest {
-                    id: 0,
-                    repository: repo.clone(),
-                    environment: env.to_string(),
-                    deployment_id: deployment
-                        .get("id")
-                        .and_then(Value::as_i64)
-                        .unwrap_or_default(),
-                    callback_url: callback.to_string(),
-                    sha: deployment
-                        .get("sha")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    git_ref: deployment
-                        .get("ref")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    pr: p["pull_requests"]
-                        .as_array()
-                        .and_then(|prs| prs.first())
-                        .and_then(|pr| pr["number"].as_i64()),
-                    installation_id: installation,
-                    state: "pending".into(),
-                    deadline: now, // set from the config on the first evaluation
-                    next_check_at: now,
-                    progress_posts: 0,
-                    last_comment: None,
-                    created_at: now,
-                };
+        match decode(&d.event, &d.payload, crate::now_ms())? {
+            Input::Request {
+                request,
+                default_branch,
+            } => {
                 let stored = cx.store.save_protection_request(&request).await?;
-                let default_branch = p["repository"]["default_branch"]
-                    .as_str()
-                    .unwrap_or("main")
-                    .to_string();
                 evaluate(
                     cx,
                     &stored,
@@ -99,23 +58,106 @@ impl Handler for ProtectionRules {
                 )
                 .await
             }
-            "check_run" | RECHECK_EVENT => {
-                let sha = p["check_run"]["head_sha"].as_str();
-                let default_branch = p["repository"]["default_branch"]
-                    .as_str()
-                    .unwrap_or("main")
-                    .to_string();
+            Input::Recheck {
+                repo,
+                sha,
+                default_branch,
+            } => {
                 for r in cx.store.pending_protection_requests(&repo).await? {
-                    if d.event == "check_run" && sha != Some(r.sha.as_str()) {
+                    if d.event == "check_run" && sha.as_deref() != Some(r.sha.as_str()) {
                         continue;
                     }
                     evaluate(cx, &r, &default_branch, false).await?;
                 }
                 Ok(())
             }
-            _ => Ok(()),
+            Input::Nothing => Ok(()),
         }
     }
+}
+
+/// A delivery as the protection rule handler reads it.
+enum Input {
+    /// A deployment waits for an answer.
+    Request {
+        request: ProtectionRequest,
+        default_branch: String,
+    },
+    /// Re-evaluate a repository's pending requests (for a check run: those
+    /// at its commit).
+    Recheck {
+        repo: String,
+        sha: Option<String>,
+        default_branch: String,
+    },
+    Nothing,
+}
+
+fn decode(event: &str, payload: &str, now: i64) -> Result<Input, HandlerError> {
+    let p: Value = serde_json::from_str(payload)?;
+    let Some(repo) = p["repository"]["full_name"].as_str().map(str::to_string) else {
+        return Ok(Input::Nothing);
+    };
+    let installation = p["installation"]["id"].as_i64();
+    let default_branch = p["repository"]["default_branch"]
+        .as_str()
+        .unwrap_or("main")
+        .to_string();
+    Ok(match event {
+        "deployment_protection_rule" => {
+            let (Some(env), Some(callback), Some(deployment)) = (
+                p["environment"].as_str(),
+                p["deployment_callback_url"].as_str(),
+                p["deployment"].as_object(),
+            ) else {
+                return Err(HandlerError::Permanent(
+                    "deployment_protection_rule without environment, deployment or callback URL"
+                        .into(),
+                ));
+            };
+            let request = ProtectionRequest {
+                id: 0,
+                repository: repo,
+                environment: env.to_string(),
+                deployment_id: deployment
+                    .get("id")
+                    .and_then(Value::as_i64)
+                    .unwrap_or_default(),
+                callback_url: callback.to_string(),
+                sha: deployment
+                    .get("sha")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                git_ref: deployment
+                    .get("ref")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                pr: p["pull_requests"]
+                    .as_array()
+                    .and_then(|prs| prs.first())
+                    .and_then(|pr| pr["number"].as_i64()),
+                installation_id: installation,
+                state: "pending".into(),
+                deadline: now, // set from the config on the first evaluation
+                next_check_at: now,
+                progress_posts: 0,
+                last_comment: None,
+                created_at: now,
+            };
+            Input::Request {
+                request,
+                default_branch,
+            }
+        }
+        "check_run" | RECHECK_EVENT => Input::Recheck {
+            repo,
+            sha: p["check_run"]["head_sha"].as_str().map(str::to_string),
+            default_branch,
+        },
+        _ => Input::Nothing,
+    })
 }
 
 /// Stores a re-check of a repository's pending requests, in the repository's order.

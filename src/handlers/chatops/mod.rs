@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Context, Handler, HandlerError};
 use crate::commands::{self, Command, CommandLine};
-use crate::events::{IssueCommentEvent, PullRequestEvent};
+use crate::events::{DeploymentStatusEvent, IssueCommentEvent, PullRequestEvent};
 use crate::github::repos::Reaction;
 use crate::github::Api;
 use crate::render::{render_message, run_marker};
@@ -40,26 +40,44 @@ impl Handler for ChatOps {
         }
     }
 
+    fn decode(&self, event: &str, payload: &str) -> Result<(), HandlerError> {
+        decode(event, payload).map(drop)
+    }
+
     async fn handle(
         &self,
         cx: &Context,
         d: &crate::store::ClaimedDelivery,
     ) -> Result<(), HandlerError> {
-        match d.event.as_str() {
-            "issue_comment" => on_comment(cx, serde_json::from_str(&d.payload)?).await,
-            "deployment_status" => {
-                deploy::on_deployment_status(cx, serde_json::from_str(&d.payload)?).await
-            }
-            "pull_request" => {
-                locks::on_pull_request_closed(
-                    cx,
-                    serde_json::from_str::<PullRequestEvent>(&d.payload)?,
-                )
-                .await
-            }
-            _ => Ok(()),
+        match decode(&d.event, &d.payload)? {
+            Input::Comment(ev, lines) => on_comment(cx, ev, lines).await,
+            Input::DeploymentStatus(ev) => deploy::on_deployment_status(cx, ev).await,
+            Input::PullRequest(ev) => locks::on_pull_request_closed(cx, ev).await,
+            Input::Other => Ok(()),
         }
     }
+}
+
+/// A delivery as ChatOps reads it.
+enum Input {
+    /// The comment and its command lines to run.
+    Comment(IssueCommentEvent, Vec<(i64, CommandLine)>),
+    DeploymentStatus(DeploymentStatusEvent),
+    PullRequest(PullRequestEvent),
+    Other,
+}
+
+fn decode(event: &str, payload: &str) -> Result<Input, HandlerError> {
+    Ok(match event {
+        "issue_comment" => {
+            let ev: IssueCommentEvent = serde_json::from_str(payload)?;
+            let lines = new_lines(&ev);
+            Input::Comment(ev, lines)
+        }
+        "deployment_status" => Input::DeploymentStatus(serde_json::from_str(payload)?),
+        "pull_request" => Input::PullRequest(serde_json::from_str(payload)?),
+        _ => Input::Other,
+    })
 }
 
 /// One repository's view for a command: API client, config, where to reply.
@@ -222,11 +240,11 @@ fn keyed_lines(body: &str) -> Vec<(i64, CommandLine)> {
     out
 }
 
-async fn on_comment(cx: &Context, ev: IssueCommentEvent) -> Result<(), HandlerError> {
-    let body = ev.comment.body.clone().unwrap_or_default();
-    let mut lines = keyed_lines(&body);
+/// The command lines of a comment that run: all of them, or for an edited
+/// comment only those that were not in the previous body.
+fn new_lines(ev: &IssueCommentEvent) -> Vec<(i64, CommandLine)> {
+    let mut lines = keyed_lines(ev.comment.body.as_deref().unwrap_or_default());
     if ev.action == "edited" {
-        // Only lines that were not in the previous body run.
         let before: Vec<i64> = ev
             .changes
             .as_ref()
@@ -235,6 +253,14 @@ async fn on_comment(cx: &Context, ev: IssueCommentEvent) -> Result<(), HandlerEr
             .unwrap_or_default();
         lines.retain(|(k, _)| !before.contains(k));
     }
+    lines
+}
+
+async fn on_comment(
+    cx: &Context,
+    ev: IssueCommentEvent,
+    lines: Vec<(i64, CommandLine)>,
+) -> Result<(), HandlerError> {
     if lines.is_empty() {
         return Ok(());
     }
