@@ -38,23 +38,6 @@ fn status_line(response: &str) -> &str {
     response.lines().next().unwrap_or("")
 }
 
-async fn metric(t: &Harness, name: &str) -> f64 {
-    let text = t
-        .http
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 // ---- slow and hostile clients
 
 #[tokio::test]
@@ -148,7 +131,7 @@ async fn beyond_the_in_flight_limit_webhooks_get_an_immediate_503() {
     .await
     .unwrap();
     common::eventually("the slow request holds the slot", || async {
-        metric(&t, "shipgate_webhooks_in_flight").await == 1.0
+        t.metric("shipgate_webhooks_in_flight").await == 1.0
     })
     .await;
 
@@ -159,14 +142,15 @@ async fn beyond_the_in_flight_limit_webhooks_get_an_immediate_503() {
         "too many webhook requests in flight; redeliver it later"
     );
     assert_eq!(
-        metric(&t, "shipgate_deliveries_rejected_total{reason=\"busy\"}").await,
+        t.metric("shipgate_deliveries_rejected_total{reason=\"busy\"}")
+            .await,
         1.0
     );
 
     // The slow client gives up; the slot is free again.
     drop(slow);
     common::eventually("the slot is released", || async {
-        metric(&t, "shipgate_webhooks_in_flight").await == 0.0
+        t.metric("shipgate_webhooks_in_flight").await == 0.0
     })
     .await;
     let (status, _) = t.send("ping", &serde_json::json!({ "zen": "free" })).await;
@@ -295,25 +279,9 @@ async fn server_errors_are_retried_a_bounded_number_of_times() {
     t.finish().await;
 }
 
-fn app_auth() -> [(&'static str, &'static str); 3] {
-    [
-        ("GITHUB_TOKEN", ""),
-        ("GITHUB_APP_ID", "12345"),
-        (
-            "GITHUB_APP_PRIVATE_KEY_PATH",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/test-app-key.pem"
-            ),
-        ),
-    ]
-}
-
 #[tokio::test]
 async fn an_installation_token_github_refuses_is_renewed_once() {
-    let mut extra = app_auth().to_vec();
-    extra.push(("SHIPGATE_REDELIVER", "false"));
-    let t = Harness::start_with(&extra).await;
+    let t = Harness::start_with(&common::app_auth(&[("SHIPGATE_REDELIVER", "false")])).await;
     t.gh.add_repo(REPO, &[(CONFIG_PATH, CONFIG)]);
     t.gh.commit(REPO, "one", &[("f.txt", Some("1"))]);
     let first = t.gh.open_pr(REPO, "one", "alice");

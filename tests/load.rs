@@ -49,21 +49,12 @@ fn rate() -> u64 {
 }
 
 fn app_env(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-    let mut vars = vec![
-        ("GITHUB_TOKEN", ""),
-        ("GITHUB_APP_ID", "12345"),
-        (
-            "GITHUB_APP_PRIVATE_KEY_PATH",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/test-app-key.pem"
-            ),
-        ),
+    let mut vars = common::app_auth(&[
         ("SHIPGATE_REDELIVER_INTERVAL_SECS", "1"),
         ("SHIPGATE_REDELIVER_MAX", "100000"),
         ("SHIPGATE_WORKER_CONCURRENCY", "8"),
         ("RUST_LOG", "warn,shipgate::server=info"),
-    ];
+    ]);
     vars.extend_from_slice(extra);
     vars
 }

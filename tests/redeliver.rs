@@ -3,28 +3,12 @@
 
 mod common;
 
-use common::{FakeGitHub, Harness, SECRET};
+use common::{app_auth, FakeGitHub, Harness, SECRET};
 
 const REPO: &str = "acme/app";
 const CONFIG_PATH: &str = ".github/shipgate.yml";
 const CONFIG: &str = "environments:\n  staging: {}\n";
 const HOUR: i64 = 3600;
-
-fn app_auth(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-    let mut vars = vec![
-        ("GITHUB_TOKEN", ""),
-        ("GITHUB_APP_ID", "12345"),
-        (
-            "GITHUB_APP_PRIVATE_KEY_PATH",
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/test-app-key.pem"
-            ),
-        ),
-    ];
-    vars.extend_from_slice(extra);
-    vars
-}
 
 /// A PR in a repository with a config; its `opened` payload.
 fn pr_payload(gh: &FakeGitHub, branch: &str) -> (serde_json::Value, String) {
@@ -37,23 +21,6 @@ fn pr_payload(gh: &FakeGitHub, branch: &str) -> (serde_json::Value, String) {
         gh.pull_request_payload(REPO, pr, "opened"),
         gh.pr(REPO, pr).head_sha,
     )
-}
-
-async fn metric(t: &Harness, name: &str) -> f64 {
-    let text = t
-        .http
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test]
@@ -103,9 +70,13 @@ async fn a_delivery_missed_while_shipgate_was_down_is_redelivered_once() {
     t.send_with_id("pull_request", "guid-stored", &stored).await;
     t.gh.log_hook_delivery("guid-stored", "pull_request", &stored, 502, 0);
     // Two more sweeps see the stored one and the pending redelivery.
-    let sweeps = metric(&t, "shipgate_redelivery_sweeps_total{outcome=\"done\"}").await;
+    let sweeps = t
+        .metric("shipgate_redelivery_sweeps_total{outcome=\"done\"}")
+        .await;
     common::eventually("two more sweeps", || async {
-        metric(&t, "shipgate_redelivery_sweeps_total{outcome=\"done\"}").await >= sweeps + 2.0
+        t.metric("shipgate_redelivery_sweeps_total{outcome=\"done\"}")
+            .await
+            >= sweeps + 2.0
     })
     .await;
 
@@ -125,7 +96,8 @@ async fn a_delivery_missed_while_shipgate_was_down_is_redelivered_once() {
         shipgate::store::DeliveryState::Done
     );
     assert_eq!(
-        metric(&t, "shipgate_redeliveries_total{outcome=\"requested\"}").await,
+        t.metric("shipgate_redeliveries_total{outcome=\"requested\"}")
+            .await,
         1.0
     );
     t.finish().await;
@@ -144,9 +116,13 @@ async fn the_next_sweep_asks_for_nothing_already_redelivered() {
         w.hook_deliveries.iter().any(|d| d.redelivery)
     })
     .await;
-    let sweeps = metric(&t, "shipgate_redelivery_sweeps_total{outcome=\"done\"}").await;
+    let sweeps = t
+        .metric("shipgate_redelivery_sweeps_total{outcome=\"done\"}")
+        .await;
     common::eventually("two more sweeps", || async {
-        metric(&t, "shipgate_redelivery_sweeps_total{outcome=\"done\"}").await >= sweeps + 2.0
+        t.metric("shipgate_redelivery_sweeps_total{outcome=\"done\"}")
+            .await
+            >= sweeps + 2.0
     })
     .await;
     assert_eq!(t.gh.redelivery_requests().len(), 1);
@@ -210,12 +186,16 @@ async fn two_replicas_on_one_postgres_sweep_once() {
     let db: &'static str = Box::leak(common::fresh_postgres_url().await.into_boxed_str());
     let a = Harness::start_with_github(gh.clone(), &app_auth(&[("DATABASE_URL", db)])).await;
     common::eventually("replica A swept", || async {
-        metric(&a, "shipgate_redelivery_sweeps_total{outcome=\"done\"}").await == 1.0
+        a.metric("shipgate_redelivery_sweeps_total{outcome=\"done\"}")
+            .await
+            == 1.0
     })
     .await;
     let b = Harness::start_with_github(gh.clone(), &app_auth(&[("DATABASE_URL", db)])).await;
     common::eventually("replica B found A's lease", || async {
-        metric(&b, "shipgate_redelivery_sweeps_total{outcome=\"skipped\"}").await == 1.0
+        b.metric("shipgate_redelivery_sweeps_total{outcome=\"skipped\"}")
+            .await
+            == 1.0
     })
     .await;
     assert_eq!(gh.requests_to("GET", "/app/hook/deliveries").len(), 1);

@@ -62,6 +62,23 @@ pub fn settings(fake: &FakeGitHub, database_url: &str, extra: &[(&str, &str)]) -
     ServerSettings::from_vars(vars).expect("test settings are valid")
 }
 
+/// Settings for GitHub App authentication with the test key, plus `extra`.
+pub fn app_auth(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut vars = vec![
+        ("GITHUB_TOKEN", ""),
+        ("GITHUB_APP_ID", "12345"),
+        (
+            "GITHUB_APP_PRIVATE_KEY_PATH",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/test-app-key.pem"
+            ),
+        ),
+    ];
+    vars.extend_from_slice(extra);
+    vars
+}
+
 pub fn fast_retry() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 4,
@@ -145,6 +162,25 @@ impl Harness {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.server.addr)
+    }
+
+    /// The value of one metric line of `/metrics` (0 when absent), e.g.
+    /// `shipgate_redeliveries_total{outcome="requested"}`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
     }
 
     /// Sends a signed delivery with a fresh delivery id.
