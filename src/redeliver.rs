@@ -78,11 +78,11 @@ pub struct Sweeper {
     pub owner: String,
     /// GUIDs this process asked for, and when (ms): GitHub redelivers a
     /// little later, so the next sweep may not see the new attempt yet.
-    pub asked: std::sync::Mutex<HashMap<String, i64>>,
+    asked: std::sync::Mutex<HashMap<String, i64>>,
     /// When this process's last complete sweep began (ms). Later sweeps
     /// list back to an interval before it, not the whole window: a failure
     /// seen earlier was handled then, and a failed redelivery is a new entry.
-    pub last_sweep: std::sync::Mutex<Option<i64>>,
+    last_sweep: std::sync::Mutex<Option<i64>>,
 }
 
 /// Per GUID: the newest attempt (listed first) and what the attempts say.
@@ -93,6 +93,26 @@ struct Attempts {
 }
 
 impl Sweeper {
+    pub fn new(
+        github: GitHub,
+        store: DynStore,
+        handlers: Handlers,
+        settings: RedeliverSettings,
+        metrics: Metrics,
+        owner: String,
+    ) -> Self {
+        Sweeper {
+            github,
+            store,
+            handlers,
+            settings,
+            metrics,
+            owner,
+            asked: Default::default(),
+            last_sweep: Default::default(),
+        }
+    }
+
     /// Sweeps now, then every `interval`, until `stop`.
     pub async fn run(self, stop: CancellationToken) {
         loop {

@@ -129,17 +129,16 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
     let addr = listener.local_addr()?;
 
     let worker_id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
-    let sweeper =
-        (settings.redeliver.enabled && github.is_app()).then(|| crate::redeliver::Sweeper {
-            github: github.clone(),
-            store: store.clone(),
-            handlers: handlers.clone(),
-            settings: settings.redeliver.clone(),
-            metrics: metrics.clone(),
-            owner: worker_id.clone(),
-            asked: Default::default(),
-            last_sweep: Default::default(),
-        });
+    let sweeper = (settings.redeliver.enabled && github.is_app()).then(|| {
+        crate::redeliver::Sweeper::new(
+            github.clone(),
+            store.clone(),
+            handlers.clone(),
+            settings.redeliver.clone(),
+            metrics.clone(),
+            worker_id.clone(),
+        )
+    });
     let (finished_tx, finished_rx) = watch::channel(0u64);
     let worker = Worker {
         store: store.clone(),

@@ -193,6 +193,26 @@ async fn connections_beyond_the_limit_wait_until_one_closes() {
 
 // ---- GitHub failing
 
+/// Opens a PR from `branch` (the repository exists), delivers its `opened`
+/// event, waits for the deliveries to settle, and returns the PR and how its
+/// delivery ended.
+async fn open_pr_and_settle(t: &Harness, branch: &str) -> (u64, shipgate::store::DeliveryStatus) {
+    t.gh.commit(REPO, branch, &[("f.txt", Some(branch))]);
+    let pr = t.gh.open_pr(REPO, branch, "alice");
+    let (_, body) = t
+        .send(
+            "pull_request",
+            &t.gh.pull_request_payload(REPO, pr, "opened"),
+        )
+        .await;
+    t.settle().await;
+    let state = t
+        .state_of(body["delivery"].as_str().unwrap())
+        .await
+        .unwrap();
+    (pr, state)
+}
+
 fn deployable_pr(t: &Harness) -> u64 {
     t.gh.add_repo(REPO, &[(CONFIG_PATH, CONFIG)]);
     t.gh.commit(REPO, "feature", &[("f.txt", Some("x"))]);
@@ -257,22 +277,10 @@ async fn server_errors_are_retried_a_bounded_number_of_times() {
     // 4 tries per call (fast_retry) × 2 delivery attempts, then failed.
     let t = Harness::start_with(&[("SHIPGATE_MAX_ATTEMPTS", "2")]).await;
     t.gh.add_repo(REPO, &[(CONFIG_PATH, CONFIG)]);
-    t.gh.commit(REPO, "feature", &[("f.txt", Some("x"))]);
-    let pr = t.gh.open_pr(REPO, "feature", "alice");
     let contents = format!("/repos/{REPO}/contents/{CONFIG_PATH}");
     t.gh.fail_next("GET", &contents, 100, 500);
 
-    let (_, body) = t
-        .send(
-            "pull_request",
-            &t.gh.pull_request_payload(REPO, pr, "opened"),
-        )
-        .await;
-    t.settle().await;
-    let state = t
-        .state_of(body["delivery"].as_str().unwrap())
-        .await
-        .unwrap();
+    let (_, state) = open_pr_and_settle(&t, "feature").await;
     assert_eq!(state.state, DeliveryState::Failed);
     assert_eq!(state.attempts, 2);
     assert_eq!(t.gh.requests_to("GET", &contents).len(), 8);
@@ -283,32 +291,14 @@ async fn server_errors_are_retried_a_bounded_number_of_times() {
 async fn an_installation_token_github_refuses_is_renewed_once() {
     let t = Harness::start_with(&common::app_auth(&[("SHIPGATE_REDELIVER", "false")])).await;
     t.gh.add_repo(REPO, &[(CONFIG_PATH, CONFIG)]);
-    t.gh.commit(REPO, "one", &[("f.txt", Some("1"))]);
-    let first = t.gh.open_pr(REPO, "one", "alice");
-    t.send(
-        "pull_request",
-        &t.gh.pull_request_payload(REPO, first, "opened"),
-    )
-    .await;
-    t.settle().await;
+    let (_, state) = open_pr_and_settle(&t, "one").await;
+    assert_eq!(state.state, DeliveryState::Done);
     let exchanges = "/app/installations/42/access_tokens";
     assert_eq!(t.gh.requests_to("POST", exchanges).len(), 1);
 
     // GitHub revokes the token before octocrab thinks it expires.
     t.gh.expire_installation_tokens();
-    t.gh.commit(REPO, "two", &[("f.txt", Some("2"))]);
-    let second = t.gh.open_pr(REPO, "two", "alice");
-    let (_, body) = t
-        .send(
-            "pull_request",
-            &t.gh.pull_request_payload(REPO, second, "opened"),
-        )
-        .await;
-    t.settle().await;
-    let state = t
-        .state_of(body["delivery"].as_str().unwrap())
-        .await
-        .unwrap();
+    let (second, state) = open_pr_and_settle(&t, "two").await;
     assert_eq!(state.state, DeliveryState::Done, "{:?}", state.last_error);
     assert_eq!(state.attempts, 1, "renewed within the same attempt");
     assert_eq!(t.gh.requests_to("POST", exchanges).len(), 2, "one renewal");
@@ -320,21 +310,9 @@ async fn an_installation_token_github_refuses_is_renewed_once() {
 
     // A 401 that persists after renewal is not retried in a loop.
     let contents = format!("/repos/{REPO}/contents/{CONFIG_PATH}");
-    t.gh.commit(REPO, "three", &[("f.txt", Some("3"))]);
-    let third = t.gh.open_pr(REPO, "three", "alice");
     t.gh.fail_next("GET", &contents, 100, 401);
     let before = t.gh.requests_to("GET", &contents).len();
-    let (_, body) = t
-        .send(
-            "pull_request",
-            &t.gh.pull_request_payload(REPO, third, "opened"),
-        )
-        .await;
-    t.settle().await;
-    let state = t
-        .state_of(body["delivery"].as_str().unwrap())
-        .await
-        .unwrap();
+    let (_, state) = open_pr_and_settle(&t, "three").await;
     assert_eq!(state.state, DeliveryState::Failed);
     assert!(state.last_error.unwrap().contains("401"));
     // Per ref read: the call and one retry with a renewed token (octocrab
