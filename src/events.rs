@@ -34,8 +34,10 @@ where
     D: serde::Deserializer<'de>,
     T: serde::de::DeserializeOwned,
 {
-    let value = serde_json::Value::deserialize(d)?;
-    Ok(serde_json::from_value(value).ok())
+    // The field's text, re-read as T: no tree of values is built for the
+    // large objects (a repository has about a hundred fields).
+    let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+    Ok(serde_json::from_str(raw.get()).ok())
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -1,7 +1,8 @@
 //! Prometheus metrics, served as text on `GET /metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 #[derive(Clone)]
@@ -26,6 +27,8 @@ pub struct Metrics {
     pub redelivery_missing: IntGauge,
     /// Webhook requests being handled right now.
     pub webhooks_in_flight: IntGauge,
+    /// Deliveries per ingress commit (group commit; see `store::writer`).
+    pub delivery_batch_rows: Histogram,
 }
 
 impl Default for Metrics {
@@ -105,6 +108,14 @@ impl Metrics {
             "Webhook requests being handled (reading, verifying, storing)",
         )
         .expect("valid metric");
+        let delivery_batch_rows = Histogram::with_opts(
+            HistogramOpts::new(
+                "delivery_batch_rows",
+                "Deliveries stored per ingress commit (deliveries that arrive during a commit share the next one)",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+        )
+        .expect("valid metric");
         for c in [
             Box::new(deliveries_received.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(deliveries_rejected.clone()),
@@ -116,6 +127,7 @@ impl Metrics {
             Box::new(redeliveries.clone()),
             Box::new(redelivery_missing.clone()),
             Box::new(webhooks_in_flight.clone()),
+            Box::new(delivery_batch_rows.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -131,6 +143,7 @@ impl Metrics {
             redeliveries,
             redelivery_missing,
             webhooks_in_flight,
+            delivery_batch_rows,
         }
     }
 

@@ -19,7 +19,7 @@ use crate::ingress::{self, Ingress, MAX_BODY_BYTES};
 use crate::metrics::Metrics;
 use crate::repo_config::ConfigCache;
 use crate::settings::{ServerSettings, SettingsError};
-use crate::store::{self, DynStore};
+use crate::store::{self, DeliveryWriter, DynStore};
 use crate::worker::Worker;
 
 /// The HTTP routes. Kept apart from `start` so tests can serve them directly.
@@ -113,6 +113,10 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
     let ingress = Ingress {
         secrets: Arc::new(settings.webhook_secrets.clone()),
         store: store.clone(),
+        writer: {
+            let batch_rows = metrics.delivery_batch_rows.clone();
+            DeliveryWriter::spawn(store.clone(), move |rows| batch_rows.observe(rows as f64))
+        },
         handlers: handlers.clone(),
         metrics: metrics.clone(),
         wake: wake.clone(),

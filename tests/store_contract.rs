@@ -33,7 +33,7 @@ fn delivery(id: &str, repo: Option<&str>) -> NewDelivery {
         action: None,
         installation_id: Some(7),
         repository: repo.map(str::to_string),
-        payload: format!(r#"{{"id":"{id}"}}"#),
+        payload: format!(r#"{{"id":"{id}"}}"#).into(),
     }
 }
 
@@ -438,6 +438,90 @@ async fn the_deploy_queue_is_first_in_first_out(s: DynStore) {
         .is_none());
 }
 
+async fn a_batch_insert_reports_each_delivery_and_keeps_arrival_order(s: DynStore) {
+    s.insert_delivery(&delivery("b", Some("o/r")), 1)
+        .await
+        .unwrap();
+    let batch = [
+        delivery("a", Some("o/r")),
+        delivery("b", Some("o/r")),
+        delivery("c", Some("o/r")),
+        delivery("a", Some("o/r")),
+        delivery("d", None),
+    ];
+    use InsertOutcome::{Duplicate, Inserted};
+    assert_eq!(
+        s.insert_deliveries(&batch, 2).await.unwrap(),
+        [Inserted, Duplicate, Inserted, Duplicate, Inserted]
+    );
+    assert!(s.insert_deliveries(&[], 3).await.unwrap().is_empty());
+    assert_eq!(s.queue_depth().await.unwrap(), 4);
+    // One repository's deliveries are claimed in arrival order, the batch's
+    // rows after the earlier "b" and in the batch's order.
+    let mut order = Vec::new();
+    while let Some(c) = s.claim_next("w", 10, LEASE).await.unwrap() {
+        // The payload comes back as it went in (it is stored compressed).
+        assert_eq!(c.payload, format!(r#"{{"id":"{}"}}"#, c.delivery_id));
+        order.push(c.delivery_id.clone());
+        s.mark_done(c.seq, 11).await.unwrap();
+    }
+    let repo_order: Vec<_> = order.iter().filter(|id| *id != "d").collect();
+    assert_eq!(repo_order, ["b", "a", "c"]);
+    assert!(order.contains(&"d".to_string()));
+}
+
+/// Deliveries waiting while the writer is busy share its next statement,
+/// and each caller gets its own outcome.
+async fn the_writer_commits_waiting_deliveries_together(s: DynStore) {
+    let batches = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = batches.clone();
+    let writer =
+        store::DeliveryWriter::spawn(s.clone(), move |rows| seen.lock().unwrap().push(rows));
+    // On this single-threaded runtime the writer task cannot run until the
+    // test yields, so all 100 inserts (two of them repeats) are queued first.
+    let mut inserts: Vec<_> = (0..98)
+        .map(|i| delivery(&format!("w{i}"), Some("o/r")))
+        .chain([delivery("w3", Some("o/r")), delivery("w97", None)])
+        .map(|d| {
+            let writer = writer.clone();
+            Box::pin(async move { writer.insert(d).await.unwrap() })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for insert in &mut inserts {
+        // Each insert is queued at its first poll.
+        assert!(futures_util::poll!(insert).is_pending());
+    }
+    for insert in inserts {
+        outcomes.push(insert.await);
+    }
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| **o == InsertOutcome::Duplicate)
+        .count();
+    assert_eq!((outcomes.len(), duplicates), (100, 2));
+    assert_eq!(outcomes[98], InsertOutcome::Duplicate);
+    assert_eq!(*batches.lock().unwrap(), [64, 36]);
+    assert_eq!(s.queue_depth().await.unwrap(), 98);
+    // Alone, a delivery is its own batch and waits for nothing.
+    assert_eq!(
+        writer.insert(delivery("alone", None)).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    assert_eq!(*batches.lock().unwrap(), [64, 36, 1]);
+}
+
+#[tokio::test]
+async fn the_writer_commits_waiting_deliveries_together_on_sqlite() {
+    let (s, _dir) = sqlite().await;
+    the_writer_commits_waiting_deliveries_together(s).await;
+}
+
+#[tokio::test]
+async fn the_writer_commits_waiting_deliveries_together_on_postgres() {
+    the_writer_commits_waiting_deliveries_together(postgres().await).await;
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -470,6 +554,7 @@ contract!(
     fifty_concurrent_acquires_have_one_winner,
     command_runs_are_recorded_once,
     the_deploy_queue_is_first_in_first_out,
+    a_batch_insert_reports_each_delivery_and_keeps_arrival_order,
 );
 
 #[tokio::test]
@@ -482,4 +567,25 @@ async fn sqlite_requeues_work_left_processing_by_a_dead_run() {
     assert_eq!(s.requeue_processing().await.unwrap(), 1);
     let d = s.claim_next("restarted", 11, LEASE).await.unwrap().unwrap();
     assert_eq!((d.delivery_id.as_str(), d.attempts), ("z", 2));
+}
+
+/// Rows stored before payloads were compressed keep their text in `payload`;
+/// an upgraded server still processes them.
+#[tokio::test]
+async fn sqlite_reads_payloads_stored_before_compression() {
+    let (s, dir) = sqlite().await;
+    let file = format!("sqlite://{}", dir.path().join("s.db").display());
+    let raw = sqlx::SqlitePool::connect(&file).await.unwrap();
+    sqlx::query(
+        "INSERT INTO deliveries (delivery_id, event, installation_id, repository, payload, received_at, next_attempt_at)
+         VALUES ('old', 'push', 7, 'o/r', '{\"before\":true}', 1, 1)",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
+    let d = s.claim_next("w", 10, LEASE).await.unwrap().unwrap();
+    assert_eq!(
+        (d.delivery_id.as_str(), d.payload.as_str()),
+        ("old", r#"{"before":true}"#)
+    );
 }

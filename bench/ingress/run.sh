@@ -9,7 +9,8 @@
 # WORKER (SHIPGATE_WORKER_CONCURRENCY for shipgate, default 4 as shipped;
 # 0 runs ingress only), DRAIN_TIMEOUT (seconds to wait for the worker to
 # finish the backlog between phases, 60), ONLY (shipgate|probot, default both),
-# KEEP_WORK=1 keeps the work directory (logs, database, raw wrk output).
+# KEEP_WORK=1 keeps the work directory (logs, database, raw wrk output),
+# SHIPGATE_BIN=path benchmarks that binary instead of building this checkout.
 #
 # Prints one RESULT line per phase and a Markdown table at the end.
 set -euo pipefail
@@ -48,10 +49,14 @@ if [ "$ONLY" != shipgate ]; then
   log "npm ci (Probot app)"
   (cd "$HERE/probot" && npm ci --no-audit --no-fund --loglevel=error)
 fi
-log "cargo build --release"
-(cd "$ROOT" && cargo build --release --bin shipgate)
-SHIPGATE="$ROOT/target/release/shipgate"
-[ -n "${CARGO_TARGET_DIR:-}" ] && SHIPGATE="$CARGO_TARGET_DIR/release/shipgate"
+if [ -n "${SHIPGATE_BIN:-}" ]; then
+  SHIPGATE=$SHIPGATE_BIN # a binary built elsewhere (e.g. an earlier commit, for a before/after)
+else
+  log "cargo build --release"
+  (cd "$ROOT" && cargo build --release --bin shipgate)
+  SHIPGATE="$ROOT/target/release/shipgate"
+  [ -n "${CARGO_TARGET_DIR:-}" ] && SHIPGATE="$CARGO_TARGET_DIR/release/shipgate"
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/shipgate-ingress.XXXXXX")
 PIDS=()

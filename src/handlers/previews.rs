@@ -318,7 +318,7 @@ impl Handler for Previews {
                 installation_id: installation,
                 // Its own ordering key: smoke runs wait for each other, not for commands.
                 repository: Some(format!("{repo}#smoke")),
-                payload: serde_json::to_string(&job).expect("job serializes"),
+                payload: serde_json::to_string(&job).expect("job serializes").into(),
             };
             cx.store.insert_delivery(&new, crate::now_ms()).await?;
             cx.wake.notify_one();

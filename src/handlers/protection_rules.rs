@@ -177,7 +177,8 @@ pub async fn enqueue_recheck(
         repository: Some(repo.to_string()),
         payload:
             json!({ "repository": { "full_name": repo }, "installation": { "id": installation } })
-                .to_string(),
+                .to_string()
+                .into(),
     };
     cx.store.insert_delivery(&new, crate::now_ms()).await?;
     cx.wake.notify_one();

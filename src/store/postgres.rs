@@ -11,6 +11,8 @@ use super::*;
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// The same pool: PostgreSQL runs writers concurrently.
+    writes: PgPool,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -22,7 +24,10 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            writes: pool.clone(),
+            pool,
+        })
     }
 }
 

@@ -51,13 +51,60 @@ macro_rules! claim_sql {
                      LIMIT 1 ",
             $lock,
             ")
-             RETURNING seq, delivery_id, event, action, installation_id, repository, payload, attempts"
+             RETURNING seq, delivery_id, event, action, installation_id, repository, payload, payload_lz4, attempts"
         )
     };
 }
 pub(super) use claim_sql;
 
-/// `impl Store` for a backend struct with a `pool` field.
+/// One multi-row insert for `rows` deliveries: `$1` is the time, then six
+/// parameters per row. It returns the ids it inserted, so the rest were
+/// already stored (or repeated earlier in the batch).
+pub(super) fn insert_deliveries_sql(rows: usize) -> String {
+    use std::fmt::Write;
+    let mut sql = String::from(
+        "INSERT INTO deliveries (delivery_id, event, action, installation_id, repository, payload, payload_lz4, received_at, next_attempt_at) VALUES ",
+    );
+    for row in 0..rows {
+        let p = 2 + row * 6;
+        let sep = if row == 0 { "" } else { ", " };
+        let _ = write!(
+            sql,
+            "{sep}(${}, ${}, ${}, ${}, ${}, '', ${}, $1, $1)",
+            p,
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5
+        );
+    }
+    sql.push_str(" ON CONFLICT (delivery_id) DO NOTHING RETURNING delivery_id");
+    sql
+}
+
+/// Each batch entry's outcome, given the ids the insert returned: the first
+/// entry with a returned id was inserted, every other entry is a duplicate.
+pub(super) fn insert_outcomes(
+    batch: &[super::NewDelivery],
+    inserted: Vec<String>,
+) -> Vec<super::InsertOutcome> {
+    let mut inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
+    batch
+        .iter()
+        .map(|d| {
+            if inserted.remove(&d.delivery_id) {
+                super::InsertOutcome::Inserted
+            } else {
+                super::InsertOutcome::Duplicate
+            }
+        })
+        .collect()
+}
+
+/// `impl Store` for a backend struct with two pools: `pool` for reads and
+/// `writes` for statements that write (the same pool on PostgreSQL; one
+/// connection on SQLite, see `sqlite.rs`).
 macro_rules! sql_store {
     ($store:ty, $backend:literal, $migrator:expr, $claim:expr, $requeue:expr) => {
         #[async_trait::async_trait]
@@ -67,11 +114,12 @@ macro_rules! sql_store {
             }
 
             async fn migrate(&self) -> Result<(), StoreError> {
-                $migrator.run(&self.pool).await?;
+                $migrator.run(&self.writes).await?;
                 Ok(())
             }
 
             async fn close(&self) {
+                self.writes.close().await;
                 self.pool.close().await;
             }
 
@@ -80,22 +128,27 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn insert_delivery(&self, d: &NewDelivery, now: i64) -> Result<InsertOutcome, StoreError> {
-                let done = sqlx::query(
-                    "INSERT INTO deliveries (delivery_id, event, action, installation_id, repository, payload, received_at, next_attempt_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-                     ON CONFLICT (delivery_id) DO NOTHING",
-                )
-                .bind(&d.delivery_id)
-                .bind(&d.event)
-                .bind(&d.action)
-                .bind(d.installation_id)
-                .bind(&d.repository)
-                .bind(&d.payload)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-                Ok(if done.rows_affected() == 1 { InsertOutcome::Inserted } else { InsertOutcome::Duplicate })
+            async fn insert_deliveries(&self, batch: &[NewDelivery], now: i64) -> Result<Vec<InsertOutcome>, StoreError> {
+                if batch.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let sql = $crate::store::sql::insert_deliveries_sql(batch.len());
+                let mut query = sqlx::query(&sql).bind(now);
+                for d in batch {
+                    query = query
+                        .bind(&d.delivery_id)
+                        .bind(&d.event)
+                        .bind(&d.action)
+                        .bind(d.installation_id)
+                        .bind(&d.repository)
+                        .bind(d.payload.as_stored());
+                }
+                let rows = query.fetch_all(&self.writes).await?;
+                let inserted = rows
+                    .iter()
+                    .map(|r| sqlx::Row::try_get::<String, _>(r, 0))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok($crate::store::sql::insert_outcomes(batch, inserted))
             }
 
             async fn claim_next(&self, worker: &str, now: i64, lease_ms: i64) -> Result<Option<ClaimedDelivery>, StoreError> {
@@ -103,7 +156,7 @@ macro_rules! sql_store {
                     .bind(worker)
                     .bind(now + lease_ms)
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.writes)
                     .await?;
                 row.map(|r| $crate::store::sql::claimed_from_row(&r)).transpose()
             }
@@ -112,7 +165,7 @@ macro_rules! sql_store {
                 sqlx::query("UPDATE deliveries SET state = 'done', finished_at = $2, locked_by = NULL, locked_until = NULL, last_error = NULL WHERE seq = $1")
                     .bind(seq)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writes)
                     .await?;
                 Ok(())
             }
@@ -122,7 +175,7 @@ macro_rules! sql_store {
                     .bind(seq)
                     .bind(next_attempt_at)
                     .bind(error)
-                    .execute(&self.pool)
+                    .execute(&self.writes)
                     .await?;
                 Ok(())
             }
@@ -132,7 +185,7 @@ macro_rules! sql_store {
                     .bind(seq)
                     .bind(now)
                     .bind(error)
-                    .execute(&self.pool)
+                    .execute(&self.writes)
                     .await?;
                 Ok(())
             }
@@ -140,7 +193,7 @@ macro_rules! sql_store {
             async fn requeue_processing(&self) -> Result<u64, StoreError> {
                 let sql: Option<&str> = $requeue;
                 match sql {
-                    Some(sql) => Ok(sqlx::query(sql).execute(&self.pool).await?.rows_affected()),
+                    Some(sql) => Ok(sqlx::query(sql).execute(&self.writes).await?.rows_affected()),
                     None => Ok(0),
                 }
             }
@@ -155,7 +208,7 @@ macro_rules! sql_store {
             async fn prune_finished(&self, before: i64) -> Result<u64, StoreError> {
                 let done = sqlx::query("DELETE FROM deliveries WHERE state IN ('done', 'failed') AND finished_at < $1")
                     .bind(before)
-                    .execute(&self.pool)
+                    .execute(&self.writes)
                     .await?;
                 Ok(done.rows_affected())
             }
@@ -191,7 +244,7 @@ macro_rules! sql_store {
                 .bind(&l.reason)
                 .bind(l.expires_at)
                 .bind(now)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writes)
                 .await?;
                 if taken.is_some() {
                     return Ok(LockOutcome::Acquired);
@@ -234,7 +287,7 @@ macro_rules! sql_store {
                     .bind(environment)
                     .bind(owner_token)
                     .bind(deployment_id)
-                    .execute(&self.pool)
+                    .execute(&self.writes)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -244,7 +297,7 @@ macro_rules! sql_store {
                     .bind(repository)
                     .bind(environment)
                     .bind(owner_token)
-                    .execute(&self.pool)
+                    .execute(&self.writes)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -255,7 +308,7 @@ macro_rules! sql_store {
                 )
                 .bind(repository)
                 .bind(deployment_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writes)
                 .await?;
                 Ok(row.map(|(env,)| env))
             }
@@ -264,7 +317,7 @@ macro_rules! sql_store {
                 let rows: Vec<(String,)> = sqlx::query_as("DELETE FROM env_locks WHERE repository = $1 AND pr = $2 RETURNING environment")
                     .bind(repository)
                     .bind(pr)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.writes)
                     .await?;
                 Ok(rows.into_iter().map(|(env,)| env).collect())
             }
@@ -283,7 +336,7 @@ macro_rules! sql_store {
                 .bind(&run.actor)
                 .bind(run.pr)
                 .bind(run.created_at)
-                .execute(&self.pool)
+                .execute(&self.writes)
                 .await?;
                 if inserted.rows_affected() == 1 {
                     return Ok(None);
@@ -295,7 +348,7 @@ macro_rules! sql_store {
                 .bind(&run.repository)
                 .bind(run.comment_id)
                 .bind(run.line)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.writes)
                 .await?;
                 $crate::store::sql::run_from_row(&row).map(Some)
             }
@@ -307,7 +360,7 @@ macro_rules! sql_store {
                     .bind(line)
                     .bind(reply_comment_id)
                     .bind(model)
-                    .execute(&self.pool)
+                    .execute(&self.writes)
                     .await?;
                 Ok(())
             }
@@ -319,7 +372,7 @@ macro_rules! sql_store {
                     .bind(line)
                     .bind(deployment_id)
                     .bind(model)
-                    .execute(&self.pool)
+                    .execute(&self.writes)
                     .await?;
                 Ok(())
             }
@@ -342,7 +395,7 @@ macro_rules! sql_store {
                     .bind(comment_id)
                     .bind(line)
                     .bind(model)
-                    .execute(&self.pool)
+                    .execute(&self.writes)
                     .await?;
                 Ok(())
             }
@@ -362,7 +415,7 @@ macro_rules! sql_store {
                 .bind(&q.git_ref)
                 .bind(q.installation_id)
                 .bind(q.created_at)
-                .execute(&self.pool)
+                .execute(&self.writes)
                 .await?;
                 Ok(())
             }
@@ -387,7 +440,7 @@ macro_rules! sql_store {
                 )
                 .bind(repository)
                 .bind(environment)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.writes)
                 .await?;
                 row.map(|r| $crate::store::sql::queued_from_row(&r)).transpose()
             }
@@ -396,7 +449,7 @@ macro_rules! sql_store {
                 let done = sqlx::query("DELETE FROM deploy_queue WHERE repository = $1 AND pr = $2")
                     .bind(repository)
                     .bind(pr)
-                    .execute(&self.pool)
+                    .execute(&self.writes)
                     .await?;
                 Ok(done.rows_affected())
             }
@@ -415,7 +468,7 @@ macro_rules! sql_store {
                     .bind(repository)
                     .bind(pr)
                     .bind(comment_id)
-                    .execute(&self.pool)
+                    .execute(&self.writes)
                     .await?;
                 Ok(self.preview_comment(repository, pr).await?.unwrap_or(comment_id))
             }
@@ -430,7 +483,7 @@ macro_rules! sql_store {
                 .bind(environment)
                 .bind(data)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writes)
                 .await?;
                 Ok(())
             }
@@ -455,7 +508,7 @@ macro_rules! sql_store {
                     .bind(e.action)
                     .bind(e.detail)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writes)
                     .await?;
                 Ok(())
             }
@@ -473,7 +526,7 @@ macro_rules! sql_store {
                     .bind(repository)
                     .bind(problem)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.writes)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -497,7 +550,7 @@ macro_rules! sql_store {
                 .bind(pr)
                 .bind(kind)
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&self.writes)
                 .await?;
                 Ok(())
             }
@@ -519,7 +572,7 @@ macro_rules! sql_store {
                 .bind(r.deadline)
                 .bind(r.next_check_at)
                 .bind(r.created_at)
-                .execute(&self.pool)
+                .execute(&self.writes)
                 .await?;
                 let row = sqlx::query(concat!(
                     $crate::store::sql::protection_select!(),
@@ -528,7 +581,7 @@ macro_rules! sql_store {
                 .bind(&r.repository)
                 .bind(r.deployment_id)
                 .bind(&r.environment)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.writes)
                 .await?;
                 $crate::store::sql::protection_from_row(&row)
             }
@@ -556,7 +609,7 @@ macro_rules! sql_store {
                     .bind(comment)
                     .bind(next_check_at)
                     .bind(deadline)
-                    .execute(&self.pool)
+                    .execute(&self.writes)
                     .await?;
                 Ok(())
             }
@@ -565,7 +618,7 @@ macro_rules! sql_store {
                 let done = sqlx::query("UPDATE protection_requests SET state = $2 WHERE id = $1 AND state = 'pending'")
                     .bind(id)
                     .bind(state)
-                    .execute(&self.pool)
+                    .execute(&self.writes)
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
@@ -581,6 +634,7 @@ where
     for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> i32: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Vec<u8>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
 {
     Ok(ClaimedDelivery {
         seq: r.try_get("seq")?,
@@ -589,7 +643,11 @@ where
         action: r.try_get("action")?,
         installation_id: r.try_get("installation_id")?,
         repository: r.try_get("repository")?,
-        payload: r.try_get("payload")?,
+        // Rows stored before payloads were compressed keep their text in `payload`.
+        payload: match r.try_get::<Option<Vec<u8>>, _>("payload_lz4")? {
+            Some(stored) => super::Payload::decompress(&stored)?,
+            None => r.try_get("payload")?,
+        },
         attempts: r.try_get("attempts")?,
     })
 }
