@@ -4,7 +4,7 @@
 //! writer at a time, so every write goes through one connection (`writes`):
 //! writers then queue in order for that connection, instead of each taking a
 //! connection of its own and retrying in SQLite's busy handler, which sleeps
-//! 1, 2, 5, 10… ms between tries (those sleeps were most of the ingress p99).
+//! 1, 2, 5, 10… ms between tries.
 //! Checkpoints (copying the WAL back into the database file, with an fsync)
 //! run in the background instead of inside whichever commit crosses the
 //! threshold, where every delivery queued behind that commit would wait
@@ -32,8 +32,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// How often the background checkpoint runs.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 /// A WAL longer than this many frames (pages; 4 KiB each: 64 MiB) is started
-/// over. Each start-over holds the writer for a few ms (the fsyncs of the
-/// RESTART and of the WAL header), so it should be rare: at 1,000 deliveries
+/// over. Each start-over holds the writer for several ms (the RESTART's
+/// copying and fsyncs, then the WAL header's fsync), so it should be rare: at 1,000 deliveries
 /// per second with the worker on, 4,096 frames gave a p99 of 7.5 ms and
 /// 16,384 frames 3.0 ms.
 const RESTART_FRAMES: i64 = 16384;
@@ -96,19 +96,20 @@ async fn checkpoints(reads: SqlitePool, writes: SqlitePool) {
 ///
 /// The copying is done by PASSIVE checkpoints on a reading connection: they
 /// copy what they can without waiting for readers or the writer. Several
-/// passes run back to back, each copying (and fsyncing) what arrived during
-/// the one before, so the database file never has much unsynced data and
-/// the fsyncs that do hold the writer stay short: at 1,000 deliveries/s with
-/// the worker on, p99 was 3–4 ms with 8 passes per round against 30 ms with
-/// one. But the WAL only
-/// starts over from its beginning once all of it is copied, which never
-/// happens while deliveries keep arriving, so under steady load it would grow
-/// without end. When it is longer than `RESTART_FRAMES` and a pass left little
-/// behind, a RESTART checkpoint on the writing connection finishes the job:
-/// it waits only for the write in progress (its turn in the writers' queue),
-/// copies the few frames left, and the next write starts the WAL over.
-/// (RESTART without the passes first held the writer for about 20 ms at
-/// 1,000 deliveries/s; after them, about 8 ms.)
+/// passes run back to back, each copying what arrived during the one before
+/// (measured at 1,000 deliveries/s with the worker on: p99 3–4 ms with 8
+/// passes per round against 30 ms with one; most likely because each fsync
+/// then has less to flush, which is not measured).
+///
+/// But the WAL only starts over from its beginning once all of it is
+/// copied, which never happens while deliveries keep arriving, so under
+/// steady load it would grow without end. When it is longer than
+/// `RESTART_FRAMES` and a pass left little behind, a RESTART checkpoint on
+/// the writing connection finishes the job: it waits only for the write in
+/// progress (its turn in the writers' queue), copies the few frames left,
+/// and the next write starts the WAL over. (RESTART without the passes first
+/// held the writer for about 20 ms at 1,000 deliveries/s; after them, about
+/// 8 ms.)
 async fn checkpoint(reads: &SqlitePool, writes: &SqlitePool) -> Result<(), sqlx::Error> {
     for _ in 0..PASSES {
         // (busy, frames in the WAL, frames copied). Read to the end, so the

@@ -25,6 +25,8 @@ pub const MAX_BATCH_BYTES: usize = 4 << 20;
 pub enum WriteError {
     #[error("{0}")]
     Store(Arc<StoreError>),
+    #[error("storing the delivery panicked")]
+    Panicked,
     #[error("the delivery writer stopped")]
     Stopped,
 }
@@ -73,7 +75,7 @@ impl DeliveryWriter {
                         format!("{} outcomes for {} deliveries", outcomes.len(), rows.len()),
                     )))),
                     Ok(Err(e)) => Err(WriteError::Store(Arc::new(e))),
-                    Err(_) => Err(WriteError::Stopped),
+                    Err(_) => Err(WriteError::Panicked),
                 };
                 rows.clear();
                 for (i, reply) in replies.drain(..).enumerate() {
