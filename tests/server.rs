@@ -232,15 +232,7 @@ async fn health_readiness_and_metrics_answer() {
         .await;
     t.send("star", &json!({"action": "created"})).await;
     t.settle().await;
-    let metrics = t
-        .http
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = t.metrics_text().await;
     for line in [
         "shipgate_queue_depth 0",
         r#"shipgate_deliveries_received_total{outcome="accepted"} 1"#,

@@ -164,18 +164,22 @@ impl Harness {
         format!("http://{}{path}", self.server.addr)
     }
 
-    /// The value of one metric line of `/metrics` (0 when absent), e.g.
-    /// `shipgate_redeliveries_total{outcome="requested"}`.
-    pub async fn metric(&self, name: &str) -> f64 {
-        let text = self
-            .http
+    /// The whole `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        self.http
             .get(self.url("/metrics"))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The value of one metric line of `/metrics` (0 when absent), e.g.
+    /// `shipgate_redeliveries_total{outcome="requested"}`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics_text().await;
         text.lines()
             .find(|l| l.starts_with(name))
             .and_then(|l| l.rsplit(' ').next())
