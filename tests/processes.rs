@@ -193,20 +193,11 @@ async fn two_replicas_sharing_postgres_process_each_delivery_exactly_once() {
     // Both replicas did work.
     let mut done_per_replica = Vec::new();
     for child in [&a, &b] {
-        let metrics = http
-            .get(child.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let done = metrics
-            .lines()
-            .find(|l| l.starts_with(r#"shipgate_deliveries_processed_total{outcome="done"}"#))
-            .and_then(|l| l.rsplit(' ').next())
-            .map(|n| n.parse::<u64>().unwrap())
-            .unwrap_or(0);
+        let metrics = common::metrics_text(&http, child.url("/metrics")).await;
+        let done = common::metric_value(
+            &metrics,
+            r#"shipgate_deliveries_processed_total{outcome="done"}"#,
+        ) as u64;
         done_per_replica.push(done);
     }
     assert_eq!(

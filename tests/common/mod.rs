@@ -166,25 +166,13 @@ impl Harness {
 
     /// The whole `/metrics` text.
     pub async fn metrics_text(&self) -> String {
-        self.http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        metrics_text(&self.http, self.url("/metrics")).await
     }
 
     /// The value of one metric line of `/metrics` (0 when absent), e.g.
     /// `shipgate_redeliveries_total{outcome="requested"}`.
     pub async fn metric(&self, name: &str) -> f64 {
-        let text = self.metrics_text().await;
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
+        metric_value(&self.metrics_text().await, name)
     }
 
     /// Sends a signed delivery with a fresh delivery id.
@@ -354,4 +342,18 @@ impl Child {
             .expect("exits after SIGTERM")
             .unwrap()
     }
+}
+
+/// The `/metrics` text at `url` (of a harness or of a child process).
+pub async fn metrics_text(http: &reqwest::Client, url: String) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// The value of the first metric line starting with `name` (0 when absent).
+pub fn metric_value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
