@@ -33,9 +33,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 /// A WAL longer than this many frames (pages; 4 KiB each: 256 MiB) is started
 /// over. Each start-over holds the writer for the RESTART's copying and
-/// fsyncs (strace on a machine whose fsync takes 0.5–10 ms: 10–20 ms in
-/// all), so it should be rare. With the worker on, a delivery costs about
-/// 13 frames (its insert, claim and finish, one commit each at 1,000/s), so
+/// fsyncs (19–27 ms in all under strace, on a disk whose fsyncs took from
+/// under 0.1 to 24 ms), so it should be rare. With the worker on, a
+/// delivery cost about 13.5 frames (its insert, claim and finish, one commit
+/// each at 1,000/s; measured before `deliveries_pending` was dropped), so
 /// 16,384 frames meant a start-over every second; at 65,536 the same run
 /// (`bench/ingress/run.sh`, 1,000 deliveries/s for 30 s) had a p99 of 10.0 ms
 /// against 15.2 ms.
@@ -114,8 +115,9 @@ async fn checkpoints(reads: SqlitePool, writes: SqlitePool) {
 /// the writing connection finishes the job: it waits only for the write in
 /// progress (its turn in the writers' queue), copies the few frames left,
 /// and the next write starts the WAL over. (RESTART without the passes first
-/// held the writer for about 20 ms at 1,000 deliveries/s; after them, about
-/// 8 ms.)
+/// held the writer for about 20 ms at 1,000 deliveries/s, and about 8 ms
+/// after them, on a machine where the worker was mostly idle; with the
+/// worker busy, 19–27 ms after them, most of it fsyncs.)
 async fn checkpoint(reads: &SqlitePool, writes: &SqlitePool) -> Result<(), sqlx::Error> {
     for _ in 0..PASSES {
         // (busy, frames in the WAL, frames copied). Read to the end, so the
