@@ -231,7 +231,11 @@ fi
 
 # --- summary -------------------------------------------------------------
 echo
-echo "versions: $("$SHIPGATE" --version 2>/dev/null || echo shipgate) ($(cd "$ROOT" && git rev-parse --short HEAD)), $(rustc --version), node $(node --version), probot $(node -p 'require("'"$HERE"'/probot/node_modules/probot/package.json").version'), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
+# What was benchmarked: the checkout (with -dirty when it had uncommitted
+# changes, which the build included), or a binary built elsewhere.
+CHECKOUT=$(cd "$ROOT" && git describe --always --dirty)
+if [ -n "${SHIPGATE_BIN:-}" ]; then WHAT="binary $SHIPGATE_BIN, not built by this run; checkout $CHECKOUT"; else WHAT=$CHECKOUT; fi
+echo "versions: $("$SHIPGATE" --version 2>/dev/null || echo shipgate) ($WHAT), $(rustc --version), node $(node --version), probot $(node -p 'require("'"$HERE"'/probot/node_modules/probot/package.json").version'), $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2)"
 echo "machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
 echo
 python3 - "$RESULTS" "$RATE" <<'EOF'
