@@ -18,13 +18,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use secrecy::SecretString;
 use serde_json::json;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::events::Envelope;
 use crate::handlers::Handlers;
 use crate::metrics::Metrics;
 use crate::signature;
 use crate::store::{DeliveryWriter, DynStore, InsertOutcome, NewDelivery};
+use crate::worker::Wake;
 
 /// GitHub caps payloads at 25 MB; anything larger is not from GitHub.
 pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
@@ -37,7 +38,7 @@ pub struct Ingress {
     pub writer: DeliveryWriter,
     pub handlers: Handlers,
     pub metrics: Metrics,
-    pub wake: Arc<Notify>,
+    pub wake: Wake,
     /// The whole body must arrive within this long.
     pub body_timeout: Duration,
     /// Permits for webhook requests in flight; none left answers 503.
@@ -249,6 +250,7 @@ async fn accept(
         repository: envelope.repository.map(|r| r.full_name),
         payload: text.into(),
     };
+    let repository = new.repository.clone();
     match ingress.writer.insert(new).await {
         Ok(InsertOutcome::Inserted) => {
             ingress
@@ -256,7 +258,7 @@ async fn accept(
                 .deliveries_received
                 .with_label_values(&["accepted"])
                 .inc();
-            ingress.wake.notify_one();
+            ingress.wake.stored(repository.as_deref());
             tracing::info!(delivery = delivery_id, event, "delivery stored");
             Ok((
                 StatusCode::ACCEPTED,

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::github::{GitHub, RetryPolicy};
@@ -20,7 +20,7 @@ use crate::metrics::Metrics;
 use crate::repo_config::ConfigCache;
 use crate::settings::{ServerSettings, SettingsError};
 use crate::store::{self, DeliveryWriter, DynStore};
-use crate::worker::Worker;
+use crate::worker::{Wake, Worker};
 
 /// The HTTP routes. Kept apart from `start` so tests can serve them directly.
 pub fn router(ingress: Ingress) -> Router {
@@ -109,7 +109,7 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
         metrics.clone(),
     )?;
     let handlers = options.handlers.unwrap_or_default();
-    let wake = Arc::new(Notify::new());
+    let wake = Wake::default();
     let ingress = Ingress {
         secrets: Arc::new(settings.webhook_secrets.clone()),
         store: store.clone(),

@@ -2,11 +2,12 @@
 //! records the outcome. received → processing → done | failed (dead after
 //! `max_attempts`, with exponential backoff and jitter between attempts).
 //!
-//! Ingress wakes an idle worker through a `Notify`; idle workers also poll,
+//! Ingress wakes an idle worker through [`Wake`]; idle workers also poll,
 //! so work stored by another replica (PostgreSQL) or due for retry is found.
 //! On shutdown, workers stop claiming and finish what they hold.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tokio::sync::{watch, Notify};
@@ -32,7 +33,7 @@ pub struct Worker {
     pub context: Context,
     pub settings: WorkerSettings,
     pub metrics: Metrics,
-    pub wake: Arc<Notify>,
+    pub wake: Wake,
     /// A name unique to this process, recorded on claims.
     pub id: String,
     /// Count of attempts finished by this process, for waiting in tests.
@@ -62,6 +63,10 @@ impl Worker {
 
     async fn run_loop(&self, n: usize, shutdown: CancellationToken) {
         let worker = format!("{}/{n}", self.id);
+        // The repository of the delivery processed last stays held until the
+        // next claim has answered: that claim sees what was stored for it
+        // before, and the hold's end wakes a loop for what came after.
+        let mut holding = None;
         while !shutdown.is_cancelled() {
             match self
                 .store
@@ -73,9 +78,12 @@ impl Worker {
                 .await
             {
                 Ok(Some(delivery)) => {
+                    // The new hold is taken before the old one is dropped.
+                    holding = Some(self.wake.hold(delivery.repository.as_deref()));
                     self.process(delivery).await;
                 }
                 Ok(None) => {
+                    holding = None;
                     tokio::select! {
                         _ = self.wake.notified() => {}
                         _ = tokio::time::sleep(self.settings.poll_interval) => {}
@@ -83,6 +91,7 @@ impl Worker {
                     }
                 }
                 Err(e) => {
+                    holding = None;
                     tracing::error!(error = %e, "could not claim a delivery; the store is unavailable");
                     tokio::select! {
                         _ = tokio::time::sleep(self.settings.poll_interval) => {}
@@ -91,6 +100,7 @@ impl Worker {
                 }
             }
         }
+        drop(holding);
     }
 
     /// Processes one claimed delivery and records the outcome. A panicking
@@ -221,5 +231,151 @@ impl Worker {
                 _ = shutdown.cancelled() => {}
             }
         }
+    }
+}
+
+/// Wakes idle worker loops when work is stored.
+///
+/// A delivery whose repository a loop of this process is processing is not
+/// claimable until that one finishes (deliveries of a repository run in
+/// order), and the loop that finishes it claims again at once. Waking for it
+/// would only make an idle loop run a claim that finds nothing, and on SQLite
+/// every claim is a turn of the one write connection that ingress commits
+/// through too. Under a burst for one repository that was one empty claim
+/// per delivery (bench/BENCHMARKS.md, "Empty claims"). So such a delivery
+/// wakes no one; if the hold ends without the holder claiming again, the end
+/// of the hold wakes a loop for it.
+#[derive(Clone, Default)]
+pub struct Wake {
+    notify: Arc<Notify>,
+    /// Repositories with a delivery being processed here.
+    held: Arc<Mutex<HashMap<String, Holds>>>,
+}
+
+#[derive(Default)]
+struct Holds {
+    count: usize,
+    /// A delivery of the repository was stored and woke no one.
+    skipped: bool,
+}
+
+impl Wake {
+    /// A delivery of `repository` was committed: wake a loop unless one of
+    /// this process's loops holds that repository.
+    pub fn stored(&self, repository: Option<&str>) {
+        if let Some(repository) = repository {
+            if let Some(holds) = self.held.lock().expect("poisoned").get_mut(repository) {
+                holds.skipped = true;
+                return;
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// Wakes a loop whatever was stored (follow-up work from handlers).
+    pub fn notify_one(&self) {
+        self.notify.notify_one();
+    }
+
+    async fn notified(&self) {
+        self.notify.notified().await
+    }
+
+    /// Marks `repository` as being processed until the guard is dropped.
+    fn hold(&self, repository: Option<&str>) -> Held {
+        let repository = repository.map(str::to_string);
+        if let Some(r) = &repository {
+            let mut held = self.held.lock().expect("poisoned");
+            held.entry(r.clone()).or_default().count += 1;
+        }
+        Held {
+            wake: self.clone(),
+            repository,
+        }
+    }
+}
+
+/// A repository held by a worker loop; see [`Wake::hold`].
+struct Held {
+    wake: Wake,
+    repository: Option<String>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let Some(r) = &self.repository else { return };
+        let mut held = self.wake.held.lock().expect("poisoned");
+        let Some(holds) = held.get_mut(r) else { return };
+        holds.count -= 1;
+        if holds.count == 0 {
+            let skipped = holds.skipped;
+            held.remove(r);
+            if skipped {
+                self.wake.notify.notify_one();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    /// Whether a loop waiting now would wake at once (takes the permit).
+    fn woken(wake: &Wake) -> bool {
+        wake.notified().now_or_never().is_some()
+    }
+
+    #[test]
+    fn a_stored_delivery_wakes_a_loop_unless_its_repository_is_held_here() {
+        let wake = Wake::default();
+        wake.stored(Some("o/a"));
+        assert!(woken(&wake));
+        assert!(!woken(&wake), "one delivery, one wake-up");
+
+        let held = wake.hold(Some("o/a"));
+        wake.stored(Some("o/a"));
+        assert!(!woken(&wake), "o/a waits for the loop that holds it");
+        wake.stored(Some("o/b"));
+        assert!(woken(&wake), "another repository is claimable");
+        wake.stored(None);
+        assert!(woken(&wake), "a delivery without a repository is claimable");
+        wake.notify_one();
+        assert!(woken(&wake), "follow-up work always wakes");
+
+        drop(held);
+        assert!(
+            woken(&wake),
+            "the hold's end wakes a loop for what it skipped"
+        );
+        wake.stored(Some("o/a"));
+        assert!(woken(&wake), "released: o/a wakes again");
+    }
+
+    #[test]
+    fn a_hold_that_skipped_nothing_ends_without_a_wake_up() {
+        let wake = Wake::default();
+        drop(wake.hold(Some("o/a")));
+        assert!(!woken(&wake));
+    }
+
+    #[test]
+    fn a_repository_stays_held_until_its_last_holder_lets_go() {
+        let wake = Wake::default();
+        let first = wake.hold(Some("o/a"));
+        let second = wake.hold(Some("o/a"));
+        let none = wake.hold(None);
+        drop(first);
+        wake.stored(Some("o/a"));
+        assert!(!woken(&wake));
+        drop(second);
+        assert!(
+            woken(&wake),
+            "the last holder wakes a loop for what was skipped"
+        );
+        drop(none);
+        assert!(wake.held.lock().unwrap().is_empty());
     }
 }

@@ -30,7 +30,7 @@ pub struct Context {
     pub notifier: crate::notify::Notifier,
     pub smoke: crate::smoke::SmokeOptions,
     /// Wakes the worker when a handler stores follow-up work.
-    pub wake: Arc<tokio::sync::Notify>,
+    pub wake: crate::worker::Wake,
 }
 
 /// Config reads of one delivery, by (repository, ref), failures included.
