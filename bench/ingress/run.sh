@@ -10,7 +10,9 @@
 # 0 runs ingress only), DRAIN_TIMEOUT (seconds to wait for the worker to
 # finish the backlog between phases, 60), ONLY (shipgate|probot, default both),
 # KEEP_WORK=1 keeps the work directory (logs, database, raw wrk output),
-# SHIPGATE_BIN=path benchmarks that binary instead of building this checkout.
+# SHIPGATE_BIN=path benchmarks that binary instead of building this checkout,
+# CEILING=1 also runs the ceiling (bench/ingress/ceiling: a Rust server that
+# stores nothing) at its four stages, saturation phases only, after the others.
 #
 # Prints one RESULT line per phase and a Markdown table at the end.
 set -euo pipefail
@@ -229,6 +231,23 @@ if [ "$ONLY" != shipgate ]; then
   kill "$PB_PID"; wait "$PB_PID" 2>/dev/null || true
 fi
 
+# --- ceiling -------------------------------------------------------------
+if [ "${CEILING:-0}" = 1 ]; then
+  log "cargo build --release (ceiling)"
+  (cd "$HERE/ceiling" && cargo build --release --locked)
+  for stage in 0 1 2 3; do
+    CE_PORT=$(free_port)
+    LISTEN="127.0.0.1:$CE_PORT" STAGE=$stage "$HERE/ceiling/target/release/ingress-ceiling" >"$WORK/ceiling-$stage.log" 2>&1 &
+    CE_PID=$!; PIDS+=("$CE_PID")
+    wait_http "http://127.0.0.1:$CE_PORT/"
+    ce_phase() { phase "ceiling$stage" "$CE_PID" "http://127.0.0.1:$CE_PORT" /webhook "$@"; }
+    ce_phase warmup 16 "$WARMUP" 0
+    ce_phase sat16 16 "$DURATION" 0
+    ce_phase sat64 64 "$DURATION" 0
+    kill "$CE_PID"; wait "$CE_PID" 2>/dev/null || true
+  done
+fi
+
 # --- summary -------------------------------------------------------------
 echo
 # What was benchmarked: the checkout (with -dirty when it had uncommitted
@@ -259,6 +278,16 @@ s, p = get("shipgate", f"rate{rate}"), get("probot", f"rate{rate}")
 print(f"| achieved rate in the fixed-rate run (req/s) | {f(s and s['rps'], '{:,.1f}')} | {f(p and p['rps'], '{:,.1f}')} | |")
 s, p = get("shipgate", "peak-rss"), get("probot", "peak-rss")
 print(f"| peak RSS, VmHWM (MiB) | {f(s and float(s['requests']) / 1024, '{:.1f}')} | {f(p and float(p['requests']) / 1024, '{:.1f}')} | |")
+if get("ceiling0", "sat16"):
+    print()
+    print("Ceiling (stores nothing; 0 = read and answer, 1 = + HMAC, 2 = + envelope, 3 = + lz4):")
+    print()
+    print("| | " + " | ".join(f"stage {n}" for n in range(4)) + " | Probot |")
+    print("|---|---|---|---|---|---|")
+    for phase in ("sat16", "sat64"):
+        cells = [f(get(f"ceiling{n}", phase) and get(f"ceiling{n}", phase)["rps"]) for n in range(4)]
+        p = get("probot", phase)
+        print(f"| {phase} (req/s) | " + " | ".join(cells) + f" | {f(p and p['rps'])} |")
 print()
 print("| server | phase | conns | requests | req/s | p50 ms | p99 ms | p99.9 ms | max ms | non-2xx | socket errors | server CPU % | load avg (1/5/15 min) before -> after |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
