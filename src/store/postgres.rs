@@ -38,5 +38,6 @@ sql_store!(
     "postgres",
     MIGRATOR,
     claim_sql!("FOR UPDATE SKIP LOCKED"),
-    None
+    None,
+    false
 );

@@ -150,5 +150,6 @@ sql_store!(
     "sqlite",
     MIGRATOR,
     claim_sql!(""),
-    Some("UPDATE deliveries SET state = 'received', locked_by = NULL, locked_until = NULL WHERE state = 'processing'")
+    Some("UPDATE deliveries SET state = 'received', locked_by = NULL, locked_until = NULL WHERE state = 'processing'"),
+    true
 );
