@@ -86,9 +86,12 @@ pub(super) fn insert_deliveries_sql(rows: usize, returning: bool) -> String {
     sql
 }
 
-/// Of `rows` delivery ids (`$1`…), the `$rows+1` stored last. When only one
-/// connection writes, the rows an insert has just added are the newest of
-/// its ids: any other row with one of them was stored before it.
+/// Of `rows` delivery ids (`$1`…), the `$rows+1` with the highest `seq`.
+/// Right after an insert of these ids has committed, on SQLite those are the
+/// rows it added: every id of the batch now exists, so no later insert can
+/// add a row with one, and SQLite runs one write at a time, so the rows
+/// stored before have lower `seq`s. (Not so on PostgreSQL, where concurrent
+/// transactions take `seq`s out of commit order.)
 pub(super) fn newest_of_sql(rows: usize) -> String {
     let ids: Vec<String> = (1..=rows).map(|p| format!("${p}")).collect();
     format!(
@@ -119,8 +122,8 @@ pub(super) fn insert_outcomes(
 
 /// `impl Store` for a backend struct with two pools: `pool` for reads and
 /// `writes` for statements that write (the same pool on PostgreSQL; one
-/// connection on SQLite, see `sqlite.rs`). `$one_writer` says that only
-/// `writes` ever writes, one statement at a time (SQLite).
+/// connection on SQLite, see `sqlite.rs`). `$one_writer`: the database runs
+/// one write at a time, so `seq` follows commit order (SQLite).
 macro_rules! sql_store {
     ($store:ty, $backend:literal, $migrator:expr, $claim:expr, $requeue:expr, $one_writer:expr) => {
         #[async_trait::async_trait]
