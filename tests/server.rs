@@ -876,3 +876,154 @@ async fn conformance_run_reports_bad_requests_and_bad_answers() {
         "{violations:#?}"
     );
 }
+
+/// Records each delivery it starts and holds the ones given a gate until
+/// the test opens it.
+struct Gated {
+    started: tokio::sync::mpsc::UnboundedSender<String>,
+    gates: std::collections::HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>,
+}
+
+#[async_trait::async_trait]
+impl shipgate::handlers::Handler for Gated {
+    fn name(&self) -> &'static str {
+        "gated"
+    }
+    fn wants(&self, _: &str, _: Option<&str>) -> bool {
+        true
+    }
+    fn decode(&self, _: &str, _: &str) -> Result<(), shipgate::handlers::HandlerError> {
+        Ok(())
+    }
+    async fn handle(
+        &self,
+        _: &shipgate::handlers::Context,
+        d: &shipgate::store::ClaimedDelivery,
+    ) -> Result<(), shipgate::handlers::HandlerError> {
+        let _ = self.started.send(d.delivery_id.clone());
+        if let Some(gate) = self.gates.get(&d.delivery_id) {
+            let _ = gate.acquire().await.unwrap();
+        }
+        Ok(())
+    }
+}
+
+async fn next_started(started: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(std::time::Duration::from_secs(10), started.recv())
+        .await
+        .expect("no delivery started within 10 s")
+        .unwrap()
+}
+
+/// A delivery stored while a worker loop holds its repository wakes no one
+/// (the holder claims again when it finishes). When the holder's next claim
+/// takes another repository instead, the end of its hold must wake an idle
+/// loop for the skipped delivery; with polling turned off, nothing else
+/// would, and the test would time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_skipped_while_its_repository_was_held_is_woken_for_when_the_hold_ends() {
+    use shipgate::store::NewDelivery;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let gh = common::FakeGitHub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let mut settings = common::settings(&gh, &db, &[]);
+    settings.worker.concurrency = 2;
+    settings.worker.poll_interval = Duration::from_secs(3600);
+    let store = shipgate::store::connect(&settings.database_url)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+
+    let gate_x1 = Arc::new(tokio::sync::Semaphore::new(0));
+    let gate_y1 = Arc::new(tokio::sync::Semaphore::new(0));
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let handler = Gated {
+        started: started_tx,
+        gates: [
+            ("x1".to_string(), gate_x1.clone()),
+            ("y1".to_string(), gate_y1.clone()),
+        ]
+        .into(),
+    };
+    let metrics = shipgate::metrics::Metrics::new();
+    let wake = shipgate::worker::Wake::default();
+    let (finished_tx, mut finished) = tokio::sync::watch::channel(0);
+    let worker = shipgate::worker::Worker {
+        store: store.clone(),
+        handlers: shipgate::handlers::Handlers::new(vec![Arc::new(handler)]),
+        context: shipgate::handlers::Context {
+            github: shipgate::github::GitHub::new(
+                &settings.github_auth,
+                &settings.github_api_url,
+                common::fast_retry(),
+                metrics.clone(),
+            )
+            .unwrap(),
+            store: store.clone(),
+            configs: Default::default(),
+            read_this_delivery: Default::default(),
+            notifier: Default::default(),
+            smoke: Default::default(),
+            wake: wake.clone(),
+        },
+        settings: settings.worker.clone(),
+        metrics,
+        wake: wake.clone(),
+        id: "test".into(),
+        finished: finished_tx,
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(worker.run(stop.clone()));
+    let delivery = |id: &str, repo: &str| NewDelivery {
+        delivery_id: id.into(),
+        event: "push".into(),
+        action: None,
+        installation_id: None,
+        repository: Some(repo.into()),
+        payload: "{}".into(),
+    };
+    // A loop takes x1 and holds o/x while x1's handler waits.
+    store
+        .insert_delivery(&delivery("x1", "o/x"), 1)
+        .await
+        .unwrap();
+    wake.stored(Some("o/x"));
+    assert_eq!(next_started(&mut started).await, "x1");
+    // y1 arrives the way another replica's deliveries do: stored, no wake-up.
+    store
+        .insert_delivery(&delivery("y1", "o/y"), 2)
+        .await
+        .unwrap();
+    // x2 waits behind x1, so it wakes no one.
+    store
+        .insert_delivery(&delivery("x2", "o/x"), 3)
+        .await
+        .unwrap();
+    wake.stored(Some("o/x"));
+
+    // x1 finishes; its loop's next claim takes y1 (stored first), which
+    // waits. x2 must start meanwhile, on the other loop.
+    gate_x1.add_permits(1);
+    let mut next_two = vec![
+        next_started(&mut started).await,
+        next_started(&mut started).await,
+    ];
+    next_two.sort();
+    assert_eq!(next_two, ["x2", "y1"]);
+    assert_eq!(gate_y1.available_permits(), 0, "y1 was still waiting");
+
+    gate_y1.add_permits(1);
+    tokio::time::timeout(Duration::from_secs(10), finished.wait_for(|n| *n == 3))
+        .await
+        .expect("all three finished")
+        .unwrap();
+    stop.cancel();
+    run.await.unwrap();
+    for id in ["x1", "y1", "x2"] {
+        let st = store.delivery_status(id).await.unwrap().unwrap();
+        assert_eq!(st.state, DeliveryState::Done, "{id}");
+    }
+}
