@@ -249,16 +249,33 @@ fn first_instant_at_or_after(tz: chrono_tz::Tz, local: NaiveDateTime) -> Option<
     DateTime::from_timestamp(hi, 0)
 }
 
-/// The first active freeze among `windows` at `now`, the one ending last
-/// when several overlap.
+/// How many times a freeze is followed into a window that continues it; a
+/// window on every day of the week would otherwise never end.
+const MAX_CONTINUATIONS: usize = 400;
+
+/// The active freeze among `windows` at `now`, the one ending last when
+/// several overlap. It ends when no window continues it: a window on several
+/// consecutive dates or days (each day's window ends at midnight and the
+/// next one starts there), or windows that meet or overlap, make one freeze.
 pub fn active_freeze<'a>(
     windows: impl IntoIterator<Item = &'a FreezeWindow>,
     now: DateTime<Utc>,
 ) -> Option<Freeze> {
-    windows
-        .into_iter()
-        .filter_map(|w| w.active_at(now))
-        .max_by_key(|f| f.ends_at)
+    let windows: Vec<&FreezeWindow> = windows.into_iter().collect();
+    let latest = |at: DateTime<Utc>| {
+        windows
+            .iter()
+            .filter_map(|w| w.active_at(at))
+            .max_by_key(|f| f.ends_at)
+    };
+    let mut freeze = latest(now)?;
+    for _ in 0..MAX_CONTINUATIONS {
+        match latest(freeze.ends_at) {
+            Some(next) if next.ends_at > freeze.ends_at => freeze.ends_at = next.ends_at,
+            _ => break,
+        }
+    }
+    Some(freeze)
 }
 
 #[cfg(test)]
@@ -381,5 +398,46 @@ mod tests {
         let b = window("{ days: [fri], from: \"16:00\", to: \"20:00\" }");
         let f = active_freeze([&a, &b], at("2026-11-27T17:00:00Z")).unwrap();
         assert_eq!(f.ends_at, at("2026-11-27T20:01:00Z"));
+    }
+
+    #[test]
+    fn a_freeze_on_consecutive_dates_ends_after_the_last_one() {
+        let w = window(
+            "{ dates: [\"2026-12-24\", \"2026-12-25\", \"2026-12-26\", \"2026-12-31\"], reason: Holidays }",
+        );
+        // Late on the first day: not at its midnight, but after the 26th.
+        let f = active_freeze([&w], at("2026-12-24T23:30:00Z")).unwrap();
+        assert_eq!(f.ends_at, at("2026-12-27T00:00:00Z"));
+        assert!(
+            f.description.starts_with("Holidays (2026-12-24"),
+            "{}",
+            f.description
+        );
+        // The 31st is not adjacent: a freeze of its own.
+        let f = active_freeze([&w], at("2026-12-31T10:00:00Z")).unwrap();
+        assert_eq!(f.ends_at, at("2027-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn windows_that_meet_make_one_freeze_and_every_day_stops_at_the_bound() {
+        let weekend = window("{ days: [sat, sun] }");
+        let friday_evening = window("{ days: [fri], from: \"18:00\" }");
+        let f = active_freeze([&friday_evening, &weekend], at("2026-11-27T19:00:00Z")).unwrap();
+        assert_eq!(
+            f.ends_at,
+            at("2026-11-30T00:00:00Z"),
+            "Friday 18:00 to Monday"
+        );
+        // Office hours on consecutive days do not meet.
+        let hours = window("{ days: [mon, tue], from: \"09:00\", to: \"17:00\" }");
+        let f = active_freeze([&hours], at("2026-11-30T10:00:00Z")).unwrap();
+        assert_eq!(f.ends_at, at("2026-11-30T17:01:00Z"));
+        // A freeze on every day is followed a bounded number of days.
+        let always = window("{ days: [mon, tue, wed, thu, fri, sat, sun] }");
+        let f = active_freeze([&always], at("2026-11-30T10:00:00Z")).unwrap();
+        assert_eq!(
+            f.ends_at,
+            at("2026-11-30T00:00:00Z") + chrono::Days::new(401)
+        );
     }
 }
