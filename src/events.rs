@@ -189,6 +189,9 @@ pub struct IssueCommentEvent {
     pub comment: CommentRef,
     #[serde(default)]
     pub changes: Option<CommentChanges>,
+    /// Who did it: for `edited`, the editor (who may not be the author).
+    #[serde(default)]
+    pub sender: Option<User>,
     pub repository: RepositoryRef,
     #[serde(default)]
     pub installation: Option<IdOnly>,

@@ -199,7 +199,7 @@ impl FreezeWindow {
         };
         let ends_at = end_exclusive(ends_on)?;
         let mut description = match &self.reason {
-            Some(r) => format!("{r} ("),
+            Some(r) => format!("{} (", crate::text::inline_text(r)),
             None => "freeze window (".into(),
         };
         description.push_str(&self.describe(started_on, tz));

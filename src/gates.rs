@@ -1,8 +1,10 @@
-//! The deploy gate evaluator: one implementation for `/deploy`, `/rollback`
-//! and (later) deployment protection rules and the Action's `policy` gate.
-//!
-//! Facts are gathered first (from GitHub and the store, see `chatops`); this
-//! module only decides, so every rule is a pure function with unit tests.
+//! The deploy gates: each one a pure function of facts already gathered,
+//! with unit tests. `crate::deploy` gathers the facts once and picks the
+//! gates for `/deploy`, `/rollback`, automatic rollbacks, the deployment
+//! protection rule; the `shipgate/policy` check and the Action's `policy`
+//! gate count approvals and checks with the same functions.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -10,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::freeze::active_freeze;
 use crate::github::content::{CommitStatus, StatusState};
 use crate::github::repos::{CheckRun, Review};
-use crate::repo_config::{Deployers, EnvironmentConfig, RepoConfig, Role};
+use crate::repo_config::{Deployers, EnvironmentConfig, RepoConfig, RequiredCheck, Role};
 use crate::store::{Lock, LockKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +35,7 @@ pub struct Gate {
 }
 
 impl Gate {
-    fn pass(name: &str, detail: impl Into<String>) -> Gate {
+    pub fn pass(name: &str, detail: impl Into<String>) -> Gate {
         Gate {
             name: name.into(),
             verdict: Verdict::Pass,
@@ -41,7 +43,7 @@ impl Gate {
             temporary: false,
         }
     }
-    fn fail(name: &str, detail: impl Into<String>) -> Gate {
+    pub fn fail(name: &str, detail: impl Into<String>) -> Gate {
         Gate {
             name: name.into(),
             verdict: Verdict::Fail,
@@ -49,7 +51,7 @@ impl Gate {
             temporary: false,
         }
     }
-    fn wait(name: &str, detail: impl Into<String>) -> Gate {
+    pub fn wait(name: &str, detail: impl Into<String>) -> Gate {
         Gate {
             temporary: true,
             ..Gate::fail(name, detail)
@@ -67,6 +69,9 @@ pub const APPROVALS: &str = "Approvals";
 pub const CHECKS: &str = "Checks";
 pub const FREEZE: &str = "Freeze";
 pub const LOCK: &str = "Lock";
+pub const FORK: &str = "Fork";
+pub const REF: &str = "Ref";
+pub const TARGET: &str = "Target";
 
 /// The actor's standing, resolved from GitHub.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +151,35 @@ pub struct PullFacts {
     pub draft: bool,
     pub base_ref: String,
     pub author: String,
+    /// The PR's head commit now.
+    pub head_sha: String,
+    /// The head lives in another repository (or in one since deleted).
+    pub fork: bool,
+}
+
+/// A fork's code runs with the repository's deploy secrets: only where the
+/// environment says so.
+pub fn fork_gate(env_name: &str, env: &EnvironmentConfig, pr: &PullFacts) -> Option<Gate> {
+    if !pr.fork {
+        return None;
+    }
+    Some(if env.allow_forks {
+        Gate::pass(
+            FORK,
+            format!(
+                "#{} comes from a fork; `{env_name}` allows forks",
+                pr.number
+            ),
+        )
+    } else {
+        Gate::fail(
+            FORK,
+            format!(
+                "#{} comes from a fork, and `{env_name}` does not deploy forks (`allow_forks: true` allows it)",
+                pr.number
+            ),
+        )
+    })
 }
 
 pub fn pull_request_gate(pr: &PullFacts) -> Gate {
@@ -182,13 +216,21 @@ pub fn base_branch_gate(env_name: &str, env: &EnvironmentConfig, pr: &PullFacts)
     })
 }
 
-/// Latest decisive review per reviewer: APPROVED counts, CHANGES_REQUESTED
-/// blocks, DISMISSED clears, COMMENTED changes nothing; the author never counts.
-pub fn approvals_gate(required: u32, reviews: &[Review], author: &str) -> Option<Gate> {
-    if required == 0 {
-        return None;
-    }
-    let mut latest: Vec<(String, String)> = Vec::new();
+/// A reviewer's latest review that decides something: APPROVED or
+/// CHANGES_REQUESTED (DISMISSED clears what came before; COMMENTED changes
+/// nothing). The pull request's author never counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisiveReview {
+    pub login: String,
+    /// `APPROVED` or `CHANGES_REQUESTED`.
+    pub state: String,
+    /// The commit the review was made on.
+    pub commit_id: Option<String>,
+}
+
+/// The latest decisive review per reviewer, in GitHub's (chronological) order.
+pub fn decisive_reviews(reviews: &[Review], author: &str) -> Vec<DecisiveReview> {
+    let mut latest: Vec<DecisiveReview> = Vec::new();
     for r in reviews {
         let Some(user) = &r.user else { continue };
         if user.login.eq_ignore_ascii_case(author) {
@@ -201,25 +243,84 @@ pub fn approvals_gate(required: u32, reviews: &[Review], author: &str) -> Option
         ) {
             continue;
         }
-        latest.retain(|(who, _)| !who.eq_ignore_ascii_case(&user.login));
-        latest.push((user.login.clone(), state));
+        latest.retain(|d| !d.login.eq_ignore_ascii_case(&user.login));
+        if state != "DISMISSED" {
+            latest.push(DecisiveReview {
+                login: user.login.clone(),
+                state,
+                commit_id: r.commit_id.clone(),
+            });
+        }
     }
-    let approvers: Vec<&str> = latest
-        .iter()
-        .filter(|(_, s)| s == "APPROVED")
-        .map(|(w, _)| w.as_str())
-        .collect();
-    let blockers: Vec<&str> = latest
-        .iter()
-        .filter(|(_, s)| s == "CHANGES_REQUESTED")
-        .map(|(w, _)| w.as_str())
-        .collect();
+    latest
+}
+
+/// Reviewers' roles on the repository, by lower-cased login (`None`: no
+/// access). Only reviews by people with write access or more count, as
+/// GitHub's branch protection counts them.
+pub type ReviewerRoles = HashMap<String, Option<Role>>;
+
+/// How approvals are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApprovalRule {
+    pub required: u32,
+    /// Approvals of an earlier head commit still count (off by default:
+    /// what was approved is not what is being deployed).
+    pub count_stale: bool,
+}
+
+/// Approvals of `sha` by reviewers with write access or more: the latest
+/// decisive review per person; APPROVED counts, CHANGES_REQUESTED blocks;
+/// reviews by people without write access neither approve nor block; an
+/// approval of another commit counts only with `count_stale`.
+pub fn approvals_gate(
+    rule: ApprovalRule,
+    decisive: &[DecisiveReview],
+    roles: &ReviewerRoles,
+    sha: &str,
+) -> Option<Gate> {
+    if rule.required == 0 {
+        return None;
+    }
+    let can_write = |login: &str| {
+        roles
+            .get(&login.to_ascii_lowercase())
+            .copied()
+            .flatten()
+            .is_some_and(|r| r >= Role::Write)
+    };
+    let mut approvers = Vec::new();
+    let mut blockers = Vec::new();
+    let mut not_counted = Vec::new();
+    for d in decisive {
+        if !can_write(&d.login) {
+            let role = roles
+                .get(&d.login.to_ascii_lowercase())
+                .copied()
+                .flatten()
+                .map_or("no access", Role::as_str);
+            not_counted.push(format!("@{} ({role})", d.login));
+            continue;
+        }
+        if d.state == "CHANGES_REQUESTED" {
+            blockers.push(d.login.as_str());
+        } else if rule.count_stale || d.commit_id.as_deref() == Some(sha) {
+            approvers.push(d.login.as_str());
+        } else {
+            not_counted.push(format!("@{} (approved an earlier commit)", d.login));
+        }
+    }
+    let ignored = if not_counted.is_empty() {
+        String::new()
+    } else {
+        format!("; not counted: {}", not_counted.join(", "))
+    };
     Some(if !blockers.is_empty() {
         Gate::fail(
             APPROVALS,
             format!("changes requested by {}", at_list(&blockers)),
         )
-    } else if (approvers.len() as u32) < required {
+    } else if (approvers.len() as u32) < rule.required {
         let by = if approvers.is_empty() {
             String::new()
         } else {
@@ -227,14 +328,19 @@ pub fn approvals_gate(required: u32, reviews: &[Review], author: &str) -> Option
         };
         Gate::fail(
             APPROVALS,
-            format!("{} of {required} approvals{by}", approvers.len()),
+            format!(
+                "{} of {} approvals{by}{ignored}",
+                approvers.len(),
+                rule.required
+            ),
         )
     } else {
         Gate::pass(
             APPROVALS,
             format!(
-                "{} of {required} approvals (by {})",
+                "{} of {} approvals (by {}){ignored}",
                 approvers.len(),
+                rule.required,
                 at_list(&approvers)
             ),
         )
@@ -251,9 +357,10 @@ fn at_list(logins: &[&str]) -> String {
 
 /// Check runs and commit statuses on the exact commit. A check run passes
 /// when it completed with success, neutral or skipped (as branch protection
-/// counts them); a status when it is success. `all` requires every check.
+/// counts them); a status when it is success. `all` requires every check. A
+/// check named with its app is satisfied only by a check run of that app.
 pub fn checks_gate(
-    required: &[String],
+    required: &[RequiredCheck],
     runs: &[CheckRun],
     statuses: &[CommitStatus],
     short_sha: &str,
@@ -283,32 +390,48 @@ pub fn checks_gate(
         StatusState::Failure => State::Red("failure".into()),
         StatusState::Error => State::Red("error".into()),
     };
-    let mut all: Vec<(String, State)> = runs
+    // (name, app slug for check runs, state)
+    let mut all: Vec<(String, Option<String>, State)> = runs
         .iter()
-        .map(|r| (r.name.clone(), run_state(r)))
+        .map(|r| {
+            let app = r.app.as_ref().and_then(|a| a.slug.clone());
+            (r.name.clone(), app, run_state(r))
+        })
         .collect();
     all.extend(
         statuses
             .iter()
-            .map(|s| (s.context.clone(), status_state(s))),
+            .map(|s| (s.context.clone(), None, status_state(s))),
     );
 
-    let wanted: Vec<(String, Option<&State>)> = if required.iter().any(|r| r == "all") {
+    let wanted: Vec<(String, Option<&State>)> = if required.iter().any(|r| r.name() == "all") {
         if all.is_empty() {
             return Some(Gate::wait(
                 CHECKS,
                 format!("no checks reported on `{short_sha}` yet"),
             ));
         }
-        all.iter().map(|(n, s)| (n.clone(), Some(s))).collect()
+        all.iter().map(|(n, _, s)| (n.clone(), Some(s))).collect()
     } else {
         required
             .iter()
-            .map(|name| {
-                (
-                    name.clone(),
-                    all.iter().find(|(n, _)| n == name).map(|(_, s)| s),
-                )
+            .map(|req| {
+                let found = all
+                    .iter()
+                    .filter(|(n, app, _)| {
+                        n == req.name()
+                            && req.app().is_none_or(|want| {
+                                app.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(want))
+                            })
+                    })
+                    // A green one from the named source wins over others.
+                    .min_by_key(|(_, _, st)| match st {
+                        State::Green => 0,
+                        State::Pending => 1,
+                        State::Red(_) => 2,
+                    })
+                    .map(|(_, _, s)| s);
+                (req.label(), found)
             })
             .collect()
     };
@@ -372,12 +495,34 @@ pub fn freeze_gate(
     }
 }
 
-/// The environment's lock, as held by someone other than `pr`.
-pub fn lock_gate(lock: Option<&Lock>, pr: Option<i64>) -> Gate {
-    match lock {
-        None => Gate::pass(LOCK, "not locked"),
-        Some(l) if l.pr.is_some() && l.pr == pr => Gate::pass(LOCK, "held by this pull request"),
-        Some(l) => Gate::wait(LOCK, describe_lock(l)),
+/// Who asks to pass the environment's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockClaim {
+    /// The pull request deploying.
+    pub pr: Option<i64>,
+    /// The deployment being decided, when it exists already: a deployment
+    /// shipgate created under a lock passes that lock.
+    pub deployment_id: Option<i64>,
+    /// A deploy lock of the same PR passes (a PR may deploy again); off for
+    /// deployments shipgate did not create, which pass only a PR's `/lock`.
+    pub same_pr_deploy: bool,
+}
+
+/// The environment's lock, unless it is held for this claim.
+pub fn lock_gate(lock: Option<&Lock>, claim: LockClaim) -> Gate {
+    let Some(l) = lock else {
+        return Gate::pass(LOCK, "not locked");
+    };
+    if l.deployment_id.is_some() && l.deployment_id == claim.deployment_id {
+        return Gate::pass(LOCK, "held for this deployment");
+    }
+    let same_pr = l.pr.is_some() && l.pr == claim.pr;
+    match l.kind {
+        LockKind::Sticky if same_pr => Gate::pass(LOCK, "held by this pull request"),
+        LockKind::Deploy if same_pr && claim.same_pr_deploy => {
+            Gate::pass(LOCK, "held by this pull request")
+        }
+        _ => Gate::wait(LOCK, describe_lock(l)),
     }
 }
 
@@ -389,7 +534,7 @@ pub fn describe_lock(l: &Lock) -> String {
     };
     let mut s = format!("{what} by {from}(@{})", l.holder);
     if let Some(r) = &l.reason {
-        s.push_str(&format!(": {r}"));
+        s.push_str(&format!(": {}", crate::text::inline_text(r)));
     }
     if let Some(exp) = l
         .expires_at
@@ -398,6 +543,143 @@ pub fn describe_lock(l: &Lock) -> String {
         s.push_str(&format!(" until {}", exp.format("%Y-%m-%d %H:%M UTC")));
     }
     s
+}
+
+/// What a deployment's ref names, as GitHub knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefKind {
+    Branch(String),
+    Tag(String),
+    /// A bare commit sha.
+    Commit(String),
+    /// A branch and a tag with this name both exist.
+    Ambiguous(String),
+    /// Neither a branch nor a tag with this name exists.
+    Unknown(String),
+}
+
+/// Whether `pattern` of `refs:` names tags (`refs/tags/…`) and its glob.
+fn ref_pattern(pattern: &str) -> (bool, &str) {
+    match pattern.strip_prefix("refs/tags/") {
+        Some(glob) => (true, glob),
+        None => (
+            false,
+            pattern.strip_prefix("refs/heads/").unwrap_or(pattern),
+        ),
+    }
+}
+
+fn glob_matches(glob: &str, name: &str) -> bool {
+    globset::GlobBuilder::new(glob)
+        .literal_separator(false)
+        .build()
+        .map(|g| g.compile_matcher().is_match(name))
+        .unwrap_or(false)
+}
+
+/// `refs:` of an environment: branches are named as they are (`main`,
+/// `release/*`, or `refs/heads/…`), tags as `refs/tags/v*`. A tag never
+/// passes a branch pattern, whatever its name.
+pub fn ref_gate(env_name: &str, patterns: &[String], kind: &RefKind) -> Option<Gate> {
+    if patterns.is_empty() {
+        return None;
+    }
+    let matches = |tag: bool, name: &str| {
+        patterns.iter().any(|p| {
+            let (is_tag, glob) = ref_pattern(p);
+            is_tag == tag && glob_matches(glob, name)
+        })
+    };
+    let list = patterns
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let shown = |n: &str| crate::text::inline_text(n);
+    Some(match kind {
+        RefKind::Branch(n) if matches(false, n) => Gate::pass(
+            REF,
+            format!("branch `{}` may deploy to `{env_name}`", shown(n)),
+        ),
+        RefKind::Tag(n) if matches(true, n) => Gate::pass(
+            REF,
+            format!("tag `{}` may deploy to `{env_name}`", shown(n)),
+        ),
+        RefKind::Ambiguous(n) if matches(true, n) && matches(false, n) => Gate::pass(
+            REF,
+            format!("`{}` (a branch and a tag) may deploy to `{env_name}`", shown(n)),
+        ),
+        RefKind::Branch(n) => Gate::fail(
+            REF,
+            format!(
+                "branch `{}` may not deploy to `{env_name}` (allowed: {list})",
+                shown(n)
+            ),
+        ),
+        RefKind::Tag(n) => {
+            let hint = if matches(false, n) {
+                "; tags are named as `refs/tags/PATTERN` in `refs:`"
+            } else {
+                ""
+            };
+            Gate::fail(
+                REF,
+                format!(
+                    "tag `{}` may not deploy to `{env_name}` (allowed: {list}){hint}",
+                    shown(n)
+                ),
+            )
+        }
+        RefKind::Ambiguous(n) => Gate::fail(
+            REF,
+            format!(
+                "`{}` is both a branch and a tag; `{env_name}` allows only one of them (allowed: {list})",
+                shown(n)
+            ),
+        ),
+        RefKind::Commit(sha) => Gate::fail(
+            REF,
+            format!(
+                "`{}` is a commit, not a branch or tag that may deploy to `{env_name}` (allowed: {list})",
+                crate::text::short(sha)
+            ),
+        ),
+        RefKind::Unknown(n) => Gate::fail(
+            REF,
+            format!(
+                "`{}` is neither a branch nor a tag of this repository (allowed: {list})",
+                shown(n)
+            ),
+        ),
+    })
+}
+
+/// A rollback's target: a commit that was deployed to the environment
+/// successfully before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackTargetFacts {
+    pub sha: String,
+    /// The deployment of `sha` to the environment that once reached `success`.
+    pub succeeded_in: Option<i64>,
+}
+
+pub fn target_gate(env_name: &str, target: &RollbackTargetFacts) -> Gate {
+    match target.succeeded_in {
+        Some(id) => Gate::pass(
+            TARGET,
+            format!(
+                "`{}` was deployed to `{env_name}` successfully (deployment {id})",
+                crate::text::short(&target.sha)
+            ),
+        ),
+        None => Gate::fail(
+            TARGET,
+            format!(
+                "`{}` was never deployed to `{env_name}` successfully, so it is not a rollback; to ship it, use `/deploy {env_name} ref=…`, where every gate applies",
+                crate::text::short(&target.sha)
+            ),
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -465,41 +747,142 @@ mod tests {
         .passed());
     }
 
+    fn on(who: &str, state: &str, commit: &str) -> Review {
+        Review {
+            commit_id: Some(commit.into()),
+            ..review(who, state)
+        }
+    }
+
+    fn roles(pairs: &[(&str, Option<Role>)]) -> ReviewerRoles {
+        pairs.iter().map(|(l, r)| (l.to_string(), *r)).collect()
+    }
+
+    const HEAD: ApprovalRule = ApprovalRule {
+        required: 2,
+        count_stale: false,
+    };
+
     #[test]
     fn approvals_count_the_latest_decisive_review_per_reviewer() {
         let reviews = [
-            review("bob", "CHANGES_REQUESTED"),
-            review("bob", "APPROVED"),
-            review("carol", "APPROVED"),
-            review("carol", "COMMENTED"),
-            review("alice", "APPROVED"),
-            review("dave", "APPROVED"),
-            review("dave", "DISMISSED"),
+            on("bob", "CHANGES_REQUESTED", "h"),
+            on("bob", "APPROVED", "h"),
+            on("carol", "APPROVED", "h"),
+            on("carol", "COMMENTED", "h"),
+            on("alice", "APPROVED", "h"),
+            on("dave", "APPROVED", "h"),
+            on("dave", "DISMISSED", "h"),
         ];
-        let g = approvals_gate(2, &reviews, "alice").unwrap();
+        let writers = roles(&[
+            ("bob", Some(Role::Write)),
+            ("carol", Some(Role::Maintain)),
+            ("dave", Some(Role::Admin)),
+        ]);
+        let decisive = decisive_reviews(&reviews, "alice");
+        let g = approvals_gate(HEAD, &decisive, &writers, "h").unwrap();
         assert!(g.passed(), "{g:?}");
         assert_eq!(g.detail, "2 of 2 approvals (by @bob, @carol)");
-        let g = approvals_gate(3, &reviews, "alice").unwrap();
+        let three = ApprovalRule {
+            required: 3,
+            ..HEAD
+        };
+        let g = approvals_gate(three, &decisive, &writers, "h").unwrap();
         assert_eq!(
             (g.verdict, g.detail.as_str()),
             (Verdict::Fail, "2 of 3 approvals (by @bob, @carol)")
         );
-        let g = approvals_gate(
-            1,
+        let blocked = decisive_reviews(
             &[
-                review("bob", "APPROVED"),
-                review("erin", "CHANGES_REQUESTED"),
+                on("bob", "APPROVED", "h"),
+                on("erin", "CHANGES_REQUESTED", "h"),
             ],
             "alice",
+        );
+        let g = approvals_gate(
+            HEAD,
+            &blocked,
+            &roles(&[("bob", Some(Role::Write)), ("erin", Some(Role::Write))]),
+            "h",
         )
         .unwrap();
         assert_eq!(g.detail, "changes requested by @erin");
-        assert!(approvals_gate(0, &[], "alice").is_none());
+        assert!(approvals_gate(
+            ApprovalRule {
+                required: 0,
+                ..HEAD
+            },
+            &[],
+            &writers,
+            "h"
+        )
+        .is_none());
+        let own = decisive_reviews(&[on("alice", "APPROVED", "h")], "alice");
         assert_eq!(
-            approvals_gate(1, &[review("alice", "APPROVED")], "alice")
-                .unwrap()
-                .detail,
-            "0 of 1 approvals"
+            approvals_gate(HEAD, &own, &writers, "h").unwrap().detail,
+            "0 of 2 approvals"
+        );
+    }
+
+    #[test]
+    fn reviewers_without_write_access_neither_approve_nor_block() {
+        let reviews = [
+            on("mallory", "APPROVED", "h"),
+            on("stranger", "APPROVED", "h"),
+            on("troll", "CHANGES_REQUESTED", "h"),
+            on("bob", "APPROVED", "h"),
+        ];
+        let r = roles(&[
+            ("mallory", Some(Role::Read)),
+            ("stranger", None),
+            ("troll", Some(Role::Triage)),
+            ("bob", Some(Role::Write)),
+        ]);
+        let g = approvals_gate(HEAD, &decisive_reviews(&reviews, "alice"), &r, "h").unwrap();
+        assert!(!g.passed());
+        assert_eq!(
+            g.detail,
+            "1 of 2 approvals (by @bob); not counted: @mallory (read), @stranger (no access), @troll (triage)"
+        );
+        // A login missing from the roles (never looked up) counts as no access.
+        let g = approvals_gate(
+            HEAD,
+            &decisive_reviews(&[on("ghost", "APPROVED", "h")], "alice"),
+            &ReviewerRoles::new(),
+            "h",
+        )
+        .unwrap();
+        assert!(g.detail.contains("@ghost (no access)"), "{}", g.detail);
+    }
+
+    #[test]
+    fn approvals_of_an_earlier_commit_count_only_when_stale_approvals_are_allowed() {
+        let reviews = [on("bob", "APPROVED", "old"), on("carol", "APPROVED", "new")];
+        let r = roles(&[("bob", Some(Role::Write)), ("carol", Some(Role::Write))]);
+        let decisive = decisive_reviews(&reviews, "alice");
+        let g = approvals_gate(HEAD, &decisive, &r, "new").unwrap();
+        assert_eq!(
+            g.detail,
+            "1 of 2 approvals (by @carol); not counted: @bob (approved an earlier commit)"
+        );
+        let stale = ApprovalRule {
+            count_stale: true,
+            ..HEAD
+        };
+        assert!(approvals_gate(stale, &decisive, &r, "new")
+            .unwrap()
+            .passed());
+        // Changes requested on an older commit still block, as GitHub keeps them.
+        let blocked = decisive_reviews(
+            &[
+                on("bob", "CHANGES_REQUESTED", "old"),
+                on("carol", "APPROVED", "new"),
+            ],
+            "alice",
+        );
+        assert_eq!(
+            approvals_gate(HEAD, &blocked, &r, "new").unwrap().detail,
+            "changes requested by @bob"
         );
     }
 
@@ -508,6 +891,9 @@ mod tests {
             name: name.into(),
             status: status.into(),
             conclusion: conclusion.map(str::to_string),
+            app: Some(crate::github::repos::AppRef {
+                slug: Some("github-actions".into()),
+            }),
         }
     }
 
@@ -527,7 +913,12 @@ mod tests {
             run("e2e", "in_progress", None),
         ];
         let statuses = [status("deploy/preview", StatusState::Success)];
-        let req = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let req = |names: &[&str]| {
+            names
+                .iter()
+                .map(|s| RequiredCheck::from(*s))
+                .collect::<Vec<_>>()
+        };
         assert!(
             checks_gate(&req(&["ci", "deploy/preview"]), &runs, &statuses, "abc1234")
                 .unwrap()
@@ -554,6 +945,95 @@ mod tests {
         assert!(checks_gate(&req(&["ci"]), &skipped, &[], "x")
             .unwrap()
             .passed());
+    }
+
+    #[test]
+    fn a_check_named_with_its_app_is_satisfied_only_by_that_app() {
+        let impostor = CheckRun {
+            app: Some(crate::github::repos::AppRef {
+                slug: Some("evil-app".into()),
+            }),
+            ..run("ci", "completed", Some("success"))
+        };
+        let from_actions = [RequiredCheck::FromApp {
+            name: "ci".into(),
+            app: "github-actions".into(),
+        }];
+        let g = checks_gate(&from_actions, std::slice::from_ref(&impostor), &[], "abc").unwrap();
+        assert!(!g.passed() && g.temporary, "{g:?}");
+        assert_eq!(g.detail, "`ci (from github-actions)` not reported on `abc`");
+        // A status of that name does not count either: statuses have no app.
+        let status = status("ci", StatusState::Success);
+        assert!(!checks_gate(&from_actions, &[], &[status], "abc")
+            .unwrap()
+            .passed());
+        let real = run("ci", "completed", Some("success"));
+        assert!(
+            checks_gate(&from_actions, &[impostor.clone(), real], &[], "abc")
+                .unwrap()
+                .passed()
+        );
+        // Unqualified, any app's check counts (as branch protection's "any source").
+        assert!(
+            checks_gate(&[RequiredCheck::from("ci")], &[impostor], &[], "abc")
+                .unwrap()
+                .passed()
+        );
+    }
+
+    #[test]
+    fn branches_and_tags_match_only_patterns_of_their_kind() {
+        let patterns: Vec<String> = vec!["main".into(), "release/*".into(), "refs/tags/v*".into()];
+        let gate = |k: RefKind| ref_gate("production", &patterns, &k).unwrap();
+        assert!(gate(RefKind::Branch("main".into())).passed());
+        assert!(gate(RefKind::Branch("release/2.0".into())).passed());
+        assert!(gate(RefKind::Tag("v1.2.0".into())).passed());
+        // A tag named like an allowed branch does not pass.
+        let g = gate(RefKind::Tag("main".into()));
+        assert!(!g.passed() && !g.temporary);
+        assert!(
+            g.detail.starts_with("tag `main` may not deploy"),
+            "{}",
+            g.detail
+        );
+        assert!(
+            g.detail.contains("tags are named as `refs/tags/PATTERN`"),
+            "{}",
+            g.detail
+        );
+        assert!(!gate(RefKind::Branch("v1.2.0".into())).passed());
+        assert!(!gate(RefKind::Ambiguous("main".into())).passed());
+        assert!(!gate(RefKind::Unknown("main".into())).passed());
+        assert!(!gate(RefKind::Commit(
+            "0123456789abcdef0123456789abcdef01234567".into()
+        ))
+        .passed());
+        assert!(ref_gate("production", &[], &RefKind::Tag("main".into())).is_none());
+        let both: Vec<String> = vec!["main".into(), "refs/tags/main".into()];
+        assert!(ref_gate("p", &both, &RefKind::Ambiguous("main".into()))
+            .unwrap()
+            .passed());
+    }
+
+    #[test]
+    fn forks_deploy_only_where_allowed() {
+        let pr = PullFacts {
+            number: 5,
+            open: true,
+            draft: false,
+            base_ref: "main".into(),
+            author: "eve".into(),
+            head_sha: "h".into(),
+            fork: true,
+        };
+        let env: EnvironmentConfig = serde_yaml_ng::from_str("{}").unwrap();
+        let g = fork_gate("production", &env, &pr).unwrap();
+        assert!(!g.passed() && !g.temporary);
+        assert!(g.detail.contains("`allow_forks: true`"), "{}", g.detail);
+        let open: EnvironmentConfig = serde_yaml_ng::from_str("allow_forks: true").unwrap();
+        assert!(fork_gate("production", &open, &pr).unwrap().passed());
+        let own = PullFacts { fork: false, ..pr };
+        assert!(fork_gate("production", &env, &own).is_none());
     }
 
     #[test]
@@ -596,9 +1076,54 @@ mod tests {
             expires_at: None,
             created_at: 0,
         };
-        assert!(lock_gate(Some(&l), Some(12)).passed());
-        let g = lock_gate(Some(&l), Some(13));
+        let claim = |pr: i64| LockClaim {
+            pr: Some(pr),
+            deployment_id: None,
+            same_pr_deploy: true,
+        };
+        assert!(lock_gate(Some(&l), claim(12)).passed());
+        let g = lock_gate(Some(&l), claim(13));
         assert_eq!(g.detail, "locked by #12 (@bob): migration");
-        assert!(lock_gate(None, Some(13)).passed());
+        assert!(lock_gate(None, claim(13)).passed());
+    }
+
+    #[test]
+    fn a_deploy_lock_passes_its_own_deployment_and_its_pr_but_not_others() {
+        let l = Lock {
+            repository: "o/r".into(),
+            environment: "production".into(),
+            kind: LockKind::Deploy,
+            holder: "alice".into(),
+            pr: Some(12),
+            owner_token: "t".into(),
+            deployment_id: Some(900),
+            reason: None,
+            expires_at: None,
+            created_at: 0,
+        };
+        let own = LockClaim {
+            pr: None,
+            deployment_id: Some(900),
+            same_pr_deploy: false,
+        };
+        assert_eq!(lock_gate(Some(&l), own).detail, "held for this deployment");
+        let other = LockClaim {
+            deployment_id: Some(901),
+            ..own
+        };
+        assert!(lock_gate(Some(&l), other).temporary);
+        // A workflow run from #12 that is not the deployment under the lock waits.
+        let same_pr_foreign = LockClaim {
+            pr: Some(12),
+            deployment_id: Some(901),
+            same_pr_deploy: false,
+        };
+        assert!(!lock_gate(Some(&l), same_pr_foreign).passed());
+        // `/deploy` again from #12 passes (it takes the lock over).
+        let same_pr_command = LockClaim {
+            same_pr_deploy: true,
+            ..same_pr_foreign
+        };
+        assert!(lock_gate(Some(&l), same_pr_command).passed());
     }
 }

@@ -8,6 +8,7 @@ pub mod action;
 pub mod check;
 pub mod cli;
 pub mod commands;
+pub mod deploy;
 pub mod events;
 pub mod freeze;
 pub mod gates;
@@ -29,6 +30,7 @@ pub mod signature;
 pub mod smoke;
 pub mod store;
 pub mod telemetry;
+pub mod text;
 pub mod webhook_send;
 pub mod worker;
 

@@ -7,10 +7,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::gates::{self, Gate};
+use crate::gates::{self, ApprovalRule, DecisiveReview, Gate, ReviewerRoles};
 use crate::github::content::CommitStatus;
-use crate::github::repos::{CheckRun, Review};
-use crate::repo_config::BranchProtection;
+use crate::github::repos::CheckRun;
+use crate::repo_config::{BranchProtection, RequiredCheck};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Enabled {
@@ -318,46 +318,68 @@ pub fn put_body(desired: &BranchProtection, live: Option<&LiveProtection>) -> Va
 /// Check names shipgate publishes itself; never required of themselves.
 pub const OWN_CHECKS: &[&str] = &["shipgate/policy", "shipgate/policy-plan"];
 
-/// A pull request against its base branch's policy: approvals (the author
-/// never counts; with `dismiss_stale_reviews`, only approvals of the head
-/// commit), required checks on the head SHA (shipgate's own excluded), and
-/// being up to date with the base when `strict`.
+/// What a pull request is judged on: its reviewers' latest decisive
+/// reviews and their roles, the head's checks, and how far behind the base
+/// it is.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyFacts {
+    pub reviews: Vec<DecisiveReview>,
+    pub roles: ReviewerRoles,
+    pub too_many_reviewers: bool,
+    pub runs: Vec<CheckRun>,
+    pub statuses: Vec<CommitStatus>,
+    pub behind_by: Option<u64>,
+}
+
+/// A pull request against its base branch's policy: approvals counted as
+/// the deploy decision counts them (reviewers with write access or more, the
+/// latest decisive review per person, the author never; with
+/// `dismiss_stale_reviews`, only approvals of the head commit), required
+/// checks on the head SHA (shipgate's own excluded), and being up to date
+/// with the base when `strict`.
 pub fn evaluate_pull_request(
     policy: &BranchProtection,
-    author: &str,
     head_sha: &str,
-    reviews: &[Review],
-    runs: &[CheckRun],
-    statuses: &[CommitStatus],
-    behind_by: Option<u64>,
+    facts: &PolicyFacts,
 ) -> Vec<Gate> {
     let mut out = Vec::new();
     if let Some(n) = policy.required_approvals {
-        let current: Vec<Review> = if policy.dismiss_stale_reviews == Some(true) {
-            reviews
-                .iter()
-                .filter(|r| {
-                    r.state != "APPROVED" || r.commit_id.as_deref().is_none_or(|c| c == head_sha)
-                })
-                .cloned()
-                .collect()
+        if facts.too_many_reviewers && n > 0 {
+            out.push(Gate::fail(
+                gates::APPROVALS,
+                format!(
+                    "more than {} reviewers with a decisive review; shipgate checks at most {}",
+                    crate::deploy::MAX_REVIEWERS,
+                    crate::deploy::MAX_REVIEWERS
+                ),
+            ));
         } else {
-            reviews.to_vec()
-        };
-        out.extend(gates::approvals_gate(n, &current, author));
+            let rule = ApprovalRule {
+                required: n,
+                count_stale: policy.dismiss_stale_reviews != Some(true),
+            };
+            out.extend(gates::approvals_gate(
+                rule,
+                &facts.reviews,
+                &facts.roles,
+                head_sha,
+            ));
+        }
     }
     if let Some(required) = &policy.required_checks {
-        let required: Vec<String> = required
+        let required: Vec<RequiredCheck> = required
             .iter()
             .filter(|c| !OWN_CHECKS.contains(&c.as_str()))
-            .cloned()
+            .map(|c| RequiredCheck::from(c.as_str()))
             .collect();
-        let runs: Vec<CheckRun> = runs
+        let runs: Vec<CheckRun> = facts
+            .runs
             .iter()
             .filter(|r| !OWN_CHECKS.contains(&r.name.as_str()))
             .cloned()
             .collect();
-        let statuses: Vec<CommitStatus> = statuses
+        let statuses: Vec<CommitStatus> = facts
+            .statuses
             .iter()
             .filter(|s| !OWN_CHECKS.contains(&s.context.as_str()))
             .cloned()
@@ -366,23 +388,18 @@ pub fn evaluate_pull_request(
             &required,
             &runs,
             &statuses,
-            &head_sha[..head_sha.len().min(7)],
+            crate::text::short(head_sha),
         ));
     }
     if policy.strict == Some(true) {
-        out.push(match behind_by {
-            Some(0) | None => gates::Gate {
-                name: "Up to date".into(),
-                verdict: gates::Verdict::Pass,
-                detail: "the branch contains the base's latest commit".into(),
-                temporary: false,
-            },
-            Some(n) => gates::Gate {
-                name: "Up to date".into(),
-                verdict: gates::Verdict::Fail,
-                detail: format!("{n} commit(s) behind the base branch"),
-                temporary: false,
-            },
+        out.push(match facts.behind_by {
+            Some(0) | None => {
+                Gate::pass("Up to date", "the branch contains the base's latest commit")
+            }
+            Some(n) => Gate::fail(
+                "Up to date",
+                format!("{n} commit(s) behind the base branch"),
+            ),
         });
     }
     out
@@ -397,24 +414,21 @@ pub async fn evaluate_pull_request_live(
     rules: &BranchProtection,
     pr: &PullFacts<'_>,
 ) -> Result<Vec<Gate>, crate::github::GitHubError> {
-    let reviews = if rules.required_approvals.is_some() {
-        api.reviews(repo, pr.number).await?
-    } else {
-        Vec::new()
-    };
-    let (runs, statuses) = if rules.required_checks.is_some() {
-        api.checks(repo, pr.head).await?
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let behind = if rules.strict == Some(true) {
-        Some(api.behind_by(repo, pr.base, pr.head).await?)
-    } else {
-        None
-    };
-    Ok(evaluate_pull_request(
-        rules, pr.author, pr.head, &reviews, &runs, &statuses, behind,
-    ))
+    let mut facts = PolicyFacts::default();
+    if rules.required_approvals.is_some_and(|n| n > 0) {
+        let (reviews, roles, too_many) =
+            crate::deploy::review_facts(api, repo, pr.number, pr.author).await?;
+        facts.reviews = reviews;
+        facts.roles = roles;
+        facts.too_many_reviewers = too_many;
+    }
+    if rules.required_checks.is_some() {
+        (facts.runs, facts.statuses) = api.checks(repo, pr.head).await?;
+    }
+    if rules.strict == Some(true) {
+        facts.behind_by = Some(api.behind_by(repo, pr.base, pr.head).await?);
+    }
+    Ok(evaluate_pull_request(rules, pr.head, &facts))
 }
 
 /// The pull request facts the policy is evaluated for.
@@ -545,7 +559,8 @@ mod tests {
 
     #[test]
     fn a_pull_request_against_its_policy() {
-        use crate::github::repos::UserRef;
+        use crate::github::repos::{Review, UserRef};
+        use crate::repo_config::Role;
         let p = policy("{ required_approvals: 2, dismiss_stale_reviews: true, required_checks: [ci, shipgate/policy], strict: true }");
         let review = |who: &str, state: &str, commit: &str| Review {
             user: Some(UserRef { login: who.into() }),
@@ -555,13 +570,27 @@ mod tests {
         let reviews = [
             review("bob", "APPROVED", "head1"),
             review("carol", "APPROVED", "old0"),
+            review("mallory", "APPROVED", "head1"),
         ];
-        let runs = [CheckRun {
-            name: "ci".into(),
-            status: "completed".into(),
-            conclusion: Some("success".into()),
-        }];
-        let gates = evaluate_pull_request(&p, "alice", "head1", &reviews, &runs, &[], Some(2));
+        let facts = PolicyFacts {
+            reviews: gates::decisive_reviews(&reviews, "alice"),
+            roles: [
+                ("bob".to_string(), Some(Role::Write)),
+                ("carol".to_string(), Some(Role::Write)),
+                ("mallory".to_string(), Some(Role::Read)),
+            ]
+            .into_iter()
+            .collect(),
+            runs: vec![CheckRun {
+                name: "ci".into(),
+                status: "completed".into(),
+                conclusion: Some("success".into()),
+                app: None,
+            }],
+            behind_by: Some(2),
+            ..PolicyFacts::default()
+        };
+        let gates = evaluate_pull_request(&p, "head1", &facts);
         let failing: Vec<_> = gates
             .iter()
             .filter(|g| !g.passed())
@@ -570,7 +599,7 @@ mod tests {
         assert_eq!(
             failing,
             [
-                "1 of 2 approvals (by @bob)",
+                "1 of 2 approvals (by @bob); not counted: @carol (approved an earlier commit), @mallory (read)",
                 "2 commit(s) behind the base branch"
             ]
         );

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::gates::Gate;
+pub use crate::text::{inline_text, short};
 
 /// A hidden marker that ties a reply to the command it answers, so a
 /// reprocessed command finds its reply instead of posting another.
@@ -55,12 +56,6 @@ pub struct DeployReply {
     pub progress: Option<DeploymentProgress>,
     #[serde(default)]
     pub notes: Vec<String>,
-}
-
-/// The first 7 characters of a commit SHA. Payloads are not trusted to
-/// carry hex, so this cuts at a character boundary.
-pub fn short(sha: &str) -> &str {
-    sha.char_indices().nth(7).map_or(sha, |(i, _)| &sha[..i])
 }
 
 fn state_icon(state: &str) -> &'static str {

@@ -76,9 +76,11 @@ pub struct EnvironmentConfig {
     /// Approving reviews the pull request needs.
     #[serde(default)]
     pub required_approvals: u32,
-    /// Check-run names or status contexts that must be green; `all` means every check.
+    /// Check-run names or status contexts that must be green on the deployed
+    /// commit; `all` means every check. `{ name: ci, app: github-actions }`
+    /// accepts only a check run of that app (by its slug).
     #[serde(default)]
-    pub required_checks: Vec<String>,
+    pub required_checks: Vec<RequiredCheck>,
     /// `/deploy` only from pull requests that target these branches (empty: any).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub base_branches: Vec<String>,
@@ -99,14 +101,66 @@ pub struct EnvironmentConfig {
     /// to the last successful deployment.
     #[serde(default)]
     pub auto_rollback: bool,
-    /// Branches and tags (globs such as `main` or `v*`) that may deploy here
-    /// (checked for deployment protection rule requests; empty: any).
+    /// Branches (globs such as `main` or `release/*`) and tags
+    /// (`refs/tags/v*`) that may deploy here, checked for deployments
+    /// shipgate did not create (deployment protection rule); empty: any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refs: Vec<String>,
     /// How long a deployment protection rule request may wait for a gate that
     /// is only temporarily closed before it is rejected (default 1h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_timeout: Option<DurationText>,
+    /// Approvals of an earlier head commit still count (default false: only
+    /// approvals of the commit being deployed count).
+    #[serde(default)]
+    pub stale_approvals: bool,
+    /// Pull requests whose head lives in a fork may deploy here (default
+    /// false: a fork's code would run with this environment's secrets).
+    #[serde(default)]
+    pub allow_forks: bool,
+}
+
+/// A required check: a name (any app or status), or a name and the slug of
+/// the GitHub App whose check run counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RequiredCheck {
+    Name(String),
+    FromApp {
+        /// The check run's name.
+        name: String,
+        /// The slug of the App that must report it (e.g. `github-actions`).
+        app: String,
+    },
+}
+
+impl RequiredCheck {
+    pub fn name(&self) -> &str {
+        match self {
+            RequiredCheck::Name(n) | RequiredCheck::FromApp { name: n, .. } => n,
+        }
+    }
+
+    pub fn app(&self) -> Option<&str> {
+        match self {
+            RequiredCheck::Name(_) => None,
+            RequiredCheck::FromApp { app, .. } => Some(app),
+        }
+    }
+
+    /// As shown to people: `ci`, or `ci` from `github-actions`.
+    pub fn label(&self) -> String {
+        match self {
+            RequiredCheck::Name(n) => n.clone(),
+            RequiredCheck::FromApp { name, app } => format!("{name} (from {app})"),
+        }
+    }
+}
+
+impl From<&str> for RequiredCheck {
+    fn from(name: &str) -> Self {
+        RequiredCheck::Name(name.to_string())
+    }
 }
 
 impl EnvironmentConfig {

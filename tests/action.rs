@@ -263,6 +263,7 @@ async fn policy_and_protection_gates_read_github() {
     gh.add_repo("acme/app", &[(".github/shipgate.yml", policy)]);
     gh.commit("acme/app", "feature", &[("a", Some("a"))]);
     let pr = gh.open_pr("acme/app", "feature", "alice");
+    gh.set_role("acme/app", "bob", "write");
     gh.review("acme/app", pr, "bob", "APPROVED");
 
     let mut step = Step::new();

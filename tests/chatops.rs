@@ -219,6 +219,9 @@ async fn production_needs_two_approvals_from_others() {
     let t = Harness::start().await;
     let (pr, head) = repo_with_pr(&t, CONFIG, "feature", "alice");
     t.gh.set_role(REPO, "alice", "maintain");
+    for reviewer in ["bob", "carol"] {
+        t.gh.set_role(REPO, reviewer, "write");
+    }
     green(&t, &head);
     t.gh.review(REPO, pr, "alice", "APPROVED");
     t.gh.review(REPO, pr, "bob", "APPROVED");
@@ -574,12 +577,16 @@ async fn an_edited_comment_runs_only_new_commands() {
     edited_cmd["comment"]["body"] = json!("/help\nthanks!\n/status staging");
     edited_cmd["changes"]["body"]["from"] = json!("/help\nthanks!");
     t.send("issue_comment", &edited_cmd).await;
-    let reply = t.next_reply(REPO, pr).await;
-    assert!(
-        reply.body.starts_with("### Deployment status"),
-        "{}",
-        reply.body
-    );
+    t.settle().await;
+    // One comment, one reply: the new command's answer joins it.
+    let replies = t.gh.bot_comments(REPO, pr);
+    assert_eq!(replies.len(), 1);
+    let (first, second) = replies[0]
+        .body
+        .split_once("\n---\n")
+        .expect("two sections");
+    assert!(first.starts_with("### shipgate commands"), "{first}");
+    assert!(second.contains("### Deployment status"), "{second}");
     t.finish().await;
 }
 
@@ -677,10 +684,15 @@ async fn the_worst_case_deploy_stays_within_twelve_api_calls() {
     let t = Harness::start().await;
     let (pr, head) = repo_with_pr(&t, CONFIG, "feature", "alice");
     t.gh.set_role(REPO, "alice", "maintain");
+    for reviewer in ["bob", "carol"] {
+        t.gh.set_role(REPO, reviewer, "write");
+    }
     t.gh.review(REPO, pr, "bob", "APPROVED");
     t.gh.review(REPO, pr, "carol", "APPROVED");
     green(&t, &head);
-    // Production: approvals and checks to read, a ref to resolve, a previous deployment to name.
+    // Production: approvals and checks to read (and each approver's role:
+    // only reviews by people with write access count), a ref to resolve, a
+    // previous deployment to name.
     let before = request_count(&t);
     t.comment(REPO, pr, "alice", "/deploy production ref=feature")
         .await;
@@ -699,7 +711,7 @@ async fn the_worst_case_deploy_stays_within_twelve_api_calls() {
             .collect()
     });
     // If this grows, a change added GitHub calls to the hot path of /deploy.
-    assert_eq!(calls.len(), 12, "{calls:#?}");
+    assert_eq!(calls.len(), 14, "{calls:#?}");
     t.finish().await;
 }
 

@@ -74,6 +74,8 @@ fn prepare(gh: &FakeGitHub, n: usize) -> Vec<Delivery> {
     for r in 0..REPOS {
         let repo = format!("load/repo-{r}");
         gh.add_repo(&repo, &[(CONFIG_PATH, CONFIG)]);
+        // Past the reply allowance only writers get answers; alice comments thousands of times.
+        gh.set_role(&repo, "alice", "write");
         for p in 0..4 {
             let branch = format!("b{p}");
             gh.commit(&repo, &branch, &[("f.txt", Some(&branch))]);

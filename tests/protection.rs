@@ -332,6 +332,9 @@ async fn the_policy_check_names_the_gap_until_the_second_approval() {
     let pr = t.gh.open_pr("acme/app", "feature", "alice");
     let head = t.gh.pr("acme/app", pr).head_sha;
     t.gh.check_run("acme/app", &head, "ci", "completed", Some("success"));
+    for reviewer in ["bob", "carol"] {
+        t.gh.set_role("acme/app", reviewer, "write");
+    }
     t.gh.review("acme/app", pr, "bob", "APPROVED");
     t.send(
         "pull_request",

@@ -92,7 +92,7 @@ async fn approved_when_every_gate_is_green_with_the_gates_listed() {
     assert_eq!(decided(&callbacks), ["approved"]);
     let comment = callbacks[0]["comment"].as_str().unwrap();
     assert!(
-        comment.starts_with("shipgate: approved\n✅ Ref: `main` may deploy to `production`"),
+        comment.starts_with("shipgate: approved\n✅ Ref: branch `main` may deploy to `production`"),
         "{comment}"
     );
     for gate in ["✅ Checks:", "✅ Freeze:", "✅ Lock:"] {
@@ -113,11 +113,13 @@ async fn rejected_during_a_freeze_that_outlasts_the_wait_and_for_a_ref_not_allow
         })
         .collect();
     let config = format!(
-        "environments:\n  production:\n    refs: [main, \"v*\"]\n    freeze:\n      - {{ dates: [\"{}\", \"{}\", \"{}\"], reason: Holidays }}\n",
+        "environments:\n  production:\n    refs: [main, \"refs/tags/v*\"]\n    freeze:\n      - {{ dates: [\"{}\", \"{}\", \"{}\"], reason: Holidays }}\n",
         days[0], days[1], days[2]
     );
     let t = Harness::start().await;
     let (_, head) = setup(&t, &config);
+    t.gh.tag(REPO, "v1.2.0", &head);
+    t.gh.commit(REPO, "feature-x", &[("x", Some("x"))]);
     request(&t, "201", &head, "v1.2.0", None).await;
     let callbacks = t.gh.protection_callbacks(REPO, "201");
     assert_eq!(decided(&callbacks), ["rejected"]);
@@ -133,7 +135,7 @@ async fn rejected_during_a_freeze_that_outlasts_the_wait_and_for_a_ref_not_allow
     assert!(callbacks[0]["comment"]
         .as_str()
         .unwrap()
-        .contains("❌ Ref: `feature-x` may not deploy to `production` (allowed: main, v*)"));
+        .contains("❌ Ref: branch `feature-x` may not deploy to `production` (allowed: `main`, `refs/tags/v*`)"));
     t.finish().await;
 }
 

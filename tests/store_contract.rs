@@ -354,22 +354,27 @@ async fn fifty_concurrent_acquires_have_one_winner(s: DynStore) {
     assert_eq!(winners, 1);
 }
 
-async fn command_runs_are_recorded_once(s: DynStore) {
-    let run = CommandRun {
+fn command_run(comment_id: i64, line: i64, position: i64, actor: &str, at: i64) -> CommandRun {
+    CommandRun {
         repository: "o/r".into(),
-        comment_id: 77,
-        line: 0,
+        comment_id,
+        line,
         command: "deploy".into(),
         environment: Some("staging".into()),
-        actor: "alice".into(),
+        actor: actor.into(),
         pr: Some(5),
         reply_comment_id: None,
         deployment_id: None,
         model: None,
-        created_at: 1,
-    };
+        created_at: at,
+        position,
+    }
+}
+
+async fn command_runs_are_recorded_once(s: DynStore) {
+    let run = command_run(77, 0, 0, "alice", 1);
     assert_eq!(s.begin_run(&run).await.unwrap(), None);
-    s.set_run_reply("o/r", 77, 0, 900, "{}").await.unwrap();
+    s.set_comment_reply("o/r", 77, 900).await.unwrap();
     s.set_run_deployment("o/r", 77, 0, 31, r#"{"d":1}"#)
         .await
         .unwrap();
@@ -389,6 +394,38 @@ async fn command_runs_are_recorded_once(s: DynStore) {
             .model
             .as_deref(),
         Some("{}")
+    );
+}
+
+async fn a_comment_has_one_reply_over_its_runs_in_line_order(s: DynStore) {
+    // Lines keyed by hash arrive in any key order; their position orders them.
+    for (line, position) in [(900, 0), (5, 1), (77, 2)] {
+        s.begin_run(&command_run(10, line, position, "mallory", 100 + position))
+            .await
+            .unwrap();
+    }
+    s.begin_run(&command_run(11, 1, 0, "mallory", 50))
+        .await
+        .unwrap();
+    s.set_comment_reply("o/r", 10, 4242).await.unwrap();
+    let runs = s.runs_of_comment("o/r", 10).await.unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.line).collect::<Vec<_>>(),
+        [900, 5, 77]
+    );
+    assert!(runs.iter().all(|r| r.reply_comment_id == Some(4242)));
+    assert_eq!(
+        s.runs_of_comment("o/r", 11).await.unwrap()[0].reply_comment_id,
+        None,
+        "another comment's runs keep their own reply"
+    );
+    // Runs of an actor since a time: the reply budget of users without write access.
+    assert_eq!(s.count_runs_since("o/r", "mallory", 0).await.unwrap(), 4);
+    assert_eq!(s.count_runs_since("o/r", "mallory", 101).await.unwrap(), 2);
+    assert_eq!(s.count_runs_since("o/r", "alice", 0).await.unwrap(), 0);
+    assert_eq!(
+        s.count_runs_since("o/other", "mallory", 0).await.unwrap(),
+        0
     );
 }
 
@@ -415,27 +452,84 @@ async fn the_deploy_queue_is_first_in_first_out(s: DynStore) {
         [7, 8, 9]
     );
     assert_eq!(s.drop_pr_queue("o/r", 8).await.unwrap(), 1);
+    let head = s
+        .next_queued_deploy("o/r", "production")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.pr, 7);
+    // Looking at the head does not take it off: an error while it runs keeps it queued.
     assert_eq!(
-        s.pop_queued_deploy("o/r", "production")
+        s.next_queued_deploy("o/r", "production")
             .await
             .unwrap()
             .unwrap()
             .pr,
         7
     );
+    // Recording its deployment takes it off in the same step.
+    s.begin_run(&command_run(1000, 0, 0, "bob", 1))
+        .await
+        .unwrap();
+    s.set_run_deployment("o/r", 1000, 0, 55, "{}")
+        .await
+        .unwrap();
     assert_eq!(
-        s.pop_queued_deploy("o/r", "production")
+        s.next_queued_deploy("o/r", "production")
             .await
             .unwrap()
             .unwrap()
             .pr,
         9
     );
+    // A refused one is taken off by itself.
+    assert!(s.dequeue_deploy("o/r", 1002, 0).await.unwrap());
+    assert!(!s.dequeue_deploy("o/r", 1002, 0).await.unwrap());
     assert!(s
-        .pop_queued_deploy("o/r", "production")
+        .next_queued_deploy("o/r", "production")
         .await
         .unwrap()
         .is_none());
+}
+
+async fn expired_locks_are_taken_by_one_sweep(s: DynStore) {
+    let ttl = lock("production", 1, LockKind::Deploy, "deploy:1:0", Some(100));
+    let forever = lock("staging", 2, LockKind::Sticky, "sticky:2:0", None);
+    s.acquire_lock(&ttl, 1).await.unwrap();
+    s.acquire_lock(&forever, 1).await.unwrap();
+    assert!(s.take_expired_locks(99).await.unwrap().is_empty());
+    let taken = s.take_expired_locks(100).await.unwrap();
+    assert_eq!(
+        taken
+            .iter()
+            .map(|l| l.environment.as_str())
+            .collect::<Vec<_>>(),
+        ["production"]
+    );
+    assert!(
+        s.take_expired_locks(200).await.unwrap().is_empty(),
+        "taken once"
+    );
+    assert!(s.get_lock("o/r", "staging", 200).await.unwrap().is_some());
+}
+
+async fn problems_are_recorded_after_their_report_and_valid_configs_are_kept(s: DynStore) {
+    assert!(!s.problem_reported("o/r", "forbidden").await.unwrap());
+    s.record_problem("o/r", "forbidden", 1).await.unwrap();
+    s.record_problem("o/r", "forbidden", 2).await.unwrap();
+    assert!(s.problem_reported("o/r", "forbidden").await.unwrap());
+    assert!(!s.problem_reported("o/other", "forbidden").await.unwrap());
+    assert_eq!(s.valid_config("o/r").await.unwrap(), None);
+    s.save_valid_config("o/r", "blob1", r#"{"a":1}"#, 1)
+        .await
+        .unwrap();
+    s.save_valid_config("o/r", "blob2", r#"{"a":2}"#, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.valid_config("o/r").await.unwrap(),
+        Some(("blob2".to_string(), r#"{"a":2}"#.to_string()))
+    );
 }
 
 async fn a_batch_insert_reports_each_delivery_and_keeps_arrival_order(s: DynStore) {
@@ -553,7 +647,10 @@ contract!(
     expired_locks_are_taken_over_and_same_pr_deploys_replace_their_lock,
     fifty_concurrent_acquires_have_one_winner,
     command_runs_are_recorded_once,
+    a_comment_has_one_reply_over_its_runs_in_line_order,
     the_deploy_queue_is_first_in_first_out,
+    expired_locks_are_taken_by_one_sweep,
+    problems_are_recorded_after_their_report_and_valid_configs_are_kept,
     a_batch_insert_reports_each_delivery_and_keeps_arrival_order,
 );
 

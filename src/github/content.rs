@@ -64,6 +64,8 @@ pub struct CommitStatus {
 
 #[derive(Debug, Deserialize)]
 struct CombinedStatus {
+    #[serde(default)]
+    total_count: usize,
     statuses: Vec<CommitStatus>,
 }
 
@@ -133,19 +135,28 @@ impl Api {
         }))
     }
 
-    /// `GET /repos/{repo}/commits/{ref}/status`: the latest status per context.
+    /// `GET /repos/{repo}/commits/{ref}/status`: the latest status per
+    /// context, all pages.
     pub async fn combined_status(
         &self,
         repo: &str,
         git_ref: &str,
     ) -> Result<Vec<CommitStatus>, GitHubError> {
-        let body: CombinedStatus = self
-            .get(&format!(
-                "/repos/{repo}/commits/{}/status?per_page=100",
-                encode_path(git_ref)
-            ))
-            .await?;
-        Ok(body.statuses)
+        let mut all = Vec::new();
+        for page in 1..=super::repos::MAX_LIST_PAGES {
+            let body: CombinedStatus = self
+                .get(&format!(
+                    "/repos/{repo}/commits/{}/status?per_page=100&page={page}",
+                    encode_path(git_ref)
+                ))
+                .await?;
+            let done = body.statuses.len() < 100;
+            all.extend(body.statuses);
+            if done || all.len() >= body.total_count {
+                break;
+            }
+        }
+        Ok(all)
     }
 
     /// `POST /repos/{repo}/statuses/{sha}`.

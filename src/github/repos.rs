@@ -43,6 +43,15 @@ pub struct BranchRef {
     #[serde(rename = "ref")]
     pub git_ref: String,
     pub sha: String,
+    /// The repository the branch lives in; `None` when it was deleted (a
+    /// fork that is gone).
+    #[serde(default)]
+    pub repo: Option<RepoName>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RepoName {
+    pub full_name: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,12 +83,28 @@ pub struct CheckRun {
     pub status: String,
     #[serde(default)]
     pub conclusion: Option<String>,
+    /// The App that reported it.
+    #[serde(default)]
+    pub app: Option<AppRef>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct AppRef {
+    #[serde(default)]
+    pub slug: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 struct CheckRuns {
+    #[serde(default)]
+    total_count: usize,
     check_runs: Vec<CheckRun>,
 }
+
+/// Pages of 100 read at most from a list endpoint (reviews, check runs,
+/// statuses, issues): enough for any real pull request, and a bound on what
+/// one hostile list costs.
+pub const MAX_LIST_PAGES: u32 = 20;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NewDeployment<'a> {
@@ -211,12 +236,22 @@ impl Api {
         Ok(all)
     }
 
+    /// A user's permission on `repo`. GitHub answers 404 for a login that is
+    /// not a user (or, for some tokens, not a collaborator): no access.
     pub async fn permission(&self, repo: &str, user: &str) -> Result<PermissionLevel, GitHubError> {
-        self.get(&format!(
-            "/repos/{repo}/collaborators/{}/permission",
-            encode_path(user)
-        ))
-        .await
+        match self
+            .get(&format!(
+                "/repos/{repo}/collaborators/{}/permission",
+                encode_path(user)
+            ))
+            .await
+        {
+            Err(GitHubError::NotFound(_)) => Ok(PermissionLevel {
+                permission: "none".into(),
+                role_name: None,
+            }),
+            other => other,
+        }
     }
 
     /// Whether `user` is an active member of `org/team`.
@@ -247,20 +282,50 @@ impl Api {
         self.get(&format!("/repos/{repo}/pulls/{number}")).await
     }
 
+    /// Every review of a pull request, oldest first (all pages).
     pub async fn reviews(&self, repo: &str, number: i64) -> Result<Vec<Review>, GitHubError> {
-        self.get(&format!(
-            "/repos/{repo}/pulls/{number}/reviews?per_page=100"
-        ))
-        .await
+        self.all_pages(&format!("/repos/{repo}/pulls/{number}/reviews"))
+            .await
     }
 
+    /// The latest check run of each name on a commit (all pages).
     pub async fn check_runs(&self, repo: &str, sha: &str) -> Result<Vec<CheckRun>, GitHubError> {
-        let runs: CheckRuns = self
-            .get(&format!(
-                "/repos/{repo}/commits/{sha}/check-runs?per_page=100&filter=latest"
-            ))
-            .await?;
-        Ok(runs.check_runs)
+        let mut all = Vec::new();
+        for page in 1..=MAX_LIST_PAGES {
+            let runs: CheckRuns = self
+                .get(&format!(
+                    "/repos/{repo}/commits/{}/check-runs?per_page=100&filter=latest&page={page}",
+                    encode_path(sha)
+                ))
+                .await?;
+            let done = runs.check_runs.len() < 100;
+            all.extend(runs.check_runs);
+            if done || all.len() >= runs.total_count {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// Every item of a plain JSON-array list endpoint, 100 per page, up to
+    /// [`MAX_LIST_PAGES`] pages. `path` has no query string.
+    pub async fn all_pages<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Vec<T>, GitHubError> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut all = Vec::new();
+        for page in 1..=MAX_LIST_PAGES {
+            let batch: Vec<T> = self
+                .get(&format!("{path}{sep}per_page=100&page={page}"))
+                .await?;
+            let done = batch.len() < 100;
+            all.extend(batch);
+            if done {
+                break;
+            }
+        }
+        Ok(all)
     }
 
     /// The statuses and check runs of a commit together.
@@ -306,6 +371,45 @@ impl Api {
             "/repos/{repo}/deployments?environment={env}&per_page={per_page}"
         ))
         .await
+    }
+
+    /// Deployments of `sha` to an environment, newest first.
+    pub async fn deployments_of_sha(
+        &self,
+        repo: &str,
+        environment: &str,
+        sha: &str,
+    ) -> Result<Vec<Deployment>, GitHubError> {
+        let env: String = url::form_urlencoded::byte_serialize(environment.as_bytes()).collect();
+        self.get(&format!(
+            "/repos/{repo}/deployments?environment={env}&sha={sha}&per_page=30"
+        ))
+        .await
+    }
+
+    /// Whether `name` (`heads/main`, `tags/v1.0.0`) is a ref of `repo`, and
+    /// the commit or tag object it points at.
+    pub async fn git_ref(&self, repo: &str, name: &str) -> Result<Option<String>, GitHubError> {
+        #[derive(Deserialize)]
+        struct Target {
+            sha: String,
+        }
+        #[derive(Deserialize)]
+        struct Ref {
+            #[serde(rename = "ref")]
+            name: String,
+            object: Target,
+        }
+        match self
+            .get::<Ref>(&format!("/repos/{repo}/git/ref/{}", encode_path(name)))
+            .await
+        {
+            // GitHub answers a prefix match with the one ref it found: only
+            // the exact name counts.
+            Ok(r) if r.name == format!("refs/{name}") => Ok(Some(r.object.sha)),
+            Ok(_) | Err(GitHubError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Statuses of a deployment, newest first.
@@ -429,10 +533,10 @@ impl Api {
         Ok(())
     }
 
-    /// Open issues (not pull requests), first page of 100.
+    /// Open issues (not pull requests), all pages.
     pub async fn open_issues(&self, repo: &str) -> Result<Vec<Issue>, GitHubError> {
         let all: Vec<Issue> = self
-            .get(&format!("/repos/{repo}/issues?state=open&per_page=100"))
+            .all_pages(&format!("/repos/{repo}/issues?state=open"))
             .await?;
         Ok(all
             .into_iter()

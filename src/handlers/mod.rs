@@ -107,6 +107,77 @@ impl From<crate::store::StoreError> for HandlerError {
     }
 }
 
+impl From<crate::deploy::FactsError> for HandlerError {
+    fn from(e: crate::deploy::FactsError) -> Self {
+        match e {
+            crate::deploy::FactsError::GitHub(e) => e.into(),
+            crate::deploy::FactsError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The one step after an environment's lock is released (a deployment's
+/// final status, `/unlock`, a PR closing, a failed deploy giving its lock
+/// back, a lock's TTL running out): start the environment's queued deploys
+/// and re-check the repository's pending protection rule requests.
+pub async fn lock_released(
+    cx: &Context,
+    repo: &str,
+    environment: &str,
+    installation: Option<i64>,
+) -> Result<(), HandlerError> {
+    // Boxed: a queued deploy that fails gives its lock back, which comes here again.
+    Box::pin(chatops::deploy::run_queue(
+        cx,
+        repo,
+        environment,
+        installation,
+    ))
+    .await?;
+    protection_rules::enqueue_recheck(cx, repo, installation).await
+}
+
+/// Finds locks whose TTL ran out and stores a lock-released step for each
+/// environment that has queued deploys or pending protection rule
+/// requests, in its repository's order.
+pub async fn sweep_expired_locks(cx: &Context) -> Result<(), HandlerError> {
+    let now = crate::now_ms();
+    for lock in cx.store.take_expired_locks(now).await? {
+        let repo = &lock.repository;
+        let queued = cx.store.queued_deploys(repo, &lock.environment).await?;
+        let pending = cx.store.pending_protection_requests(repo).await?;
+        let installation = queued
+            .iter()
+            .find_map(|q| q.installation_id)
+            .or_else(|| pending.iter().find_map(|p| p.installation_id));
+        if queued.is_empty() && pending.is_empty() {
+            continue;
+        }
+        let event = chatops::LockReleased {
+            repository: repo.clone(),
+            environment: lock.environment.clone(),
+            installation,
+        };
+        let new = crate::store::NewDelivery {
+            delivery_id: format!(
+                "lock-released:{repo}:{}:{}",
+                lock.environment,
+                uuid::Uuid::new_v4().simple()
+            ),
+            event: chatops::LOCK_RELEASED_EVENT.into(),
+            action: None,
+            installation_id: installation,
+            repository: Some(repo.clone()),
+            payload: serde_json::to_string(&event)
+                .expect("the event serializes")
+                .into(),
+        };
+        cx.store.insert_delivery(&new, now).await?;
+        cx.wake.notify_one();
+    }
+    Ok(())
+}
+
 #[async_trait]
 pub trait Handler: Send + Sync + 'static {
     fn name(&self) -> &'static str;

@@ -9,10 +9,10 @@
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::{Context, Handler, HandlerError};
 use crate::events::DeploymentStatusEvent;
+use crate::gates;
 use crate::github::repos::{CheckRunOutput, NewCheckRun, NewDeployment};
 use crate::github::Api;
 use crate::render::{short, smoke_markdown};
@@ -212,13 +212,12 @@ impl Handler for Previews {
         let sha = ev.deployment.sha.clone();
         let url = ev.deployment_status.url();
         let log_url = ev.deployment_status.log();
-        let kind = ev
-            .deployment
-            .payload
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .map(str::to_string);
-        let deployed_from = ev.deployment.payload.get("pr").and_then(|p| p.as_i64());
+        let payload = crate::deploy::payload::DeploymentPayload::read(&ev.deployment.payload);
+        let kind = payload.kind.map(|k| match k {
+            crate::deploy::payload::DeploymentKind::Deploy => "deploy".to_string(),
+            crate::deploy::payload::DeploymentKind::Rollback => "rollback".to_string(),
+        });
+        let deployed_from = payload.pr;
 
         match state.as_str() {
             "success" => cx.notifier.send(format!(
@@ -470,6 +469,10 @@ impl Handler for SmokeJob {
     }
 }
 
+/// Rolls the environment back to its last good deployment after the smoke
+/// checks of `job`'s deployment failed: only while that deployment is still
+/// the newest of its environment (a newer deploy is not undone), and only
+/// under the environment's lock (nobody else is deploying or holds it).
 async fn auto_rollback(
     cx: &Context,
     api: &Api,
@@ -478,65 +481,146 @@ async fn auto_rollback(
     report: &SmokeReport,
     retried: bool,
 ) -> Result<(), HandlerError> {
+    use crate::deploy::lock::{Acquired, CreateError, LockGuard, Released};
+    use crate::deploy::payload::{DeploymentKind, DeploymentPayload};
+    use crate::deploy::{Purpose, Request, Sources};
+
     let repo = &job.repository;
+    let Some(env) = config.environments.get(&job.environment) else {
+        return Ok(());
+    };
     let history = api.deployments(repo, &job.environment, 30).await?;
     // A retried job may have created the rollback already.
     if retried {
-        if let Some(existing) = history
-            .iter()
-            .find(|d| d.payload.get("rolled_back_deployment") == Some(&json!(job.deployment_id)))
-        {
+        if let Some(existing) = history.iter().find(|d| {
+            DeploymentPayload::read(&d.payload).rolled_back_deployment == Some(job.deployment_id)
+        }) {
             tracing::info!(repo = %repo, deployment = existing.id, "automatic rollback already created");
             return Ok(());
         }
     }
-    // History newest first; the failed deployment should be the newest.
-    let history: Vec<_> = history
-        .into_iter()
-        .skip_while(|d| d.id != job.deployment_id)
-        .collect();
     let failed: Vec<String> = report
         .results
         .iter()
         .filter(|c| c.outcome == Outcome::Fail)
-        .map(|c| format!("{}: {}", c.name, c.reason))
+        .map(|c| format!("{}: {}", c.name, crate::text::inline_text(&c.reason)))
         .collect();
-    let target = super::chatops::deploy::last_good(api, repo, &history).await?;
-    let Some(target) = target else {
+    // History is newest first: a newer deployment replaced the failed one.
+    if history.first().map(|d| d.id) != Some(job.deployment_id) {
+        let text = format!(
+            "⚠️ Smoke checks failed after deploying `{}` to `{}`, but a newer deployment has replaced it since: no automatic rollback.",
+            short(&job.sha),
+            job.environment
+        );
+        return tell(cx, api, job, &text, &failed).await;
+    }
+    let Some(target) = crate::deploy::last_good(api, repo, &history).await? else {
         let text = format!("⚠️ Smoke checks failed after deploying `{}` to `{}`, and there is no earlier successful deployment to roll back to.", short(&job.sha), job.environment);
-        if let Some(pr) = job.deployed_from {
-            api.create_comment(repo, pr, &format!("{text}\n\n- {}", failed.join("\n- ")))
-                .await?;
-        }
-        cx.notifier.send(format!("{repo}: {text}"));
-        return Ok(());
+        return tell(cx, api, job, &text, &failed).await;
     };
-    let env = config.environments.get(&job.environment);
+    let src = Sources {
+        api,
+        store: &cx.store,
+        repo,
+    };
+    let request = Request {
+        purpose: Purpose::AutomaticRollback,
+        environment: &job.environment,
+        env,
+        config,
+        pr: None,
+        sha: Some(&target),
+        git_ref: None,
+        reviewed_sha: None,
+        force: false,
+        deployment_id: None,
+    };
+    let decision = crate::deploy::decide(&src, &request, None).await?;
+    let now = crate::now_ms();
+    let lock = crate::store::Lock {
+        repository: repo.clone(),
+        environment: job.environment.clone(),
+        kind: crate::store::LockKind::Deploy,
+        holder: "shipgate".into(),
+        pr: None,
+        owner_token: format!("auto-rollback:{}", job.deployment_id),
+        deployment_id: None,
+        reason: Some("automatic rollback".into()),
+        expires_at: Some(now + super::chatops::deploy::lock_ttl_ms(env)),
+        created_at: now,
+    };
+    let claim = gates::LockClaim {
+        pr: None,
+        deployment_id: None,
+        same_pr_deploy: false,
+    };
+    let guard = if decision.allowed() {
+        match LockGuard::acquire(&cx.store, lock, claim, now).await? {
+            Acquired::Guard(g) => Some(g),
+            Acquired::HeldBy(_) => None,
+        }
+    } else {
+        None
+    };
+    let Some(guard) = guard else {
+        let why: Vec<String> = decision
+            .gates
+            .iter()
+            .filter(|g| !g.passed())
+            .map(|g| format!("{}: {}", g.name, g.detail))
+            .collect();
+        let why = if why.is_empty() {
+            "the environment's lock was taken meanwhile".to_string()
+        } else {
+            why.join("; ")
+        };
+        let text = format!(
+            "⚠️ Smoke checks failed after deploying `{}` to `{}`; no automatic rollback to `{}`: {why}.",
+            short(&job.sha),
+            job.environment,
+            short(&target)
+        );
+        return tell(cx, api, job, &text, &failed).await;
+    };
     let description = format!(
         "shipgate: automatic rollback of {} after failed smoke checks",
         short(&job.sha)
     );
-    let created = api
+    let payload = DeploymentPayload {
+        kind: Some(DeploymentKind::Rollback),
+        auto: true,
+        pr: job.deployed_from,
+        previous_sha: Some(job.sha.clone()),
+        rolled_back_deployment: Some(job.deployment_id),
+        ..Default::default()
+    };
+    let created = match guard
         .create_deployment(
-            repo,
+            api,
             &NewDeployment {
                 git_ref: &target,
                 environment: &job.environment,
                 auto_merge: false,
                 required_contexts: Vec::new(),
-                production_environment: env.is_some_and(|e| e.production),
+                production_environment: env.production,
                 transient_environment: false,
                 description: &description,
-                payload: json!({
-                    "kind": "rollback",
-                    "auto": true,
-                    "pr": job.deployed_from,
-                    "previous_sha": job.sha,
-                    "rolled_back_deployment": job.deployment_id,
-                }),
+                payload: payload.to_json(),
             },
         )
-        .await?;
+        .await
+    {
+        Ok(d) => d,
+        Err(Released { error, released }) => {
+            if released {
+                super::lock_released(cx, repo, &job.environment, job.installation).await?;
+            }
+            return Err(match error {
+                CreateError::GitHub(e) => e.into(),
+                CreateError::Store(e) => e.into(),
+            });
+        }
+    };
     let text = format!(
         "↩️ Smoke checks failed after deploying `{}` to `{}`: rolling back to `{}` (deployment {}).",
         short(&job.sha),
@@ -544,15 +628,23 @@ async fn auto_rollback(
         short(&target),
         created.id
     );
+    tell(cx, api, job, &format!("{text}\n\nFailed checks:"), &failed).await
+}
+
+/// Comments on the PR that deployed (if any) and notifies.
+async fn tell(
+    cx: &Context,
+    api: &Api,
+    job: &SmokeJobPayload,
+    text: &str,
+    failed: &[String],
+) -> Result<(), HandlerError> {
     if let Some(pr) = job.deployed_from {
-        api.create_comment(
-            repo,
-            pr,
-            &format!("{text}\n\nFailed checks:\n- {}", failed.join("\n- ")),
-        )
-        .await?;
+        let body = format!("{text}\n\n- {}", failed.join("\n- "));
+        api.create_comment(&job.repository, pr, &body).await?;
     }
-    cx.notifier.send(format!("{repo}: {text}"));
+    let headline = text.lines().next().unwrap_or_default();
+    cx.notifier.send(format!("{}: {headline}", job.repository));
     Ok(())
 }
 

@@ -22,6 +22,10 @@ pub const TRACKING_TITLE: &str = "shipgate policy";
 pub const POLICY_CHECK: &str = "shipgate/policy";
 pub const PLAN_CHECK: &str = "shipgate/policy-plan";
 pub const PLAN_MARKER: &str = "<!-- shipgate:policy-plan -->";
+/// Internal event: enforce the policy of one repository of an installation
+/// (an installation's repositories are fanned out one delivery each, so a
+/// large organisation is not one delivery against one time limit).
+pub const ENFORCE_EVENT: &str = "shipgate_enforce";
 
 pub struct Protection;
 
@@ -44,6 +48,7 @@ impl Handler for Protection {
             ),
             "pull_request_review" => matches!(action, Some("submitted" | "dismissed")),
             "check_run" | "check_suite" => action == Some("completed"),
+            ENFORCE_EVENT => true,
             _ => false,
         }
     }
@@ -68,21 +73,48 @@ impl Handler for Protection {
                 } else {
                     "repositories_added"
                 };
-                let api = cx.github.api(installation)?;
+                let trigger = format!("{} {}", d.event, d.action.as_deref().unwrap_or(""));
+                let now = crate::now_ms();
+                let mut stored = false;
                 for r in p[key].as_array().into_iter().flatten() {
-                    if let Some(name) = r["full_name"].as_str() {
-                        enforce(
-                            cx,
-                            &api,
-                            name,
-                            None,
-                            &format!("{} {}", d.event, d.action.as_deref().unwrap_or("")),
-                            sender.as_deref(),
-                        )
-                        .await?;
-                    }
+                    let Some(name) = r["full_name"].as_str() else {
+                        continue;
+                    };
+                    let job = json!({
+                        "repository": { "full_name": name },
+                        "installation": { "id": installation },
+                        "sender": { "login": sender },
+                        "trigger": trigger.trim(),
+                    });
+                    let new = crate::store::NewDelivery {
+                        // Stable per delivery and repository: a retry stores nothing twice.
+                        delivery_id: format!("enforce:{}:{name}", d.delivery_id),
+                        event: ENFORCE_EVENT.into(),
+                        action: None,
+                        installation_id: installation,
+                        repository: Some(name.to_string()),
+                        payload: job.to_string().into(),
+                    };
+                    stored |= cx.store.insert_delivery(&new, now).await?
+                        == crate::store::InsertOutcome::Inserted;
+                }
+                if stored {
+                    cx.wake.notify_one();
                 }
                 Ok(())
+            }
+            ENFORCE_EVENT => {
+                let api = cx.github.api(installation)?;
+                let trigger = p["trigger"].as_str().unwrap_or("installation").to_string();
+                enforce(
+                    cx,
+                    &api,
+                    &repo.unwrap_or_default(),
+                    None,
+                    &trigger,
+                    sender.as_deref(),
+                )
+                .await
             }
             "repository" => {
                 let api = cx.github.api(installation)?;
@@ -251,13 +283,86 @@ fn decode(event: &str, payload: &str) -> Result<Input, HandlerError> {
     })
 }
 
-async fn load_config(
+/// The policy to act on: the default branch's config, or — while that file
+/// does not load — the last one that did, with the error.
+struct PolicyConfig {
+    config: Option<std::sync::Arc<RepoConfig>>,
+    /// The default branch's file does not load: its blob and the error.
+    broken: Option<(String, crate::repo_config::ConfigError)>,
+}
+
+async fn policy_config(
     cx: &Context,
     api: &Api,
     repo: &str,
-    git_ref: &str,
-) -> Result<Option<std::sync::Arc<RepoConfig>>, HandlerError> {
-    Ok(cx.config(api, repo, git_ref).await?.config.ok())
+    default_branch: &str,
+) -> Result<PolicyConfig, HandlerError> {
+    let loaded = cx.config(api, repo, default_branch).await?;
+    match (loaded.config, loaded.source) {
+        (Ok(config), ConfigSource::File { sha }) => {
+            let known = cx.store.valid_config(repo).await?;
+            if known.as_ref().map(|(blob, _)| blob) != Some(&sha) {
+                let json = serde_json::to_string(&*config).expect("a config serializes");
+                cx.store
+                    .save_valid_config(repo, &sha, &json, crate::now_ms())
+                    .await?;
+            }
+            Ok(PolicyConfig {
+                config: Some(config),
+                broken: None,
+            })
+        }
+        (Ok(config), ConfigSource::Missing) => Ok(PolicyConfig {
+            config: Some(config),
+            broken: None,
+        }),
+        (Err(e), source) => {
+            let blob = match source {
+                ConfigSource::File { sha } => sha,
+                ConfigSource::Missing => String::new(),
+            };
+            let last = cx
+                .store
+                .valid_config(repo)
+                .await?
+                .and_then(|(_, json)| serde_json::from_str::<RepoConfig>(&json).ok())
+                .map(std::sync::Arc::new);
+            Ok(PolicyConfig {
+                config: last,
+                broken: Some((blob, e)),
+            })
+        }
+    }
+}
+
+/// Says once per broken file, on the tracking issue, that the policy file
+/// does not load and what shipgate enforces meanwhile.
+async fn report_broken(
+    cx: &Context,
+    api: &Api,
+    repo: &str,
+    default_branch: &str,
+    policy: &PolicyConfig,
+) -> Result<(), HandlerError> {
+    let Some((blob, e)) = &policy.broken else {
+        return Ok(());
+    };
+    let key = format!("config-broken:{blob}");
+    if cx.store.problem_reported(repo, &key).await? {
+        return Ok(());
+    }
+    let meanwhile = if policy.config.is_some() {
+        "shipgate keeps enforcing the last valid policy until it loads again, and `shipgate/policy` fails on every pull request meanwhile."
+    } else {
+        "No earlier valid policy is known; `shipgate/policy` fails on every pull request until the file loads."
+    };
+    let text = format!(
+        "⛔ `{CONFIG_PATH}` on `{default_branch}` does not load: {}\n\n{meanwhile}",
+        crate::text::inline_text(&e.to_string())
+    );
+    report(cx, api, repo, &text).await?;
+    cx.store.record_problem(repo, &key, crate::now_ms()).await?;
+    Ok(())
 }
 
 /// Brings every branch of the policy to it (or, in audit mode, reports).
@@ -276,7 +381,9 @@ async fn enforce(
             .unwrap_or("main")
             .to_string(),
     };
-    let Some(config) = load_config(cx, api, repo, &default_branch).await? else {
+    let policy = policy_config(cx, api, repo, &default_branch).await?;
+    report_broken(cx, api, repo, &default_branch, &policy).await?;
+    let Some(config) = policy.config else {
         return Ok(());
     };
     if config.protection.branches.is_empty() {
@@ -284,18 +391,20 @@ async fn enforce(
     }
     let audit = config.protection.mode == ProtectionMode::Audit;
     let mut sections = Vec::new();
+    // Problems reported by this report: recorded once it is posted.
+    let mut reported = Vec::new();
     for (branch, desired) in &config.protection.branches {
         let live = match api.protection(repo, branch).await {
             Ok(ProtectionRead::Protected(l)) => Some(*l),
             Ok(ProtectionRead::Unprotected) => None,
             Ok(ProtectionRead::BranchMissing) => {
                 let key = format!("missing-branch:{branch}");
-                if cx
-                    .store
-                    .report_problem_once(repo, &key, crate::now_ms())
-                    .await?
-                {
-                    sections.push(format!("⏭️ Branch `{branch}` does not exist yet; its policy applies once it is created."));
+                if !cx.store.problem_reported(repo, &key).await? {
+                    sections.push(format!(
+                        "⏭️ Branch `{}` does not exist yet; its policy applies once it is created.",
+                        crate::text::inline_text(branch)
+                    ));
+                    reported.push(key);
                 }
                 continue;
             }
@@ -346,7 +455,12 @@ async fn enforce(
         "#### Branch protection: {trigger}{who}\n\n{}",
         sections.join("\n\n")
     );
-    report(cx, api, repo, &body).await
+    report(cx, api, repo, &body).await?;
+    let now = crate::now_ms();
+    for key in reported {
+        cx.store.record_problem(repo, &key, now).await?;
+    }
+    Ok(())
 }
 
 fn diff_table(diffs: &[policy::FieldDiff]) -> String {
@@ -375,38 +489,60 @@ async fn report_problem(
         ),
         _ => return Err(e.into()),
     };
-    if cx
-        .store
-        .report_problem_once(repo, key, crate::now_ms())
-        .await?
-    {
+    if !cx.store.problem_reported(repo, key).await? {
         report(cx, api, repo, &text).await?;
+        cx.store.record_problem(repo, key, crate::now_ms()).await?;
     }
     Ok(())
 }
 
-/// Comments on the tracking issue, creating it the first time.
+/// Comments on the tracking issue, creating it the first time (and again
+/// when it was deleted).
 async fn report(cx: &Context, api: &Api, repo: &str, body: &str) -> Result<(), HandlerError> {
     let issue = match cx.store.sticky(repo, 0, "policy-issue").await? {
         Some(n) => n,
+        None => tracking_issue(cx, api, repo, false).await?,
+    };
+    match api.create_comment(repo, issue, body).await {
+        Ok(_) => Ok(()),
+        // Deleted (404) or gone (410): open a new one.
+        Err(GitHubError::NotFound(_) | GitHubError::Status { status: 410, .. }) => {
+            let issue = tracking_issue(cx, api, repo, true).await?;
+            api.create_comment(repo, issue, body).await?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The open tracking issue shipgate wrote, or a new one. `fresh`: the one on
+/// record is gone; do not adopt it again.
+async fn tracking_issue(
+    cx: &Context,
+    api: &Api,
+    repo: &str,
+    fresh: bool,
+) -> Result<i64, HandlerError> {
+    let me = cx.github.bot_login().await?;
+    let gone = if fresh {
+        cx.store.sticky(repo, 0, "policy-issue").await?
+    } else {
+        None
+    };
+    let existing = api.open_issues(repo).await?.into_iter().find(|i| {
+        i.title == TRACKING_TITLE
+            && i.user.as_ref().is_some_and(|u| u.login == me)
+            && Some(i.number) != gone
+    });
+    let number = match existing {
+        Some(i) => i.number,
         None => {
-            let me = cx.github.bot_login().await?;
-            let existing = api.open_issues(repo).await?.into_iter().find(|i| {
-                i.title == TRACKING_TITLE && i.user.as_ref().is_some_and(|u| u.login == me)
-            });
-            let number = match existing {
-                Some(i) => i.number,
-                None => {
-                    let text = "shipgate keeps branch protection as declared in `.github/shipgate.yml` (`protection:`). Every drift it finds and every change it makes is reported here, one comment per event.";
-                    api.create_issue(repo, TRACKING_TITLE, text).await?.number
-                }
-            };
-            cx.store.set_sticky(repo, 0, "policy-issue", number).await?;
-            number
+            let text = "shipgate keeps branch protection as declared in `.github/shipgate.yml` (`protection:`). Every drift it finds and every change it makes is reported here, one comment per event.";
+            api.create_issue(repo, TRACKING_TITLE, text).await?.number
         }
     };
-    api.create_comment(repo, issue, body).await?;
-    Ok(())
+    cx.store.set_sticky(repo, 0, "policy-issue", number).await?;
+    Ok(number)
 }
 
 /// `shipgate/policy` on the PR's head: the base branch's policy, evaluated.
@@ -421,29 +557,50 @@ async fn policy_check(
     author: &str,
     default_branch: &str,
 ) -> Result<(), HandlerError> {
-    let Some(config) = load_config(cx, api, repo, default_branch).await? else {
-        return Ok(());
+    let policy = policy_config(cx, api, repo, default_branch).await?;
+    report_broken(cx, api, repo, default_branch, &policy).await?;
+    let rules = policy
+        .config
+        .as_ref()
+        .and_then(|c| c.protection.branches.get(base));
+    let gates = match rules {
+        Some(rules) => {
+            let facts = policy::PullFacts {
+                number,
+                head,
+                base,
+                author,
+            };
+            policy::evaluate_pull_request_live(api, repo, rules, &facts).await?
+        }
+        None if policy.broken.is_none() => return Ok(()),
+        None => Vec::new(),
     };
-    let Some(rules) = config.protection.branches.get(base) else {
-        return Ok(());
-    };
-    let facts = policy::PullFacts {
-        number,
-        head,
-        base,
-        author,
-    };
-    let gates = policy::evaluate_pull_request_live(api, repo, rules, &facts).await?;
     let unmet = policy::unmet(&gates);
-    let (conclusion, title) = if unmet.is_empty() {
-        ("success", format!("meets the `{base}` policy"))
-    } else {
-        (
+    let (conclusion, title) = match &policy.broken {
+        // Until the file loads again, no pull request meets the policy.
+        Some((_, e)) => (
+            "failure",
+            format!("{CONFIG_PATH} on `{default_branch}` does not load: {e}"),
+        ),
+        None if unmet.is_empty() => ("success", format!("meets the `{base}` policy")),
+        None => (
             "failure",
             format!("{} unmet: {}", unmet.len(), unmet.join("; ")),
-        )
+        ),
     };
-    let summary = policy::conditions_table(&gates);
+    let mut summary = policy::conditions_table(&gates);
+    if let Some((_, e)) = &policy.broken {
+        let basis = if rules.is_some() {
+            "The conditions above are the last valid policy's."
+        } else {
+            "No earlier valid policy is known."
+        };
+        summary = format!(
+            "❌ `{CONFIG_PATH}` on `{default_branch}` does not load: {}\n\n{basis}\n\n{summary}",
+            crate::text::inline_text(&e.to_string())
+        );
+    }
     let title: String = title.chars().take(250).collect();
     api.create_check_run(
         repo,

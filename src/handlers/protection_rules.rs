@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::{Context, Handler, HandlerError};
-use crate::gates::{self, Actor, Gate, PullFacts};
+use crate::deploy::payload::{DeploymentKind, DeploymentPayload};
+use crate::deploy::{self, Purpose, Request, Sources};
+use crate::gates::Gate;
 use crate::github::Api;
 use crate::repo_config::RepoConfig;
 use crate::store::{ClaimedDelivery, NewDelivery, ProtectionRequest};
@@ -80,7 +82,7 @@ impl Handler for ProtectionRules {
 enum Input {
     /// A deployment waits for an answer.
     Request {
-        request: ProtectionRequest,
+        request: Box<ProtectionRequest>,
         default_branch: String,
     },
     /// Re-evaluate a repository's pending requests (for a check run: those
@@ -129,15 +131,23 @@ fn decode(event: &str, payload: &str, now: i64) -> Result<Input, HandlerError> {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string(),
-                git_ref: deployment
-                    .get("ref")
-                    .and_then(Value::as_str)
+                // A full ref (`refs/tags/v1`) says what it is; the
+                // deployment's own ref may be a short name.
+                git_ref: p["ref"]
+                    .as_str()
+                    .filter(|r| r.starts_with("refs/"))
+                    .or_else(|| deployment.get("ref").and_then(Value::as_str))
                     .unwrap_or_default()
                     .to_string(),
                 pr: p["pull_requests"]
                     .as_array()
                     .and_then(|prs| prs.first())
                     .and_then(|pr| pr["number"].as_i64()),
+                reviewed_sha: p["pull_requests"]
+                    .as_array()
+                    .and_then(|prs| prs.first())
+                    .and_then(|pr| pr["head"]["sha"].as_str())
+                    .map(str::to_string),
                 installation_id: installation,
                 state: "pending".into(),
                 deadline: now, // set from the config on the first evaluation
@@ -147,7 +157,7 @@ fn decode(event: &str, payload: &str, now: i64) -> Result<Input, HandlerError> {
                 created_at: now,
             };
             Input::Request {
-                request,
+                request: Box::new(request),
                 default_branch,
             }
         }
@@ -225,6 +235,11 @@ fn comment(verdict: &str, gates: &[Gate]) -> String {
     out
 }
 
+/// The deploy decision for a request. A deployment shipgate created for a
+/// command (the store knows it) is decided as that command again, with its
+/// actor, pull request and `force`; one created under a lock by an
+/// automatic rollback, as that rollback; any other deployment on its ref,
+/// pull request, checks, freeze and lock.
 async fn gates_for(
     cx: &Context,
     api: &Api,
@@ -232,93 +247,64 @@ async fn gates_for(
     config: &RepoConfig,
 ) -> Result<Vec<Gate>, HandlerError> {
     let Some(env) = config.environments.get(&r.environment) else {
-        return Ok(vec![Gate {
-            name: "Environment".into(),
-            verdict: gates::Verdict::Fail,
-            detail: format!(
+        return Ok(vec![Gate::fail(
+            "Environment",
+            format!(
                 "`{}` is not configured in .github/shipgate.yml",
-                r.environment
+                crate::text::inline_text(&r.environment)
             ),
-            temporary: false,
-        }]);
+        )]);
     };
-    let mut out = Vec::new();
-    if !env.refs.is_empty() {
-        let name = r
-            .git_ref
-            .trim_start_matches("refs/heads/")
-            .trim_start_matches("refs/tags/");
-        let allowed = env.refs.iter().any(|p| {
-            globset::Glob::new(p)
-                .map(|g| g.compile_matcher().is_match(name))
-                .unwrap_or(false)
-        });
-        let list = env.refs.join(", ");
-        out.push(if allowed {
-            Gate {
-                name: "Ref".into(),
-                verdict: gates::Verdict::Pass,
-                detail: format!("`{name}` may deploy to `{}`", r.environment),
-                temporary: false,
-            }
-        } else {
-            Gate {
-                name: "Ref".into(),
-                verdict: gates::Verdict::Fail,
-                detail: format!(
-                    "`{name}` may not deploy to `{}` (allowed: {list})",
-                    r.environment
-                ),
-                temporary: false,
-            }
-        });
-    }
-    if let Some(number) = r.pr {
-        let pr = api.pull_request(&r.repository, number).await?;
-        let facts = PullFacts {
-            number,
-            open: pr.state == "open",
-            draft: pr.draft,
-            base_ref: pr.base.git_ref.clone(),
-            author: pr.user.login.clone(),
+    let src = Sources {
+        api,
+        store: &cx.store,
+        repo: &r.repository,
+    };
+    let mut request = Request {
+        purpose: Purpose::Foreign,
+        environment: &r.environment,
+        env,
+        config,
+        pr: r.pr,
+        sha: Some(&r.sha),
+        git_ref: Some(&r.git_ref),
+        reviewed_sha: r.reviewed_sha.as_deref(),
+        force: false,
+        deployment_id: Some(r.deployment_id),
+    };
+    let mut actor = None;
+    if let Some(run) = cx
+        .store
+        .run_for_deployment(&r.repository, r.deployment_id)
+        .await?
+    {
+        let payload = DeploymentPayload::read(
+            &api.deployment(&r.repository, r.deployment_id)
+                .await?
+                .payload,
+        );
+        request.purpose = match payload.kind {
+            Some(DeploymentKind::Rollback) => Purpose::Rollback,
+            _ => Purpose::Deploy,
         };
-        out.extend(gates::base_branch_gate(&r.environment, env, &facts));
-        if env.required_approvals > 0 {
-            let reviews = api.reviews(&r.repository, number).await?;
-            out.extend(gates::approvals_gate(
-                env.required_approvals,
-                &reviews,
-                &facts.author,
-            ));
+        request.pr = run.pr;
+        request.force = payload.force;
+        request.git_ref = None;
+        request.reviewed_sha = None;
+        actor = Some(deploy::actor_facts(api, &r.repository, &run.actor, env).await?);
+    } else {
+        let lock = cx
+            .store
+            .get_lock(&r.repository, &r.environment, crate::now_ms())
+            .await?;
+        if lock.is_some_and(|l| l.deployment_id == Some(r.deployment_id)) {
+            request.purpose = Purpose::AutomaticRollback;
+            request.pr = None;
+            request.git_ref = None;
+            request.reviewed_sha = None;
         }
     }
-    if !env.required_checks.is_empty() {
-        let (runs, statuses) = api.checks(&r.repository, &r.sha).await?;
-        out.extend(gates::checks_gate(
-            &env.required_checks,
-            &runs,
-            &statuses,
-            &r.sha[..r.sha.len().min(7)],
-        ));
-    }
-    let nobody = Actor {
-        login: String::new(),
-        role: None,
-        listed: false,
-    };
-    out.push(gates::freeze_gate(
-        config,
-        env,
-        chrono::Utc::now(),
-        false,
-        &nobody,
-    ));
-    let lock = cx
-        .store
-        .get_lock(&r.repository, &r.environment, crate::now_ms())
-        .await?;
-    out.push(gates::lock_gate(lock.as_ref(), r.pr));
-    Ok(out)
+    Ok(deploy::decide(&src, &request, actor).await?.gates)
 }
 
 async fn evaluate(

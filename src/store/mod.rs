@@ -219,6 +219,8 @@ pub struct CommandRun {
     /// The reply's data (JSON), so it can be re-rendered as the deployment progresses.
     pub model: Option<String>,
     pub created_at: i64,
+    /// The line's place among the comment's command lines.
+    pub position: i64,
 }
 
 /// A `/deploy ENV queue` request waiting for the lock.
@@ -260,6 +262,8 @@ pub struct ProtectionRequest {
     pub sha: String,
     pub git_ref: String,
     pub pr: Option<i64>,
+    /// The pull request head a foreign deployment's workflow ran for.
+    pub reviewed_sha: Option<String>,
     pub installation_id: Option<i64>,
     pub state: String,
     pub deadline: i64,
@@ -389,20 +393,39 @@ pub trait Store: Send + Sync + 'static {
     /// Releases every lock taken from `pr`; returns the environments freed.
     async fn release_pr_locks(&self, repository: &str, pr: i64) -> Result<Vec<String>, StoreError>;
 
+    /// Removes and returns the locks whose TTL ran out by `now`.
+    async fn take_expired_locks(&self, now: i64) -> Result<Vec<Lock>, StoreError>;
+
     // ---- command runs
 
     /// Records a command line; if it was recorded before, returns that record.
     async fn begin_run(&self, run: &CommandRun) -> Result<Option<CommandRun>, StoreError>;
 
-    async fn set_run_reply(
+    /// Records the one reply to a comment on all of its runs.
+    async fn set_comment_reply(
         &self,
         repository: &str,
         comment_id: i64,
-        line: i64,
         reply_comment_id: i64,
-        model: &str,
     ) -> Result<(), StoreError>;
 
+    /// The runs of a comment, in the order of its lines.
+    async fn runs_of_comment(
+        &self,
+        repository: &str,
+        comment_id: i64,
+    ) -> Result<Vec<CommandRun>, StoreError>;
+
+    /// Command lines `actor` ran in a repository since `since`.
+    async fn count_runs_since(
+        &self,
+        repository: &str,
+        actor: &str,
+        since: i64,
+    ) -> Result<i64, StoreError>;
+
+    /// Records the deployment a command line created, and in the same
+    /// transaction takes that command off the deploy queue.
     async fn set_run_deployment(
         &self,
         repository: &str,
@@ -438,11 +461,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<QueuedDeploy>, StoreError>;
 
     /// Removes and returns the oldest request for the environment.
-    async fn pop_queued_deploy(
+    /// The first deploy waiting in an environment's queue (it stays there).
+    async fn next_queued_deploy(
         &self,
         repository: &str,
         environment: &str,
     ) -> Result<Option<QueuedDeploy>, StoreError>;
+
+    /// Takes a command's deploy off the queue (it was refused).
+    async fn dequeue_deploy(
+        &self,
+        repository: &str,
+        comment_id: i64,
+        line: i64,
+    ) -> Result<bool, StoreError>;
 
     /// Drops the requests of a closed PR.
     async fn drop_pr_queue(&self, repository: &str, pr: i64) -> Result<u64, StoreError>;
@@ -485,13 +517,29 @@ pub trait Store: Send + Sync + 'static {
     /// Number of policy log entries of a repository.
     async fn policy_log_count(&self, repository: &str) -> Result<i64, StoreError>;
 
-    /// Marks a problem reported; `false` when it was reported before.
-    async fn report_problem_once(
+    /// Whether a problem was reported before.
+    async fn problem_reported(&self, repository: &str, problem: &str) -> Result<bool, StoreError>;
+
+    /// Marks a problem reported (after the report was posted).
+    async fn record_problem(
         &self,
         repository: &str,
         problem: &str,
         now: i64,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<(), StoreError>;
+
+    /// The last config of the repository's default branch that loaded: its
+    /// blob sha and the config as JSON.
+    async fn valid_config(&self, repository: &str) -> Result<Option<(String, String)>, StoreError>;
+
+    /// Keeps `config` (JSON) as the repository's last valid config.
+    async fn save_valid_config(
+        &self,
+        repository: &str,
+        blob_sha: &str,
+        config: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
 
     /// A sticky comment (or issue, with `pr` 0) of a kind.
     async fn sticky(

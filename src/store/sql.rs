@@ -353,6 +353,17 @@ macro_rules! sql_store {
                 Ok(row.map(|(env,)| env))
             }
 
+            async fn take_expired_locks(&self, now: i64) -> Result<Vec<Lock>, StoreError> {
+                let rows = sqlx::query(
+                    "DELETE FROM env_locks WHERE expires_at IS NOT NULL AND expires_at <= $1
+                     RETURNING repository, environment, kind, holder, pr, owner_token, deployment_id, reason, expires_at, created_at",
+                )
+                .bind(now)
+                .fetch_all(&self.writes)
+                .await?;
+                rows.iter().map(|r| $crate::store::sql::lock_from_row(r)).collect()
+            }
+
             async fn release_pr_locks(&self, repository: &str, pr: i64) -> Result<Vec<String>, StoreError> {
                 let rows: Vec<(String,)> = sqlx::query_as("DELETE FROM env_locks WHERE repository = $1 AND pr = $2 RETURNING environment")
                     .bind(repository)
@@ -364,8 +375,8 @@ macro_rules! sql_store {
 
             async fn begin_run(&self, run: &CommandRun) -> Result<Option<CommandRun>, StoreError> {
                 let inserted = sqlx::query(
-                    "INSERT INTO command_runs (repository, comment_id, line, command, environment, actor, pr, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                    "INSERT INTO command_runs (repository, comment_id, line, command, environment, actor, pr, created_at, position)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                      ON CONFLICT (repository, comment_id, line) DO NOTHING",
                 )
                 .bind(&run.repository)
@@ -376,6 +387,7 @@ macro_rules! sql_store {
                 .bind(&run.actor)
                 .bind(run.pr)
                 .bind(run.created_at)
+                .bind(run.position)
                 .execute(&self.writes)
                 .await?;
                 if inserted.rows_affected() == 1 {
@@ -393,27 +405,55 @@ macro_rules! sql_store {
                 $crate::store::sql::run_from_row(&row).map(Some)
             }
 
-            async fn set_run_reply(&self, repository: &str, comment_id: i64, line: i64, reply_comment_id: i64, model: &str) -> Result<(), StoreError> {
-                sqlx::query("UPDATE command_runs SET reply_comment_id = $4, model = $5 WHERE repository = $1 AND comment_id = $2 AND line = $3")
+            async fn set_comment_reply(&self, repository: &str, comment_id: i64, reply_comment_id: i64) -> Result<(), StoreError> {
+                sqlx::query("UPDATE command_runs SET reply_comment_id = $3 WHERE repository = $1 AND comment_id = $2")
                     .bind(repository)
                     .bind(comment_id)
-                    .bind(line)
                     .bind(reply_comment_id)
-                    .bind(model)
                     .execute(&self.writes)
                     .await?;
                 Ok(())
             }
 
+            async fn runs_of_comment(&self, repository: &str, comment_id: i64) -> Result<Vec<CommandRun>, StoreError> {
+                let rows = sqlx::query(concat!(
+                    $crate::store::sql::run_select!(),
+                    " WHERE repository = $1 AND comment_id = $2 ORDER BY position, created_at, line"
+                ))
+                .bind(repository)
+                .bind(comment_id)
+                .fetch_all(&self.writes)
+                .await?;
+                rows.iter().map(|r| $crate::store::sql::run_from_row(r)).collect()
+            }
+
+            async fn count_runs_since(&self, repository: &str, actor: &str, since: i64) -> Result<i64, StoreError> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM command_runs WHERE repository = $1 AND actor = $2 AND created_at >= $3")
+                    .bind(repository)
+                    .bind(actor)
+                    .bind(since)
+                    .fetch_one(&self.writes)
+                    .await?;
+                Ok(n)
+            }
+
             async fn set_run_deployment(&self, repository: &str, comment_id: i64, line: i64, deployment_id: i64, model: &str) -> Result<(), StoreError> {
+                let mut tx = self.writes.begin().await?;
                 sqlx::query("UPDATE command_runs SET deployment_id = $4, model = $5 WHERE repository = $1 AND comment_id = $2 AND line = $3")
                     .bind(repository)
                     .bind(comment_id)
                     .bind(line)
                     .bind(deployment_id)
                     .bind(model)
-                    .execute(&self.writes)
+                    .execute(&mut *tx)
                     .await?;
+                sqlx::query("DELETE FROM deploy_queue WHERE repository = $1 AND comment_id = $2 AND line = $3")
+                    .bind(repository)
+                    .bind(comment_id)
+                    .bind(line)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -472,17 +512,26 @@ macro_rules! sql_store {
                 rows.iter().map(|r| $crate::store::sql::queued_from_row(r)).collect()
             }
 
-            async fn pop_queued_deploy(&self, repository: &str, environment: &str) -> Result<Option<QueuedDeploy>, StoreError> {
-                let row = sqlx::query(
-                    "DELETE FROM deploy_queue
-                      WHERE seq = (SELECT MIN(seq) FROM deploy_queue WHERE repository = $1 AND environment = $2)
-                     RETURNING seq, repository, environment, pr, comment_id, line, actor, git_ref, installation_id, created_at",
-                )
+            async fn next_queued_deploy(&self, repository: &str, environment: &str) -> Result<Option<QueuedDeploy>, StoreError> {
+                let row = sqlx::query(concat!(
+                    $crate::store::sql::queue_select!(),
+                    " WHERE repository = $1 AND environment = $2 ORDER BY seq LIMIT 1"
+                ))
                 .bind(repository)
                 .bind(environment)
                 .fetch_optional(&self.writes)
                 .await?;
                 row.map(|r| $crate::store::sql::queued_from_row(&r)).transpose()
+            }
+
+            async fn dequeue_deploy(&self, repository: &str, comment_id: i64, line: i64) -> Result<bool, StoreError> {
+                let done = sqlx::query("DELETE FROM deploy_queue WHERE repository = $1 AND comment_id = $2 AND line = $3")
+                    .bind(repository)
+                    .bind(comment_id)
+                    .bind(line)
+                    .execute(&self.writes)
+                    .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn drop_pr_queue(&self, repository: &str, pr: i64) -> Result<u64, StoreError> {
@@ -561,14 +610,45 @@ macro_rules! sql_store {
                 Ok(n)
             }
 
-            async fn report_problem_once(&self, repository: &str, problem: &str, now: i64) -> Result<bool, StoreError> {
-                let done = sqlx::query("INSERT INTO reported_problems (repository, problem, created_at) VALUES ($1, $2, $3) ON CONFLICT (repository, problem) DO NOTHING")
+            async fn problem_reported(&self, repository: &str, problem: &str) -> Result<bool, StoreError> {
+                let row: Option<(i64,)> = sqlx::query_as("SELECT created_at FROM reported_problems WHERE repository = $1 AND problem = $2")
+                    .bind(repository)
+                    .bind(problem)
+                    .fetch_optional(&self.writes)
+                    .await?;
+                Ok(row.is_some())
+            }
+
+            async fn record_problem(&self, repository: &str, problem: &str, now: i64) -> Result<(), StoreError> {
+                sqlx::query("INSERT INTO reported_problems (repository, problem, created_at) VALUES ($1, $2, $3) ON CONFLICT (repository, problem) DO NOTHING")
                     .bind(repository)
                     .bind(problem)
                     .bind(now)
                     .execute(&self.writes)
                     .await?;
-                Ok(done.rows_affected() == 1)
+                Ok(())
+            }
+
+            async fn valid_config(&self, repository: &str) -> Result<Option<(String, String)>, StoreError> {
+                let row: Option<(String, String)> = sqlx::query_as("SELECT blob_sha, config FROM valid_configs WHERE repository = $1")
+                    .bind(repository)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row)
+            }
+
+            async fn save_valid_config(&self, repository: &str, blob_sha: &str, config: &str, now: i64) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO valid_configs (repository, blob_sha, config, updated_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (repository) DO UPDATE SET blob_sha = excluded.blob_sha, config = excluded.config, updated_at = excluded.updated_at",
+                )
+                .bind(repository)
+                .bind(blob_sha)
+                .bind(config)
+                .bind(now)
+                .execute(&self.writes)
+                .await?;
+                Ok(())
             }
 
             async fn sticky(&self, repository: &str, pr: i64, kind: &str) -> Result<Option<i64>, StoreError> {
@@ -597,8 +677,8 @@ macro_rules! sql_store {
 
             async fn save_protection_request(&self, r: &ProtectionRequest) -> Result<ProtectionRequest, StoreError> {
                 sqlx::query(
-                    "INSERT INTO protection_requests (repository, environment, deployment_id, callback_url, sha, git_ref, pr, installation_id, deadline, next_check_at, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                    "INSERT INTO protection_requests (repository, environment, deployment_id, callback_url, sha, git_ref, pr, installation_id, deadline, next_check_at, created_at, reviewed_sha)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                      ON CONFLICT (repository, deployment_id, environment) DO NOTHING",
                 )
                 .bind(&r.repository)
@@ -612,6 +692,7 @@ macro_rules! sql_store {
                 .bind(r.deadline)
                 .bind(r.next_check_at)
                 .bind(r.created_at)
+                .bind(&r.reviewed_sha)
                 .execute(&self.writes)
                 .await?;
                 let row = sqlx::query(concat!(
@@ -718,7 +799,7 @@ pub(crate) use lock_select;
 
 macro_rules! run_select {
     () => {
-        "SELECT repository, comment_id, line, command, environment, actor, pr, reply_comment_id, deployment_id, model, created_at FROM command_runs"
+        "SELECT repository, comment_id, line, command, environment, actor, pr, reply_comment_id, deployment_id, model, created_at, position FROM command_runs"
     };
 }
 pub(crate) use run_select;
@@ -771,6 +852,7 @@ where
         deployment_id: r.try_get("deployment_id")?,
         model: r.try_get("model")?,
         created_at: r.try_get("created_at")?,
+        position: r.try_get("position")?,
     })
 }
 
@@ -797,7 +879,7 @@ where
 
 macro_rules! protection_select {
     () => {
-        "SELECT id, repository, environment, deployment_id, callback_url, sha, git_ref, pr, installation_id, state, deadline, next_check_at, progress_posts, last_comment, created_at FROM protection_requests"
+        "SELECT id, repository, environment, deployment_id, callback_url, sha, git_ref, pr, reviewed_sha, installation_id, state, deadline, next_check_at, progress_posts, last_comment, created_at FROM protection_requests"
     };
 }
 pub(crate) use protection_select;
@@ -818,6 +900,7 @@ where
         sha: r.try_get("sha")?,
         git_ref: r.try_get("git_ref")?,
         pr: r.try_get("pr")?,
+        reviewed_sha: r.try_get("reviewed_sha")?,
         installation_id: r.try_get("installation_id")?,
         state: r.try_get("state")?,
         deadline: r.try_get("deadline")?,

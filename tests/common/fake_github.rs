@@ -74,6 +74,8 @@ pub struct Reaction {
 pub struct Review {
     pub user: String,
     pub state: String,
+    /// The commit reviewed (the PR's head when the review was given).
+    pub commit_id: String,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +84,8 @@ pub struct CheckRun {
     pub name: String,
     pub status: String,
     pub conclusion: Option<String>,
+    /// The slug of the App that reported it.
+    pub app: String,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +118,8 @@ pub struct PullRequest {
     pub state: String,
     pub draft: bool,
     pub reviews: Vec<Review>,
+    /// The head lives in this fork (`owner/name`); `None`: in the repository.
+    pub fork: Option<String>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -143,6 +149,8 @@ pub struct Repo {
     pub behind: HashMap<String, u64>,
     /// (run id, body) of deployment protection rule callbacks.
     pub protection_callbacks: Vec<(String, Value)>,
+    /// Issues deleted: commenting on them answers 410.
+    pub deleted_issues: Vec<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -424,6 +432,7 @@ impl FakeGitHub {
                 state: "open".into(),
                 draft: false,
                 reviews: Vec::new(),
+                fork: None,
             };
             r.pulls.insert(number, pr);
             number
@@ -448,7 +457,14 @@ impl FakeGitHub {
         });
     }
 
+    /// A review of the PR's current head.
     pub fn review(&self, repo: &str, pr: u64, user: &str, state: &str) {
+        let head = self.pr(repo, pr).head_sha;
+        self.review_of(repo, pr, user, state, &head);
+    }
+
+    /// A review of commit `sha` of the PR (an earlier head).
+    pub fn review_of(&self, repo: &str, pr: u64, user: &str, state: &str, sha: &str) {
         self.with_mut(|w| {
             w.repo_mut(repo)
                 .pulls
@@ -458,6 +474,7 @@ impl FakeGitHub {
                 .push(Review {
                     user: user.into(),
                     state: state.into(),
+                    commit_id: sha.into(),
                 })
         });
     }
@@ -483,6 +500,7 @@ impl FakeGitHub {
                 name: name.into(),
                 status: status.into(),
                 conclusion: conclusion.map(str::to_string),
+                app: "github-actions".into(),
             });
         });
     }
@@ -602,6 +620,8 @@ impl FakeGitHub {
             "action": "requested",
             "environment": environment,
             "event": "push",
+            "ref": git_ref,
+            "sha": sha,
             "deployment": { "id": deployment, "sha": sha, "ref": git_ref, "creator": { "login": "github-actions[bot]" } },
             "deployment_callback_url": format!("{}/repos/{repo}/actions/runs/{run}/deployment_protection_rule", self.url()),
             "pull_requests": prs,
@@ -1199,15 +1219,19 @@ fn route(
             } else {
                 "pending"
             };
-            let statuses = latest
+            let statuses: Vec<Value> = latest
                 .iter()
                 .enumerate()
                 .map(|(i, s)| {
                     shapes::status(api, &full, &sha, i, &s.state, &s.context, &s.description)
                 })
                 .collect();
+            let total = statuses.len();
             let repo = shapes::repository(api, &full, r.id, &r.default_branch);
-            ok(shapes::combined_status(api, &repo, &sha, state, statuses))
+            let mut combined =
+                shapes::combined_status(api, &repo, &sha, state, page_of(statuses, query));
+            combined["total_count"] = json!(total);
+            ok(combined)
         }
         ("POST", ["repos", owner, name, "statuses", sha]) => {
             let full = format!("{owner}/{name}");
@@ -1277,6 +1301,9 @@ fn route(
             let Some(r) = w.repos.get_mut(&full) else {
                 return with_none(not_found(&full));
             };
+            if r.deleted_issues.contains(&number.parse().unwrap_or(0)) {
+                return (410, shapes::error("This issue was deleted"), None);
+            }
             let c = Comment {
                 id,
                 issue: number.parse().unwrap_or(0),
@@ -1379,7 +1406,7 @@ fn route(
                 return with_none(not_found("pull"));
             };
             let repo = shapes::repository(api, &full, r.id, &r.default_branch);
-            ok(shapes::pull_request(api, &repo, &pr_fields(pr)))
+            ok(shapes::pull_request(api, &repo, &pr_fields(api, pr)))
         }
         ("GET", ["repos", owner, name, "pulls", number, "reviews"]) => {
             let full = format!("{owner}/{name}");
@@ -1389,15 +1416,15 @@ fn route(
             let Some(pr) = r.pulls.get(&number.parse().unwrap_or(0)) else {
                 return with_none(not_found("pull"));
             };
-            ok(Value::Array(
-                pr.reviews
-                    .iter()
-                    .enumerate()
-                    .map(|(i, rv)| {
-                        shapes::review(api, &full, pr.number, i, &rv.user, &rv.state, &pr.head_sha)
-                    })
-                    .collect(),
-            ))
+            let all: Vec<Value> = pr
+                .reviews
+                .iter()
+                .enumerate()
+                .map(|(i, rv)| {
+                    shapes::review(api, &full, pr.number, i, &rv.user, &rv.state, &rv.commit_id)
+                })
+                .collect();
+            ok(Value::Array(page_of(all, query)))
         }
         ("GET", ["repos", owner, name, "branches", branch, "protection"]) => {
             let full = format!("{owner}/{name}");
@@ -1445,12 +1472,13 @@ fn route(
             let Some(r) = w.repos.get(&full) else {
                 return with_none(not_found(&full));
             };
-            ok(Value::Array(
-                r.issues
-                    .iter()
-                    .map(|(n, t, u)| shapes::issue(api, &full, *n, t, u))
-                    .collect(),
-            ))
+            let all: Vec<Value> = r
+                .issues
+                .iter()
+                .filter(|(n, _, _)| !r.deleted_issues.contains(n))
+                .map(|(n, t, u)| shapes::issue(api, &full, *n, t, u))
+                .collect();
+            ok(Value::Array(page_of(all, query)))
         }
         ("POST", ["repos", owner, name, "issues"]) => {
             let full = format!("{owner}/{name}");
@@ -1538,7 +1566,7 @@ fn route(
                 .pulls
                 .values()
                 .filter(|p| p.head_sha == *sha)
-                .map(|p| shapes::pull_request(api, &repo, &pr_fields(p)))
+                .map(|p| shapes::pull_request(api, &repo, &pr_fields(api, p)))
                 .collect();
             ok(Value::Array(list))
         }
@@ -1584,20 +1612,20 @@ fn route(
                 .iter()
                 .filter(|c| c.sha == *git_ref)
                 .map(|c| {
-                    shapes::check_run(
+                    shapes::check_run_of(
                         api,
                         &full,
-                        shapes::id_of(&format!("{}/{}", c.sha, c.name)),
+                        shapes::id_of(&format!("{}/{}/{}", c.sha, c.name, c.app)),
                         &c.name,
                         &c.sha,
                         &c.status,
                         &json!(c.conclusion),
-                        &Value::Null,
-                        &json!({ "title": null, "summary": null }),
+                        &c.app,
                     )
                 })
                 .collect();
-            ok(json!({ "total_count": runs.len(), "check_runs": runs }))
+            let total = runs.len();
+            ok(json!({ "total_count": total, "check_runs": page_of(runs, query) }))
         }
         ("GET", ["repos", owner, name, "commits", git_ref]) => {
             let full = format!("{owner}/{name}");
@@ -1675,6 +1703,7 @@ fn route(
                 .iter()
                 .rev()
                 .filter(|d| query.get("environment").is_none_or(|e| *e == d.environment))
+                .filter(|d| query.get("sha").is_none_or(|s| *s == d.sha))
                 .take(per_page)
                 .map(|d| deployment_json(api, &full, d))
                 .collect();
@@ -1763,6 +1792,23 @@ fn route(
                 None => with_none(not_found("deployment")),
             }
         }
+        // ---- deploy decision: git refs, for branches and tags told apart.
+        ("GET", ["repos", owner, name, "git", "ref", rest @ ..]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            let name = rest.iter().map(|s| percent_decode(s)).collect::<Vec<_>>().join("/");
+            let found = match name.split_once('/') {
+                Some(("heads", b)) => r.branches.get(b),
+                Some(("tags", t)) => r.tags.get(t),
+                _ => None,
+            };
+            match found {
+                Some(sha) => ok(shapes::git_ref(api, &full, &name, sha)),
+                None => with_none(not_found(&format!("ref {name}"))),
+            }
+        }
         _ => (
             404,
             json!({ "message": "Not Found", "unimplemented": true }),
@@ -1847,12 +1893,38 @@ fn deployment_json(api: &str, full: &str, d: &Deployment) -> Value {
 }
 
 /// What `shapes::pull_request` needs of the fake's pull request.
-fn pr_fields(p: &PullRequest) -> Value {
+fn pr_fields(api: &str, p: &PullRequest) -> Value {
+    let mut head = json!({ "ref": p.head_ref, "sha": p.head_sha });
+    if let Some(fork) = &p.fork {
+        head["repo"] = if fork.is_empty() {
+            Value::Null // the fork was deleted
+        } else {
+            shapes::repository(api, fork, shapes::id_of(fork), "main")
+        };
+    }
     json!({
         "number": p.number, "state": p.state, "draft": p.draft, "author": p.author,
-        "head": { "ref": p.head_ref, "sha": p.head_sha },
+        "head": head,
         "base": { "ref": p.base_ref, "sha": p.base_sha },
     })
+}
+
+/// One page of a list, by `per_page` (default 30, at most 100) and `page`.
+fn page_of(all: Vec<Value>, query: &HashMap<String, String>) -> Vec<Value> {
+    let per_page: usize = query
+        .get("per_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(30)
+        .clamp(1, 100);
+    let page: usize = query
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    all.into_iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .collect()
 }
 
 fn with_none((status, body): (u16, Value)) -> Routed {
@@ -2072,4 +2144,66 @@ fn hook_delivery_json(d: &HookDelivery) -> Value {
         "installation_id": d.payload["installation"]["id"].as_i64(),
         "repository_id": d.payload["repository"]["id"].as_i64(),
     })
+}
+
+// ---- deploy decision: forks, editors, tags, deleted issues.
+impl FakeGitHub {
+    /// Moves a PR's head into a fork (`owner/name`; empty: a deleted fork).
+    pub fn make_fork_pr(&self, repo: &str, pr: u64, fork: &str) {
+        self.set_pr(repo, pr, |p| p.fork = Some(fork.to_string()));
+    }
+
+    /// A tag named `name` at `sha`.
+    pub fn tag(&self, repo: &str, name: &str, sha: &str) {
+        self.with_mut(|w| {
+            w.repo_mut(repo)
+                .tags
+                .insert(name.to_string(), sha.to_string());
+        });
+    }
+
+    /// `editor` edits comment `id` into `body`; returns the `edited` payload
+    /// GitHub sends (the author stays `comment.user`, the editor is `sender`).
+    pub fn edit_comment(&self, repo: &str, id: u64, editor: &str, body: &str) -> Value {
+        let previous = self.with_mut(|w| {
+            let c = w
+                .repo_mut(repo)
+                .comments
+                .iter_mut()
+                .find(|c| c.id == id)
+                .unwrap();
+            std::mem::replace(&mut c.body, body.to_string())
+        });
+        let mut payload = self.issue_comment_payload(repo, id, "edited", Some(&previous));
+        payload["sender"] = json!({ "login": editor, "type": "User" });
+        payload
+    }
+
+    /// A check run of `name` on `sha` reported by the App `app` (slug).
+    pub fn check_run_from(
+        &self,
+        repo: &str,
+        sha: &str,
+        name: &str,
+        app: &str,
+        conclusion: &str,
+    ) {
+        self.with_mut(|w| {
+            let r = w.repo_mut(repo);
+            r.check_runs
+                .retain(|c| !(c.sha == sha && c.name == name && c.app == app));
+            r.check_runs.push(CheckRun {
+                sha: sha.into(),
+                name: name.into(),
+                status: "completed".into(),
+                conclusion: Some(conclusion.into()),
+                app: app.into(),
+            });
+        });
+    }
+
+    /// Someone deletes issue `number`.
+    pub fn delete_issue(&self, repo: &str, number: u64) {
+        self.with_mut(|w| w.repo_mut(repo).deleted_issues.push(number));
+    }
 }

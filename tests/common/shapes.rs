@@ -167,9 +167,18 @@ pub fn pull_request(api: &str, repo: &Value, pr: &Value) -> Value {
     let author = pr["author"].as_str().unwrap_or("octocat");
     let side = |which: &str| {
         let r = pr[which]["ref"].as_str().unwrap_or_default();
+        // A fork's head: its own repository (or null when it was deleted).
+        let (label_owner, side_repo) = match pr[which].get("repo") {
+            Some(Value::Null) => (owner.to_string(), Value::Null),
+            Some(other) => (
+                other["owner"]["login"].as_str().unwrap_or(owner).to_string(),
+                other.clone(),
+            ),
+            None => (owner.to_string(), repo.clone()),
+        };
         json!({
-            "label": format!("{owner}:{r}"), "ref": r, "sha": pr[which]["sha"],
-            "user": user(api, owner), "repo": repo,
+            "label": format!("{label_owner}:{r}"), "ref": r, "sha": pr[which]["sha"],
+            "user": user(api, &label_owner), "repo": side_repo,
         })
     };
     let state = pr["state"].as_str().unwrap_or("open");
@@ -342,6 +351,42 @@ pub fn check_run(
         "check_suite": { "id": id_of(&format!("{full}@{head_sha}/suite")) },
         "app": app(api, 1, "shipgate-test", "shipgate test"),
         "pull_requests": [],
+    })
+}
+
+/// A `check-run` reported by the App `slug`.
+#[allow(clippy::too_many_arguments)]
+pub fn check_run_of(
+    api: &str,
+    full: &str,
+    id: u64,
+    name: &str,
+    head_sha: &str,
+    status: &str,
+    conclusion: &Value,
+    slug: &str,
+) -> Value {
+    let mut run = check_run(
+        api,
+        full,
+        id,
+        name,
+        head_sha,
+        status,
+        conclusion,
+        &Value::Null,
+        &json!({ "title": null, "summary": null }),
+    );
+    run["app"] = app(api, id_of(slug), slug, slug);
+    run
+}
+
+/// A `git-ref`.
+pub fn git_ref(api: &str, full: &str, name: &str, sha: &str) -> Value {
+    json!({
+        "ref": format!("refs/{name}"), "node_id": node_id("REF", id_of(name)),
+        "url": format!("{api}/repos/{full}/git/refs/{name}"),
+        "object": { "type": "commit", "sha": sha, "url": format!("{api}/repos/{full}/git/commits/{sha}") },
     })
 }
 

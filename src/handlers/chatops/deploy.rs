@@ -1,51 +1,32 @@
 //! `/deploy` and `/rollback`, the deploy queue, and `deployment_status`.
+//!
+//! Every decision is `crate::deploy::decide`; every deployment is created
+//! through a `LockGuard` with the typed payload.
 
-use serde_json::json;
-
-use super::{Run, Session};
+use super::{render_reply, Run, Section, Session};
 use crate::commands::{Command, RollbackTarget};
+use crate::deploy::lock::{Acquired, CreateError, LockGuard, Released};
+use crate::deploy::payload::{DeploymentKind, DeploymentPayload};
+use crate::deploy::{self, Decision, Purpose, Request, Sources};
 use crate::events::DeploymentStatusEvent;
-use crate::gates::{self, Actor, Gate, PullFacts};
+use crate::gates::{self, Gate, LockClaim};
 use crate::github::repos::{NewDeployment, Reaction};
 use crate::handlers::{Context, HandlerError};
-use crate::render::{
-    render_deploy_reply, short, DeployKind, DeployOutcome, DeployReply, DeploymentProgress,
-};
-use crate::repo_config::{Deployers, EnvironmentConfig, Role};
-use crate::store::{Lock, LockKind, LockOutcome, QueuedDeploy};
+use crate::render::{short, DeployKind, DeployOutcome, DeployReply, DeploymentProgress};
+use crate::repo_config::{EnvironmentConfig, Role};
+use crate::store::{Lock, LockKind, QueuedDeploy};
 
 /// Deploy locks expire after this when the environment sets no `lock_ttl`,
 /// so a deployment that never reports a final state cannot block forever.
 const DEFAULT_DEPLOY_LOCK_TTL_MS: i64 = 3600 * 1000;
 
-/// The actor's role (and list membership) for an environment.
-pub(crate) async fn actor_facts(
-    s: &Session<'_>,
-    env: &EnvironmentConfig,
-) -> Result<Actor, HandlerError> {
-    let level = s.api.permission(&s.repo, &s.actor).await?;
-    let role = gates::role_from_permission(level.role_name.as_deref(), &level.permission);
-    let mut listed = false;
-    if let Deployers::List(list) = env.deployers() {
-        for entry in &list {
-            if let Some(team) = entry.strip_prefix('@') {
-                if let Some((org, slug)) = team.split_once('/') {
-                    if s.api.is_team_member(org, slug, &s.actor).await? {
-                        listed = true;
-                        break;
-                    }
-                }
-            } else if entry.eq_ignore_ascii_case(&s.actor) {
-                listed = true;
-                break;
-            }
-        }
-    }
-    Ok(Actor {
-        login: s.actor.clone(),
-        role,
-        listed,
-    })
+/// What became of a deploy or rollback command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Created,
+    Refused,
+    /// Waiting in the environment's queue.
+    Queued,
 }
 
 /// The full sha of `git_ref`, or `None` after telling the user it does not exist.
@@ -60,8 +41,10 @@ async fn resolve_or_refuse(
         Err(
             crate::github::GitHubError::NotFound(_) | crate::github::GitHubError::Unprocessable(_),
         ) => {
-            let msg =
-                format!("`{arg}={git_ref}` is not a branch, tag or commit of this repository");
+            let msg = format!(
+                "`{arg}={}` is not a branch, tag or commit of this repository",
+                crate::text::inline_text(git_ref)
+            );
             s.refuse(run, &msg).await?;
             Ok(None)
         }
@@ -69,7 +52,7 @@ async fn resolve_or_refuse(
     }
 }
 
-fn lock_ttl_ms(env: &EnvironmentConfig) -> i64 {
+pub(crate) fn lock_ttl_ms(env: &EnvironmentConfig) -> i64 {
     env.lock_ttl
         .map(|d| d.0.as_millis() as i64)
         .unwrap_or(DEFAULT_DEPLOY_LOCK_TTL_MS)
@@ -80,17 +63,17 @@ fn deploy_lock(
     s: &Session<'_>,
     env_name: &str,
     env: &EnvironmentConfig,
-    token: &str,
+    line: i64,
     reason: Option<&str>,
-    now: i64,
 ) -> Lock {
+    let now = crate::now_ms();
     Lock {
         repository: s.repo.clone(),
         environment: env_name.to_string(),
         kind: LockKind::Deploy,
         holder: s.actor.clone(),
         pr: Some(s.issue),
-        owner_token: token.to_string(),
+        owner_token: format!("run:{}:{line}", s.comment_id),
         deployment_id: None,
         reason: reason.map(str::to_string),
         expires_at: Some(now + lock_ttl_ms(env)),
@@ -98,30 +81,30 @@ fn deploy_lock(
     }
 }
 
-fn owner_token(s: &Session<'_>, line: i64) -> String {
-    format!("run:{}:{line}", s.comment_id)
+fn sources<'a>(s: &'a Session<'a>) -> Sources<'a> {
+    Sources {
+        api: &s.api,
+        store: &s.cx.store,
+        repo: &s.repo,
+    }
 }
 
 /// Runs `/deploy` or `/rollback` for `run`.
-pub(crate) async fn run(s: &Session<'_>, run: &Run<'_>) -> Result<(), HandlerError> {
+pub(crate) async fn run(s: &Session<'_>, run: &Run<'_>) -> Result<Outcome, HandlerError> {
     let (env_name, kind) = match run.command {
         Command::Deploy { env, .. } => (env.as_deref(), DeployKind::Deploy),
         Command::Rollback { env, .. } => (Some(env.as_str()), DeployKind::Rollback),
-        _ => return Ok(()),
+        _ => return Ok(Outcome::Refused),
     };
     let Some((env_name, env)) = s.environment(run, env_name).await? else {
-        return Ok(());
+        return Ok(Outcome::Refused);
     };
     // Reprocessed after the deployment was created: only the reply is missing.
     if let Some(prior) = &run.prior {
         if prior.deployment_id.is_some() {
-            if let Some(model) = prior
-                .model
-                .as_deref()
-                .and_then(|m| serde_json::from_str::<DeployReply>(m).ok())
-            {
+            if let Some(Section::Deploy(model)) = Section::read(prior.model.as_deref()) {
                 finish_reply(s, run, &model).await?;
-                return Ok(());
+                return Ok(Outcome::Created);
             }
         }
     }
@@ -136,33 +119,19 @@ async fn finish_reply(
     run: &Run<'_>,
     model: &DeployReply,
 ) -> Result<i64, HandlerError> {
-    let body = render_deploy_reply(model, &s.marker(run.line));
-    let json = serde_json::to_string(model).expect("reply model serializes");
-    s.reply(run, &body, &json).await
+    s.reply(run, Section::Deploy(Box::new(model.clone()))).await
 }
 
-async fn deploy(
+fn reply_model(
     s: &Session<'_>,
-    run: &Run<'_>,
-    env_name: &str,
-    env: &EnvironmentConfig,
-) -> Result<(), HandlerError> {
-    let Command::Deploy {
-        git_ref,
-        force,
-        queue,
-        ..
-    } = run.command
-    else {
-        return Ok(());
-    };
-    let mut reply = DeployReply {
-        kind: DeployKind::Deploy,
-        environment: env_name.to_string(),
-        requested: git_ref
-            .as_ref()
-            .map(|r| format!("`{r}`"))
-            .unwrap_or_else(|| format!("#{} head", s.issue)),
+    kind: DeployKind,
+    environment: &str,
+    requested: String,
+) -> DeployReply {
+    DeployReply {
+        kind,
+        environment: environment.to_string(),
+        requested,
         sha: None,
         from_sha: None,
         actor: s.actor.clone(),
@@ -170,124 +139,137 @@ async fn deploy(
         outcome: DeployOutcome::Refused,
         progress: None,
         notes: Vec::new(),
+    }
+}
+
+async fn deploy(
+    s: &Session<'_>,
+    run: &Run<'_>,
+    env_name: &str,
+    env: &EnvironmentConfig,
+) -> Result<Outcome, HandlerError> {
+    let Command::Deploy {
+        git_ref,
+        force,
+        queue,
+        ..
+    } = run.command
+    else {
+        return Ok(Outcome::Refused);
     };
+    let requested = git_ref
+        .as_ref()
+        .map(|r| format!("`{}`", crate::text::inline_text(r)))
+        .unwrap_or_else(|| format!("#{} head", s.issue));
+    let mut reply = reply_model(s, DeployKind::Deploy, env_name, requested);
     if !s.is_pr {
-        return s
-            .refuse(
-                run,
-                "`/deploy` works in pull request comments; use `/rollback` here",
-            )
-            .await;
+        s.refuse(
+            run,
+            "`/deploy` works in pull request comments; use `/rollback` here",
+        )
+        .await?;
+        return Ok(Outcome::Refused);
     }
     // Permission first: a refused user learns the role needed, and nothing else happens.
-    let actor = actor_facts(s, env).await?;
+    let actor = deploy::actor_facts(&s.api, &s.repo, &s.actor, env).await?;
     let permission = gates::permission_gate(env_name, env, &actor);
     if !permission.passed() {
         reply.gates.push(permission);
         return refuse(s, run, &reply).await;
     }
-    reply.gates.push(permission);
-
-    let pr = s.api.pull_request(&s.repo, s.issue).await?;
     let sha = match git_ref {
         Some(r) => match resolve_or_refuse(s, run, "ref", r).await? {
-            Some(sha) => sha,
-            None => return Ok(()),
+            Some(sha) => Some(sha),
+            None => return Ok(Outcome::Refused),
         },
-        None => pr.head.sha.clone(),
+        None => None,
     };
-    reply.sha = Some(sha.clone());
-    let facts = PullFacts {
-        number: pr.number,
-        open: pr.state == "open",
-        draft: pr.draft,
-        base_ref: pr.base.git_ref.clone(),
-        author: pr.user.login.clone(),
+    let request = Request {
+        purpose: Purpose::Deploy,
+        environment: env_name,
+        env,
+        config: &s.config,
+        pr: Some(s.issue),
+        sha: sha.as_deref(),
+        git_ref: None,
+        reviewed_sha: None,
+        force: *force,
+        deployment_id: None,
     };
-    reply.gates.push(gates::pull_request_gate(&facts));
-    reply
-        .gates
-        .extend(gates::base_branch_gate(env_name, env, &facts));
-    if env.required_approvals > 0 {
-        let reviews = s.api.reviews(&s.repo, s.issue).await?;
-        reply.gates.extend(gates::approvals_gate(
-            env.required_approvals,
-            &reviews,
-            &facts.author,
-        ));
+    let decision = deploy::decide(&sources(s), &request, Some(actor)).await?;
+    reply.sha = decision.facts.sha.clone();
+    reply.gates = decision.gates.clone();
+    if let Some(detail) = decision.freeze_override() {
+        reply.notes.push(format!("⚠️ Freeze overridden: {detail}"));
     }
-    if !env.required_checks.is_empty() {
-        let (runs, statuses) = s.api.checks(&s.repo, &sha).await?;
-        reply.gates.extend(gates::checks_gate(
-            &env.required_checks,
-            &runs,
-            &statuses,
-            short(&sha),
-        ));
-    }
-    let freeze = gates::freeze_gate(&s.config, env, chrono::Utc::now(), *force, &actor);
-    if freeze.passed() && freeze.detail.contains("overridden") {
-        reply
-            .notes
-            .push(format!("⚠️ Freeze overridden: {}", freeze.detail));
-    }
-    let freeze_override =
-        (freeze.passed() && freeze.detail.contains("overridden")).then(|| freeze.detail.clone());
-    reply.gates.push(freeze);
-
-    let now = crate::now_ms();
-    let token = owner_token(s, run.line);
-    let others_pass = reply.gates.iter().all(Gate::passed);
-    let lock_gate = if others_pass {
-        match s
-            .cx
-            .store
-            .acquire_lock(&deploy_lock(s, env_name, env, &token, None, now), now)
-            .await?
-        {
-            LockOutcome::Acquired => gates::lock_gate(None, Some(s.issue)),
-            LockOutcome::HeldBy(held) => gates::lock_gate(Some(&held), Some(s.issue)),
-        }
-    } else {
-        let held = s.cx.store.get_lock(&s.repo, env_name, now).await?;
-        gates::lock_gate(held.as_ref(), Some(s.issue))
+    let Some(sha) = decision.facts.sha.clone() else {
+        return refuse(s, run, &reply).await;
     };
-    let lock_free = lock_gate.passed();
-    reply.gates.push(lock_gate);
-
-    if !reply.gates.iter().all(Gate::passed) {
-        if *queue && others_pass && !lock_free {
+    if !decision.allowed() {
+        if *queue && decision.only_the_lock_is_closed() {
             return enqueue(s, run, env_name, git_ref.clone(), reply).await;
         }
         return refuse(s, run, &reply).await;
     }
-
-    // All gates pass and we hold the lock (or this PR does).
+    let claim = LockClaim {
+        pr: Some(s.issue),
+        deployment_id: None,
+        same_pr_deploy: true,
+    };
+    let guard = match LockGuard::acquire(
+        &s.cx.store,
+        deploy_lock(s, env_name, env, run.line, None),
+        claim,
+        crate::now_ms(),
+    )
+    .await?
+    {
+        Acquired::Guard(g) => g,
+        // Taken since the decision read it.
+        Acquired::HeldBy(held) => {
+            set_gate(&mut reply.gates, gates::lock_gate(Some(&held), claim));
+            if *queue {
+                return enqueue(s, run, env_name, git_ref.clone(), reply).await;
+            }
+            return refuse(s, run, &reply).await;
+        }
+    };
     let previous = match s.api.deployments(&s.repo, env_name, 1).await {
-        Ok(list) => list,
+        Ok(list) => list.into_iter().next(),
         Err(e) => {
             // Do not keep the environment locked for a deploy that did not start.
-            s.cx.store.release_lock(&s.repo, env_name, &token).await?;
+            if guard.release().await? {
+                crate::handlers::lock_released(s.cx, &s.repo, env_name, s.installation).await?;
+            }
             return Err(e.into());
         }
-    }
-    .into_iter()
-    .next();
+    };
     reply.from_sha = previous.as_ref().map(|d| d.sha.clone());
-    let payload = json!({
-        "kind": "deploy",
-        "pr": s.issue,
-        "actor": s.actor,
-        "comment_id": s.comment_id,
-        "line": payload_line(run.line),
-        "previous_sha": previous.as_ref().map(|d| d.sha.as_str()),
-        "freeze_override": freeze_override,
-    });
-    create(s, run, env_name, env, &sha, payload, reply, &token).await
+    let payload = DeploymentPayload {
+        kind: Some(DeploymentKind::Deploy),
+        pr: Some(s.issue),
+        actor: Some(s.actor.clone()),
+        comment_id: Some(s.comment_id),
+        line: Some(run.line.to_string()),
+        previous_sha: previous.map(|d| d.sha),
+        freeze_override: decision.freeze_override(),
+        force: *force,
+        ..Default::default()
+    };
+    create(s, run, env_name, env, &sha, payload, reply, guard).await
 }
 
-/// Creates the deployment, records it, replies and reacts 🚀. Releases the
-/// lock if GitHub refuses the deployment.
+/// Replaces the gate of the same name.
+fn set_gate(gates: &mut Vec<Gate>, gate: Gate) {
+    match gates.iter_mut().find(|g| g.name == gate.name) {
+        Some(g) => *g = gate,
+        None => gates.push(gate),
+    }
+}
+
+/// Creates the deployment under `guard`, records it (which also takes it
+/// off the queue), replies and reacts 🚀. A refused deployment gives the
+/// lock back and says why.
 #[allow(clippy::too_many_arguments)]
 async fn create(
     s: &Session<'_>,
@@ -295,10 +277,10 @@ async fn create(
     env_name: &str,
     env: &EnvironmentConfig,
     sha: &str,
-    payload: serde_json::Value,
+    payload: DeploymentPayload,
     mut reply: DeployReply,
-    token: &str,
-) -> Result<(), HandlerError> {
+    guard: LockGuard,
+) -> Result<Outcome, HandlerError> {
     let description = match reply.kind {
         DeployKind::Deploy => format!(
             "shipgate: /deploy {env_name} by @{} from #{}",
@@ -314,7 +296,7 @@ async fn create(
         production_environment: env.production,
         transient_environment: false,
         description: &description,
-        payload,
+        payload: payload.to_json(),
     };
     // Seen before without a recorded deployment: the deployment may have been
     // created just before a crash. Look for it (by its payload) first.
@@ -324,46 +306,54 @@ async fn create(
             .deployments(&s.repo, env_name, 20)
             .await?
             .into_iter()
-            .find(|d| {
-                d.payload.get("comment_id") == Some(&json!(s.comment_id))
-                    && line_matches(d.payload.get("line"), run.line)
-            }),
+            .find(|d| DeploymentPayload::read(&d.payload).is_run(s.comment_id, run.line)),
         None => None,
     };
     let created = match existing {
-        Some(d) => Ok(d),
-        None => s.api.create_deployment(&s.repo, &request).await,
-    };
-    let created = match created {
-        Ok(d) => d,
-        Err(e) if !e.is_transient() => {
-            s.cx.store.release_lock(&s.repo, env_name, token).await?;
-            return s
-                .refuse(run, &format!("GitHub refused the deployment: {e}"))
-                .await;
+        Some(d) => {
+            guard.adopt(d.id).await?;
+            d
         }
-        Err(e) => {
-            s.cx.store.release_lock(&s.repo, env_name, token).await?;
-            return Err(e.into());
-        }
+        None => match guard.create_deployment(&s.api, &request).await {
+            Ok(d) => d,
+            Err(Released { error, released }) => {
+                if released {
+                    crate::handlers::lock_released(s.cx, &s.repo, env_name, s.installation).await?;
+                }
+                return match error {
+                    CreateError::GitHub(e) if !e.is_transient() => {
+                        s.refuse(run, &format!("GitHub refused the deployment: {e}"))
+                            .await?;
+                        Ok(Outcome::Refused)
+                    }
+                    CreateError::GitHub(e) => Err(e.into()),
+                    CreateError::Store(e) => Err(e.into()),
+                };
+            }
+        },
     };
     reply.outcome = DeployOutcome::Created {
         deployment_id: created.id,
     };
-    let model = serde_json::to_string(&reply).expect("reply model serializes");
-    s.cx.store
-        .set_lock_deployment(&s.repo, env_name, token, created.id)
-        .await?;
+    let model = serde_json::to_string(&Section::Deploy(Box::new(reply.clone())))
+        .expect("sections serialize");
+    // One step records the deployment and takes the command off the queue.
     s.cx.store
         .set_run_deployment(&s.repo, s.comment_id, run.line, created.id, &model)
         .await?;
     finish_reply(s, run, &reply).await?;
-    s.react(Reaction::Rocket).await
+    s.react(Reaction::Rocket).await?;
+    Ok(Outcome::Created)
 }
 
-async fn refuse(s: &Session<'_>, run: &Run<'_>, reply: &DeployReply) -> Result<(), HandlerError> {
+async fn refuse(
+    s: &Session<'_>,
+    run: &Run<'_>,
+    reply: &DeployReply,
+) -> Result<Outcome, HandlerError> {
     finish_reply(s, run, reply).await?;
-    s.react(Reaction::Confused).await
+    s.react(Reaction::Confused).await?;
+    Ok(Outcome::Refused)
 }
 
 async fn enqueue(
@@ -372,7 +362,7 @@ async fn enqueue(
     env_name: &str,
     git_ref: Option<String>,
     mut reply: DeployReply,
-) -> Result<(), HandlerError> {
+) -> Result<Outcome, HandlerError> {
     s.cx.store
         .enqueue_deploy(&QueuedDeploy {
             seq: 0,
@@ -393,7 +383,8 @@ async fn enqueue(
         .position(|q| q.comment_id == s.comment_id && q.line == run.line)
         .map_or(queue.len(), |p| p + 1);
     reply.outcome = DeployOutcome::Queued { position };
-    finish_reply(s, run, &reply).await.map(|_| ())
+    finish_reply(s, run, &reply).await?;
+    Ok(Outcome::Queued)
 }
 
 async fn rollback(
@@ -401,34 +392,22 @@ async fn rollback(
     run: &Run<'_>,
     env_name: &str,
     env: &EnvironmentConfig,
-) -> Result<(), HandlerError> {
+) -> Result<Outcome, HandlerError> {
     let Command::Rollback { to, force, .. } = run.command else {
-        return Ok(());
+        return Ok(Outcome::Refused);
     };
-    let mut reply = DeployReply {
-        kind: DeployKind::Rollback,
-        environment: env_name.to_string(),
-        requested: match to {
-            Some(RollbackTarget::Deployment(id)) => format!("deployment {id}"),
-            Some(RollbackTarget::Ref(r)) => format!("`{r}`"),
-            None => "last good deployment".into(),
-        },
-        sha: None,
-        from_sha: None,
-        actor: s.actor.clone(),
-        gates: Vec::new(),
-        outcome: DeployOutcome::Refused,
-        progress: None,
-        notes: Vec::new(),
+    let requested = match to {
+        Some(RollbackTarget::Deployment(id)) => format!("deployment {id}"),
+        Some(RollbackTarget::Ref(r)) => format!("`{}`", crate::text::inline_text(r)),
+        None => "last good deployment".into(),
     };
-    let actor = actor_facts(s, env).await?;
+    let mut reply = reply_model(s, DeployKind::Rollback, env_name, requested);
+    let actor = deploy::actor_facts(&s.api, &s.repo, &s.actor, env).await?;
     let permission = gates::permission_gate(env_name, env, &actor);
-    let allowed = permission.passed();
-    reply.gates.push(permission);
-    if !allowed {
+    if !permission.passed() {
+        reply.gates.push(permission);
         return refuse(s, run, &reply).await;
     }
-
     let history = s.api.deployments(&s.repo, env_name, 30).await?;
     let current = history.first();
     reply.from_sha = current.map(|d| d.sha.clone());
@@ -436,115 +415,102 @@ async fn rollback(
         Some(RollbackTarget::Deployment(id)) => match s.api.deployment(&s.repo, *id as i64).await {
             Ok(d) if d.environment == env_name => Some(d.sha),
             Ok(d) => {
-                return s
-                    .refuse(
-                        run,
-                        &format!(
-                            "deployment {id} is a deployment to `{}`, not `{env_name}`",
-                            d.environment
-                        ),
-                    )
-                    .await
+                s.refuse(
+                    run,
+                    &format!(
+                        "deployment {id} is a deployment to `{}`, not `{env_name}`",
+                        crate::text::inline_text(&d.environment)
+                    ),
+                )
+                .await?;
+                return Ok(Outcome::Refused);
             }
             Err(crate::github::GitHubError::NotFound(_)) => {
-                return s
-                    .refuse(
-                        run,
-                        &format!("there is no deployment {id} in this repository"),
-                    )
-                    .await
+                s.refuse(
+                    run,
+                    &format!("there is no deployment {id} in this repository"),
+                )
+                .await?;
+                return Ok(Outcome::Refused);
             }
             Err(e) => return Err(e.into()),
         },
         Some(RollbackTarget::Ref(r)) => match resolve_or_refuse(s, run, "to", r).await? {
             Some(sha) => Some(sha),
-            None => return Ok(()),
+            None => return Ok(Outcome::Refused),
         },
-        None => last_good(&s.api, &s.repo, &history).await?,
+        None => deploy::last_good(&s.api, &s.repo, &history).await?,
     };
     let Some(target) = target else {
         let msg = match current {
             None => format!("`{env_name}` has no deployments yet, so there is nothing to roll back to"),
             Some(c) => format!("`{env_name}` has no successful deployment before the current one (`{}`) to roll back to", short(&c.sha)),
         };
-        return s.refuse(run, &msg).await;
+        s.refuse(run, &msg).await?;
+        return Ok(Outcome::Refused);
     };
+    let may_force = *force && actor.at_least(Role::Maintain);
+    let request = Request {
+        purpose: Purpose::Rollback,
+        environment: env_name,
+        env,
+        config: &s.config,
+        pr: Some(s.issue),
+        sha: Some(&target),
+        git_ref: None,
+        reviewed_sha: None,
+        force: *force,
+        deployment_id: None,
+    };
+    let decision: Decision = deploy::decide(&sources(s), &request, Some(actor)).await?;
     reply.sha = Some(target.clone());
-    reply.gates.push(Gate {
-        name: "Approvals and checks".into(),
-        verdict: gates::Verdict::Pass,
-        detail: "not required: the target was deployed before".into(),
-        temporary: false,
-    });
-
-    let now = crate::now_ms();
-    let token = owner_token(s, run.line);
-    let lock = deploy_lock(s, env_name, env, &token, Some("rollback"), now);
-    let lock_gate = match s.cx.store.acquire_lock(&lock, now).await? {
-        LockOutcome::Acquired => gates::lock_gate(None, Some(s.issue)),
-        LockOutcome::HeldBy(held) => {
-            let g = gates::lock_gate(Some(&held), Some(s.issue));
-            if !g.passed() && *force && actor.at_least(Role::Maintain) {
-                reply.notes.push(format!(
-                    "⚠️ Lock overridden with `force`: {}",
-                    gates::describe_lock(&held)
-                ));
-                Gate {
-                    verdict: gates::Verdict::Pass,
-                    temporary: false,
-                    detail: format!("{} — overridden with `force`", g.detail),
-                    ..g
-                }
-            } else {
-                g
-            }
-        }
-    };
-    let lock_ok = lock_gate.passed();
-    reply.gates.push(lock_gate);
-    if !lock_ok {
+    reply.gates = decision.gates.clone();
+    if !decision.allowed() {
         return refuse(s, run, &reply).await;
     }
-    let payload = json!({
-        "kind": "rollback",
-        "pr": s.issue,
-        "actor": s.actor,
-        "comment_id": s.comment_id,
-        "line": payload_line(run.line),
-        "previous_sha": reply.from_sha,
-    });
-    create(s, run, env_name, env, &target, payload, reply, &token).await
-}
-
-/// The newest deployment before the current one that succeeded at some
-/// point: GitHub marks older deployments `inactive` when a newer one
-/// succeeds, so a `success` anywhere in its status history counts.
-pub(crate) async fn last_good(
-    api: &crate::github::Api,
-    repo: &str,
-    history: &[crate::github::repos::Deployment],
-) -> Result<Option<String>, HandlerError> {
-    let Some(current) = history.first() else {
-        return Ok(None);
+    let claim = LockClaim {
+        pr: Some(s.issue),
+        deployment_id: None,
+        same_pr_deploy: true,
     };
-    for d in history
-        .iter()
-        .skip(1)
-        .filter(|d| d.sha != current.sha)
-        .take(10)
+    let guard = match LockGuard::acquire(
+        &s.cx.store,
+        deploy_lock(s, env_name, env, run.line, Some("rollback")),
+        claim,
+        crate::now_ms(),
+    )
+    .await?
     {
-        let statuses = api.deployment_statuses(repo, d.id).await?;
-        if statuses.iter().any(|st| st.state == "success") {
-            return Ok(Some(d.sha.clone()));
+        Acquired::Guard(g) => g,
+        Acquired::HeldBy(held) if may_force => {
+            reply.notes.push(format!(
+                "⚠️ Lock overridden with `force`: {}",
+                gates::describe_lock(&held)
+            ));
+            LockGuard::overriding(&s.cx.store, &s.repo, env_name)
         }
-    }
-    Ok(None)
+        Acquired::HeldBy(held) => {
+            set_gate(&mut reply.gates, gates::lock_gate(Some(&held), claim));
+            return refuse(s, run, &reply).await;
+        }
+    };
+    let payload = DeploymentPayload {
+        kind: Some(DeploymentKind::Rollback),
+        pr: Some(s.issue),
+        actor: Some(s.actor.clone()),
+        comment_id: Some(s.comment_id),
+        line: Some(run.line.to_string()),
+        previous_sha: reply.from_sha.clone(),
+        force: *force,
+        ..Default::default()
+    };
+    create(s, run, env_name, env, &target, payload, reply, guard).await
 }
 
 const FINAL_STATES: &[&str] = &["success", "failure", "error", "inactive"];
 
 /// Moves the reply of a shipgate deployment along, and on a final state
-/// releases its lock and starts the next queued deploy.
+/// releases its lock (the lock-released step runs the queue).
 pub(crate) async fn on_deployment_status(
     cx: &Context,
     ev: DeploymentStatusEvent,
@@ -553,12 +519,9 @@ pub(crate) async fn on_deployment_status(
     let installation = ev.installation.map(|i| i.id);
     let state = ev.deployment_status.state.clone();
     if let Some(run) = cx.store.run_for_deployment(&repo, ev.deployment.id).await? {
-        if let (Some(reply_id), Some(mut model)) = (
-            run.reply_comment_id,
-            run.model
-                .as_deref()
-                .and_then(|m| serde_json::from_str::<DeployReply>(m).ok()),
-        ) {
+        if let (Some(reply_id), Some(Section::Deploy(mut model))) =
+            (run.reply_comment_id, Section::read(run.model.as_deref()))
+        {
             let progress = DeploymentProgress {
                 state: state.clone(),
                 environment_url: ev.deployment_status.url(),
@@ -572,15 +535,14 @@ pub(crate) async fn on_deployment_status(
                 && !FINAL_STATES.contains(&state.as_str());
             if model.progress.as_ref() != Some(&progress) && !stale {
                 model.progress = Some(progress);
-                let api = cx.github.api(installation)?;
-                let body = render_deploy_reply(
-                    &model,
-                    &crate::render::run_marker(run.comment_id, run.line),
-                );
-                api.update_comment(&repo, reply_id, &body).await?;
-                let json = serde_json::to_string(&model).expect("reply model serializes");
+                let json =
+                    serde_json::to_string(&Section::Deploy(model)).expect("sections serialize");
                 cx.store
                     .update_run_model(&repo, run.comment_id, run.line, &json)
+                    .await?;
+                let runs = cx.store.runs_of_comment(&repo, run.comment_id).await?;
+                let api = cx.github.api(installation)?;
+                api.update_comment(&repo, reply_id, &render_reply(run.comment_id, &runs))
                     .await?;
             }
         }
@@ -591,14 +553,15 @@ pub(crate) async fn on_deployment_status(
             .release_deployment_lock(&repo, ev.deployment.id)
             .await?
         {
-            run_queue(cx, &repo, &env, installation).await?;
-            crate::handlers::protection_rules::enqueue_recheck(cx, &repo, installation).await?;
+            crate::handlers::lock_released(cx, &repo, &env, installation).await?;
         }
     }
     Ok(())
 }
 
-/// Starts queued deploys of `env` while its lock is free.
+/// Starts queued deploys of `env` while its lock is free. A queued deploy
+/// leaves the queue in the step that records its deployment, or when it is
+/// refused; an error on the way leaves it queued for the retry.
 pub(crate) async fn run_queue(
     cx: &Context,
     repo: &str,
@@ -611,7 +574,7 @@ pub(crate) async fn run_queue(
         .await?
         .is_none()
     {
-        let Some(q) = cx.store.pop_queued_deploy(repo, env).await? else {
+        let Some(q) = cx.store.next_queued_deploy(repo, env).await? else {
             return Ok(());
         };
         let installation = q.installation_id.or(installation);
@@ -637,6 +600,7 @@ pub(crate) async fn run_queue(
             is_pr: true,
             comment_id: q.comment_id,
             actor: q.actor.clone(),
+            seen_before: true.into(),
         };
         let command = Command::Deploy {
             env: Some(env.to_string()),
@@ -644,45 +608,24 @@ pub(crate) async fn run_queue(
             force: false,
             queue: true,
         };
-        let prior = super::begin(&s, q.line, "deploy", Some(env)).await?;
+        let prior = cx
+            .store
+            .runs_of_comment(repo, q.comment_id)
+            .await?
+            .into_iter()
+            .find(|r| r.line == q.line);
         let r = Run {
             line: q.line,
             prior,
             command: &command,
         };
-        run(&s, &r).await?;
+        match run(&s, &r).await? {
+            Outcome::Created => {}
+            Outcome::Refused => {
+                cx.store.dequeue_deploy(repo, q.comment_id, q.line).await?;
+            }
+            Outcome::Queued => return Ok(()),
+        }
     }
     Ok(())
-}
-
-/// A command line's id in a deployment payload: a string, since the id is a
-/// 64-bit hash and JSON readers that hold numbers as doubles (JavaScript,
-/// GitHub's own tooling) round integers past 2^53.
-fn payload_line(line: i64) -> String {
-    line.to_string()
-}
-
-/// Whether a payload's `line` is this command line's (a string, or the number
-/// that earlier versions wrote).
-fn line_matches(found: Option<&serde_json::Value>, line: i64) -> bool {
-    match found {
-        Some(serde_json::Value::String(s)) => *s == payload_line(line),
-        Some(v) => *v == json!(line),
-        None => false,
-    }
-}
-
-#[cfg(test)]
-mod payload_line_tests {
-    use super::*;
-
-    #[test]
-    fn a_line_past_two_to_the_53_survives_as_a_string_and_old_numbers_still_match() {
-        let line = 9_170_073_424_013_399_323_i64;
-        assert_eq!(payload_line(line), "9170073424013399323");
-        assert!(line_matches(Some(&json!("9170073424013399323")), line));
-        assert!(line_matches(Some(&json!(line)), line));
-        assert!(!line_matches(Some(&json!("9170073424013399000")), line));
-        assert!(!line_matches(None, line));
-    }
 }

@@ -1,6 +1,6 @@
 //! `/lock`, `/unlock`, `/status`, `/help`, and pull requests closing.
 
-use super::{Run, Session};
+use super::{Run, Section, Session};
 use crate::commands::{Command, USAGE};
 use crate::events::PullRequestEvent;
 use crate::freeze::active_freeze;
@@ -17,7 +17,7 @@ pub(crate) async fn lock(s: &Session<'_>, run: &Run<'_>) -> Result<(), HandlerEr
     let Some((env_name, env_cfg)) = s.environment(run, Some(env)).await? else {
         return Ok(());
     };
-    let actor = super::deploy::actor_facts(s, &env_cfg).await?;
+    let actor = crate::deploy::actor_facts(&s.api, &s.repo, &s.actor, &env_cfg).await?;
     let permission = gates::permission_gate(&env_name, &env_cfg, &actor);
     if !permission.passed() {
         return s
@@ -91,7 +91,7 @@ pub(crate) async fn unlock(s: &Session<'_>, run: &Run<'_>) -> Result<(), Handler
             .await;
     };
     if !held.holder.eq_ignore_ascii_case(&s.actor) {
-        let actor = super::deploy::actor_facts(s, &env_cfg).await?;
+        let actor = crate::deploy::actor_facts(&s.api, &s.repo, &s.actor, &env_cfg).await?;
         if !actor.at_least(Role::Maintain) {
             let msg = format!(
                 "only @{} (who holds it) or a user with `maintain` or `admin` can unlock `{env_name}`; @{} has `{}`",
@@ -115,8 +115,7 @@ pub(crate) async fn unlock(s: &Session<'_>, run: &Run<'_>) -> Result<(), Handler
         ),
     )
     .await?;
-    super::deploy::run_queue(s.cx, &s.repo, &env_name, s.installation).await?;
-    crate::handlers::protection_rules::enqueue_recheck(s.cx, &s.repo, s.installation).await
+    crate::handlers::lock_released(s.cx, &s.repo, &env_name, s.installation).await
 }
 
 pub(crate) async fn status(s: &Session<'_>, run: &Run<'_>) -> Result<(), HandlerError> {
@@ -159,23 +158,22 @@ pub(crate) async fn status(s: &Session<'_>, run: &Run<'_>) -> Result<(), Handler
                     .first()
                     .map(|st| st.state.clone())
                     .unwrap_or_else(|| "pending".into());
-                let pr = d
-                    .payload
-                    .get("pr")
-                    .and_then(|p| p.as_i64())
+                let payload = crate::deploy::payload::DeploymentPayload::read(&d.payload);
+                let pr = payload
+                    .pr
                     .map(|n| format!(" from #{n}"))
                     .unwrap_or_default();
-                let who = d
-                    .payload
-                    .get("actor")
-                    .and_then(|a| a.as_str())
-                    .map(str::to_string)
+                // Another tool's payload is outside text.
+                let who = payload
+                    .actor
                     .or(d.creator.map(|c| c.login))
+                    .map(|w| crate::text::inline_text(&format!("@{w}")))
                     .unwrap_or_default();
                 format!(
-                    "`{}`{pr} by @{who} at {} — {state}",
+                    "`{}`{pr} by {who} at {} — {}",
                     short(&d.sha),
-                    d.created_at
+                    crate::text::inline_text(&d.created_at),
+                    crate::text::inline_text(&state)
                 )
             }
         };
@@ -208,9 +206,9 @@ pub(crate) async fn status(s: &Session<'_>, run: &Run<'_>) -> Result<(), Handler
             "\n#### `{name}`\n\n| | |\n|---|---|\n| Current deployment | {current} |\n| Lock | {lock} |\n| Freeze | {freeze} |\n| Queue | {queue} |\n"
         ));
     }
-    out.push('\n');
-    out.push_str(&s.marker(run.line));
-    s.reply(run, &out, "{}").await.map(|_| ())
+    s.reply(run, Section::Markdown { body: out })
+        .await
+        .map(|_| ())
 }
 
 pub(crate) async fn help(s: &Session<'_>, run: &Run<'_>) -> Result<(), HandlerError> {
@@ -230,7 +228,11 @@ pub(crate) async fn help(s: &Session<'_>, run: &Run<'_>) -> Result<(), HandlerEr
             let checks = if env.required_checks.is_empty() {
                 "—".to_string()
             } else {
-                env.required_checks.join(", ")
+                env.required_checks
+                    .iter()
+                    .map(|c| c.label())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             let mut other = Vec::new();
             if !env.base_branches.is_empty() {
@@ -259,9 +261,9 @@ pub(crate) async fn help(s: &Session<'_>, run: &Run<'_>) -> Result<(), HandlerEr
             ));
         }
     }
-    out.push('\n');
-    out.push_str(&s.marker(run.line));
-    s.reply(run, &out, "{}").await.map(|_| ())
+    s.reply(run, Section::Markdown { body: out })
+        .await
+        .map(|_| ())
 }
 
 /// A closed pull request gives up its locks and its queued deploys.
@@ -277,12 +279,8 @@ pub(crate) async fn on_pull_request_closed(
     cx.store.drop_pr_queue(repo, pr).await?;
     let freed = cx.store.release_pr_locks(repo, pr).await?;
     let installation = ev.installation.as_ref().map(|i| i.id);
-    let any = !freed.is_empty();
     for env in freed {
-        super::deploy::run_queue(cx, repo, &env, installation).await?;
-    }
-    if any {
-        crate::handlers::protection_rules::enqueue_recheck(cx, repo, installation).await?;
+        crate::handlers::lock_released(cx, repo, &env, installation).await?;
     }
     Ok(())
 }

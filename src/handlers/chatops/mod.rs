@@ -4,7 +4,10 @@
 //!
 //! Every command line is recorded in the store before it acts (a command
 //! run), so reprocessing a delivery after a crash never posts a second reply
-//! or creates a second deployment.
+//! or creates a second deployment. One comment gets one reply, with a
+//! section per command line; a comment runs at most
+//! [`MAX_COMMANDS_PER_COMMENT`] lines, and users without write access get
+//! few replies (see [`REPLY_WINDOW_MS`]).
 
 pub(crate) mod deploy;
 mod locks;
@@ -12,6 +15,7 @@ mod locks;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Context, Handler, HandlerError};
@@ -19,9 +23,21 @@ use crate::commands::{self, Command, CommandLine};
 use crate::events::{DeploymentStatusEvent, IssueCommentEvent, PullRequestEvent};
 use crate::github::repos::Reaction;
 use crate::github::Api;
-use crate::render::{render_message, run_marker};
-use crate::repo_config::{EnvironmentConfig, RepoConfig};
+use crate::render::{render_deploy_reply, render_message, run_marker, DeployReply};
+use crate::repo_config::{EnvironmentConfig, RepoConfig, Role};
 use crate::store::CommandRun;
+
+/// Command lines one comment runs at most; the rest get one line in the reply.
+pub const MAX_COMMANDS_PER_COMMENT: usize = 10;
+/// Within this window, a user without write access gets replies to at most
+/// [`REPLIES_PER_WINDOW`] command lines per repository; later comments get
+/// no reaction and no reply.
+pub const REPLY_WINDOW_MS: i64 = 10 * 60 * 1000;
+pub const REPLIES_PER_WINDOW: i64 = 10;
+
+/// Internal event: an environment's lock was released (its TTL ran out):
+/// run its queue and re-check protection rule requests, in the repository's order.
+pub const LOCK_RELEASED_EVENT: &str = "shipgate_lock_released";
 
 pub struct ChatOps;
 
@@ -36,6 +52,7 @@ impl Handler for ChatOps {
             "issue_comment" => matches!(action, Some("created" | "edited")),
             "deployment_status" => true,
             "pull_request" => action == Some("closed"),
+            LOCK_RELEASED_EVENT => true,
             _ => false,
         }
     }
@@ -50,20 +67,32 @@ impl Handler for ChatOps {
         d: &crate::store::ClaimedDelivery,
     ) -> Result<(), HandlerError> {
         match decode(&d.event, &d.payload)? {
-            Input::Comment(ev, lines) => on_comment(cx, ev, lines).await,
-            Input::DeploymentStatus(ev) => deploy::on_deployment_status(cx, ev).await,
-            Input::PullRequest(ev) => locks::on_pull_request_closed(cx, ev).await,
+            Input::Comment(ev, lines) => on_comment(cx, *ev, lines).await,
+            Input::DeploymentStatus(ev) => deploy::on_deployment_status(cx, *ev).await,
+            Input::PullRequest(ev) => locks::on_pull_request_closed(cx, *ev).await,
+            Input::LockReleased(ev) => {
+                super::lock_released(cx, &ev.repository, &ev.environment, ev.installation).await
+            }
             Input::Other => Ok(()),
         }
     }
 }
 
+/// The payload of [`LOCK_RELEASED_EVENT`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockReleased {
+    pub repository: String,
+    pub environment: String,
+    pub installation: Option<i64>,
+}
+
 /// A delivery as ChatOps reads it.
 enum Input {
     /// The comment and its command lines to run.
-    Comment(IssueCommentEvent, Vec<(i64, CommandLine)>),
-    DeploymentStatus(DeploymentStatusEvent),
-    PullRequest(PullRequestEvent),
+    Comment(Box<IssueCommentEvent>, Vec<(i64, CommandLine)>),
+    DeploymentStatus(Box<DeploymentStatusEvent>),
+    PullRequest(Box<PullRequestEvent>),
+    LockReleased(LockReleased),
     Other,
 }
 
@@ -72,10 +101,11 @@ fn decode(event: &str, payload: &str) -> Result<Input, HandlerError> {
         "issue_comment" => {
             let ev: IssueCommentEvent = serde_json::from_str(payload)?;
             let lines = new_lines(&ev);
-            Input::Comment(ev, lines)
+            Input::Comment(Box::new(ev), lines)
         }
-        "deployment_status" => Input::DeploymentStatus(serde_json::from_str(payload)?),
-        "pull_request" => Input::PullRequest(serde_json::from_str(payload)?),
+        "deployment_status" => Input::DeploymentStatus(Box::new(serde_json::from_str(payload)?)),
+        "pull_request" => Input::PullRequest(Box::new(serde_json::from_str(payload)?)),
+        LOCK_RELEASED_EVENT => Input::LockReleased(serde_json::from_str(payload)?),
         _ => Input::Other,
     })
 }
@@ -91,7 +121,12 @@ pub(crate) struct Session<'a> {
     pub issue: i64,
     pub is_pr: bool,
     pub comment_id: i64,
+    /// Who wrote the command's text: the comment's author, or for an edited
+    /// comment the editor.
     pub actor: String,
+    /// The comment was processed before (a retry after a crash, or a queued
+    /// deploy resuming): a reply may exist that the store does not know of.
+    pub seen_before: std::sync::atomic::AtomicBool,
 }
 
 /// One command line being run.
@@ -103,19 +138,86 @@ pub(crate) struct Run<'a> {
     pub command: &'a Command,
 }
 
-impl Session<'_> {
-    pub fn marker(&self, line: i64) -> String {
-        run_marker(self.comment_id, line)
+/// A command line's part of the comment's reply, stored with its run so the
+/// reply can be drawn again when any part changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "section", rename_all = "snake_case")]
+pub(crate) enum Section {
+    Deploy(Box<DeployReply>),
+    Message { icon: String, text: String },
+    Markdown { body: String },
+}
+
+impl Section {
+    /// A run's stored section; runs stored by earlier versions hold a bare
+    /// deploy reply model.
+    fn read(model: Option<&str>) -> Option<Section> {
+        let model = model?;
+        serde_json::from_str(model).ok().or_else(|| {
+            serde_json::from_str(model)
+                .ok()
+                .map(|m| Section::Deploy(Box::new(m)))
+        })
     }
 
-    /// Posts the reply for `run`, or updates the one it already has. When a
-    /// run was seen before but has no reply recorded, the reply may have been
-    /// posted just before a crash: look for its marker first.
-    pub async fn reply(&self, run: &Run<'_>, body: &str, model: &str) -> Result<i64, HandlerError> {
-        let known = match &run.prior {
-            Some(p) if p.reply_comment_id.is_some() => p.reply_comment_id,
-            Some(_) => {
-                let marker = self.marker(run.line);
+    fn render(&self, comment_id: i64, line: i64) -> String {
+        let marker = run_marker(comment_id, line);
+        match self {
+            Section::Deploy(model) => render_deploy_reply(model, &marker),
+            Section::Message { icon, text } => render_message(icon, text, &marker),
+            Section::Markdown { body } => format!("{body}\n{marker}"),
+        }
+    }
+}
+
+/// The marker of the one reply to a comment.
+pub(crate) fn reply_marker(comment_id: i64) -> String {
+    format!("<!-- shipgate:reply {comment_id} -->")
+}
+
+/// The whole reply to comment `comment_id` from its runs' sections, in the
+/// order of their lines.
+pub(crate) fn render_reply(comment_id: i64, runs: &[CommandRun]) -> String {
+    let parts: Vec<String> = runs
+        .iter()
+        .filter_map(|r| Section::read(r.model.as_deref()).map(|s| s.render(comment_id, r.line)))
+        .collect();
+    format!(
+        "{}\n\n{}",
+        parts.join("\n\n---\n\n"),
+        reply_marker(comment_id)
+    )
+}
+
+impl Session<'_> {
+    /// Stores `section` as `run`'s part of the comment's reply, and posts the
+    /// reply or updates it. When the comment was seen before but no reply is
+    /// recorded, the reply may have been posted just before a crash: look
+    /// for its marker among shipgate's own comments first.
+    pub async fn reply(&self, run: &Run<'_>, section: Section) -> Result<i64, HandlerError> {
+        let model = serde_json::to_string(&section).expect("sections serialize");
+        self.cx
+            .store
+            .update_run_model(&self.repo, self.comment_id, run.line, &model)
+            .await?;
+        self.post_reply().await
+    }
+
+    /// Draws the comment's reply from its runs and posts or updates it.
+    async fn post_reply(&self) -> Result<i64, HandlerError> {
+        let runs = self
+            .cx
+            .store
+            .runs_of_comment(&self.repo, self.comment_id)
+            .await?;
+        let body = render_reply(self.comment_id, &runs);
+        let seen_before = self.seen_before.load(std::sync::atomic::Ordering::Relaxed);
+        let known = match runs.iter().find_map(|r| r.reply_comment_id) {
+            Some(id) => Some(id),
+            None if !seen_before => None,
+            None => {
+                let me = self.cx.github.bot_login().await?;
+                let marker = reply_marker(self.comment_id);
                 let comments = self
                     .api
                     .list_comments(
@@ -127,34 +229,51 @@ impl Session<'_> {
                 comments
                     .iter()
                     .rev()
-                    .find(|c| c.body.as_deref().is_some_and(|b| b.contains(&marker)))
+                    .find(|c| {
+                        c.user.as_ref().is_some_and(|u| u.login == me)
+                            && c.body.as_deref().is_some_and(|b| b.contains(&marker))
+                    })
                     .map(|c| c.id)
             }
-            None => None,
         };
         let id = match known {
             Some(id) => {
-                self.api.update_comment(&self.repo, id, body).await?;
+                self.api.update_comment(&self.repo, id, &body).await?;
                 id
             }
             None => {
                 self.api
-                    .create_comment(&self.repo, self.issue, body)
+                    .create_comment(&self.repo, self.issue, &body)
                     .await?
                     .id
             }
         };
         self.cx
             .store
-            .set_run_reply(&self.repo, self.comment_id, run.line, id, model)
+            .set_comment_reply(&self.repo, self.comment_id, id)
             .await?;
         Ok(id)
     }
 
+    /// Notes that `run` was recorded before this processing.
+    fn saw(&self, run: &Run<'_>) {
+        if run.prior.is_some() {
+            self.seen_before
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// A short reply that needs no re-rendering later.
     pub async fn say(&self, run: &Run<'_>, icon: &str, text: &str) -> Result<(), HandlerError> {
-        let body = render_message(icon, text, &self.marker(run.line));
-        self.reply(run, &body, "{}").await.map(|_| ())
+        self.reply(
+            run,
+            Section::Message {
+                icon: icon.into(),
+                text: text.into(),
+            },
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn react(&self, reaction: Reaction) -> Result<(), HandlerError> {
@@ -205,7 +324,10 @@ impl Session<'_> {
                     .join(", ");
                 self.refuse(
                     run,
-                    &format!("unknown environment `{wanted}`{hint} (environments: {list})"),
+                    &format!(
+                        "unknown environment `{}`{hint} (environments: {list})",
+                        crate::text::inline_text(wanted)
+                    ),
                 )
                 .await?;
                 Ok(None)
@@ -259,19 +381,33 @@ fn new_lines(ev: &IssueCommentEvent) -> Vec<(i64, CommandLine)> {
 async fn on_comment(
     cx: &Context,
     ev: IssueCommentEvent,
-    lines: Vec<(i64, CommandLine)>,
+    mut lines: Vec<(i64, CommandLine)>,
 ) -> Result<(), HandlerError> {
     if lines.is_empty() {
         return Ok(());
     }
+    // The command runs with the rights of whoever wrote its text: for an
+    // edited comment that is the editor (`sender`), not the author.
+    let actor = ev
+        .sender
+        .as_ref()
+        .map(|s| s.login.clone())
+        .unwrap_or_else(|| ev.comment.user.login.clone());
     // The bot's own comments (its replies quote usage) are never commands.
-    if cx.github.bot_login().await? == ev.comment.user.login {
+    let me = cx.github.bot_login().await?;
+    if me == ev.comment.user.login || me == actor {
         return Ok(());
     }
+    let skipped = lines.len().saturating_sub(MAX_COMMANDS_PER_COMMENT);
+    lines.truncate(MAX_COMMANDS_PER_COMMENT);
 
     let installation = ev.installation.map(|i| i.id);
     let api = cx.github.api(installation)?;
     let repo = ev.repository.full_name.clone();
+    if !may_get_replies(cx, &api, &repo, &actor).await? {
+        tracing::info!(repo = %repo, actor = %actor, comment = ev.comment.id, "command comment ignored: reply limit for users without write access");
+        return Ok(());
+    }
     api.react(&repo, ev.comment.id, Reaction::Eyes).await?;
 
     let default_branch = ev
@@ -289,7 +425,8 @@ async fn on_comment(
         issue: ev.issue.number,
         is_pr: ev.issue.pull_request.is_some(),
         comment_id: ev.comment.id,
-        actor: ev.comment.user.login.clone(),
+        actor: actor.clone(),
+        seen_before: Default::default(),
     };
     let config = match loaded.config {
         Ok(c) => c,
@@ -298,14 +435,11 @@ async fn on_comment(
             let (key, _) = &lines[0];
             let run = Run {
                 line: *key,
-                prior: begin(&s, *key, "config-error", None).await?,
+                prior: begin(&s, *key, 0, "config-error", None).await?,
                 command: &Command::Help,
             };
-            if run
-                .prior
-                .as_ref()
-                .is_some_and(|p| p.reply_comment_id.is_some())
-            {
+            s.saw(&run);
+            if done(&run) {
                 return Ok(());
             }
             return s
@@ -314,27 +448,29 @@ async fn on_comment(
         }
     };
     let s = session(config);
-    for (key, line) in &lines {
+    for (position, (key, line)) in lines.iter().enumerate() {
         match &line.parsed {
             Err(e) => {
-                let prior = begin(&s, *key, "invalid", None).await?;
+                let prior = begin(&s, *key, position, "invalid", None).await?;
                 let run = Run {
                     line: *key,
                     prior,
                     command: &Command::Help,
                 };
+                s.saw(&run);
                 if done(&run) {
                     continue;
                 }
                 s.refuse(&run, &e.message).await?;
             }
             Ok(cmd) => {
-                let prior = begin(&s, *key, cmd.name(), cmd.env()).await?;
+                let prior = begin(&s, *key, position, cmd.name(), cmd.env()).await?;
                 let run = Run {
                     line: *key,
                     prior,
                     command: cmd,
                 };
+                s.saw(&run);
                 if done(&run) {
                     continue;
                 }
@@ -342,19 +478,54 @@ async fn on_comment(
             }
         }
     }
+    if skipped > 0 {
+        let key = line_key("(command lines over the limit)", 0);
+        let run = Run {
+            line: key,
+            prior: begin(&s, key, MAX_COMMANDS_PER_COMMENT, "skipped", None).await?,
+            command: &Command::Help,
+        };
+        s.saw(&run);
+        if !done(&run) {
+            let text = format!(
+                "{skipped} more command line(s) were not run: a comment runs at most {MAX_COMMANDS_PER_COMMENT}."
+            );
+            s.say(&run, "ℹ️", &text).await?;
+        }
+    }
+    // Processed before (a retry after a crash): a section stored just before
+    // the crash may be missing from the posted reply.
+    if s.seen_before.load(std::sync::atomic::Ordering::Relaxed) {
+        s.post_reply().await?;
+    }
     Ok(())
+}
+
+/// Whether `actor` gets replies now: anyone within the window's allowance;
+/// past it, only users with write access (one role lookup).
+async fn may_get_replies(
+    cx: &Context,
+    api: &Api,
+    repo: &str,
+    actor: &str,
+) -> Result<bool, HandlerError> {
+    let since = crate::now_ms() - REPLY_WINDOW_MS;
+    if cx.store.count_runs_since(repo, actor, since).await? < REPLIES_PER_WINDOW {
+        return Ok(true);
+    }
+    let role = crate::deploy::role_of(api, repo, actor).await?;
+    Ok(role.is_some_and(|r| r >= Role::Write))
 }
 
 /// Whether a command line was fully handled before.
 fn done(run: &Run<'_>) -> bool {
-    run.prior
-        .as_ref()
-        .is_some_and(|p| p.reply_comment_id.is_some())
+    run.prior.as_ref().is_some_and(|p| p.model.is_some())
 }
 
 async fn begin(
     s: &Session<'_>,
     line: i64,
+    position: usize,
     command: &str,
     env: Option<&str>,
 ) -> Result<Option<CommandRun>, HandlerError> {
@@ -370,13 +541,14 @@ async fn begin(
         deployment_id: None,
         model: None,
         created_at: crate::now_ms(),
+        position: position as i64,
     };
     Ok(s.cx.store.begin_run(&run).await?)
 }
 
 async fn run_command(s: &Session<'_>, run: &Run<'_>) -> Result<(), HandlerError> {
     match run.command {
-        Command::Deploy { .. } | Command::Rollback { .. } => deploy::run(s, run).await,
+        Command::Deploy { .. } | Command::Rollback { .. } => deploy::run(s, run).await.map(drop),
         Command::Lock { .. } => locks::lock(s, run).await,
         Command::Unlock { .. } => locks::unlock(s, run).await,
         Command::Status { .. } => locks::status(s, run).await,
@@ -396,5 +568,22 @@ mod tests {
         assert_eq!(a[1].0, b[2].0);
         let twice = keyed_lines("/status\n/status");
         assert_ne!(twice[0].0, twice[1].0, "repeated lines are distinct runs");
+    }
+
+    #[test]
+    fn old_deploy_models_are_read_as_deploy_sections() {
+        let old = r#"{"kind":"deploy","environment":"staging","requested":"x","actor":"a","gates":[],"outcome":{"outcome":"refused"}}"#;
+        assert!(matches!(Section::read(Some(old)), Some(Section::Deploy(_))));
+        let new = serde_json::to_string(&Section::Message {
+            icon: "🔒".into(),
+            text: "locked".into(),
+        })
+        .unwrap();
+        assert!(matches!(
+            Section::read(Some(&new)),
+            Some(Section::Message { .. })
+        ));
+        assert_eq!(Section::read(Some("{}")), None);
+        assert_eq!(Section::read(None), None);
     }
 }
