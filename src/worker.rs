@@ -202,11 +202,15 @@ impl Worker {
     }
 
     /// Re-checks pending deployment protection rule requests whose freeze
-    /// ended or whose deadline passed (the other triggers are events).
+    /// ended or whose deadline passed (the other triggers are events), and
+    /// starts queues whose lock expired or was given back.
     async fn protection_sweeper(&self, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
             if let Err(e) = crate::handlers::protection_rules::sweep(&self.context).await {
                 tracing::warn!(error = %e, "protection rule sweep failed");
+            }
+            if let Err(e) = crate::handlers::sweep_locks(&self.context).await {
+                tracing::warn!(error = %e, "lock sweep failed");
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.settings.protection_sweep) => {}

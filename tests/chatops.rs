@@ -581,10 +581,7 @@ async fn an_edited_comment_runs_only_new_commands() {
     // One comment, one reply: the new command's answer joins it.
     let replies = t.gh.bot_comments(REPO, pr);
     assert_eq!(replies.len(), 1);
-    let (first, second) = replies[0]
-        .body
-        .split_once("\n---\n")
-        .expect("two sections");
+    let (first, second) = replies[0].body.split_once("\n---\n").expect("two sections");
     assert!(first.starts_with("### shipgate commands"), "{first}");
     assert!(second.contains("### Deployment status"), "{second}");
     t.finish().await;

@@ -137,37 +137,45 @@ pub async fn lock_released(
     protection_rules::enqueue_recheck(cx, repo, installation).await
 }
 
-/// Finds locks whose TTL ran out and stores a lock-released step for each
-/// environment that has queued deploys or pending protection rule
-/// requests, in its repository's order.
-pub async fn sweep_expired_locks(cx: &Context) -> Result<(), HandlerError> {
+/// Stores a lock-released step for each environment whose lock's TTL ran
+/// out while protection rule requests wait, and for each queue left waiting
+/// on a free lock (a deploy whose lock expired, or that gave it back on a
+/// failure and never came back), each in its repository's order.
+pub async fn sweep_locks(cx: &Context) -> Result<(), HandlerError> {
     let now = crate::now_ms();
+    let mut due: Vec<(String, String, Option<i64>)> = Vec::new();
     for lock in cx.store.take_expired_locks(now).await? {
-        let repo = &lock.repository;
-        let queued = cx.store.queued_deploys(repo, &lock.environment).await?;
-        let pending = cx.store.pending_protection_requests(repo).await?;
-        let installation = queued
-            .iter()
-            .find_map(|q| q.installation_id)
-            .or_else(|| pending.iter().find_map(|p| p.installation_id));
-        if queued.is_empty() && pending.is_empty() {
-            continue;
+        let pending = cx
+            .store
+            .pending_protection_requests(&lock.repository)
+            .await?;
+        if let Some(first) = pending.first() {
+            due.push((lock.repository, lock.environment, first.installation_id));
         }
+    }
+    for q in cx.store.stalled_queues(now).await? {
+        if !due
+            .iter()
+            .any(|(r, e, _)| *r == q.repository && *e == q.environment)
+        {
+            due.push((q.repository, q.environment, q.installation_id));
+        }
+    }
+    for (repo, environment, installation) in due {
         let event = chatops::LockReleased {
             repository: repo.clone(),
-            environment: lock.environment.clone(),
+            environment: environment.clone(),
             installation,
         };
         let new = crate::store::NewDelivery {
             delivery_id: format!(
-                "lock-released:{repo}:{}:{}",
-                lock.environment,
+                "lock-released:{repo}:{environment}:{}",
                 uuid::Uuid::new_v4().simple()
             ),
             event: chatops::LOCK_RELEASED_EVENT.into(),
             action: None,
             installation_id: installation,
-            repository: Some(repo.clone()),
+            repository: Some(repo),
             payload: serde_json::to_string(&event)
                 .expect("the event serializes")
                 .into(),

@@ -396,6 +396,9 @@ pub trait Store: Send + Sync + 'static {
     /// Removes and returns the locks whose TTL ran out by `now`.
     async fn take_expired_locks(&self, now: i64) -> Result<Vec<Lock>, StoreError>;
 
+    /// The first queued deploy of each environment whose lock is free at `now`.
+    async fn stalled_queues(&self, now: i64) -> Result<Vec<QueuedDeploy>, StoreError>;
+
     // ---- command runs
 
     /// Records a command line; if it was recorded before, returns that record.

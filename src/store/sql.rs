@@ -364,6 +364,20 @@ macro_rules! sql_store {
                 rows.iter().map(|r| $crate::store::sql::lock_from_row(r)).collect()
             }
 
+            async fn stalled_queues(&self, now: i64) -> Result<Vec<QueuedDeploy>, StoreError> {
+                let rows = sqlx::query(concat!(
+                    $crate::store::sql::queue_select!(),
+                    " q WHERE q.seq = (SELECT MIN(h.seq) FROM deploy_queue h WHERE h.repository = q.repository AND h.environment = q.environment)
+                        AND NOT EXISTS (SELECT 1 FROM env_locks l WHERE l.repository = q.repository AND l.environment = q.environment
+                                          AND (l.expires_at IS NULL OR l.expires_at > $1))
+                      ORDER BY q.seq"
+                ))
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| $crate::store::sql::queued_from_row(r)).collect()
+            }
+
             async fn release_pr_locks(&self, repository: &str, pr: i64) -> Result<Vec<String>, StoreError> {
                 let rows: Vec<(String,)> = sqlx::query_as("DELETE FROM env_locks WHERE repository = $1 AND pr = $2 RETURNING environment")
                     .bind(repository)

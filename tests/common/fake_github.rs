@@ -1798,7 +1798,11 @@ fn route(
             let Some(r) = w.repos.get(&full) else {
                 return with_none(not_found(&full));
             };
-            let name = rest.iter().map(|s| percent_decode(s)).collect::<Vec<_>>().join("/");
+            let name = rest
+                .iter()
+                .map(|s| percent_decode(s))
+                .collect::<Vec<_>>()
+                .join("/");
             let found = match name.split_once('/') {
                 Some(("heads", b)) => r.branches.get(b),
                 Some(("tags", t)) => r.tags.get(t),
@@ -2180,14 +2184,7 @@ impl FakeGitHub {
     }
 
     /// A check run of `name` on `sha` reported by the App `app` (slug).
-    pub fn check_run_from(
-        &self,
-        repo: &str,
-        sha: &str,
-        name: &str,
-        app: &str,
-        conclusion: &str,
-    ) {
+    pub fn check_run_from(&self, repo: &str, sha: &str, name: &str, app: &str, conclusion: &str) {
         self.with_mut(|w| {
             let r = w.repo_mut(repo);
             r.check_runs

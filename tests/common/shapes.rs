@@ -171,7 +171,10 @@ pub fn pull_request(api: &str, repo: &Value, pr: &Value) -> Value {
         let (label_owner, side_repo) = match pr[which].get("repo") {
             Some(Value::Null) => (owner.to_string(), Value::Null),
             Some(other) => (
-                other["owner"]["login"].as_str().unwrap_or(owner).to_string(),
+                other["owner"]["login"]
+                    .as_str()
+                    .unwrap_or(owner)
+                    .to_string(),
                 other.clone(),
             ),
             None => (owner.to_string(), repo.clone()),

@@ -237,10 +237,10 @@ async fn deploy(
     let previous = match s.api.deployments(&s.repo, env_name, 1).await {
         Ok(list) => list.into_iter().next(),
         Err(e) => {
-            // Do not keep the environment locked for a deploy that did not start.
-            if guard.release().await? {
-                crate::handlers::lock_released(s.cx, &s.repo, env_name, s.installation).await?;
-            }
+            // Do not keep the environment locked for a deploy that did not
+            // start; the retry takes it again (a queue left waiting meanwhile
+            // is started by the lock sweeper).
+            guard.release().await?;
             return Err(e.into());
         }
     };
@@ -316,14 +316,18 @@ async fn create(
         }
         None => match guard.create_deployment(&s.api, &request).await {
             Ok(d) => d,
+            // The guard gave its lock back. A transient failure is retried
+            // with the delivery (which takes the lock again); a refusal lets
+            // the queue go on — by itself when this deploy came from it.
             Err(Released { error, released }) => {
-                if released {
-                    crate::handlers::lock_released(s.cx, &s.repo, env_name, s.installation).await?;
-                }
                 return match error {
                     CreateError::GitHub(e) if !e.is_transient() => {
                         s.refuse(run, &format!("GitHub refused the deployment: {e}"))
                             .await?;
+                        if released && !run.from_queue {
+                            crate::handlers::lock_released(s.cx, &s.repo, env_name, s.installation)
+                                .await?;
+                        }
                         Ok(Outcome::Refused)
                     }
                     CreateError::GitHub(e) => Err(e.into()),
@@ -548,13 +552,14 @@ pub(crate) async fn on_deployment_status(
         }
     }
     if FINAL_STATES.contains(&state.as_str()) {
-        if let Some(env) = cx
+        let env = cx
             .store
             .release_deployment_lock(&repo, ev.deployment.id)
             .await?
-        {
-            crate::handlers::lock_released(cx, &repo, &env, installation).await?;
-        }
+            .unwrap_or_else(|| ev.deployment.environment.clone());
+        // Also when this delivery is a retry whose first attempt released the
+        // lock already: the queue it started may have failed on the way.
+        crate::handlers::lock_released(cx, &repo, &env, installation).await?;
     }
     Ok(())
 }
@@ -618,6 +623,7 @@ pub(crate) async fn run_queue(
             line: q.line,
             prior,
             command: &command,
+            from_queue: true,
         };
         match run(&s, &r).await? {
             Outcome::Created => {}

@@ -136,6 +136,8 @@ pub(crate) struct Run<'a> {
     /// queued deploy being resumed).
     pub prior: Option<CommandRun>,
     pub command: &'a Command,
+    /// A queued deploy started by the queue (which goes on by itself after it).
+    pub from_queue: bool,
 }
 
 /// A command line's part of the comment's reply, stored with its run so the
@@ -437,6 +439,7 @@ async fn on_comment(
                 line: *key,
                 prior: begin(&s, *key, 0, "config-error", None).await?,
                 command: &Command::Help,
+                from_queue: false,
             };
             s.saw(&run);
             if done(&run) {
@@ -456,6 +459,7 @@ async fn on_comment(
                     line: *key,
                     prior,
                     command: &Command::Help,
+                    from_queue: false,
                 };
                 s.saw(&run);
                 if done(&run) {
@@ -469,6 +473,7 @@ async fn on_comment(
                     line: *key,
                     prior,
                     command: cmd,
+                    from_queue: false,
                 };
                 s.saw(&run);
                 if done(&run) {
@@ -484,6 +489,7 @@ async fn on_comment(
             line: key,
             prior: begin(&s, key, MAX_COMMANDS_PER_COMMENT, "skipped", None).await?,
             command: &Command::Help,
+            from_queue: false,
         };
         s.saw(&run);
         if !done(&run) {
