@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::handlers::{Context, HandlerError, Handlers};
 use crate::metrics::Metrics;
 use crate::settings::WorkerSettings;
-use crate::store::{backoff_ms, ClaimedDelivery, DynStore};
+use crate::store::{backoff_ms, ClaimedDelivery, DynStore, StoreError};
 
 /// The outcome of one processing attempt, published for tests and operators.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,9 +115,8 @@ impl Worker {
                 d.attempts - 1
             );
             tracing::error!(delivery = %d.delivery_id, event = %d.event, %error, "delivery failed");
-            if let Err(e) = self.store.mark_failed(d.seq, &error, crate::now_ms()).await {
-                tracing::error!(delivery = %d.delivery_id, error = %e, "could not record the outcome");
-            }
+            let recorded = self.store.mark_failed(&d, &error, crate::now_ms()).await;
+            report_recorded(&d, recorded);
             self.metrics
                 .deliveries_processed
                 .with_label_values(&["failed"])
@@ -167,7 +166,7 @@ impl Worker {
             }
         };
         let recorded = match (&outcome, &result) {
-            (Outcome::Done, _) => self.store.mark_done(d.seq, now).await,
+            (Outcome::Done, _) => self.store.mark_done(&d, now).await,
             (Outcome::Retry, Err(e)) => {
                 let mut delay = backoff_ms(
                     self.settings.backoff_base.as_millis() as u64,
@@ -177,17 +176,12 @@ impl Worker {
                 if let HandlerError::RateLimited(_, wait) = e {
                     delay = delay.max(wait.as_millis() as i64);
                 }
-                self.store
-                    .mark_retry(d.seq, &e.to_string(), now + delay)
-                    .await
+                self.store.mark_retry(&d, &e.to_string(), now + delay).await
             }
-            (_, Err(e)) => self.store.mark_failed(d.seq, &e.to_string(), now).await,
+            (_, Err(e)) => self.store.mark_failed(&d, &e.to_string(), now).await,
             (_, Ok(())) => unreachable!("only Done has Ok"),
         };
-        if let Err(e) = recorded {
-            // The claim runs out and the delivery is processed again; handlers are idempotent.
-            tracing::error!(delivery = %d.delivery_id, error = %e, "could not record the outcome");
-        }
+        report_recorded(&d, recorded);
         let label = match outcome {
             Outcome::Done => "done",
             Outcome::Retry => "retry",
@@ -230,6 +224,25 @@ impl Worker {
                 _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
                 _ = shutdown.cancelled() => {}
             }
+        }
+    }
+}
+
+/// Logs an outcome that was not recorded.
+fn report_recorded(d: &ClaimedDelivery, recorded: Result<bool, StoreError>) {
+    match recorded {
+        Ok(true) => {}
+        // This attempt outlived its lease and the delivery was claimed again
+        // (by another replica, or here after a stall): the newer attempt
+        // owns the row now, and its outcome is the one that counts.
+        Ok(false) => tracing::warn!(
+            delivery = %d.delivery_id,
+            attempts = d.attempts,
+            "outcome not recorded: this attempt's claim ran out and the delivery was claimed again"
+        ),
+        // The claim runs out and the delivery is processed again; handlers are idempotent.
+        Err(e) => {
+            tracing::error!(delivery = %d.delivery_id, error = %e, "could not record the outcome")
         }
     }
 }

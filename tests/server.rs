@@ -922,69 +922,30 @@ async fn next_started(started: &mut tokio::sync::mpsc::UnboundedReceiver<String>
 /// would, and the test would time out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_skipped_while_its_repository_was_held_is_woken_for_when_the_hold_ends() {
-    use shipgate::store::NewDelivery;
     use std::sync::Arc;
     use std::time::Duration;
 
     let gh = common::FakeGitHub::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("s.db").display());
-    let mut settings = common::settings(&gh, &db, &[]);
-    settings.worker.concurrency = 2;
-    settings.worker.poll_interval = Duration::from_secs(3600);
-    let store = shipgate::store::connect(&settings.database_url)
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-
     let gate_x1 = Arc::new(tokio::sync::Semaphore::new(0));
     let gate_y1 = Arc::new(tokio::sync::Semaphore::new(0));
-    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
-    let handler = Gated {
-        started: started_tx,
-        gates: [
-            ("x1".to_string(), gate_x1.clone()),
-            ("y1".to_string(), gate_y1.clone()),
-        ]
-        .into(),
-    };
-    let metrics = shipgate::metrics::Metrics::new();
-    let wake = shipgate::worker::Wake::default();
-    let (finished_tx, mut finished) = tokio::sync::watch::channel(0);
-    let worker = shipgate::worker::Worker {
-        store: store.clone(),
-        handlers: shipgate::handlers::Handlers::new(vec![Arc::new(handler)]),
-        context: shipgate::handlers::Context {
-            github: shipgate::github::GitHub::new(
-                &settings.github_auth,
-                &settings.github_api_url,
-                common::fast_retry(),
-                metrics.clone(),
-            )
-            .unwrap(),
-            store: store.clone(),
-            configs: Default::default(),
-            read_this_delivery: Default::default(),
-            notifier: Default::default(),
-            smoke: Default::default(),
-            wake: wake.clone(),
-        },
-        settings: settings.worker.clone(),
-        metrics,
-        wake: wake.clone(),
-        id: "test".into(),
-        finished: finished_tx,
-    };
+    let GatedWorker {
+        worker,
+        store,
+        mut started,
+        mut finished,
+        ..
+    } = gated_worker(
+        &gh,
+        &dir,
+        2,
+        &[("x1", gate_x1.clone()), ("y1", gate_y1.clone())],
+    )
+    .await;
+    let wake = worker.wake.clone();
     let stop = tokio_util::sync::CancellationToken::new();
     let run = tokio::spawn(worker.run(stop.clone()));
-    let delivery = |id: &str, repo: &str| NewDelivery {
-        delivery_id: id.into(),
-        event: "push".into(),
-        action: None,
-        installation_id: None,
-        repository: Some(repo.into()),
-        payload: "{}".into(),
-    };
+    let delivery = |id: &str, repo: &str| stored_delivery(id, repo, None);
     // A loop takes x1 and holds o/x while x1's handler waits.
     store
         .insert_delivery(&delivery("x1", "o/x"), 1)
@@ -1026,4 +987,122 @@ async fn a_delivery_skipped_while_its_repository_was_held_is_woken_for_when_the_
         let st = store.delivery_status(id).await.unwrap().unwrap();
         assert_eq!(st.state, DeliveryState::Done, "{id}");
     }
+}
+
+/// A worker over a fresh SQLite store with the `Gated` handler, polling off.
+struct GatedWorker {
+    worker: shipgate::worker::Worker,
+    store: shipgate::store::DynStore,
+    started: tokio::sync::mpsc::UnboundedReceiver<String>,
+    finished: tokio::sync::watch::Receiver<u64>,
+}
+
+async fn gated_worker(
+    gh: &common::FakeGitHub,
+    dir: &tempfile::TempDir,
+    concurrency: usize,
+    gates: &[(&str, std::sync::Arc<tokio::sync::Semaphore>)],
+) -> GatedWorker {
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let mut settings = common::settings(gh, &db, &[]);
+    settings.worker.concurrency = concurrency;
+    settings.worker.poll_interval = std::time::Duration::from_secs(3600);
+    let store = shipgate::store::connect(&settings.database_url)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let (started_tx, started) = tokio::sync::mpsc::unbounded_channel();
+    let handler = Gated {
+        started: started_tx,
+        gates: gates
+            .iter()
+            .map(|(id, gate)| (id.to_string(), gate.clone()))
+            .collect(),
+    };
+    let metrics = shipgate::metrics::Metrics::new();
+    let wake = shipgate::worker::Wake::default();
+    let (finished_tx, finished) = tokio::sync::watch::channel(0);
+    let worker = shipgate::worker::Worker {
+        store: store.clone(),
+        handlers: shipgate::handlers::Handlers::new(vec![std::sync::Arc::new(handler)]),
+        context: shipgate::handlers::Context {
+            github: shipgate::github::GitHub::new(
+                &settings.github_auth,
+                &settings.github_api_url,
+                common::fast_retry(),
+                metrics.clone(),
+            )
+            .unwrap(),
+            store: store.clone(),
+            configs: Default::default(),
+            read_this_delivery: Default::default(),
+            notifier: Default::default(),
+            smoke: Default::default(),
+            wake: wake.clone(),
+        },
+        settings: settings.worker.clone(),
+        metrics,
+        wake,
+        id: "test".into(),
+        finished: finished_tx,
+    };
+    GatedWorker {
+        worker,
+        store,
+        started,
+        finished,
+    }
+}
+
+fn stored_delivery(
+    id: &str,
+    repo: &str,
+    installation: Option<i64>,
+) -> shipgate::store::NewDelivery {
+    shipgate::store::NewDelivery {
+        delivery_id: id.into(),
+        event: "push".into(),
+        action: None,
+        installation_id: installation,
+        repository: Some(repo.into()),
+        payload: "{}".into(),
+    }
+}
+
+/// A worker stalls past its lease (a paused VM, a stuck GitHub call) and
+/// another replica claims the delivery again. When the first worker's
+/// handlers finally return, its outcome must not land on the newer
+/// attempt's row: the newer claim keeps the delivery.
+#[tokio::test]
+async fn a_worker_whose_claim_was_taken_over_leaves_the_newer_attempt_alone() {
+    let gh = common::FakeGitHub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let GatedWorker {
+        worker,
+        store,
+        mut started,
+        ..
+    } = gated_worker(&gh, &dir, 1, &[]).await;
+    store
+        .insert_delivery(&stored_delivery("taken-over", "o/r", Some(1)), 0)
+        .await
+        .unwrap();
+    // A zero-length lease, run out at once; then replica b's live claim.
+    let stale = store.claim_next("stalled/0", 1, 0).await.unwrap().unwrap();
+    let newer = store
+        .claim_next("replica-b/0", 2, i64::MAX / 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(newer.attempts, 2);
+
+    assert_eq!(worker.process(stale).await, shipgate::worker::Outcome::Done);
+    assert_eq!(next_started(&mut started).await, "taken-over");
+    let st = store.delivery_status("taken-over").await.unwrap().unwrap();
+    assert_eq!(
+        (st.state, st.attempts),
+        (DeliveryState::Processing, 2),
+        "replica b's attempt still owns the delivery"
+    );
+    assert!(store.mark_done(&newer, 3).await.unwrap());
 }

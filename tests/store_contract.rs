@@ -83,7 +83,7 @@ async fn claims_follow_arrival_order_per_repository(s: DynStore) {
     assert_eq!(c.delivery_id, "no-repo");
     assert!(s.claim_next("w", 10, LEASE).await.unwrap().is_none());
 
-    s.mark_done(a.seq, 11).await.unwrap();
+    s.mark_done(&a, 11).await.unwrap();
     let d = s.claim_next("w", 12, LEASE).await.unwrap().unwrap();
     assert_eq!(d.delivery_id, "r1-second");
     assert_eq!(d.payload, r#"{"id":"r1-second"}"#);
@@ -95,7 +95,7 @@ async fn retries_wait_for_their_time_and_failures_are_final(s: DynStore) {
         .await
         .unwrap();
     let x = s.claim_next("w", 10, LEASE).await.unwrap().unwrap();
-    s.mark_retry(x.seq, "GitHub answered 502", 1_000)
+    s.mark_retry(&x, "GitHub answered 502", 1_000)
         .await
         .unwrap();
     assert!(
@@ -106,7 +106,7 @@ async fn retries_wait_for_their_time_and_failures_are_final(s: DynStore) {
     assert_eq!(again.attempts, 2);
     let st = s.delivery_status("x").await.unwrap().unwrap();
     assert_eq!(st.last_error.as_deref(), Some("GitHub answered 502"));
-    s.mark_failed(again.seq, "gave up", 1_001).await.unwrap();
+    s.mark_failed(&again, "gave up", 1_001).await.unwrap();
     let st = s.delivery_status("x").await.unwrap().unwrap();
     assert_eq!((st.state, st.attempts), (DeliveryState::Failed, 2));
     assert!(s
@@ -139,7 +139,7 @@ async fn finished_deliveries_are_pruned_after_retention(s: DynStore) {
     for (id, at) in [("old", 1), ("new", 500)] {
         s.insert_delivery(&delivery(id, None), at).await.unwrap();
         let d = s.claim_next("w", at, LEASE).await.unwrap().unwrap();
-        s.mark_done(d.seq, at).await.unwrap();
+        s.mark_done(&d, at).await.unwrap();
     }
     s.insert_delivery(&delivery("pending", None), 2)
         .await
@@ -169,7 +169,7 @@ async fn concurrent_claims_take_each_delivery_once(s: DynStore) {
                 match s.claim_next(&format!("w{w}"), 1_000, LEASE).await.unwrap() {
                     Some(d) => {
                         mine.push(d.delivery_id.clone());
-                        s.mark_done(d.seq, 1_000).await.unwrap();
+                        s.mark_done(&d, 1_000).await.unwrap();
                     }
                     None => {
                         if s.queue_depth().await.unwrap() == 0 {
@@ -189,6 +189,79 @@ async fn concurrent_claims_take_each_delivery_once(s: DynStore) {
     let unique: HashSet<_> = all.iter().collect();
     assert_eq!(all.len(), 60, "every delivery claimed");
     assert_eq!(unique.len(), 60, "no delivery claimed twice");
+}
+
+/// A worker whose lease ran out while its handlers ran, and whose delivery
+/// another replica then claimed, must not record its outcome over the newer
+/// attempt's: not done, not a retry, not failed.
+async fn a_stale_worker_cannot_record_an_outcome(s: DynStore) {
+    s.insert_delivery(&delivery("s", Some("o/r")), 1)
+        .await
+        .unwrap();
+    let stale = s.claim_next("replica-a/0", 10, 100).await.unwrap().unwrap();
+    assert_eq!(stale.claimed_by, "replica-a/0");
+    let fresh = s
+        .claim_next("replica-b/0", 111, LEASE)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((fresh.seq, fresh.attempts), (stale.seq, 2));
+    let unchanged = |what: &'static str| {
+        let s = s.clone();
+        async move {
+            let st = s.delivery_status("s").await.unwrap().unwrap();
+            assert_eq!(
+                (st.state, st.attempts, st.last_error),
+                (DeliveryState::Processing, 2, None),
+                "the stale worker's {what} changed the newer attempt's row"
+            );
+        }
+    };
+    assert!(!s.mark_done(&stale, 120).await.unwrap());
+    unchanged("mark_done").await;
+    assert!(!s.mark_retry(&stale, "stale", 130).await.unwrap());
+    unchanged("mark_retry").await;
+    assert!(!s.mark_failed(&stale, "stale", 140).await.unwrap());
+    unchanged("mark_failed").await;
+    // Still replica b's: nobody claims it until its lease runs out.
+    assert!(s
+        .claim_next("replica-c/0", 200, LEASE)
+        .await
+        .unwrap()
+        .is_none());
+    // The same worker name on a later attempt is a different claim too.
+    let same_name_old_attempt = store::ClaimedDelivery {
+        claimed_by: fresh.claimed_by.clone(),
+        attempts: 1,
+        ..fresh.clone()
+    };
+    assert!(!s.mark_done(&same_name_old_attempt, 150).await.unwrap());
+    unchanged("mark_done of an earlier attempt").await;
+
+    assert!(s
+        .mark_retry(&fresh, "GitHub answered 502", 300)
+        .await
+        .unwrap());
+    let st = s.delivery_status("s").await.unwrap().unwrap();
+    assert_eq!(
+        (st.state, st.last_error.as_deref()),
+        (DeliveryState::Received, Some("GitHub answered 502"))
+    );
+    // Its outcome is recorded once: a second report of the same claim finds
+    // the row released.
+    assert!(!s.mark_done(&fresh, 301).await.unwrap());
+}
+
+/// A claim whose lease ran out but that nobody claimed again still holds
+/// the row: its outcome is recorded.
+async fn a_lapsed_claim_nobody_took_over_still_records(s: DynStore) {
+    s.insert_delivery(&delivery("l", Some("o/r")), 1)
+        .await
+        .unwrap();
+    let slow = s.claim_next("w", 10, 100).await.unwrap().unwrap();
+    assert!(s.mark_done(&slow, 5_000).await.unwrap());
+    let st = s.delivery_status("l").await.unwrap().unwrap();
+    assert_eq!((st.state, st.attempts), (DeliveryState::Done, 1));
 }
 
 fn lock(env: &str, pr: i64, kind: LockKind, token: &str, expires_at: Option<i64>) -> Lock {
@@ -463,7 +536,7 @@ async fn a_batch_insert_reports_each_delivery_and_keeps_arrival_order(s: DynStor
         // The payload comes back as it went in (it is stored compressed).
         assert_eq!(c.payload, format!(r#"{{"id":"{}"}}"#, c.delivery_id));
         order.push(c.delivery_id.clone());
-        s.mark_done(c.seq, 11).await.unwrap();
+        s.mark_done(&c, 11).await.unwrap();
     }
     let repo_order: Vec<_> = order.iter().filter(|id| *id != "d").collect();
     assert_eq!(repo_order, ["b", "a", "c"]);
@@ -555,6 +628,8 @@ contract!(
     command_runs_are_recorded_once,
     the_deploy_queue_is_first_in_first_out,
     a_batch_insert_reports_each_delivery_and_keeps_arrival_order,
+    a_stale_worker_cannot_record_an_outcome,
+    a_lapsed_claim_nobody_took_over_still_records,
 );
 
 #[tokio::test]

@@ -51,7 +51,7 @@ macro_rules! claim_sql {
                      LIMIT 1 ",
             $lock,
             ")
-             RETURNING seq, delivery_id, event, action, installation_id, repository, payload, payload_lz4, attempts"
+             RETURNING seq, delivery_id, event, action, installation_id, repository, payload, payload_lz4, attempts, locked_by"
         )
     };
 }
@@ -119,6 +119,18 @@ pub(super) fn insert_outcomes(
         })
         .collect()
 }
+
+/// The condition an outcome write puts on its row: the claim that is
+/// reporting (`$1` its seq, `$2` its worker, `$3` its attempt) still holds
+/// it. A worker whose lease ran out and whose delivery was claimed again
+/// (by another replica, or by this one after a pause) finds the row changed
+/// and writes nothing.
+macro_rules! held_by_claim {
+    () => {
+        " WHERE seq = $1 AND state = 'processing' AND locked_by = $2 AND attempts = $3"
+    };
+}
+pub(super) use held_by_claim;
 
 /// `impl Store` for a backend struct with two pools: `pool` for reads and
 /// `writes` for statements that write (the same pool on PostgreSQL; one
@@ -201,33 +213,48 @@ macro_rules! sql_store {
                 row.map(|r| $crate::store::sql::claimed_from_row(&r)).transpose()
             }
 
-            async fn mark_done(&self, seq: i64, now: i64) -> Result<(), StoreError> {
-                sqlx::query("UPDATE deliveries SET state = 'done', finished_at = $2, locked_by = NULL, locked_until = NULL, last_error = NULL WHERE seq = $1")
-                    .bind(seq)
-                    .bind(now)
-                    .execute(&self.writes)
-                    .await?;
-                Ok(())
+            async fn mark_done(&self, claim: &ClaimedDelivery, now: i64) -> Result<bool, StoreError> {
+                let done = sqlx::query(concat!(
+                    "UPDATE deliveries SET state = 'done', finished_at = $4, locked_by = NULL, locked_until = NULL, last_error = NULL",
+                    $crate::store::sql::held_by_claim!()
+                ))
+                .bind(claim.seq)
+                .bind(&claim.claimed_by)
+                .bind(claim.attempts)
+                .bind(now)
+                .execute(&self.writes)
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
-            async fn mark_retry(&self, seq: i64, error: &str, next_attempt_at: i64) -> Result<(), StoreError> {
-                sqlx::query("UPDATE deliveries SET state = 'received', next_attempt_at = $2, last_error = $3, locked_by = NULL, locked_until = NULL WHERE seq = $1")
-                    .bind(seq)
-                    .bind(next_attempt_at)
-                    .bind(error)
-                    .execute(&self.writes)
-                    .await?;
-                Ok(())
+            async fn mark_retry(&self, claim: &ClaimedDelivery, error: &str, next_attempt_at: i64) -> Result<bool, StoreError> {
+                let done = sqlx::query(concat!(
+                    "UPDATE deliveries SET state = 'received', next_attempt_at = $4, last_error = $5, locked_by = NULL, locked_until = NULL",
+                    $crate::store::sql::held_by_claim!()
+                ))
+                .bind(claim.seq)
+                .bind(&claim.claimed_by)
+                .bind(claim.attempts)
+                .bind(next_attempt_at)
+                .bind(error)
+                .execute(&self.writes)
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
-            async fn mark_failed(&self, seq: i64, error: &str, now: i64) -> Result<(), StoreError> {
-                sqlx::query("UPDATE deliveries SET state = 'failed', finished_at = $2, last_error = $3, locked_by = NULL, locked_until = NULL WHERE seq = $1")
-                    .bind(seq)
-                    .bind(now)
-                    .bind(error)
-                    .execute(&self.writes)
-                    .await?;
-                Ok(())
+            async fn mark_failed(&self, claim: &ClaimedDelivery, error: &str, now: i64) -> Result<bool, StoreError> {
+                let done = sqlx::query(concat!(
+                    "UPDATE deliveries SET state = 'failed', finished_at = $4, last_error = $5, locked_by = NULL, locked_until = NULL",
+                    $crate::store::sql::held_by_claim!()
+                ))
+                .bind(claim.seq)
+                .bind(&claim.claimed_by)
+                .bind(claim.attempts)
+                .bind(now)
+                .bind(error)
+                .execute(&self.writes)
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn requeue_processing(&self) -> Result<u64, StoreError> {
@@ -689,6 +716,7 @@ where
             None => r.try_get("payload")?,
         },
         attempts: r.try_get("attempts")?,
+        claimed_by: r.try_get("locked_by")?,
     })
 }
 
