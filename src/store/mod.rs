@@ -307,13 +307,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<InsertOutcome>, StoreError>;
 
     /// Claims the oldest delivery that is due, whose repository has no earlier
-    /// unfinished delivery, and that no live claim holds. The claim lasts
-    /// `lease_ms`; a delivery whose claim ran out is claimable again.
+    /// unfinished delivery, that no live claim holds, and whose installation
+    /// is not in `excluded_installations` (deliveries without an
+    /// installation are never excluded). The claim lasts `lease_ms`; a
+    /// delivery whose claim ran out is claimable again. An excluded
+    /// installation's deliveries stay where they are: its repositories'
+    /// later deliveries still wait behind them.
     async fn claim_next(
         &self,
         worker: &str,
         now: i64,
         lease_ms: i64,
+        excluded_installations: &[i64],
     ) -> Result<Option<ClaimedDelivery>, StoreError>;
 
     /// Marks a claimed delivery done. Like `mark_retry` and `mark_failed`, it

@@ -9,7 +9,10 @@ use super::{
     StoreError,
 };
 
-/// The claim statement; `$lock` is `FOR UPDATE SKIP LOCKED` on PostgreSQL.
+/// The claim statement; `$lock` is `FOR UPDATE SKIP LOCKED` on PostgreSQL,
+/// and `$not_excluded` the backend's test that `d.installation_id` is not
+/// among the installations in `$4` (those at their share of this process's
+/// workers; see `Store::claim_next`).
 ///
 /// Rows of one repository are claimed in order: only the head of each
 /// repository's queue (its lowest pending `seq`) is a candidate, so a later
@@ -24,8 +27,12 @@ use super::{
 /// PostgreSQL a head another replica is claiming right now is skipped, and
 /// its later siblings stay excluded because the locked row is still the
 /// head in this snapshot.
+///
+/// An excluded installation's heads are passed over where the heads are
+/// filtered, after they are found: the exclusion costs a test per head, not
+/// a scan of anyone's backlog.
 macro_rules! claim_sql {
-    ($lock:literal) => {
+    ($lock:literal, $not_excluded:literal) => {
         concat!(
             "UPDATE deliveries
                 SET state = 'processing', attempts = attempts + 1, locked_by = $1, locked_until = $2
@@ -47,6 +54,9 @@ macro_rules! claim_sql {
                             WHERE n.state IN ('received', 'processing') AND n.repository IS NULL)
                        AND ((d.state = 'received' AND d.next_attempt_at <= $3)
                          OR (d.state = 'processing' AND d.locked_until < $3))
+                       AND (d.installation_id IS NULL OR ",
+            $not_excluded,
+            ")
                      ORDER BY d.seq
                      LIMIT 1 ",
             $lock,
@@ -136,8 +146,10 @@ pub(super) use held_by_claim;
 /// `writes` for statements that write (the same pool on PostgreSQL; one
 /// connection on SQLite, see `sqlite.rs`). `$one_writer`: the database runs
 /// one write at a time, so `seq` follows commit order (SQLite).
+/// `$excluded`: turns the installation ids a claim excludes into the value
+/// bound to the claim's `$4`.
 macro_rules! sql_store {
-    ($store:ty, $backend:literal, $migrator:expr, $claim:expr, $requeue:expr, $one_writer:expr) => {
+    ($store:ty, $backend:literal, $migrator:expr, $claim:expr, $excluded:expr, $requeue:expr, $one_writer:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             fn backend(&self) -> &'static str {
@@ -203,11 +215,12 @@ macro_rules! sql_store {
                 Ok($crate::store::sql::insert_outcomes(batch, inserted))
             }
 
-            async fn claim_next(&self, worker: &str, now: i64, lease_ms: i64) -> Result<Option<ClaimedDelivery>, StoreError> {
+            async fn claim_next(&self, worker: &str, now: i64, lease_ms: i64, excluded_installations: &[i64]) -> Result<Option<ClaimedDelivery>, StoreError> {
                 let row = sqlx::query($claim)
                     .bind(worker)
                     .bind(now + lease_ms)
                     .bind(now)
+                    .bind(($excluded)(excluded_installations))
                     .fetch_optional(&self.writes)
                     .await?;
                 row.map(|r| $crate::store::sql::claimed_from_row(&r)).transpose()
