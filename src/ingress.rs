@@ -250,7 +250,7 @@ async fn accept(
         repository: envelope.repository.map(|r| r.full_name),
         payload: text.into(),
     };
-    let repository = new.repository.clone();
+    let (repository, installation) = (new.repository.clone(), new.installation_id);
     match ingress.writer.insert(new).await {
         Ok(InsertOutcome::Inserted) => {
             ingress
@@ -258,7 +258,7 @@ async fn accept(
                 .deliveries_received
                 .with_label_values(&["accepted"])
                 .inc();
-            ingress.wake.stored(repository.as_deref());
+            ingress.wake.stored(repository.as_deref(), installation);
             tracing::info!(delivery = delivery_id, event, "delivery stored");
             Ok((
                 StatusCode::ACCEPTED,

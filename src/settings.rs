@@ -95,6 +95,20 @@ pub struct WorkerSettings {
     /// How often pending deployment protection rule requests are looked at
     /// for freeze ends and deadlines.
     pub protection_sweep: Duration,
+    // ---- fair share of the workers per installation
+    /// Deliveries of one installation (tenant) in processing in this process
+    /// at once, at most (`SHIPGATE_WORKER_PER_INSTALLATION`); `None` for the
+    /// default, see [`WorkerSettings::installation_share`].
+    pub per_installation: Option<usize>,
+}
+
+impl WorkerSettings {
+    /// How many of this process's workers one installation may hold at once:
+    /// `per_installation`, or by default half of `concurrency`, at least 1, so
+    /// one tenant's slow work cannot hold every worker while others wait.
+    pub fn installation_share(&self) -> usize {
+        self.per_installation.unwrap_or(self.concurrency / 2).max(1)
+    }
 }
 
 impl Default for WorkerSettings {
@@ -108,6 +122,7 @@ impl Default for WorkerSettings {
             poll_interval: Duration::from_secs(1),
             retention: Duration::from_secs(7 * 24 * 3600),
             protection_sweep: Duration::from_secs(30),
+            per_installation: None,
         }
     }
 }
@@ -246,6 +261,7 @@ struct RawEnv {
     shipgate_redeliver: Option<String>,
     shipgate_redeliver_interval_secs: Option<String>,
     shipgate_redeliver_max: Option<String>,
+    shipgate_worker_per_installation: Option<String>,
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -319,6 +335,7 @@ impl ServerSettings {
         let raw: RawEnv = envy::from_iter(vars).map_err(|e| bad("environment", e.to_string()))?;
         let http = http_settings(&raw)?;
         let redeliver = redeliver_settings(&raw)?;
+        let per_installation = per_installation(&raw)?;
 
         let webhook_secrets = match non_empty(raw.shipgate_webhook_secret) {
             None => return Err(bad("SHIPGATE_WEBHOOK_SECRET", "required but not set (the secret configured on the GitHub App's webhook; a comma-separated list rotates secrets)")),
@@ -403,6 +420,7 @@ impl ServerSettings {
                 .max(10),
             ),
             retention: retention(raw.shipgate_retention_days)?,
+            per_installation,
         };
         if worker.lease <= worker.handler_timeout {
             return Err(bad(
@@ -462,6 +480,17 @@ fn http_settings(raw: &RawEnv) -> Result<HttpSettings, SettingsError> {
             d.max_in_flight as u64,
         )? as usize,
     })
+}
+
+/// `SHIPGATE_WORKER_PER_INSTALLATION`: unset for the default share.
+fn per_installation(raw: &RawEnv) -> Result<Option<usize>, SettingsError> {
+    const VAR: &str = "SHIPGATE_WORKER_PER_INSTALLATION";
+    match non_empty(raw.shipgate_worker_per_installation.clone()) {
+        None => Ok(None),
+        Some(_) => Ok(Some(
+            positive(VAR, &raw.shipgate_worker_per_installation, 1)? as usize,
+        )),
+    }
 }
 
 fn redeliver_settings(raw: &RawEnv) -> Result<RedeliverSettings, SettingsError> {
@@ -734,5 +763,35 @@ mod tests {
             assert!(!dbg.contains(secret), "{secret} leaked into {dbg}");
         }
         assert!(dbg.contains("postgres://app:****@db/shipgate"), "{dbg}");
+    }
+
+    #[test]
+    fn an_installation_gets_half_the_workers_by_default_or_as_set() {
+        let share = |vars: &[(&str, &str)]| {
+            let mut all = vec![("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_TOKEN", "t")];
+            all.extend_from_slice(vars);
+            env(&all).map(|s| s.worker.installation_share())
+        };
+        assert_eq!(share(&[]).unwrap(), 2, "half of the default 4");
+        assert_eq!(share(&[("SHIPGATE_WORKER_CONCURRENCY", "9")]).unwrap(), 4);
+        assert_eq!(share(&[("SHIPGATE_WORKER_CONCURRENCY", "1")]).unwrap(), 1);
+        assert_eq!(share(&[("SHIPGATE_WORKER_CONCURRENCY", "0")]).unwrap(), 1);
+        assert_eq!(
+            share(&[("SHIPGATE_WORKER_PER_INSTALLATION", "3")]).unwrap(),
+            3
+        );
+        assert_eq!(
+            share(&[("SHIPGATE_WORKER_PER_INSTALLATION", " ")]).unwrap(),
+            2
+        );
+        for bad in ["0", "-1", "half"] {
+            let err = share(&[("SHIPGATE_WORKER_PER_INSTALLATION", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("SHIPGATE_WORKER_PER_INSTALLATION: "),
+                "{bad}: {err}"
+            );
+        }
     }
 }

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::handlers::{Context, HandlerError, Handlers};
 use crate::metrics::Metrics;
 use crate::settings::WorkerSettings;
-use crate::store::{backoff_ms, ClaimedDelivery, DynStore};
+use crate::store::{backoff_ms, ClaimedDelivery, DynStore, StoreError};
 
 /// The outcome of one processing attempt, published for tests and operators.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,8 @@ impl Worker {
     /// Runs `settings.concurrency` loops until `shutdown` is cancelled and
     /// each loop has finished the delivery it holds.
     pub async fn run(self, shutdown: CancellationToken) {
+        self.wake
+            .set_installation_share(self.settings.installation_share());
         let mut tasks = tokio::task::JoinSet::new();
         for n in 0..self.settings.concurrency {
             let me = self.clone();
@@ -63,23 +65,16 @@ impl Worker {
 
     async fn run_loop(&self, n: usize, shutdown: CancellationToken) {
         let worker = format!("{}/{n}", self.id);
-        // The repository of the delivery processed last stays held until the
-        // next claim has answered: that claim sees what was stored for it
-        // before, and the hold's end wakes a loop for what came after.
+        // The repository and the installation's slot of the delivery
+        // processed last stay held until the next claim has answered: that
+        // claim sees what was stored for them before, and the hold's end
+        // wakes a loop for what came after or was passed over.
         let mut holding = None;
         while !shutdown.is_cancelled() {
-            match self
-                .store
-                .claim_next(
-                    &worker,
-                    crate::now_ms(),
-                    self.settings.lease.as_millis() as i64,
-                )
-                .await
-            {
-                Ok(Some(delivery)) => {
+            match self.claim(&worker, holding.as_ref()).await {
+                Ok(Some((delivery, held))) => {
                     // The new hold is taken before the old one is dropped.
-                    holding = Some(self.wake.hold(delivery.repository.as_deref()));
+                    holding = Some(held);
                     self.process(delivery).await;
                 }
                 Ok(None) => {
@@ -103,6 +98,38 @@ impl Worker {
         drop(holding);
     }
 
+    /// Claims the next delivery, passing over installations that hold their
+    /// share of this process's loops, and holds its repository and a slot of
+    /// its installation. `finishing` is what this loop held for the delivery
+    /// it just finished: its slot counts as free to this claim.
+    ///
+    /// Claims of this process take turns, so two loops cannot both take an
+    /// installation's last free slot. On SQLite they take turns anyway (one
+    /// write connection); on PostgreSQL a claim is one short statement.
+    async fn claim(
+        &self,
+        worker: &str,
+        finishing: Option<&Held>,
+    ) -> Result<Option<(ClaimedDelivery, Held)>, StoreError> {
+        let _turn = self.wake.claiming.lock().await;
+        let excluded = self
+            .wake
+            .installations_at_share(finishing.and_then(|h| h.installation));
+        let claimed = self
+            .store
+            .claim_next(
+                worker,
+                crate::now_ms(),
+                self.settings.lease.as_millis() as i64,
+                &excluded,
+            )
+            .await?;
+        Ok(claimed.map(|d| {
+            let held = self.wake.hold(d.repository.as_deref(), d.installation_id);
+            (d, held)
+        }))
+    }
+
     /// Processes one claimed delivery and records the outcome. A panicking
     /// handler is contained (it runs in its own task) and counts as a failure.
     pub async fn process(&self, d: ClaimedDelivery) -> Outcome {
@@ -115,9 +142,8 @@ impl Worker {
                 d.attempts - 1
             );
             tracing::error!(delivery = %d.delivery_id, event = %d.event, %error, "delivery failed");
-            if let Err(e) = self.store.mark_failed(d.seq, &error, crate::now_ms()).await {
-                tracing::error!(delivery = %d.delivery_id, error = %e, "could not record the outcome");
-            }
+            let recorded = self.store.mark_failed(&d, &error, crate::now_ms()).await;
+            report_recorded(&d, recorded);
             self.metrics
                 .deliveries_processed
                 .with_label_values(&["failed"])
@@ -167,7 +193,7 @@ impl Worker {
             }
         };
         let recorded = match (&outcome, &result) {
-            (Outcome::Done, _) => self.store.mark_done(d.seq, now).await,
+            (Outcome::Done, _) => self.store.mark_done(&d, now).await,
             (Outcome::Retry, Err(e)) => {
                 let mut delay = backoff_ms(
                     self.settings.backoff_base.as_millis() as u64,
@@ -177,17 +203,12 @@ impl Worker {
                 if let HandlerError::RateLimited(_, wait) = e {
                     delay = delay.max(wait.as_millis() as i64);
                 }
-                self.store
-                    .mark_retry(d.seq, &e.to_string(), now + delay)
-                    .await
+                self.store.mark_retry(&d, &e.to_string(), now + delay).await
             }
-            (_, Err(e)) => self.store.mark_failed(d.seq, &e.to_string(), now).await,
+            (_, Err(e)) => self.store.mark_failed(&d, &e.to_string(), now).await,
             (_, Ok(())) => unreachable!("only Done has Ok"),
         };
-        if let Err(e) = recorded {
-            // The claim runs out and the delivery is processed again; handlers are idempotent.
-            tracing::error!(delivery = %d.delivery_id, error = %e, "could not record the outcome");
-        }
+        report_recorded(&d, recorded);
         let label = match outcome {
             Outcome::Done => "done",
             Outcome::Retry => "retry",
@@ -238,7 +259,27 @@ impl Worker {
     }
 }
 
-/// Wakes idle worker loops when work is stored.
+/// Logs an outcome that was not recorded.
+fn report_recorded(d: &ClaimedDelivery, recorded: Result<bool, StoreError>) {
+    match recorded {
+        Ok(true) => {}
+        // This attempt outlived its lease and the delivery was claimed again
+        // (by another replica, or here after a stall): the newer attempt
+        // owns the row now, and its outcome is the one that counts.
+        Ok(false) => tracing::warn!(
+            delivery = %d.delivery_id,
+            attempts = d.attempts,
+            "outcome not recorded: this attempt's claim ran out and the delivery was claimed again"
+        ),
+        // The claim runs out and the delivery is processed again; handlers are idempotent.
+        Err(e) => {
+            tracing::error!(delivery = %d.delivery_id, error = %e, "could not record the outcome")
+        }
+    }
+}
+
+/// Wakes idle worker loops when work is stored, and keeps each
+/// installation to its share of this process's loops.
 ///
 /// A delivery whose repository a loop of this process is processing is not
 /// claimable until that one finishes (deliveries of a repository run in
@@ -249,11 +290,20 @@ impl Worker {
 /// per delivery (bench/BENCHMARKS.md, "Empty claims"). So such a delivery
 /// wakes no one; if the hold ends without the holder claiming again, the end
 /// of the hold wakes a loop for it.
+///
+/// Likewise for installations: while an installation (tenant) has its share
+/// of deliveries in processing here, claims pass over its deliveries and a
+/// delivery stored for it wakes no one; when one of its slots frees while
+/// something of it was passed over, a loop is woken for it.
 #[derive(Clone, Default)]
 pub struct Wake {
     notify: Arc<Notify>,
     /// Repositories with a delivery being processed here.
     held: Arc<Mutex<HashMap<String, Holds>>>,
+    /// Deliveries being processed here, per installation.
+    shares: Arc<Mutex<Shares>>,
+    /// Claims of this process take turns (see `Worker::claim`).
+    claiming: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Default)]
@@ -263,14 +313,49 @@ struct Holds {
     skipped: bool,
 }
 
+struct Shares {
+    /// Deliveries of one installation in processing here, at most.
+    share: usize,
+    by_installation: HashMap<i64, Share>,
+}
+
+impl Default for Shares {
+    /// No share until a worker runs (see `Worker::run`).
+    fn default() -> Self {
+        Shares {
+            share: usize::MAX,
+            by_installation: HashMap::new(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Share {
+    processing: usize,
+    /// While the installation was at its share, a claim passed it over or a
+    /// delivery of it was stored and woke no one.
+    passed_over: bool,
+}
+
 impl Wake {
-    /// A delivery of `repository` was committed: wake a loop unless one of
-    /// this process's loops holds that repository.
-    pub fn stored(&self, repository: Option<&str>) {
+    /// A delivery of `repository` and `installation` was committed: wake a
+    /// loop unless one of this process's loops holds that repository or the
+    /// installation holds its share of the loops.
+    pub fn stored(&self, repository: Option<&str>, installation: Option<i64>) {
         if let Some(repository) = repository {
             if let Some(holds) = self.held.lock().expect("poisoned").get_mut(repository) {
                 holds.skipped = true;
                 return;
+            }
+        }
+        if let Some(installation) = installation {
+            let mut shares = self.shares.lock().expect("poisoned");
+            let share = shares.share;
+            if let Some(s) = shares.by_installation.get_mut(&installation) {
+                if s.processing >= share {
+                    s.passed_over = true;
+                    return;
+                }
             }
         }
         self.notify.notify_one();
@@ -285,37 +370,88 @@ impl Wake {
         self.notify.notified().await
     }
 
-    /// Marks `repository` as being processed until the guard is dropped.
-    fn hold(&self, repository: Option<&str>) -> Held {
+    /// Sets how many deliveries of one installation may be in processing here.
+    fn set_installation_share(&self, share: usize) {
+        self.shares.lock().expect("poisoned").share = share.max(1);
+    }
+
+    /// The installations a claim must pass over: those holding their share,
+    /// not counting the slot of `finishing` (the claiming loop's last
+    /// delivery, done with). Each is marked passed over, so that its next
+    /// free slot wakes a loop.
+    fn installations_at_share(&self, finishing: Option<i64>) -> Vec<i64> {
+        let mut shares = self.shares.lock().expect("poisoned");
+        let share = shares.share;
+        shares
+            .by_installation
+            .iter_mut()
+            .filter(|(id, s)| {
+                s.processing
+                    .saturating_sub(usize::from(finishing == Some(**id)))
+                    >= share
+            })
+            .map(|(id, s)| {
+                s.passed_over = true;
+                *id
+            })
+            .collect()
+    }
+
+    /// Marks `repository` as being processed, and takes a slot of
+    /// `installation`, until the guard is dropped.
+    fn hold(&self, repository: Option<&str>, installation: Option<i64>) -> Held {
         let repository = repository.map(str::to_string);
         if let Some(r) = &repository {
             let mut held = self.held.lock().expect("poisoned");
             held.entry(r.clone()).or_default().count += 1;
         }
+        if let Some(i) = installation {
+            let mut shares = self.shares.lock().expect("poisoned");
+            shares.by_installation.entry(i).or_default().processing += 1;
+        }
         Held {
             wake: self.clone(),
             repository,
+            installation,
         }
     }
 }
 
-/// A repository held by a worker loop; see [`Wake::hold`].
+/// A repository and an installation's slot held by a worker loop; see
+/// [`Wake::hold`].
 struct Held {
     wake: Wake,
     repository: Option<String>,
+    installation: Option<i64>,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        let Some(r) = &self.repository else { return };
-        let mut held = self.wake.held.lock().expect("poisoned");
-        let Some(holds) = held.get_mut(r) else { return };
-        holds.count -= 1;
-        if holds.count == 0 {
-            let skipped = holds.skipped;
-            held.remove(r);
-            if skipped {
-                self.wake.notify.notify_one();
+        if let Some(r) = &self.repository {
+            let mut held = self.wake.held.lock().expect("poisoned");
+            if let Some(holds) = held.get_mut(r) {
+                holds.count -= 1;
+                if holds.count == 0 {
+                    let skipped = holds.skipped;
+                    held.remove(r);
+                    if skipped {
+                        self.wake.notify.notify_one();
+                    }
+                }
+            }
+        }
+        if let Some(i) = self.installation {
+            let mut shares = self.wake.shares.lock().expect("poisoned");
+            let share = shares.share;
+            if let Some(s) = shares.by_installation.get_mut(&i) {
+                s.processing -= 1;
+                if s.processing < share && s.passed_over {
+                    s.passed_over = false;
+                    self.wake.notify.notify_one();
+                }
+                if s.processing == 0 {
+                    shares.by_installation.remove(&i);
+                }
             }
         }
     }
@@ -335,16 +471,16 @@ mod tests {
     #[test]
     fn a_stored_delivery_wakes_a_loop_unless_its_repository_is_held_here() {
         let wake = Wake::default();
-        wake.stored(Some("o/a"));
+        wake.stored(Some("o/a"), None);
         assert!(woken(&wake));
         assert!(!woken(&wake), "one delivery, one wake-up");
 
-        let held = wake.hold(Some("o/a"));
-        wake.stored(Some("o/a"));
+        let held = wake.hold(Some("o/a"), None);
+        wake.stored(Some("o/a"), None);
         assert!(!woken(&wake), "o/a waits for the loop that holds it");
-        wake.stored(Some("o/b"));
+        wake.stored(Some("o/b"), None);
         assert!(woken(&wake), "another repository is claimable");
-        wake.stored(None);
+        wake.stored(None, None);
         assert!(woken(&wake), "a delivery without a repository is claimable");
         wake.notify_one();
         assert!(woken(&wake), "follow-up work always wakes");
@@ -354,25 +490,25 @@ mod tests {
             woken(&wake),
             "the hold's end wakes a loop for what it skipped"
         );
-        wake.stored(Some("o/a"));
+        wake.stored(Some("o/a"), None);
         assert!(woken(&wake), "released: o/a wakes again");
     }
 
     #[test]
     fn a_hold_that_skipped_nothing_ends_without_a_wake_up() {
         let wake = Wake::default();
-        drop(wake.hold(Some("o/a")));
+        drop(wake.hold(Some("o/a"), None));
         assert!(!woken(&wake));
     }
 
     #[test]
     fn a_repository_stays_held_until_its_last_holder_lets_go() {
         let wake = Wake::default();
-        let first = wake.hold(Some("o/a"));
-        let second = wake.hold(Some("o/a"));
-        let none = wake.hold(None);
+        let first = wake.hold(Some("o/a"), None);
+        let second = wake.hold(Some("o/a"), None);
+        let none = wake.hold(None, None);
         drop(first);
-        wake.stored(Some("o/a"));
+        wake.stored(Some("o/a"), None);
         assert!(!woken(&wake));
         drop(second);
         assert!(
@@ -381,5 +517,48 @@ mod tests {
         );
         drop(none);
         assert!(wake.held.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_installation_at_its_share_is_passed_over_and_woken_for_when_a_slot_frees() {
+        let wake = Wake::default();
+        wake.set_installation_share(2);
+        let first = wake.hold(Some("a/1"), Some(1));
+        assert!(wake.installations_at_share(None).is_empty());
+        let second = wake.hold(Some("a/2"), Some(1));
+        let other = wake.hold(Some("b/1"), Some(2));
+        assert_eq!(wake.installations_at_share(None), [1]);
+        // The loop that finished `first` claims as if its slot were free.
+        assert!(wake.installations_at_share(Some(1)).is_empty());
+
+        wake.stored(Some("a/3"), Some(1));
+        assert!(!woken(&wake), "installation 1 holds its share");
+        wake.stored(Some("b/2"), Some(2));
+        assert!(woken(&wake), "installation 2 has room");
+        wake.stored(Some("c/1"), None);
+        assert!(
+            woken(&wake),
+            "a delivery without an installation is never held back"
+        );
+
+        drop(other);
+        assert!(!woken(&wake), "nothing of installation 2 was passed over");
+        drop(first);
+        assert!(
+            woken(&wake),
+            "a slot of installation 1 freed: wake a loop for what was passed over"
+        );
+        drop(second);
+        assert!(!woken(&wake), "one wake-up per passing over");
+        assert!(wake.shares.lock().unwrap().by_installation.is_empty());
+    }
+
+    #[test]
+    fn without_a_running_worker_no_installation_is_held_back() {
+        let wake = Wake::default();
+        let _held: Vec<_> = (0..100).map(|_| wake.hold(None, Some(1))).collect();
+        assert!(wake.installations_at_share(None).is_empty());
+        wake.stored(None, Some(1));
+        assert!(woken(&wake));
     }
 }

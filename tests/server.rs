@@ -675,7 +675,7 @@ async fn a_delivery_whose_attempts_kept_dying_is_failed_instead_of_looping() {
     // Three claims whose processes died (zero-length leases that ran out).
     let mut last = None;
     for now in 1..=3 {
-        last = store.claim_next("dying", now, 0).await.unwrap();
+        last = store.claim_next("dying", now, 0, &[]).await.unwrap();
     }
     let claimed = last.unwrap();
     assert_eq!(claimed.attempts, 3);
@@ -877,11 +877,16 @@ async fn conformance_run_reports_bad_requests_and_bad_answers() {
     );
 }
 
+/// Per installation: deliveries running now, and the most at once.
+type RunningPerInstallation =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<i64, (usize, usize)>>>;
+
 /// Records each delivery it starts and holds the ones given a gate until
 /// the test opens it.
 struct Gated {
     started: tokio::sync::mpsc::UnboundedSender<String>,
     gates: std::collections::HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>,
+    running: RunningPerInstallation,
 }
 
 #[async_trait::async_trait]
@@ -900,9 +905,18 @@ impl shipgate::handlers::Handler for Gated {
         _: &shipgate::handlers::Context,
         d: &shipgate::store::ClaimedDelivery,
     ) -> Result<(), shipgate::handlers::HandlerError> {
+        if let Some(i) = d.installation_id {
+            let mut running = self.running.lock().unwrap();
+            let (now, most) = running.entry(i).or_default();
+            *now += 1;
+            *most = (*most).max(*now);
+        }
         let _ = self.started.send(d.delivery_id.clone());
         if let Some(gate) = self.gates.get(&d.delivery_id) {
             let _ = gate.acquire().await.unwrap();
+        }
+        if let Some(i) = d.installation_id {
+            self.running.lock().unwrap().get_mut(&i).unwrap().0 -= 1;
         }
         Ok(())
     }
@@ -922,75 +936,36 @@ async fn next_started(started: &mut tokio::sync::mpsc::UnboundedReceiver<String>
 /// would, and the test would time out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_skipped_while_its_repository_was_held_is_woken_for_when_the_hold_ends() {
-    use shipgate::store::NewDelivery;
     use std::sync::Arc;
     use std::time::Duration;
 
     let gh = common::FakeGitHub::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("s.db").display());
-    let mut settings = common::settings(&gh, &db, &[]);
-    settings.worker.concurrency = 2;
-    settings.worker.poll_interval = Duration::from_secs(3600);
-    let store = shipgate::store::connect(&settings.database_url)
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-
     let gate_x1 = Arc::new(tokio::sync::Semaphore::new(0));
     let gate_y1 = Arc::new(tokio::sync::Semaphore::new(0));
-    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
-    let handler = Gated {
-        started: started_tx,
-        gates: [
-            ("x1".to_string(), gate_x1.clone()),
-            ("y1".to_string(), gate_y1.clone()),
-        ]
-        .into(),
-    };
-    let metrics = shipgate::metrics::Metrics::new();
-    let wake = shipgate::worker::Wake::default();
-    let (finished_tx, mut finished) = tokio::sync::watch::channel(0);
-    let worker = shipgate::worker::Worker {
-        store: store.clone(),
-        handlers: shipgate::handlers::Handlers::new(vec![Arc::new(handler)]),
-        context: shipgate::handlers::Context {
-            github: shipgate::github::GitHub::new(
-                &settings.github_auth,
-                &settings.github_api_url,
-                common::fast_retry(),
-                metrics.clone(),
-            )
-            .unwrap(),
-            store: store.clone(),
-            configs: Default::default(),
-            read_this_delivery: Default::default(),
-            notifier: Default::default(),
-            smoke: Default::default(),
-            wake: wake.clone(),
-        },
-        settings: settings.worker.clone(),
-        metrics,
-        wake: wake.clone(),
-        id: "test".into(),
-        finished: finished_tx,
-    };
+    let GatedWorker {
+        worker,
+        store,
+        mut started,
+        mut finished,
+        ..
+    } = gated_worker(
+        &gh,
+        &dir,
+        2,
+        &[("x1", gate_x1.clone()), ("y1", gate_y1.clone())],
+    )
+    .await;
+    let wake = worker.wake.clone();
     let stop = tokio_util::sync::CancellationToken::new();
     let run = tokio::spawn(worker.run(stop.clone()));
-    let delivery = |id: &str, repo: &str| NewDelivery {
-        delivery_id: id.into(),
-        event: "push".into(),
-        action: None,
-        installation_id: None,
-        repository: Some(repo.into()),
-        payload: "{}".into(),
-    };
+    let delivery = |id: &str, repo: &str| stored_delivery(id, repo, None);
     // A loop takes x1 and holds o/x while x1's handler waits.
     store
         .insert_delivery(&delivery("x1", "o/x"), 1)
         .await
         .unwrap();
-    wake.stored(Some("o/x"));
+    wake.stored(Some("o/x"), None);
     assert_eq!(next_started(&mut started).await, "x1");
     // y1 arrives the way another replica's deliveries do: stored, no wake-up.
     store
@@ -1002,7 +977,7 @@ async fn a_delivery_skipped_while_its_repository_was_held_is_woken_for_when_the_
         .insert_delivery(&delivery("x2", "o/x"), 3)
         .await
         .unwrap();
-    wake.stored(Some("o/x"));
+    wake.stored(Some("o/x"), None);
 
     // x1 finishes; its loop's next claim takes y1 (stored first), which
     // waits. x2 must start meanwhile, on the other loop.
@@ -1026,4 +1001,360 @@ async fn a_delivery_skipped_while_its_repository_was_held_is_woken_for_when_the_
         let st = store.delivery_status(id).await.unwrap().unwrap();
         assert_eq!(st.state, DeliveryState::Done, "{id}");
     }
+}
+
+/// Installation (tenant) 1001 has five ready repositories, more than the
+/// four workers; installation 2002 then sends one delivery. 1001 may hold at
+/// most its share of the workers (half of them by default), so 2002's
+/// delivery starts while 1001's first two wait in their handlers. Through
+/// the real `/webhook` path; polling is off, so a lost wake-up times out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_installation_cannot_hold_every_worker() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let gh = common::FakeGitHub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let mut settings = common::settings(&gh, &db, &[("SHIPGATE_WORKER_CONCURRENCY", "4")]);
+    settings.worker.poll_interval = Duration::from_secs(3600);
+
+    let ids = ["a1", "a2", "a3", "a4", "a5", "b1"];
+    let gates: std::collections::HashMap<String, Arc<tokio::sync::Semaphore>> = ids
+        .iter()
+        .map(|id| (id.to_string(), Arc::new(tokio::sync::Semaphore::new(0))))
+        .collect();
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let running = RunningPerInstallation::default();
+    let handler = Gated {
+        started: started_tx,
+        gates: gates.clone(),
+        running: running.clone(),
+    };
+    let server = shipgate::server::start(
+        settings,
+        shipgate::server::StartOptions {
+            retry: Some(common::fast_retry()),
+            handlers: Some(shipgate::handlers::Handlers::new(vec![Arc::new(handler)])),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let webhook = format!("http://{}/webhook", server.addr);
+    let send = |id: &'static str, repo: String, installation: i64| {
+        gh.add_repo(&repo, &[]);
+        let mut payload = gh.push_payload(&repo, "main", &[]);
+        payload["installation"]["id"] = json!(installation);
+        let (http, webhook) = (http.clone(), webhook.clone());
+        async move {
+            let body = serde_json::to_vec(&payload).unwrap();
+            let (status, b) = common::post_signed(&http, &webhook, "push", id, body).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{id}: {b}");
+        }
+    };
+    for (i, id) in ["a1", "a2", "a3", "a4", "a5"].into_iter().enumerate() {
+        send(id, format!("tenant-a/r{i}"), 1001).await;
+    }
+    send("b1", "tenant-b/app".into(), 2002).await;
+
+    let mut first_three = vec![
+        next_started(&mut started).await,
+        next_started(&mut started).await,
+        next_started(&mut started).await,
+    ];
+    first_three.sort();
+    assert_eq!(
+        first_three,
+        ["a1", "a2", "b1"],
+        "installation 2002 must get a worker while 1001 holds its share"
+    );
+    for id in ["a3", "a4", "a5"] {
+        let st = server.store.delivery_status(id).await.unwrap().unwrap();
+        assert_eq!(
+            st.state,
+            DeliveryState::Received,
+            "{id} waits for 1001's share"
+        );
+    }
+
+    // A slot of 1001 frees: its next delivery starts.
+    gates["a1"].add_permits(1);
+    assert_eq!(next_started(&mut started).await, "a3");
+
+    for gate in gates.values() {
+        gate.add_permits(1);
+    }
+    let mut finished = server.finished.clone();
+    tokio::time::timeout(Duration::from_secs(10), finished.wait_for(|n| *n == 6))
+        .await
+        .expect("all six finished")
+        .unwrap();
+    let mut rest = vec![
+        next_started(&mut started).await,
+        next_started(&mut started).await,
+    ];
+    rest.sort();
+    assert_eq!(rest, ["a4", "a5"]);
+    for id in ids {
+        let st = server.store.delivery_status(id).await.unwrap().unwrap();
+        assert_eq!(st.state, DeliveryState::Done, "{id}");
+    }
+    assert_eq!(
+        running.lock().unwrap()[&1001].1,
+        2,
+        "1001 never ran more than its share"
+    );
+    gh.assert_no_unexpected();
+    server.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), server.task)
+        .await
+        .expect("server stops within 10 s")
+        .unwrap();
+}
+
+/// A worker over a fresh SQLite store with the `Gated` handler, polling off.
+struct GatedWorker {
+    worker: shipgate::worker::Worker,
+    store: shipgate::store::DynStore,
+    started: tokio::sync::mpsc::UnboundedReceiver<String>,
+    finished: tokio::sync::watch::Receiver<u64>,
+    running: RunningPerInstallation,
+}
+
+async fn gated_worker(
+    gh: &common::FakeGitHub,
+    dir: &tempfile::TempDir,
+    concurrency: usize,
+    gates: &[(&str, std::sync::Arc<tokio::sync::Semaphore>)],
+) -> GatedWorker {
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let mut settings = common::settings(gh, &db, &[]);
+    settings.worker.concurrency = concurrency;
+    settings.worker.poll_interval = std::time::Duration::from_secs(3600);
+    let store = shipgate::store::connect(&settings.database_url)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let (started_tx, started) = tokio::sync::mpsc::unbounded_channel();
+    let running = RunningPerInstallation::default();
+    let handler = Gated {
+        started: started_tx,
+        gates: gates
+            .iter()
+            .map(|(id, gate)| (id.to_string(), gate.clone()))
+            .collect(),
+        running: running.clone(),
+    };
+    let metrics = shipgate::metrics::Metrics::new();
+    let wake = shipgate::worker::Wake::default();
+    let (finished_tx, finished) = tokio::sync::watch::channel(0);
+    let worker = shipgate::worker::Worker {
+        store: store.clone(),
+        handlers: shipgate::handlers::Handlers::new(vec![std::sync::Arc::new(handler)]),
+        context: shipgate::handlers::Context {
+            github: shipgate::github::GitHub::new(
+                &settings.github_auth,
+                &settings.github_api_url,
+                common::fast_retry(),
+                metrics.clone(),
+            )
+            .unwrap(),
+            store: store.clone(),
+            configs: Default::default(),
+            read_this_delivery: Default::default(),
+            notifier: Default::default(),
+            smoke: Default::default(),
+            wake: wake.clone(),
+        },
+        settings: settings.worker.clone(),
+        metrics,
+        wake,
+        id: "test".into(),
+        finished: finished_tx,
+    };
+    GatedWorker {
+        worker,
+        store,
+        started,
+        finished,
+        running,
+    }
+}
+
+fn stored_delivery(
+    id: &str,
+    repo: &str,
+    installation: Option<i64>,
+) -> shipgate::store::NewDelivery {
+    shipgate::store::NewDelivery {
+        delivery_id: id.into(),
+        event: "push".into(),
+        action: None,
+        installation_id: installation,
+        repository: Some(repo.into()),
+        payload: "{}".into(),
+    }
+}
+
+/// Two loops, so an installation's share is one. x1 (installation 1) holds
+/// it; a1 (installation 1, another repository) is passed over, so the
+/// other loop stays idle. When x1 finishes, its loop's next claim takes y1
+/// (older, next in x1's repository, without an installation) instead, and
+/// installation 1's freed slot must wake the idle loop for a1: with polling
+/// off, nothing else would, and the test would time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_passed_over_for_its_installations_share_is_woken_for_when_a_slot_frees() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let gh = common::FakeGitHub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gate_x1 = Arc::new(tokio::sync::Semaphore::new(0));
+    let gate_y1 = Arc::new(tokio::sync::Semaphore::new(0));
+    let GatedWorker {
+        worker,
+        store,
+        mut started,
+        mut finished,
+        ..
+    } = gated_worker(
+        &gh,
+        &dir,
+        2,
+        &[("x1", gate_x1.clone()), ("y1", gate_y1.clone())],
+    )
+    .await;
+    // All stored before the loops start: what each claim sees is fixed.
+    for (at, d) in [
+        stored_delivery("x1", "o/x", Some(1)),
+        stored_delivery("y1", "o/x", None),
+        stored_delivery("a1", "o/a", Some(1)),
+    ]
+    .iter()
+    .enumerate()
+    {
+        store.insert_delivery(d, at as i64).await.unwrap();
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(worker.run(stop.clone()));
+    assert_eq!(next_started(&mut started).await, "x1");
+
+    gate_x1.add_permits(1);
+    let mut next_two = vec![
+        next_started(&mut started).await,
+        next_started(&mut started).await,
+    ];
+    next_two.sort();
+    assert_eq!(next_two, ["a1", "y1"]);
+    assert_eq!(gate_y1.available_permits(), 0, "y1 was still waiting");
+
+    gate_y1.add_permits(1);
+    tokio::time::timeout(Duration::from_secs(10), finished.wait_for(|n| *n == 3))
+        .await
+        .expect("all three finished")
+        .unwrap();
+    stop.cancel();
+    run.await.unwrap();
+    for id in ["x1", "y1", "a1"] {
+        let st = store.delivery_status(id).await.unwrap().unwrap();
+        assert_eq!(st.state, DeliveryState::Done, "{id}");
+    }
+}
+
+/// A worker stalls past its lease (a paused VM, a stuck GitHub call) and
+/// another replica claims the delivery again. When the first worker's
+/// handlers finally return, its outcome must not land on the newer
+/// attempt's row: the newer claim keeps the delivery.
+#[tokio::test]
+async fn a_worker_whose_claim_was_taken_over_leaves_the_newer_attempt_alone() {
+    let gh = common::FakeGitHub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let GatedWorker {
+        worker,
+        store,
+        mut started,
+        ..
+    } = gated_worker(&gh, &dir, 1, &[]).await;
+    store
+        .insert_delivery(&stored_delivery("taken-over", "o/r", Some(1)), 0)
+        .await
+        .unwrap();
+    // A zero-length lease, run out at once; then replica b's live claim.
+    let stale = store
+        .claim_next("stalled/0", 1, 0, &[])
+        .await
+        .unwrap()
+        .unwrap();
+    let newer = store
+        .claim_next("replica-b/0", 2, i64::MAX / 2, &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(newer.attempts, 2);
+
+    assert_eq!(worker.process(stale).await, shipgate::worker::Outcome::Done);
+    assert_eq!(next_started(&mut started).await, "taken-over");
+    let st = store.delivery_status("taken-over").await.unwrap().unwrap();
+    assert_eq!(
+        (st.state, st.attempts),
+        (DeliveryState::Processing, 2),
+        "replica b's attempt still owns the delivery"
+    );
+    assert!(store.mark_done(&newer, 3).await.unwrap());
+}
+
+/// Four loops start at once on a store that already holds six deliveries of
+/// installation 1 (six repositories) and one of installation 2. The loops'
+/// first claims race each other; installation 1 must still get no more
+/// than its share (two), and installation 2 the third loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn loops_claiming_at_once_do_not_overrun_an_installations_share() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let gh = common::FakeGitHub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ids = ["a1", "a2", "a3", "a4", "a5", "a6", "b1"];
+    let gates: Vec<_> = ids
+        .iter()
+        .map(|id| (*id, Arc::new(tokio::sync::Semaphore::new(0))))
+        .collect();
+    let GatedWorker {
+        worker,
+        store,
+        mut started,
+        mut finished,
+        running,
+    } = gated_worker(&gh, &dir, 4, &gates).await;
+    for (at, id) in ids.iter().enumerate() {
+        let d = match id.strip_prefix('a') {
+            Some(n) => stored_delivery(id, &format!("tenant-a/r{n}"), Some(1)),
+            None => stored_delivery(id, "tenant-b/app", Some(2)),
+        };
+        store.insert_delivery(&d, at as i64).await.unwrap();
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(worker.run(stop.clone()));
+    let mut first_three = vec![
+        next_started(&mut started).await,
+        next_started(&mut started).await,
+        next_started(&mut started).await,
+    ];
+    first_three.sort();
+    assert_eq!(first_three, ["a1", "a2", "b1"]);
+
+    for (_, gate) in &gates {
+        gate.add_permits(1);
+    }
+    tokio::time::timeout(Duration::from_secs(10), finished.wait_for(|n| *n == 7))
+        .await
+        .expect("all seven finished")
+        .unwrap();
+    stop.cancel();
+    run.await.unwrap();
+    let running = running.lock().unwrap();
+    assert_eq!(running[&1], (0, 2), "installation 1: at most 2 at once");
+    assert_eq!(running[&2], (0, 1));
 }

@@ -74,17 +74,17 @@ async fn claims_follow_arrival_order_per_repository(s: DynStore) {
         .await
         .unwrap();
 
-    let a = s.claim_next("w", 10, LEASE).await.unwrap().unwrap();
+    let a = s.claim_next("w", 10, LEASE, &[]).await.unwrap().unwrap();
     assert_eq!((a.delivery_id.as_str(), a.attempts), ("r1-first", 1));
     // r1-second waits for r1-first; other repositories go on.
-    let b = s.claim_next("w", 10, LEASE).await.unwrap().unwrap();
+    let b = s.claim_next("w", 10, LEASE, &[]).await.unwrap().unwrap();
     assert_eq!(b.delivery_id, "r2-first");
-    let c = s.claim_next("w", 10, LEASE).await.unwrap().unwrap();
+    let c = s.claim_next("w", 10, LEASE, &[]).await.unwrap().unwrap();
     assert_eq!(c.delivery_id, "no-repo");
-    assert!(s.claim_next("w", 10, LEASE).await.unwrap().is_none());
+    assert!(s.claim_next("w", 10, LEASE, &[]).await.unwrap().is_none());
 
-    s.mark_done(a.seq, 11).await.unwrap();
-    let d = s.claim_next("w", 12, LEASE).await.unwrap().unwrap();
+    s.mark_done(&a, 11).await.unwrap();
+    let d = s.claim_next("w", 12, LEASE, &[]).await.unwrap().unwrap();
     assert_eq!(d.delivery_id, "r1-second");
     assert_eq!(d.payload, r#"{"id":"r1-second"}"#);
     assert_eq!(d.installation_id, Some(7));
@@ -94,23 +94,23 @@ async fn retries_wait_for_their_time_and_failures_are_final(s: DynStore) {
     s.insert_delivery(&delivery("x", Some("o/r")), 1)
         .await
         .unwrap();
-    let x = s.claim_next("w", 10, LEASE).await.unwrap().unwrap();
-    s.mark_retry(x.seq, "GitHub answered 502", 1_000)
+    let x = s.claim_next("w", 10, LEASE, &[]).await.unwrap().unwrap();
+    s.mark_retry(&x, "GitHub answered 502", 1_000)
         .await
         .unwrap();
     assert!(
-        s.claim_next("w", 999, LEASE).await.unwrap().is_none(),
+        s.claim_next("w", 999, LEASE, &[]).await.unwrap().is_none(),
         "not before next_attempt_at"
     );
-    let again = s.claim_next("w", 1_000, LEASE).await.unwrap().unwrap();
+    let again = s.claim_next("w", 1_000, LEASE, &[]).await.unwrap().unwrap();
     assert_eq!(again.attempts, 2);
     let st = s.delivery_status("x").await.unwrap().unwrap();
     assert_eq!(st.last_error.as_deref(), Some("GitHub answered 502"));
-    s.mark_failed(again.seq, "gave up", 1_001).await.unwrap();
+    s.mark_failed(&again, "gave up", 1_001).await.unwrap();
     let st = s.delivery_status("x").await.unwrap().unwrap();
     assert_eq!((st.state, st.attempts), (DeliveryState::Failed, 2));
     assert!(s
-        .claim_next("w", 10_000_000, LEASE)
+        .claim_next("w", 10_000_000, LEASE, &[])
         .await
         .unwrap()
         .is_none());
@@ -122,15 +122,15 @@ async fn an_expired_claim_is_claimed_again(s: DynStore) {
         .await
         .unwrap();
     let first = s
-        .claim_next("dead-replica", 10, 100)
+        .claim_next("dead-replica", 10, 100, &[])
         .await
         .unwrap()
         .unwrap();
     assert!(
-        s.claim_next("other", 50, 100).await.unwrap().is_none(),
+        s.claim_next("other", 50, 100, &[]).await.unwrap().is_none(),
         "claim still live"
     );
-    let second = s.claim_next("other", 111, 100).await.unwrap().unwrap();
+    let second = s.claim_next("other", 111, 100, &[]).await.unwrap().unwrap();
     assert_eq!(second.seq, first.seq);
     assert_eq!(second.attempts, 2);
 }
@@ -138,8 +138,8 @@ async fn an_expired_claim_is_claimed_again(s: DynStore) {
 async fn finished_deliveries_are_pruned_after_retention(s: DynStore) {
     for (id, at) in [("old", 1), ("new", 500)] {
         s.insert_delivery(&delivery(id, None), at).await.unwrap();
-        let d = s.claim_next("w", at, LEASE).await.unwrap().unwrap();
-        s.mark_done(d.seq, at).await.unwrap();
+        let d = s.claim_next("w", at, LEASE, &[]).await.unwrap().unwrap();
+        s.mark_done(&d, at).await.unwrap();
     }
     s.insert_delivery(&delivery("pending", None), 2)
         .await
@@ -166,10 +166,14 @@ async fn concurrent_claims_take_each_delivery_once(s: DynStore) {
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                match s.claim_next(&format!("w{w}"), 1_000, LEASE).await.unwrap() {
+                match s
+                    .claim_next(&format!("w{w}"), 1_000, LEASE, &[])
+                    .await
+                    .unwrap()
+                {
                     Some(d) => {
                         mine.push(d.delivery_id.clone());
-                        s.mark_done(d.seq, 1_000).await.unwrap();
+                        s.mark_done(&d, 1_000).await.unwrap();
                     }
                     None => {
                         if s.queue_depth().await.unwrap() == 0 {
@@ -189,6 +193,158 @@ async fn concurrent_claims_take_each_delivery_once(s: DynStore) {
     let unique: HashSet<_> = all.iter().collect();
     assert_eq!(all.len(), 60, "every delivery claimed");
     assert_eq!(unique.len(), 60, "no delivery claimed twice");
+}
+
+fn delivery_of(id: &str, repo: &str, installation: Option<i64>) -> NewDelivery {
+    NewDelivery {
+        installation_id: installation,
+        ..delivery(id, Some(repo))
+    }
+}
+
+/// Beyond 2^53: an id must not pass through a double on its way into the claim.
+const BIG: i64 = 9_007_199_254_740_993;
+
+async fn claims_pass_over_excluded_installations(s: DynStore) {
+    for (at, (id, repo, installation)) in [
+        ("a1", "a/1", Some(1)),
+        ("a2", "a/2", Some(1)),
+        ("n1", "n/1", None),
+        ("b1", "b/1", Some(BIG)),
+        ("a1-later", "a/1", Some(1)),
+        ("c1", "c/1", Some(3)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        s.insert_delivery(&delivery_of(id, repo, installation), at as i64)
+            .await
+            .unwrap();
+    }
+    let claim = |excluded: &'static [i64]| {
+        let s = s.clone();
+        async move {
+            s.claim_next("w", 10, LEASE, excluded)
+                .await
+                .unwrap()
+                .map(|d| d.delivery_id)
+        }
+    };
+    // Installation 1's heads are older, but passed over; a delivery without
+    // an installation is never excluded.
+    assert_eq!(claim(&[1]).await.as_deref(), Some("n1"));
+    assert_eq!(claim(&[1, 3]).await.as_deref(), Some("b1"));
+    assert_eq!(claim(&[1, 3]).await, None, "everything left is excluded");
+    assert_eq!(claim(&[BIG, 3]).await.as_deref(), Some("a1"));
+    assert_eq!(claim(&[3]).await.as_deref(), Some("a2"));
+    // a1-later still waits behind a1: exclusion changes no repository's order.
+    assert_eq!(claim(&[3, BIG]).await, None);
+    assert_eq!(claim(&[]).await.as_deref(), Some("c1"));
+    assert_eq!(claim(&[]).await, None);
+    for id in ["a1", "a2", "n1", "b1", "c1"] {
+        let st = s.delivery_status(id).await.unwrap().unwrap();
+        assert_eq!(
+            (st.state, st.attempts),
+            (DeliveryState::Processing, 1),
+            "{id}"
+        );
+    }
+    let st = s.delivery_status("a1-later").await.unwrap().unwrap();
+    assert_eq!(st.state, DeliveryState::Received);
+}
+
+async fn an_excluded_installations_lapsed_claim_is_not_taken_over(s: DynStore) {
+    s.insert_delivery(&delivery_of("x", "a/1", Some(BIG)), 1)
+        .await
+        .unwrap();
+    s.claim_next("dead-replica", 10, 100, &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(s
+        .claim_next("w", 500, LEASE, &[BIG])
+        .await
+        .unwrap()
+        .is_none());
+    let again = s.claim_next("w", 500, LEASE, &[7]).await.unwrap().unwrap();
+    assert_eq!((again.delivery_id.as_str(), again.attempts), ("x", 2));
+}
+
+/// A worker whose lease ran out while its handlers ran, and whose delivery
+/// another replica then claimed, must not record its outcome over the newer
+/// attempt's: not done, not a retry, not failed.
+async fn a_stale_worker_cannot_record_an_outcome(s: DynStore) {
+    s.insert_delivery(&delivery("s", Some("o/r")), 1)
+        .await
+        .unwrap();
+    let stale = s
+        .claim_next("replica-a/0", 10, 100, &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stale.claimed_by, "replica-a/0");
+    let fresh = s
+        .claim_next("replica-b/0", 111, LEASE, &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((fresh.seq, fresh.attempts), (stale.seq, 2));
+    let unchanged = |what: &'static str| {
+        let s = s.clone();
+        async move {
+            let st = s.delivery_status("s").await.unwrap().unwrap();
+            assert_eq!(
+                (st.state, st.attempts, st.last_error),
+                (DeliveryState::Processing, 2, None),
+                "the stale worker's {what} changed the newer attempt's row"
+            );
+        }
+    };
+    assert!(!s.mark_done(&stale, 120).await.unwrap());
+    unchanged("mark_done").await;
+    assert!(!s.mark_retry(&stale, "stale", 130).await.unwrap());
+    unchanged("mark_retry").await;
+    assert!(!s.mark_failed(&stale, "stale", 140).await.unwrap());
+    unchanged("mark_failed").await;
+    // Still replica b's: nobody claims it until its lease runs out.
+    assert!(s
+        .claim_next("replica-c/0", 200, LEASE, &[])
+        .await
+        .unwrap()
+        .is_none());
+    // The same worker name on a later attempt is a different claim too.
+    let same_name_old_attempt = store::ClaimedDelivery {
+        claimed_by: fresh.claimed_by.clone(),
+        attempts: 1,
+        ..fresh.clone()
+    };
+    assert!(!s.mark_done(&same_name_old_attempt, 150).await.unwrap());
+    unchanged("mark_done of an earlier attempt").await;
+
+    assert!(s
+        .mark_retry(&fresh, "GitHub answered 502", 300)
+        .await
+        .unwrap());
+    let st = s.delivery_status("s").await.unwrap().unwrap();
+    assert_eq!(
+        (st.state, st.last_error.as_deref()),
+        (DeliveryState::Received, Some("GitHub answered 502"))
+    );
+    // Its outcome is recorded once: a second report of the same claim finds
+    // the row released.
+    assert!(!s.mark_done(&fresh, 301).await.unwrap());
+}
+
+/// A claim whose lease ran out but that nobody claimed again still holds
+/// the row: its outcome is recorded.
+async fn a_lapsed_claim_nobody_took_over_still_records(s: DynStore) {
+    s.insert_delivery(&delivery("l", Some("o/r")), 1)
+        .await
+        .unwrap();
+    let slow = s.claim_next("w", 10, 100, &[]).await.unwrap().unwrap();
+    assert!(s.mark_done(&slow, 5_000).await.unwrap());
+    let st = s.delivery_status("l").await.unwrap().unwrap();
+    assert_eq!((st.state, st.attempts), (DeliveryState::Done, 1));
 }
 
 fn lock(env: &str, pr: i64, kind: LockKind, token: &str, expires_at: Option<i64>) -> Lock {
@@ -553,11 +709,11 @@ async fn a_batch_insert_reports_each_delivery_and_keeps_arrival_order(s: DynStor
     // One repository's deliveries are claimed in arrival order, the batch's
     // rows after the earlier "b" and in the batch's order.
     let mut order = Vec::new();
-    while let Some(c) = s.claim_next("w", 10, LEASE).await.unwrap() {
+    while let Some(c) = s.claim_next("w", 10, LEASE, &[]).await.unwrap() {
         // The payload comes back as it went in (it is stored compressed).
         assert_eq!(c.payload, format!(r#"{{"id":"{}"}}"#, c.delivery_id));
         order.push(c.delivery_id.clone());
-        s.mark_done(c.seq, 11).await.unwrap();
+        s.mark_done(&c, 11).await.unwrap();
     }
     let repo_order: Vec<_> = order.iter().filter(|id| *id != "d").collect();
     assert_eq!(repo_order, ["b", "a", "c"]);
@@ -652,6 +808,10 @@ contract!(
     expired_locks_are_taken_by_one_sweep,
     problems_are_recorded_after_their_report_and_valid_configs_are_kept,
     a_batch_insert_reports_each_delivery_and_keeps_arrival_order,
+    claims_pass_over_excluded_installations,
+    an_excluded_installations_lapsed_claim_is_not_taken_over,
+    a_stale_worker_cannot_record_an_outcome,
+    a_lapsed_claim_nobody_took_over_still_records,
 );
 
 #[tokio::test]
@@ -660,9 +820,16 @@ async fn sqlite_requeues_work_left_processing_by_a_dead_run() {
     s.insert_delivery(&delivery("z", Some("o/r")), 1)
         .await
         .unwrap();
-    s.claim_next("crashed", 10, LEASE).await.unwrap().unwrap();
+    s.claim_next("crashed", 10, LEASE, &[])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(s.requeue_processing().await.unwrap(), 1);
-    let d = s.claim_next("restarted", 11, LEASE).await.unwrap().unwrap();
+    let d = s
+        .claim_next("restarted", 11, LEASE, &[])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((d.delivery_id.as_str(), d.attempts), ("z", 2));
 }
 
@@ -680,7 +847,7 @@ async fn sqlite_reads_payloads_stored_before_compression() {
     .execute(&raw)
     .await
     .unwrap();
-    let d = s.claim_next("w", 10, LEASE).await.unwrap().unwrap();
+    let d = s.claim_next("w", 10, LEASE, &[]).await.unwrap().unwrap();
     assert_eq!(
         (d.delivery_id.as_str(), d.payload.as_str()),
         ("old", r#"{"before":true}"#)

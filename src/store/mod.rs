@@ -143,6 +143,9 @@ pub struct ClaimedDelivery {
     pub payload: String,
     /// Attempts so far, including this one.
     pub attempts: i32,
+    /// The worker that holds this claim. With `attempts`, it names the claim:
+    /// an outcome is recorded only while this claim still holds the row.
+    pub claimed_by: String,
 }
 
 /// What the store knows about one delivery, for operators and tests.
@@ -308,28 +311,44 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<InsertOutcome>, StoreError>;
 
     /// Claims the oldest delivery that is due, whose repository has no earlier
-    /// unfinished delivery, and that no live claim holds. The claim lasts
-    /// `lease_ms`; a delivery whose claim ran out is claimable again.
+    /// unfinished delivery, that no live claim holds, and whose installation
+    /// is not in `excluded_installations` (deliveries without an
+    /// installation are never excluded). The claim lasts `lease_ms`; a
+    /// delivery whose claim ran out is claimable again. An excluded
+    /// installation's deliveries stay where they are: its repositories'
+    /// later deliveries still wait behind them.
     async fn claim_next(
         &self,
         worker: &str,
         now: i64,
         lease_ms: i64,
+        excluded_installations: &[i64],
     ) -> Result<Option<ClaimedDelivery>, StoreError>;
 
-    /// Marks a claimed delivery done.
-    async fn mark_done(&self, seq: i64, now: i64) -> Result<(), StoreError>;
+    /// Marks a claimed delivery done. Like `mark_retry` and `mark_failed`, it
+    /// applies only while `claim` still holds the delivery (same worker, same
+    /// attempt): once its lease ran out and another worker claimed the
+    /// delivery again, the newer attempt's state is kept. Returns whether it
+    /// applied.
+    async fn mark_done(&self, claim: &ClaimedDelivery, now: i64) -> Result<bool, StoreError>;
 
-    /// Puts a claimed delivery back to be tried again at `next_attempt_at`.
+    /// Puts a claimed delivery back to be tried again at `next_attempt_at`;
+    /// `false` when `claim` no longer holds it (see `mark_done`).
     async fn mark_retry(
         &self,
-        seq: i64,
+        claim: &ClaimedDelivery,
         error: &str,
         next_attempt_at: i64,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
-    /// Marks a claimed delivery failed for good (dead).
-    async fn mark_failed(&self, seq: i64, error: &str, now: i64) -> Result<(), StoreError>;
+    /// Marks a claimed delivery failed for good (dead); `false` when `claim`
+    /// no longer holds it (see `mark_done`).
+    async fn mark_failed(
+        &self,
+        claim: &ClaimedDelivery,
+        error: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
 
     /// Recovery at start. SQLite (one process per file) returns every
     /// `processing` delivery to `received`, since it belonged to a run that is

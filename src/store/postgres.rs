@@ -37,7 +37,11 @@ sql_store!(
     PostgresStore,
     "postgres",
     MIGRATOR,
-    claim_sql!("FOR UPDATE SKIP LOCKED"),
+    claim_sql!(
+        "FOR UPDATE SKIP LOCKED",
+        "d.installation_id <> ALL($4::bigint[])"
+    ),
+    <[i64]>::to_vec,
     None,
     false
 );

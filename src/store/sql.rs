@@ -9,7 +9,10 @@ use super::{
     StoreError,
 };
 
-/// The claim statement; `$lock` is `FOR UPDATE SKIP LOCKED` on PostgreSQL.
+/// The claim statement; `$lock` is `FOR UPDATE SKIP LOCKED` on PostgreSQL,
+/// and `$not_excluded` the backend's test that `d.installation_id` is not
+/// among the installations in `$4` (those at their share of this process's
+/// workers; see `Store::claim_next`).
 ///
 /// Rows of one repository are claimed in order: only the head of each
 /// repository's queue (its lowest pending `seq`) is a candidate, so a later
@@ -24,8 +27,12 @@ use super::{
 /// PostgreSQL a head another replica is claiming right now is skipped, and
 /// its later siblings stay excluded because the locked row is still the
 /// head in this snapshot.
+///
+/// An excluded installation's heads are passed over where the heads are
+/// filtered, after they are found: the exclusion costs a test per head, not
+/// a scan of anyone's backlog.
 macro_rules! claim_sql {
-    ($lock:literal) => {
+    ($lock:literal, $not_excluded:literal) => {
         concat!(
             "UPDATE deliveries
                 SET state = 'processing', attempts = attempts + 1, locked_by = $1, locked_until = $2
@@ -47,11 +54,14 @@ macro_rules! claim_sql {
                             WHERE n.state IN ('received', 'processing') AND n.repository IS NULL)
                        AND ((d.state = 'received' AND d.next_attempt_at <= $3)
                          OR (d.state = 'processing' AND d.locked_until < $3))
+                       AND (d.installation_id IS NULL OR ",
+            $not_excluded,
+            ")
                      ORDER BY d.seq
                      LIMIT 1 ",
             $lock,
             ")
-             RETURNING seq, delivery_id, event, action, installation_id, repository, payload, payload_lz4, attempts"
+             RETURNING seq, delivery_id, event, action, installation_id, repository, payload, payload_lz4, attempts, locked_by"
         )
     };
 }
@@ -120,12 +130,26 @@ pub(super) fn insert_outcomes(
         .collect()
 }
 
+/// The condition an outcome write puts on its row: the claim that is
+/// reporting (`$1` its seq, `$2` its worker, `$3` its attempt) still holds
+/// it. A worker whose lease ran out and whose delivery was claimed again
+/// (by another replica, or by this one after a pause) finds the row changed
+/// and writes nothing.
+macro_rules! held_by_claim {
+    () => {
+        " WHERE seq = $1 AND state = 'processing' AND locked_by = $2 AND attempts = $3"
+    };
+}
+pub(super) use held_by_claim;
+
 /// `impl Store` for a backend struct with two pools: `pool` for reads and
 /// `writes` for statements that write (the same pool on PostgreSQL; one
 /// connection on SQLite, see `sqlite.rs`). `$one_writer`: the database runs
 /// one write at a time, so `seq` follows commit order (SQLite).
+/// `$excluded`: turns the installation ids a claim excludes into the value
+/// bound to the claim's `$4`.
 macro_rules! sql_store {
-    ($store:ty, $backend:literal, $migrator:expr, $claim:expr, $requeue:expr, $one_writer:expr) => {
+    ($store:ty, $backend:literal, $migrator:expr, $claim:expr, $excluded:expr, $requeue:expr, $one_writer:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
             fn backend(&self) -> &'static str {
@@ -191,43 +215,59 @@ macro_rules! sql_store {
                 Ok($crate::store::sql::insert_outcomes(batch, inserted))
             }
 
-            async fn claim_next(&self, worker: &str, now: i64, lease_ms: i64) -> Result<Option<ClaimedDelivery>, StoreError> {
+            async fn claim_next(&self, worker: &str, now: i64, lease_ms: i64, excluded_installations: &[i64]) -> Result<Option<ClaimedDelivery>, StoreError> {
                 let row = sqlx::query($claim)
                     .bind(worker)
                     .bind(now + lease_ms)
                     .bind(now)
+                    .bind(($excluded)(excluded_installations))
                     .fetch_optional(&self.writes)
                     .await?;
                 row.map(|r| $crate::store::sql::claimed_from_row(&r)).transpose()
             }
 
-            async fn mark_done(&self, seq: i64, now: i64) -> Result<(), StoreError> {
-                sqlx::query("UPDATE deliveries SET state = 'done', finished_at = $2, locked_by = NULL, locked_until = NULL, last_error = NULL WHERE seq = $1")
-                    .bind(seq)
-                    .bind(now)
-                    .execute(&self.writes)
-                    .await?;
-                Ok(())
+            async fn mark_done(&self, claim: &ClaimedDelivery, now: i64) -> Result<bool, StoreError> {
+                let done = sqlx::query(concat!(
+                    "UPDATE deliveries SET state = 'done', finished_at = $4, locked_by = NULL, locked_until = NULL, last_error = NULL",
+                    $crate::store::sql::held_by_claim!()
+                ))
+                .bind(claim.seq)
+                .bind(&claim.claimed_by)
+                .bind(claim.attempts)
+                .bind(now)
+                .execute(&self.writes)
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
-            async fn mark_retry(&self, seq: i64, error: &str, next_attempt_at: i64) -> Result<(), StoreError> {
-                sqlx::query("UPDATE deliveries SET state = 'received', next_attempt_at = $2, last_error = $3, locked_by = NULL, locked_until = NULL WHERE seq = $1")
-                    .bind(seq)
-                    .bind(next_attempt_at)
-                    .bind(error)
-                    .execute(&self.writes)
-                    .await?;
-                Ok(())
+            async fn mark_retry(&self, claim: &ClaimedDelivery, error: &str, next_attempt_at: i64) -> Result<bool, StoreError> {
+                let done = sqlx::query(concat!(
+                    "UPDATE deliveries SET state = 'received', next_attempt_at = $4, last_error = $5, locked_by = NULL, locked_until = NULL",
+                    $crate::store::sql::held_by_claim!()
+                ))
+                .bind(claim.seq)
+                .bind(&claim.claimed_by)
+                .bind(claim.attempts)
+                .bind(next_attempt_at)
+                .bind(error)
+                .execute(&self.writes)
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
-            async fn mark_failed(&self, seq: i64, error: &str, now: i64) -> Result<(), StoreError> {
-                sqlx::query("UPDATE deliveries SET state = 'failed', finished_at = $2, last_error = $3, locked_by = NULL, locked_until = NULL WHERE seq = $1")
-                    .bind(seq)
-                    .bind(now)
-                    .bind(error)
-                    .execute(&self.writes)
-                    .await?;
-                Ok(())
+            async fn mark_failed(&self, claim: &ClaimedDelivery, error: &str, now: i64) -> Result<bool, StoreError> {
+                let done = sqlx::query(concat!(
+                    "UPDATE deliveries SET state = 'failed', finished_at = $4, last_error = $5, locked_by = NULL, locked_until = NULL",
+                    $crate::store::sql::held_by_claim!()
+                ))
+                .bind(claim.seq)
+                .bind(&claim.claimed_by)
+                .bind(claim.attempts)
+                .bind(now)
+                .bind(error)
+                .execute(&self.writes)
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn requeue_processing(&self) -> Result<u64, StoreError> {
@@ -784,6 +824,7 @@ where
             None => r.try_get("payload")?,
         },
         attempts: r.try_get("attempts")?,
+        claimed_by: r.try_get("locked_by")?,
     })
 }
 

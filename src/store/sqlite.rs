@@ -142,6 +142,12 @@ async fn checkpoint(reads: &SqlitePool, writes: &SqlitePool) -> Result<(), sqlx:
     Ok(())
 }
 
+/// Installation ids as a JSON array, for the claim's `json_each($4)`.
+fn json_array(ids: &[i64]) -> String {
+    let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!("[{}]", ids.join(","))
+}
+
 // SQLite writes are serialised, so the claim needs no row locking. The file
 // belongs to one process: whatever is `processing` at start was left by a run
 // that is gone.
@@ -149,7 +155,8 @@ sql_store!(
     SqliteStore,
     "sqlite",
     MIGRATOR,
-    claim_sql!(""),
+    claim_sql!("", "d.installation_id NOT IN (SELECT value FROM json_each($4))"),
+    json_array,
     Some("UPDATE deliveries SET state = 'received', locked_by = NULL, locked_until = NULL WHERE state = 'processing'"),
     true
 );
