@@ -190,10 +190,11 @@ pub async fn check(url: &Url, guard: &Guard) -> Result<(String, Vec<SocketAddr>)
     let port = url.port_or_known_default().unwrap_or(443);
     let addrs: Vec<SocketAddr> = match ip {
         Some(ip) => vec![SocketAddr::new(ip, port)],
-        None => tokio::net::lookup_host((host.as_str(), port))
+        // Looked up unchecked, to say which address is refused below.
+        None => Resolver::new(&[], None)
+            .lookup(&host, port)
             .await
-            .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
-            .collect(),
+            .map_err(|e| format!("cannot resolve `{host}`: {e}"))?,
     };
     if addrs.is_empty() {
         return Err(format!("`{host}` resolves to no address"));
