@@ -45,7 +45,7 @@ async fn main() {
     let mut totals = Vec::new();
     for _ in 0..rounds {
         let started = Instant::now();
-        let report = smoke::run(&base, &suite, &opts).await;
+        let report = smoke::run(&base, &suite, &opts, &smoke::Limits::none()).await;
         totals.push(started.elapsed());
         assert_eq!(
             report.count(smoke::Outcome::Pass),

@@ -259,6 +259,7 @@ mod smoke_tests {
         SmokeReport {
             url: "https://app.example/".into(),
             duration_ms: 42,
+            requests: 2,
             results: vec![
                 CheckResult {
                     name: "health".into(),

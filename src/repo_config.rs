@@ -406,17 +406,20 @@ impl RepoConfig {
             .iter()
             .map(|h| h.to_string())
             .collect();
-        for env in self.environments.values() {
-            if let Some(host) = env
-                .url
-                .as_deref()
-                .and_then(|u| url::Url::parse(u).ok())
-                .and_then(|u| u.host_str().map(str::to_string))
-            {
-                hosts.push(host);
-            }
-        }
+        hosts.extend(self.environment_hosts());
         hosts
+    }
+
+    /// The hosts of `environments.*.url`, as the SSRF guard writes hosts
+    /// (lower case, no trailing dot or IPv6 brackets).
+    pub fn environment_hosts(&self) -> Vec<String> {
+        self.environments
+            .values()
+            .filter_map(|env| env.url.as_deref())
+            .filter_map(|u| url::Url::parse(u).ok())
+            .filter_map(|u| crate::smoke::guard::host_of(&u).ok())
+            .map(|(host, _)| host)
+            .collect()
     }
 
     /// The freeze windows that apply to `environment`.

@@ -153,7 +153,10 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
             configs: Arc::new(ConfigCache::default()),
             read_this_delivery: Default::default(),
             notifier: crate::notify::Notifier::new(settings.slack_webhook_url.clone()),
-            smoke: options.smoke.unwrap_or_default(),
+            smoke: crate::smoke::SmokeOptions {
+                server: crate::smoke::ServerProbes::new(settings.smoke.clone()),
+                ..options.smoke.unwrap_or_default()
+            },
             wake: wake.clone(),
         },
         settings: settings.worker.clone(),

@@ -184,6 +184,95 @@ impl Default for RedeliverSettings {
     }
 }
 
+// ---- Smoke probes: what a repository's smoke suite may do from the server.
+
+/// The smoke engine runs on the server's network for any repository that
+/// installs the App, so each run and each installation gets a bounded share
+/// of it. The Action (`shipgate check smoke`) runs on the user's own runner
+/// and is not limited by these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmokeSettings {
+    /// Checks run per suite; the rest are reported as not run.
+    pub max_checks: usize,
+    /// Latency samples per check (a check's `samples` is cut to this).
+    pub max_samples: u32,
+    /// Requests in a `rate_limit` burst (a check's `burst` is cut to this).
+    pub max_burst: u32,
+    /// Requests per smoke run, every retry, sample and redirect included.
+    pub max_requests: u32,
+    /// Requests of one run in flight at once.
+    pub concurrency: usize,
+    /// Requests per installation per hour, in this process.
+    pub hourly_budget: u32,
+    /// Whether a repository's `preview.allow_private` is honoured.
+    pub allow_private: bool,
+}
+
+impl Default for SmokeSettings {
+    fn default() -> Self {
+        SmokeSettings {
+            max_checks: 20,
+            max_samples: 50,
+            max_burst: 100,
+            max_requests: 300,
+            concurrency: 4,
+            hourly_budget: 5000,
+            allow_private: false,
+        }
+    }
+}
+
+fn smoke_settings(raw: &RawEnv) -> Result<SmokeSettings, SettingsError> {
+    let d = SmokeSettings::default();
+    Ok(SmokeSettings {
+        max_checks: positive(
+            "SHIPGATE_SMOKE_MAX_CHECKS",
+            &raw.shipgate_smoke_max_checks,
+            d.max_checks as u64,
+        )? as usize,
+        max_samples: positive_u32(
+            "SHIPGATE_SMOKE_MAX_SAMPLES",
+            &raw.shipgate_smoke_max_samples,
+            d.max_samples,
+        )?,
+        max_burst: positive_u32(
+            "SHIPGATE_SMOKE_MAX_BURST",
+            &raw.shipgate_smoke_max_burst,
+            d.max_burst,
+        )?,
+        max_requests: positive_u32(
+            "SHIPGATE_SMOKE_MAX_REQUESTS",
+            &raw.shipgate_smoke_max_requests,
+            d.max_requests,
+        )?,
+        concurrency: positive(
+            "SHIPGATE_SMOKE_CONCURRENCY",
+            &raw.shipgate_smoke_concurrency,
+            d.concurrency as u64,
+        )? as usize,
+        hourly_budget: positive_u32(
+            "SHIPGATE_SMOKE_HOURLY_BUDGET",
+            &raw.shipgate_smoke_hourly_budget,
+            d.hourly_budget,
+        )?,
+        allow_private: boolean(
+            "SHIPGATE_ALLOW_PRIVATE_PROBES",
+            &raw.shipgate_allow_private_probes,
+            d.allow_private,
+        )?,
+    })
+}
+
+/// A number that must be at least 1 and fit in 32 bits.
+fn positive_u32(
+    var: &'static str,
+    value: &Option<String>,
+    default: u32,
+) -> Result<u32, SettingsError> {
+    let n = positive(var, value, default as u64)?;
+    u32::try_from(n).map_err(|_| bad(var, format!("must be at most {}, got {n}", u32::MAX)))
+}
+
 /// Everything `shipgate serve` needs.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -198,6 +287,7 @@ pub struct ServerSettings {
     pub redeliver: RedeliverSettings,
     /// Slack-compatible incoming webhook for deploy and smoke notifications.
     pub slack_webhook_url: Option<SecretString>,
+    pub smoke: SmokeSettings,
 }
 
 /// The database URL; kept apart so a password in it never reaches a log.
@@ -262,6 +352,13 @@ struct RawEnv {
     shipgate_redeliver_interval_secs: Option<String>,
     shipgate_redeliver_max: Option<String>,
     shipgate_worker_per_installation: Option<String>,
+    shipgate_smoke_max_checks: Option<String>,
+    shipgate_smoke_max_samples: Option<String>,
+    shipgate_smoke_max_burst: Option<String>,
+    shipgate_smoke_max_requests: Option<String>,
+    shipgate_smoke_concurrency: Option<String>,
+    shipgate_smoke_hourly_budget: Option<String>,
+    shipgate_allow_private_probes: Option<String>,
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -336,6 +433,7 @@ impl ServerSettings {
         let http = http_settings(&raw)?;
         let redeliver = redeliver_settings(&raw)?;
         let per_installation = per_installation(&raw)?;
+        let smoke = smoke_settings(&raw)?;
 
         let webhook_secrets = match non_empty(raw.shipgate_webhook_secret) {
             None => return Err(bad("SHIPGATE_WEBHOOK_SECRET", "required but not set (the secret configured on the GitHub App's webhook; a comma-separated list rotates secrets)")),
@@ -443,6 +541,7 @@ impl ServerSettings {
             http,
             redeliver,
             slack_webhook_url: slack_url(raw.shipgate_slack_webhook_url)?,
+            smoke,
         })
     }
 }
@@ -493,21 +592,28 @@ fn per_installation(raw: &RawEnv) -> Result<Option<usize>, SettingsError> {
     }
 }
 
+/// `true`/`false` (also 1/0, yes/no, on/off).
+fn boolean(
+    var: &'static str,
+    value: &Option<String>,
+    default: bool,
+) -> Result<bool, SettingsError> {
+    match non_empty(value.clone()) {
+        None => Ok(default),
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            other => Err(bad(
+                var,
+                format!("expected `true` or `false`, got `{other}`"),
+            )),
+        },
+    }
+}
+
 fn redeliver_settings(raw: &RawEnv) -> Result<RedeliverSettings, SettingsError> {
     let d = RedeliverSettings::default();
-    let enabled = match non_empty(raw.shipgate_redeliver.clone()) {
-        None => d.enabled,
-        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => true,
-            "false" | "0" | "no" | "off" => false,
-            other => {
-                return Err(bad(
-                    "SHIPGATE_REDELIVER",
-                    format!("expected `true` or `false`, got `{other}`"),
-                ))
-            }
-        },
-    };
+    let enabled = boolean("SHIPGATE_REDELIVER", &raw.shipgate_redeliver, d.enabled)?;
     Ok(RedeliverSettings {
         enabled,
         interval: Duration::from_secs(positive(
@@ -792,6 +898,60 @@ mod tests {
                 err.starts_with("SHIPGATE_WORKER_PER_INSTALLATION: "),
                 "{bad}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn smoke_limits_have_defaults_and_name_bad_values() {
+        let s = env(&[("SHIPGATE_WEBHOOK_SECRET", "s"), ("GITHUB_TOKEN", "t")]).unwrap();
+        assert_eq!(s.smoke, SmokeSettings::default());
+        assert!(!s.smoke.allow_private);
+        let s = env(&[
+            ("SHIPGATE_WEBHOOK_SECRET", "s"),
+            ("GITHUB_TOKEN", "t"),
+            ("SHIPGATE_SMOKE_MAX_REQUESTS", "50"),
+            ("SHIPGATE_SMOKE_HOURLY_BUDGET", "1000"),
+            ("SHIPGATE_ALLOW_PRIVATE_PROBES", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (
+                s.smoke.max_requests,
+                s.smoke.hourly_budget,
+                s.smoke.allow_private
+            ),
+            (50, 1000, true)
+        );
+        for (var, value, want) in [
+            (
+                "SHIPGATE_SMOKE_MAX_REQUESTS",
+                "0",
+                "SHIPGATE_SMOKE_MAX_REQUESTS: must be at least 1",
+            ),
+            (
+                "SHIPGATE_SMOKE_CONCURRENCY",
+                "-4",
+                "SHIPGATE_SMOKE_CONCURRENCY: expected a non-negative whole number, got `-4`",
+            ),
+            (
+                "SHIPGATE_SMOKE_HOURLY_BUDGET",
+                "5000000000",
+                "SHIPGATE_SMOKE_HOURLY_BUDGET: must be at most 4294967295, got 5000000000",
+            ),
+            (
+                "SHIPGATE_ALLOW_PRIVATE_PROBES",
+                "maybe",
+                "SHIPGATE_ALLOW_PRIVATE_PROBES: expected `true` or `false`, got `maybe`",
+            ),
+        ] {
+            let err = env(&[
+                ("SHIPGATE_WEBHOOK_SECRET", "s"),
+                ("GITHUB_TOKEN", "t"),
+                (var, value),
+            ])
+            .unwrap_err()
+            .to_string();
+            assert_eq!(err, want);
         }
     }
 }

@@ -91,7 +91,7 @@ fn setup(t: &Harness, config: &str) -> (u64, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vercel_preview_gets_one_comment_with_smoke_results_and_a_check_run() {
-    let t = Harness::start().await;
+    let t = Harness::start_with(&[PRIVATE_OK]).await;
     let app = app().await;
     let (pr, head) = setup(&t, CONFIG);
     let url = format!("http://{}/", app.addr);
@@ -147,7 +147,7 @@ async fn a_vercel_preview_gets_one_comment_with_smoke_results_and_a_check_run() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_providers_reporting_at_once_still_make_one_comment() {
-    let t = Harness::start().await;
+    let t = Harness::start_with(&[PRIVATE_OK]).await;
     let app = app().await;
     let (pr, head) = setup(&t, CONFIG);
     let url = format!("http://{}/", app.addr);
@@ -187,7 +187,7 @@ async fn two_providers_reporting_at_once_still_make_one_comment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_marker_pasted_by_a_user_is_not_adopted() {
-    let t = Harness::start().await;
+    let t = Harness::start_with(&[PRIVATE_OK]).await;
     let app = app().await;
     let (pr, head) = setup(&t, CONFIG);
     let pasted =
@@ -230,7 +230,7 @@ async fn disallowed_hosts_and_private_addresses_are_not_probed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_provider_shape_yields_a_preview_row() {
-    let t = Harness::start().await;
+    let t = Harness::start_with(&[PRIVATE_OK]).await;
     let app = app().await;
     let (pr, head) = setup(&t, CONFIG);
     let url = format!("http://{}/", app.addr);
@@ -293,8 +293,11 @@ async fn slack() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_production_smoke_rolls_back_exactly_once() {
     let (hook, messages) = slack().await;
-    let t = Harness::start_with(&[("SHIPGATE_SLACK_WEBHOOK_URL", &format!("http://{hook}/hook"))])
-        .await;
+    let t = Harness::start_with(&[
+        ("SHIPGATE_SLACK_WEBHOOK_URL", &format!("http://{hook}/hook")),
+        PRIVATE_OK,
+    ])
+    .await;
     let app = app().await;
     app.healthy.store(false, Ordering::SeqCst);
     let config = r#"
@@ -381,5 +384,308 @@ environments:
         .unwrap()
         .iter()
         .any(|m| m.contains("smoke checks failed on `production`")));
+    t.finish().await;
+}
+
+// ------------------------------------------------ the smoke engine as a weapon
+
+/// Lets loopback probes through: the operator's half of `allow_private`.
+const PRIVATE_OK: (&str, &str) = ("SHIPGATE_ALLOW_PRIVATE_PROBES", "true");
+
+/// A loopback server that counts its requests and the most it handled at once.
+struct Target {
+    addr: SocketAddr,
+    hits: Arc<AtomicU32>,
+    peak: Arc<AtomicU32>,
+    paths: Arc<Mutex<Vec<String>>>,
+}
+
+async fn target(
+    answer: impl Fn(&str) -> axum::response::Response + Clone + Send + Sync + 'static,
+) -> Target {
+    let hits = Arc::new(AtomicU32::new(0));
+    let peak = Arc::new(AtomicU32::new(0));
+    let in_flight = Arc::new(AtomicU32::new(0));
+    let paths = Arc::new(Mutex::new(Vec::new()));
+    let (h, p, f, seen) = (hits.clone(), peak.clone(), in_flight, paths.clone());
+    let router = Router::new().fallback(move |uri: axum::http::Uri| {
+        let (h, p, f, seen, answer) = (
+            h.clone(),
+            p.clone(),
+            f.clone(),
+            seen.clone(),
+            answer.clone(),
+        );
+        async move {
+            h.fetch_add(1, Ordering::SeqCst);
+            let now = f.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(now, Ordering::SeqCst);
+            seen.lock().unwrap().push(uri.path().to_string());
+            // A little service time, so requests sent together overlap here.
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            f.fetch_sub(1, Ordering::SeqCst);
+            answer(uri.path())
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    Target {
+        addr,
+        hits,
+        peak,
+        paths,
+    }
+}
+
+fn ok(_: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    "internal-secret-body".into_response()
+}
+
+/// The one check run's summary.
+fn check_run_summary(t: &Harness) -> String {
+    let runs = t.gh.created_check_runs(REPO);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0]["output"]["summary"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_suite_cannot_turn_the_server_into_a_traffic_cannon() {
+    let t = Harness::start_with(&[PRIVATE_OK]).await;
+    let app = target(ok).await;
+    // 25 checks of 400 samples and a burst of 500 at the preview host: 10,500
+    // requests, as many as 64 at once, on the unlimited engine.
+    let mut config = String::from(
+        "preview:\n  allowed_hosts: [\"127.0.0.1\"]\n  allow_private: true\nsmoke:\n  checks:\n    - { rule: rate_limit, path: /burst, burst: 500 }\n",
+    );
+    for i in 0..25 {
+        config.push_str(&format!(
+            "    - {{ name: c{i}, path: /c{i}, samples: 400 }}\n"
+        ));
+    }
+    let (pr, head) = setup(&t, &config);
+    let d =
+        t.gh.create_deployment(REPO, &head, "Preview – web", json!({}));
+    let url = format!("http://{}/", app.addr);
+    t.send(
+        "deployment_status",
+        &provider_status(&t, "vercel", d, &head, &url),
+    )
+    .await;
+    t.settle().await;
+    let hits = app.hits.load(Ordering::SeqCst);
+    assert!(hits <= 300, "the run sent {hits} requests");
+    assert!(
+        app.peak.load(Ordering::SeqCst) <= 4,
+        "{} requests at once",
+        app.peak.load(Ordering::SeqCst)
+    );
+    assert!(
+        !app.paths.lock().unwrap().iter().any(|p| p == "/burst"),
+        "a burst went to a preview host"
+    );
+    let summary = check_run_summary(&t);
+    for reason in [
+        "| rate limit | ⚠️ | not run: rate_limit bursts go only to the hosts of environments.*.url, and `127.0.0.1` is not one |",
+        "samples cut from 400 to 50 (the server's limit)",
+        "| ⚠️ | not run: the server's limit of 300 requests per smoke run was reached |",
+        "| 6 more checks | ⚠️ | not run: the server's limit of 20 checks per suite was reached |",
+    ] {
+        assert!(summary.contains(reason), "{reason}\n{summary}");
+    }
+    let _ = t.gh.next_bot_comment(REPO, pr);
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_installations_hourly_budget_is_shared_by_its_runs() {
+    let t = Harness::start_with(&[PRIVATE_OK, ("SHIPGATE_SMOKE_HOURLY_BUDGET", "5")]).await;
+    let app = target(ok).await;
+    let config = "preview:\n  allowed_hosts: [\"127.0.0.1\"]\n  allow_private: true\nsmoke:\n  checks:\n    - { name: a, path: /a }\n    - { name: b, path: /b }\n    - { name: c, path: /c }\n";
+    let (pr, head) = setup(&t, config);
+    let url = format!("http://{}/", app.addr);
+    for _ in 0..3 {
+        let d =
+            t.gh.create_deployment(REPO, &head, "Preview – web", json!({}));
+        t.send(
+            "deployment_status",
+            &provider_status(&t, "vercel", d, &head, &url),
+        )
+        .await;
+        t.settle().await;
+    }
+    assert_eq!(app.hits.load(Ordering::SeqCst), 5, "the budget holds");
+    let runs = t.gh.created_check_runs(REPO);
+    assert_eq!(runs.len(), 3);
+    let summary = |i: usize| runs[i]["output"]["summary"].as_str().unwrap().to_string();
+    assert!(summary(0).contains("3 passed"), "{}", summary(0));
+    assert!(
+        summary(1).contains("| c | ⚠️ | not run: the installation's budget of 5 smoke requests per hour was reached |"),
+        "{}",
+        summary(1)
+    );
+    assert_eq!(runs[2]["conclusion"], "neutral");
+    assert!(
+        summary(2).contains(
+            "was not probed: the installation's budget of 5 smoke requests per hour is spent"
+        ),
+        "{}",
+        summary(2)
+    );
+    let _ = t.gh.next_bot_comment(REPO, pr);
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_bursts_go_only_to_configured_environment_hosts() {
+    let t = Harness::start_with(&[PRIVATE_OK]).await;
+    let production = target(ok).await;
+    let preview = target(ok).await;
+    let config = format!(
+        "preview:\n  allowed_hosts: [\"127.0.0.1\", \"localhost\"]\n  allow_private: true\nenvironments:\n  production:\n    url: http://127.0.0.1:{}/\nsmoke:\n  checks:\n    - {{ rule: rate_limit, burst: 20 }}\n",
+        production.addr.port()
+    );
+    let (pr, head) = setup(&t, &config);
+    // The configured environment's host gets its burst.
+    let d = t.gh.create_deployment(REPO, &head, "production", json!({}));
+    let url = format!("http://{}/", production.addr);
+    let status = t.gh.deployment_status(REPO, d, "success", Some(&url), None);
+    t.send("deployment_status", &status).await;
+    t.settle().await;
+    assert_eq!(production.hits.load(Ordering::SeqCst), 20);
+    // A preview on another host does not.
+    let d =
+        t.gh.create_deployment(REPO, &head, "Preview – web", json!({}));
+    let url = format!("http://localhost:{}/", preview.addr.port());
+    t.send(
+        "deployment_status",
+        &provider_status(&t, "vercel", d, &head, &url),
+    )
+    .await;
+    t.settle().await;
+    assert_eq!(
+        preview.hits.load(Ordering::SeqCst),
+        0,
+        "no burst at a preview"
+    );
+    let comment = t.gh.next_bot_comment(REPO, pr);
+    assert!(
+        comment.body.contains("| `Preview – web` |"),
+        "{}",
+        comment.body
+    );
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checks_path_or_url_cannot_reach_a_private_address() {
+    let t = Harness::start().await;
+    let internal = target(ok).await;
+    let port = internal.addr.port();
+    // The deployment URL is a public address (never connected to: every check
+    // goes elsewhere); 127.0.0.1 is an allowed host, but private.
+    let config = format!(
+        "preview:\n  allowed_hosts: [\"76.76.21.21\", \"127.0.0.1\"]\nsmoke:\n  wait: {{ timeout: 1s }}\n  checks:\n    - {{ name: by path, path: \"//127.0.0.1:{port}/by-path\" }}\n    - {{ name: by url, url: \"http://127.0.0.1:{port}/by-url\" }}\n"
+    );
+    let (pr, head) = setup(&t, &config);
+    let d =
+        t.gh.create_deployment(REPO, &head, "Preview – web", json!({}));
+    t.send(
+        "deployment_status",
+        &provider_status(&t, "vercel", d, &head, "http://76.76.21.21/"),
+    )
+    .await;
+    t.settle().await;
+    assert_eq!(
+        internal.paths.lock().unwrap().clone(),
+        Vec::<String>::new(),
+        "requests reached the private address"
+    );
+    let summary = check_run_summary(&t);
+    for name in ["by path", "by url"] {
+        assert!(
+            summary.contains(&format!("| {name} | ❌ | refused: `127.0.0.1` resolves to 127.0.0.1 (loopback, private, link-local or metadata); probing it needs preview.allow_private and the server operator's SHIPGATE_ALLOW_PRIVATE_PROBES")),
+            "{summary}"
+        );
+    }
+    assert!(!summary.contains("internal-secret-body"), "{summary}");
+    let _ = t.gh.next_bot_comment(REPO, pr);
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_from_an_allowed_host_is_checked_like_the_first_hop() {
+    let t = Harness::start_with(&[PRIVATE_OK]).await;
+    let internal = target(ok).await;
+    let location = format!(
+        "http://localhost:{}/latest/meta-data/",
+        internal.addr.port()
+    );
+    let preview = target(move |_| {
+        use axum::response::IntoResponse;
+        (
+            axum::http::StatusCode::FOUND,
+            [("location", location.clone())],
+        )
+            .into_response()
+    })
+    .await;
+    let config = "preview:\n  allowed_hosts: [\"127.0.0.1\"]\n  allow_private: true\nsmoke:\n  checks:\n    - { name: home, path: / }\n";
+    let (pr, head) = setup(&t, config);
+    let d =
+        t.gh.create_deployment(REPO, &head, "Preview – web", json!({}));
+    let url = format!("http://{}/", preview.addr);
+    t.send(
+        "deployment_status",
+        &provider_status(&t, "vercel", d, &head, &url),
+    )
+    .await;
+    t.settle().await;
+    assert_eq!(
+        preview.hits.load(Ordering::SeqCst),
+        1,
+        "the first hop is probed"
+    );
+    assert_eq!(
+        internal.hits.load(Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
+    let summary = check_run_summary(&t);
+    assert!(
+        summary.contains(&format!("| home | ❌ | refused: redirect to http://localhost:{}/latest/meta-data/: host `localhost` is not in preview.allowed_hosts |", internal.addr.port())),
+        "{summary}"
+    );
+    assert!(!summary.contains("internal-secret-body"), "{summary}");
+    let _ = t.gh.next_bot_comment(REPO, pr);
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_private_in_the_repository_alone_does_not_open_private_addresses() {
+    // The operator has not set SHIPGATE_ALLOW_PRIVATE_PROBES.
+    let t = Harness::start().await;
+    let app = target(ok).await;
+    let (pr, head) = setup(&t, CONFIG);
+    let d =
+        t.gh.create_deployment(REPO, &head, "Preview – web", json!({}));
+    let url = format!("http://{}/", app.addr);
+    t.send(
+        "deployment_status",
+        &provider_status(&t, "vercel", d, &head, &url),
+    )
+    .await;
+    let comment = t.next_reply(REPO, pr).await;
+    assert_eq!(
+        app.hits.load(Ordering::SeqCst),
+        0,
+        "the private address was probed"
+    );
+    assert!(
+        comment.body.contains("not probed: `127.0.0.1` resolves to 127.0.0.1 (loopback, private, link-local or metadata); preview.allow_private is set, but the server's operator does not allow private probes (SHIPGATE_ALLOW_PRIVATE_PROBES)"),
+        "{}",
+        comment.body
+    );
     t.finish().await;
 }

@@ -10,7 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use shipgate::smoke::{self, CheckSpec, Outcome, SmokeConfig, SmokeOptions};
+use shipgate::smoke::guard::Guard;
+use shipgate::smoke::{self, CheckSpec, Limits, Outcome, SmokeConfig, SmokeOptions};
 use url::Url;
 
 async fn serve(app: Router) -> SocketAddr {
@@ -114,7 +115,7 @@ checks:
     expect: { body_matches: "^ok$", headers: { x-missing: { present: true } } }
 "#,
     );
-    let r = smoke::run(&base, &s, &fast()).await;
+    let r = smoke::run(&base, &s, &fast(), &Limits::none()).await;
     let by_name = |n: &str| r.results.iter().find(|c| c.name == n).unwrap().clone();
     assert_eq!(
         by_name("health").outcome,
@@ -142,7 +143,7 @@ async fn latency_percentiles_over_samples() {
     let addr = serve(app(0, 1000)).await;
     let base = Url::parse(&format!("http://{addr}/")).unwrap();
     let s = suite("checks:\n  - { path: /slow, samples: 5, expect: { p95_ms: 100 } }\n  - { path: /unlimited, samples: 20, expect: { p95_ms: 1000, p99_ms: 1000 } }\n");
-    let r = smoke::run(&base, &s, &fast()).await;
+    let r = smoke::run(&base, &s, &fast(), &Limits::none()).await;
     let slow = &r.results[0];
     assert_eq!(slow.outcome, Outcome::Fail);
     assert!(slow.reason.starts_with("p95 2"), "{}", slow.reason);
@@ -164,6 +165,7 @@ async fn a_warming_deploy_is_retried_until_ready_and_attempts_are_counted() {
         &base,
         &suite("checks:\n  - { name: warm, path: /warm }\n"),
         &fast(),
+        &Limits::none(),
     )
     .await;
     assert_eq!(r.results[0].outcome, Outcome::Pass, "{:?}", r.results[0]);
@@ -181,6 +183,7 @@ async fn a_warming_deploy_is_retried_until_ready_and_attempts_are_counted() {
         &base,
         &suite("wait: { timeout: 1s }\nchecks:\n  - { name: warm, path: /warm }\n"),
         &fast(),
+        &Limits::none(),
     )
     .await;
     assert_eq!(r.results[0].outcome, Outcome::Fail);
@@ -203,6 +206,7 @@ async fn a_warming_deploy_is_retried_until_ready_and_attempts_are_counted() {
         &base,
         &suite("wait: { timeout: 1s }\nchecks:\n  - { name: down }\n"),
         &fast(),
+        &Limits::none(),
     )
     .await;
     assert_eq!(r.results[0].outcome, Outcome::Fail);
@@ -228,7 +232,7 @@ checks:
   - { rule: tls }
 "#,
     );
-    let r = smoke::run(&base, &s, &fast()).await;
+    let r = smoke::run(&base, &s, &fast(), &Limits::none()).await;
     let headers = &r.results[0];
     // Served over plain HTTP, so HSTS cannot pass; the other five do.
     assert_eq!(headers.outcome, Outcome::Fail);
@@ -286,7 +290,7 @@ checks:
         let s = suite(&format!(
             "checks:\n  - {{ rule: https_redirect, url: \"http://localhost:{port}/\" }}\n"
         ));
-        let r = smoke::run(&https_base, &s, &fast()).await;
+        let r = smoke::run(&https_base, &s, &fast(), &Limits::none()).await;
         assert_eq!(r.results[0].outcome, want, "{:?}", r.results[0]);
         assert!(
             r.results[0].reason.ends_with(reason),
@@ -308,6 +312,7 @@ async fn bodies_are_capped() {
         &base,
         &suite("checks:\n  - { path: /big, expect: { json: ['$.a exists'] } }\n"),
         &opts,
+        &Limits::none(),
     )
     .await;
     assert!(
@@ -323,7 +328,7 @@ async fn bodies_are_capped() {
 async fn the_zero_config_suite_runs_when_nothing_is_configured() {
     let addr = serve(app(0, 1000)).await;
     let base = Url::parse(&format!("http://{addr}/unlimited")).unwrap();
-    let r = smoke::run(&base, &SmokeConfig::default(), &fast()).await;
+    let r = smoke::run(&base, &SmokeConfig::default(), &fast(), &Limits::none()).await;
     let names: Vec<_> = r
         .results
         .iter()
@@ -417,7 +422,7 @@ async fn tls_result(pki: &Pki, addr: SocketAddr, yaml: &str) -> smoke::CheckResu
         resolve: vec![("localhost".into(), vec![addr])],
         ..fast()
     };
-    smoke::run(&base, &suite(yaml), &opts)
+    smoke::run(&base, &suite(yaml), &opts, &Limits::none())
         .await
         .results
         .remove(0)
@@ -510,6 +515,7 @@ async fn retry_after_is_honoured_even_when_it_outlasts_the_deadline() {
         &base,
         &suite("wait: { timeout: 1s }\nchecks:\n  - { name: busy }\n"),
         &fast(),
+        &Limits::none(),
     )
     .await;
     assert_eq!(
@@ -530,6 +536,7 @@ async fn only_configured_statuses_are_retried() {
         &base,
         &suite("wait: { retry_on: [connect, 502] }\nchecks:\n  - { name: warm, path: /warm }\n"),
         &fast(),
+        &Limits::none(),
     )
     .await;
     assert_eq!(
@@ -538,4 +545,172 @@ async fn only_configured_statuses_are_retried() {
         "{:?}",
         r.results[0]
     );
+}
+
+// ------------------------------------------------------- the SSRF guard per hop
+
+/// A loopback server answering `answer` on every path; counts requests.
+async fn counting(
+    bind: &str,
+    answer: impl Fn() -> axum::response::Response + Clone + Send + Sync + 'static,
+) -> (SocketAddr, Arc<AtomicU32>) {
+    let hits = Arc::new(AtomicU32::new(0));
+    let h = hits.clone();
+    let router = Router::new().fallback(move || {
+        let (h, answer) = (h.clone(), answer.clone());
+        async move {
+            h.fetch_add(1, Ordering::SeqCst);
+            answer()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (addr, hits)
+}
+
+#[tokio::test]
+async fn a_redirect_from_the_checked_host_to_a_private_address_is_refused() {
+    let (internal, internal_hits) =
+        counting("127.0.0.1:0", || "metadata-secret".into_response()).await;
+    let location = format!(
+        "http://admin:hunter2@127.0.0.1:{}/latest/meta-data/?token=s3cret",
+        internal.port()
+    );
+    let (preview, preview_hits) = counting("127.0.0.1:0", move || {
+        (StatusCode::FOUND, [("location", location.clone())]).into_response()
+    })
+    .await;
+    // What the server does for a deployment URL: its host passed the guard,
+    // and the checked addresses are pinned.
+    let base = Url::parse(&format!("http://preview.test:{}/", preview.port())).unwrap();
+    let opts = SmokeOptions {
+        resolve: vec![("preview.test".into(), vec![preview])],
+        ..fast()
+    };
+    // 127.0.0.1 is an allowed host; its address is private.
+    let limits = Limits {
+        guard: Some(Guard::new(&["preview.test".into(), "127.0.0.1".into()], false).unwrap()),
+        ..Limits::none()
+    };
+    let r = smoke::run(
+        &base,
+        &suite("wait: { timeout: 1s }\nchecks:\n  - { name: home }\n"),
+        &opts,
+        &limits,
+    )
+    .await;
+    assert_eq!(preview_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        internal_hits.load(Ordering::SeqCst),
+        0,
+        "the redirect reached 127.0.0.1: {:?}",
+        r.results[0]
+    );
+    assert_eq!(r.results[0].outcome, Outcome::Fail);
+    assert!(!r.results[0].reason.contains("hunter2") && !r.results[0].reason.contains("s3cret"));
+    assert_eq!(
+        r.results[0].reason,
+        format!("refused: redirect to http://127.0.0.1:{}/latest/meta-data/: `127.0.0.1` resolves to 127.0.0.1 (loopback, private, link-local or metadata); set preview.allow_private to probe it", internal.port())
+    );
+}
+
+#[tokio::test]
+async fn a_trailing_dot_host_uses_the_pinned_addresses() {
+    // The pin is for `preview.test`; the URL names `preview.test.`. An
+    // unpinned lookup would ask DNS, whose second answer may differ from the
+    // one the guard checked.
+    let (pinned, hits) = counting("127.0.0.2:0", || "pinned".into_response()).await;
+    let base = Url::parse(&format!("http://preview.test.:{}/", pinned.port())).unwrap();
+    let opts = SmokeOptions {
+        resolve: vec![("preview.test".into(), vec![pinned])],
+        ..fast()
+    };
+    let r = smoke::run(
+        &base,
+        &suite("wait: { timeout: 1s }\nchecks:\n  - { name: home }\n"),
+        &opts,
+        &Limits::none(),
+    )
+    .await;
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "{:?}", r.results[0]);
+    assert_eq!(r.results[0].outcome, Outcome::Pass, "{:?}", r.results[0]);
+    // Under the server's guard too: the pin holds what the guard checked.
+    let limits = Limits {
+        guard: Some(Guard::new(&["preview.test".into()], false).unwrap()),
+        ..Limits::none()
+    };
+    let r = smoke::run(
+        &base,
+        &suite("wait: { timeout: 1s }\nchecks:\n  - { name: home }\n"),
+        &opts,
+        &limits,
+    )
+    .await;
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "{:?}", r.results[0]);
+    assert_eq!(r.results[0].outcome, Outcome::Pass, "{:?}", r.results[0]);
+}
+
+#[tokio::test]
+async fn the_action_follows_redirects_anywhere_without_carrying_credentials() {
+    // The Action probes from the user's own runner: no guard, loopback is fine.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let (elsewhere, elsewhere_hits) = counting("127.0.0.1:0", || "elsewhere".into_response()).await;
+    let other = Router::new().fallback(move |headers: HeaderMap| {
+        let s2 = s2.clone();
+        async move {
+            s2.lock()
+                .unwrap()
+                .push(headers.get("authorization").is_some());
+            "final"
+        }
+    });
+    let other = serve(other).await;
+    // The redirect goes to another origin (localhost, not 127.0.0.1).
+    let hops = format!("http://localhost:{}/final", other.port());
+    let (first, first_hits) = counting("127.0.0.1:0", move || {
+        (StatusCode::FOUND, [("location", hops.clone())]).into_response()
+    })
+    .await;
+    let base = Url::parse(&format!("http://{first}/")).unwrap();
+    let r = smoke::run(
+        &base,
+        &suite(&format!(
+            "checks:\n  - {{ name: hop, headers: {{ authorization: Bearer s3cret }} }}\n  - {{ name: direct, url: \"http://{elsewhere}/\" }}\n"
+        )),
+        &fast(),
+        &Limits::none(),
+    )
+    .await;
+    assert_eq!(r.outcome(), Outcome::Pass, "{:?}", r.results);
+    assert_eq!(first_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(elsewhere_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [false],
+        "the credential crossed origins"
+    );
+    assert_eq!(r.requests, 3);
+}
+
+#[test]
+fn samples_and_bursts_out_of_range_are_config_errors() {
+    for (yaml, want) in [
+        (
+            "checks:\n  - { samples: 1001 }\n",
+            "smoke.checks[0].samples: expected 1 to 1000, got 1001",
+        ),
+        (
+            "checks:\n  - { samples: 0 }\n",
+            "smoke.checks[0].samples: expected 1 to 1000, got 0",
+        ),
+        (
+            "checks:\n  - { rule: rate_limit, burst: 501 }\n",
+            "smoke.checks[0].burst: expected 1 to 500, got 501",
+        ),
+    ] {
+        let c: SmokeConfig = serde_yaml_ng::from_str(yaml).unwrap();
+        assert_eq!(c.validate("smoke").unwrap_err(), want);
+    }
 }

@@ -328,6 +328,40 @@ impl Handler for Previews {
 
 pub struct SmokeJob;
 
+/// Runs the environment's suite against a deployment URL from the server's
+/// network: within the operator's caps and the installation's hourly
+/// budget, every hop admitted by the SSRF guard. `Err`: why it was not probed.
+async fn probe(
+    cx: &Context,
+    config: &RepoConfig,
+    job: &SmokeJobPayload,
+    target: &url::Url,
+) -> Result<SmokeReport, String> {
+    let server = &cx.smoke.server;
+    // Private addresses need both the repository and the operator.
+    let (allow_private, hint) = match (config.preview.allow_private, server.settings.allow_private) {
+        (true, true) => (true, ""),
+        (true, false) => (false, "preview.allow_private is set, but the server's operator does not allow private probes (SHIPGATE_ALLOW_PRIVATE_PROBES)"),
+        (false, true) => (false, "set preview.allow_private to probe it"),
+        (false, false) => (false, "probing it needs preview.allow_private and the server operator's SHIPGATE_ALLOW_PRIVATE_PROBES"),
+    };
+    let guard =
+        smoke::guard::Guard::new(&config.allowed_hosts(), allow_private)?.with_private_hint(hint);
+    let (host, addrs) = smoke::guard::check(target, &guard).await?;
+    let cap = server
+        .reserve(job.installation)
+        .ok_or_else(|| server.budget_spent())?;
+    let granted = cap.requests;
+    let limits = server.limits(guard, config.environment_hosts(), cap);
+    let mut opts = cx.smoke.clone();
+    // The addresses the guard checked are the ones connected to.
+    opts.resolve.push((host, addrs));
+    opts.concurrency = opts.concurrency.min(server.settings.concurrency);
+    let r = smoke::run(target, config.smoke_suite(&job.environment), &opts, &limits).await;
+    server.refund(job.installation, granted.saturating_sub(r.requests));
+    Ok(r)
+}
+
 #[async_trait]
 impl Handler for SmokeJob {
     fn name(&self) -> &'static str {
@@ -358,18 +392,9 @@ impl Handler for SmokeJob {
             .map_err(|e| HandlerError::Permanent(format!("bad URL {}: {e}", job.url)))?;
         let cell;
         let mut report: Option<SmokeReport> = None;
-        match smoke::guard::check(
-            &target,
-            &config.allowed_hosts(),
-            config.preview.allow_private,
-        )
-        .await
-        {
+        match probe(cx, &config, &job, &target).await {
             Err(reason) => cell = SmokeCell::NotProbed { reason },
-            Ok((host, addrs)) => {
-                let mut opts = cx.smoke.clone();
-                opts.resolve.push((host, addrs));
-                let r = smoke::run(&target, config.smoke_suite(&job.environment), &opts).await;
+            Ok(r) => {
                 cell = SmokeCell::Done {
                     outcome: r.outcome(),
                     summary: r.summary(),

@@ -7,6 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::repo_config::DurationText;
 
+/// The most `samples` a check may ask for (`shipgate serve` allows fewer:
+/// `SHIPGATE_SMOKE_MAX_SAMPLES`).
+pub const MAX_SAMPLES: u32 = 1000;
+/// The largest `burst` a `rate_limit` check may ask for (`shipgate serve`
+/// allows less: `SHIPGATE_SMOKE_MAX_BURST`).
+pub const MAX_BURST: u32 = 500;
+
 /// A suite: readiness-wait settings and the checks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -15,7 +22,10 @@ pub struct SmokeConfig {
     #[serde(default)]
     pub wait: WaitConfig,
     /// The checks; none means the zero-config default (`GET /` answers 2xx/3xx
-    /// within 10 s, security headers and TLS as warnings).
+    /// within 10 s, security headers and TLS as warnings). The server runs
+    /// the first `SHIPGATE_SMOKE_MAX_CHECKS` (default 20) and sends at most
+    /// `SHIPGATE_SMOKE_MAX_REQUESTS` (default 300) requests per run; the
+    /// Action is not limited.
     #[serde(default)]
     pub checks: Vec<CheckSpec>,
 }
@@ -90,10 +100,12 @@ pub struct CheckSpec {
     /// `warn` makes a failure a warning (rules default to `fail`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<Severity>,
-    /// Path relative to the deployment URL (default `/`).
+    /// Path relative to the deployment URL (default `/`). On the server, the
+    /// URL it makes, and every redirect, must pass the SSRF guard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// An absolute URL instead of a path.
+    /// An absolute URL instead of a path (on the server: a host in
+    /// `preview.allowed_hosts` with public addresses, like the deployment URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,10 +119,13 @@ pub struct CheckSpec {
     pub timeout: Option<DurationText>,
     #[serde(default)]
     pub expect: Expect,
-    /// Requests to send for latency percentiles (default 1).
+    /// Requests to send for latency percentiles (default 1, at most 1000; the
+    /// server cuts it to `SHIPGATE_SMOKE_MAX_SAMPLES`, default 50).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub samples: Option<u32>,
-    /// `rate_limit`: requests in the burst (default 50, at most 500).
+    /// `rate_limit`: requests in the burst (default 50, at most 500; the server
+    /// cuts it to `SHIPGATE_SMOKE_MAX_BURST`, default 100, and sends bursts
+    /// only to the hosts of `environments.*.url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<u32>,
     /// `tls`: warn when the certificate expires in fewer days (default 30).
@@ -209,6 +224,18 @@ impl SmokeConfig {
             }
             if c.path.is_some() && c.url.is_some() {
                 return Err(format!("{here}: give `path` or `url`, not both"));
+            }
+            if let Some(n) = c.samples {
+                if !(1..=MAX_SAMPLES).contains(&n) {
+                    return Err(format!(
+                        "{here}.samples: expected 1 to {MAX_SAMPLES}, got {n}"
+                    ));
+                }
+            }
+            if let Some(n) = c.burst {
+                if !(1..=MAX_BURST).contains(&n) {
+                    return Err(format!("{here}.burst: expected 1 to {MAX_BURST}, got {n}"));
+                }
             }
             if let Some(re) = &c.expect.body_matches {
                 regex::Regex::new(re).map_err(|e| format!("{here}.expect.body_matches: {e}"))?;

@@ -5,12 +5,17 @@
 //!
 //! Checks run concurrently (bounded); every request has a timeout and
 //! response bodies are size-capped. Results are data, rendered by `render`.
+//! What a run may do beyond its suite is the caller's [`Limits`]: the
+//! server's caps and SSRF guard, or none for the Action.
 
 pub mod config;
 pub mod guard;
 pub mod jsonpath;
+pub mod limits;
 pub mod rules;
 
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -20,6 +25,7 @@ use url::Url;
 
 pub use config::{CheckSpec, Rule, Severity, SmokeConfig};
 use config::{RetryKind, RetryOn, StatusExpect};
+pub use limits::{Limits, RequestCap, ServerProbes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -81,6 +87,9 @@ pub struct SmokeReport {
     pub url: String,
     pub results: Vec<CheckResult>,
     pub duration_ms: u64,
+    /// Requests sent, every retry, sample and redirect counted.
+    #[serde(default)]
+    pub requests: u32,
 }
 
 impl SmokeReport {
@@ -113,7 +122,7 @@ impl SmokeReport {
 /// Engine settings (not from the repository file).
 #[derive(Debug, Clone)]
 pub struct SmokeOptions {
-    /// Checks in flight at once.
+    /// Checks, and requests, in flight at once.
     pub concurrency: usize,
     /// Response bodies are read up to this many bytes.
     pub body_cap: usize,
@@ -123,8 +132,12 @@ pub struct SmokeOptions {
     pub retry_base: Duration,
     /// Extra trusted roots (private CAs; tests).
     pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
-    /// Host name → addresses to use instead of DNS (the SSRF guard pins what it checked).
+    /// Host name → addresses to use instead of DNS, trusted as given: the
+    /// addresses the SSRF guard checked for the deployment host, or a test's.
     pub resolve: Vec<(String, Vec<std::net::SocketAddr>)>,
+    /// The server's caps and per-installation budgets (`shipgate serve`
+    /// turns them into [`Limits`]; the Action does not use them).
+    pub server: ServerProbes,
 }
 
 impl Default for SmokeOptions {
@@ -137,6 +150,7 @@ impl Default for SmokeOptions {
             retry_base: Duration::from_millis(250),
             extra_roots: Vec::new(),
             resolve: Vec::new(),
+            server: ServerProbes::default(),
         }
     }
 }
@@ -163,13 +177,22 @@ pub fn default_checks() -> Vec<CheckSpec> {
     ]
 }
 
-/// Shared per run: HTTP clients, deadline, options.
+/// Redirects followed per request at most.
+const MAX_REDIRECTS: usize = 10;
+
+/// Shared per run: the HTTP client, deadline, options, limits and what the
+/// run has sent.
 pub(crate) struct Ctx {
+    /// Follows no redirects itself: [`Ctx::send`] admits every hop.
     pub client: reqwest::Client,
-    pub no_redirect: reqwest::Client,
+    pub resolver: guard::Resolver,
     pub opts: SmokeOptions,
+    pub limits: Limits,
     pub deadline: Instant,
     pub retry_on: Vec<RetryOn>,
+    /// Requests sent so far (every hop).
+    sent: AtomicU32,
+    in_flight: tokio::sync::Semaphore,
 }
 
 const DEFAULT_RETRY_ON: &[RetryOn] = &[
@@ -182,62 +205,84 @@ const DEFAULT_RETRY_ON: &[RetryOn] = &[
     RetryOn::Status(504),
 ];
 
-fn build_client(opts: &SmokeOptions, follow_redirects: bool) -> reqwest::Client {
+fn build_client(opts: &SmokeOptions, resolver: &guard::Resolver, guarded: bool) -> reqwest::Client {
     let mut b = reqwest::Client::builder()
         .use_rustls_tls()
         .user_agent(concat!("shipgate-smoke/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(opts.request_timeout)
-        .redirect(if follow_redirects {
-            reqwest::redirect::Policy::limited(10)
-        } else {
-            reqwest::redirect::Policy::none()
-        });
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(resolver.clone()));
+    if guarded {
+        // Through a proxy the guard would see only the proxy's address.
+        b = b.no_proxy();
+    }
     for root in &opts.extra_roots {
         if let Ok(cert) = reqwest::Certificate::from_der(root) {
             b = b.add_root_certificate(cert);
         }
     }
-    for (host, addrs) in &opts.resolve {
-        b = b.resolve_to_addrs(host, addrs);
-    }
     b.build().expect("a client with these settings builds")
 }
 
-/// Runs `suite` (or the default) against `base`.
-pub async fn run(base: &Url, suite: &SmokeConfig, opts: &SmokeOptions) -> SmokeReport {
+/// Runs `suite` (or the default) against `base`, within `limits`.
+pub async fn run(
+    base: &Url,
+    suite: &SmokeConfig,
+    opts: &SmokeOptions,
+    limits: &Limits,
+) -> SmokeReport {
     let started = Instant::now();
     let wait = suite
         .wait
         .timeout
         .map(|d| d.0)
         .unwrap_or(Duration::from_secs(60));
+    let resolver = guard::Resolver::new(&opts.resolve, limits.guard.clone());
     let cx = Ctx {
-        client: build_client(opts, true),
-        no_redirect: build_client(opts, false),
+        client: build_client(opts, &resolver, limits.guard.is_some()),
+        resolver,
         opts: opts.clone(),
+        limits: limits.clone(),
         deadline: started + wait,
         retry_on: suite
             .wait
             .retry_on
             .clone()
             .unwrap_or_else(|| DEFAULT_RETRY_ON.to_vec()),
+        sent: AtomicU32::new(0),
+        in_flight: tokio::sync::Semaphore::new(opts.concurrency.max(1)),
     };
-    let checks = if suite.checks.is_empty() {
+    let mut checks = if suite.checks.is_empty() {
         default_checks()
     } else {
         suite.checks.clone()
     };
+    let mut not_run = None;
+    if let Some(max) = limits.max_checks {
+        if checks.len() > max {
+            let n = checks.len() - max;
+            checks.truncate(max);
+            not_run = Some(result(
+                format!("{n} more check{}", if n == 1 { "" } else { "s" }),
+                Outcome::Warn,
+                format!("not run: the server's limit of {max} checks per suite was reached"),
+                0,
+            ));
+        }
+    }
     // Futures built up front (not in a stream closure) keep the borrows simple
     // enough for callers that need a `Send` future.
     let pending: Vec<_> = checks.iter().map(|c| run_check(&cx, base, c)).collect();
-    let results: Vec<CheckResult> = futures_util::stream::iter(pending)
+    let mut results: Vec<CheckResult> = futures_util::stream::iter(pending)
         .buffered(opts.concurrency.max(1))
         .collect()
         .await;
+    results.extend(not_run);
     SmokeReport {
         url: base.to_string(),
         results,
         duration_ms: started.elapsed().as_millis() as u64,
+        requests: cx.sent.load(Ordering::SeqCst),
     }
 }
 
@@ -268,6 +313,10 @@ pub(crate) enum FetchError {
     Connect(String),
     Timeout,
     Other(String),
+    /// The SSRF guard refused a hop; nothing was sent to it.
+    Refused(String),
+    /// The run's request cap was reached before this request.
+    OverBudget(String),
 }
 
 impl std::fmt::Display for FetchError {
@@ -276,59 +325,187 @@ impl std::fmt::Display for FetchError {
             FetchError::Connect(e) => write!(f, "connection failed: {e}"),
             FetchError::Timeout => f.write_str("timed out"),
             FetchError::Other(e) => f.write_str(e),
+            FetchError::Refused(e) => write!(f, "refused: {e}"),
+            FetchError::OverBudget(e) => write!(f, "not run: {e}"),
         }
     }
 }
 
 fn classify(e: reqwest::Error) -> FetchError {
+    let mut innermost = None;
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        if let Some(refused) = s.downcast_ref::<guard::Refused>() {
+            return FetchError::Refused(refused.0.clone());
+        }
+        innermost = Some(s.to_string());
+        source = s.source();
+    }
     if e.is_timeout() {
         FetchError::Timeout
     } else if e.is_connect() {
-        let mut msg = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            msg = s.to_string();
-            source = s.source();
-        }
-        FetchError::Connect(msg)
+        FetchError::Connect(innermost.unwrap_or_else(|| e.to_string()))
     } else {
         FetchError::Other(e.to_string())
     }
 }
 
-/// One request, no retries.
-pub(crate) async fn fetch_once(
-    req: reqwest::RequestBuilder,
-    timeout: Duration,
-    cap: usize,
-) -> Result<Fetched, FetchError> {
-    let started = Instant::now();
-    let work = async {
-        let mut resp = req.send().await.map_err(classify)?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let mut body = Vec::new();
-        let mut truncated = false;
-        while let Some(chunk) = resp.chunk().await.map_err(classify)? {
-            let room = cap.saturating_sub(body.len());
-            if chunk.len() > room {
-                body.extend_from_slice(&chunk[..room]);
-                truncated = true;
-                break;
-            }
-            body.extend_from_slice(&chunk);
+/// A request a check makes: rebuilt for every redirect hop.
+#[derive(Clone)]
+pub(crate) struct Req {
+    pub method: reqwest::Method,
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    /// Follow redirects (each hop admitted and counted like the first).
+    pub follow: bool,
+}
+
+impl Req {
+    pub fn get(url: &Url) -> Req {
+        Req {
+            method: reqwest::Method::GET,
+            url: url.clone(),
+            headers: Vec::new(),
+            body: None,
+            follow: true,
         }
-        Ok(Fetched {
-            status,
-            headers,
-            body,
-            truncated,
-            elapsed: started.elapsed(),
-        })
-    };
-    match tokio::time::timeout(timeout, work).await {
-        Ok(r) => r,
-        Err(_) => Err(FetchError::Timeout),
+    }
+}
+
+/// A redirect target as reports show it: without credentials, query or
+/// fragment, which may carry tokens.
+fn without_secrets(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
+
+/// Credentials are not carried to another origin, as browsers and reqwest do.
+const SENSITIVE: &[&str] = &[
+    "authorization",
+    "cookie",
+    "cookie2",
+    "proxy-authorization",
+    "www-authenticate",
+];
+
+impl Ctx {
+    /// Lets one hop go: the guard admits its URL and the run's cap has room.
+    pub(crate) fn admit(&self, url: &Url, hop: usize) -> Result<(), FetchError> {
+        if let Some(guard) = &self.limits.guard {
+            guard.admit(url).map_err(|why| {
+                FetchError::Refused(if hop == 0 {
+                    why
+                } else {
+                    format!("redirect to {}: {why}", without_secrets(url))
+                })
+            })?;
+        }
+        if let Some(cap) = &self.limits.max_requests {
+            self.sent
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    (n < cap.requests).then_some(n + 1)
+                })
+                .map_err(|_| FetchError::OverBudget(cap.reason.clone()))?;
+        } else {
+            self.sent.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// One request without retries, following redirects when asked; the
+    /// timeout bounds the whole chain, the body is read up to `cap`.
+    pub(crate) async fn send(
+        &self,
+        req: &Req,
+        timeout: Duration,
+        cap: usize,
+    ) -> Result<Fetched, FetchError> {
+        // Held for the whole chain and its body; waiting for it is not
+        // counted against the timeout or the latency.
+        let _permit = self.in_flight.acquire().await.expect("never closed");
+        let started = Instant::now();
+        let work = async {
+            let mut req = req.clone();
+            let mut hop = 0;
+            let mut resp = loop {
+                // (The guard refuses other schemes itself, with its reason.)
+                if self.limits.guard.is_none() && !matches!(req.url.scheme(), "http" | "https") {
+                    return Err(FetchError::Other(format!(
+                        "cannot request a `{}` URL",
+                        req.url.scheme()
+                    )));
+                }
+                self.admit(&req.url, hop)?;
+                let mut b = self.client.request(req.method.clone(), req.url.clone());
+                for (k, v) in &req.headers {
+                    b = b.header(k.as_str(), v.as_str());
+                }
+                if let Some(body) = &req.body {
+                    b = b.body(body.clone());
+                }
+                let resp = b.send().await.map_err(classify)?;
+                let location = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| req.url.join(l).ok());
+                let status = resp.status().as_u16();
+                let next = match location {
+                    Some(next) if req.follow && matches!(status, 301 | 302 | 303 | 307 | 308) => {
+                        next
+                    }
+                    _ => break resp,
+                };
+                hop += 1;
+                if hop > MAX_REDIRECTS {
+                    return Err(FetchError::Other(format!(
+                        "more than {MAX_REDIRECTS} redirects"
+                    )));
+                }
+                if status == 303
+                    || (matches!(status, 301 | 302)
+                        && req.method != reqwest::Method::GET
+                        && req.method != reqwest::Method::HEAD)
+                {
+                    req.method = reqwest::Method::GET;
+                    req.body = None;
+                }
+                if next.origin() != req.url.origin() {
+                    req.headers
+                        .retain(|(k, _)| !SENSITIVE.contains(&k.to_ascii_lowercase().as_str()));
+                }
+                req.url = next;
+            };
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let mut body = Vec::new();
+            let mut truncated = false;
+            while let Some(chunk) = resp.chunk().await.map_err(classify)? {
+                let room = cap.saturating_sub(body.len());
+                if chunk.len() > room {
+                    body.extend_from_slice(&chunk[..room]);
+                    truncated = true;
+                    break;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Fetched {
+                status,
+                headers,
+                body,
+                truncated,
+                elapsed: started.elapsed(),
+            })
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(FetchError::Timeout),
+        }
     }
 }
 
@@ -337,17 +514,17 @@ pub(crate) async fn fetch_once(
 /// deadline. Returns the last outcome and the number of attempts.
 pub(crate) async fn fetch_ready(
     cx: &Ctx,
-    make: impl Fn() -> reqwest::RequestBuilder,
+    req: &Req,
     timeout: Duration,
 ) -> (Result<Fetched, FetchError>, u32) {
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let r = fetch_once(make(), timeout, cx.opts.body_cap).await;
+        let r = cx.send(req, timeout, cx.opts.body_cap).await;
         let retryable = match &r {
             Err(FetchError::Connect(_)) => cx.retry_on.contains(&RetryOn::Kind(RetryKind::Connect)),
             Err(FetchError::Timeout) => cx.retry_on.contains(&RetryOn::Kind(RetryKind::Timeout)),
-            Err(FetchError::Other(_)) => false,
+            Err(FetchError::Other(_) | FetchError::Refused(_) | FetchError::OverBudget(_)) => false,
             Ok(f) => cx.retry_on.contains(&RetryOn::Status(f.status)),
         };
         if !retryable {
@@ -378,7 +555,31 @@ pub(crate) async fn fetch_ready(
     }
 }
 
-fn target_url(base: &Url, c: &CheckSpec) -> Result<Url, String> {
+/// The result of a check whose request did not get an answer. A request
+/// the run's cap stopped is a warning: the check did not run.
+pub(crate) fn failed(name: String, e: &FetchError, attempts: u32) -> CheckResult {
+    match e {
+        FetchError::OverBudget(why) if attempts <= 1 => {
+            result(name, Outcome::Warn, format!("not run: {why}"), 0)
+        }
+        FetchError::OverBudget(why) => result(
+            name,
+            Outcome::Warn,
+            format!("stopped after {} attempts: {why}", attempts - 1),
+            attempts - 1,
+        ),
+        e if attempts > 1 => result(
+            name,
+            Outcome::Fail,
+            format!("{e} after {attempts} attempts"),
+            attempts,
+        ),
+        e => result(name, Outcome::Fail, e.to_string(), attempts),
+    }
+}
+
+/// The URL a check requests: its `url`, its `path` joined onto the base, or the base.
+pub(crate) fn target_url(base: &Url, c: &CheckSpec) -> Result<Url, String> {
     match (&c.url, &c.path) {
         (Some(u), _) => Url::parse(u).map_err(|e| format!("bad url `{u}`: {e}")),
         (None, Some(p)) => base.join(p).map_err(|e| format!("bad path `{p}`: {e}")),
@@ -440,36 +641,41 @@ async fn request_check(cx: &Ctx, base: &Url, c: &CheckSpec) -> CheckResult {
         }
     };
     let timeout = c.timeout.map(|t| t.0).unwrap_or(cx.opts.request_timeout);
-    let make = || {
-        let mut req = cx.client.request(method.clone(), url.clone());
-        for (k, v) in &c.headers {
-            req = req.header(k.as_str(), v.as_str());
-        }
-        if let Some(b) = &c.body {
-            req = req.body(b.clone());
-        }
-        req
+    let req = Req {
+        method,
+        url,
+        headers: c
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        body: c.body.clone(),
+        follow: true,
     };
-    let (first, attempts) = fetch_ready(cx, make, timeout).await;
+    let (first, attempts) = fetch_ready(cx, &req, timeout).await;
     let first = match first {
         Ok(f) => f,
-        Err(e) => {
-            let when = if attempts > 1 {
-                format!(" after {attempts} attempts")
-            } else {
-                String::new()
-            };
-            return result(name, Outcome::Fail, format!("{e}{when}"), attempts);
-        }
+        Err(e) => return failed(name, &e, attempts),
     };
     let mut failures = assert_response(&first, c);
+    let mut notes = Vec::new();
 
     // Latency: the first answer plus further samples.
-    let samples = c.samples.unwrap_or(1).clamp(1, 1000);
+    let wanted = c.samples.unwrap_or(1).clamp(1, config::MAX_SAMPLES);
+    let samples = cx.limits.max_samples.map_or(wanted, |max| wanted.min(max));
+    if samples < wanted {
+        notes.push(format!(
+            "samples cut from {wanted} to {samples} (the server's limit)"
+        ));
+    }
     let mut times = vec![first.elapsed.as_millis() as u64];
     for _ in 1..samples {
-        match fetch_once(make(), timeout, cx.opts.body_cap).await {
+        match cx.send(&req, timeout, cx.opts.body_cap).await {
             Ok(f) => times.push(f.elapsed.as_millis() as u64),
+            Err(FetchError::OverBudget(why)) => {
+                notes.push(format!("samples cut at {}: {why}", times.len()));
+                break;
+            }
             Err(e) => failures.push(format!("a latency sample failed: {e}")),
         }
     }
@@ -505,8 +711,8 @@ async fn request_check(cx: &Ctx, base: &Url, c: &CheckSpec) -> CheckResult {
     }
     let latency = if samples > 1 {
         format!(
-            ", p95 {} ms / p99 {} ms over {samples}",
-            stats.p95_ms, stats.p99_ms
+            ", p95 {} ms / p99 {} ms over {}",
+            stats.p95_ms, stats.p99_ms, stats.samples
         )
     } else {
         format!(" in {} ms", stats.max_ms)
@@ -516,15 +722,21 @@ async fn request_check(cx: &Ctx, base: &Url, c: &CheckSpec) -> CheckResult {
     } else {
         String::new()
     };
+    let notes: String = notes.iter().map(|n| format!("; {n}")).collect();
     let mut r = if failures.is_empty() {
         result(
             name,
             Outcome::Pass,
-            format!("{}{latency}{tries}", first.status),
+            format!("{}{latency}{tries}{notes}", first.status),
             attempts,
         )
     } else {
-        let mut r = result(name, Outcome::Fail, failures.join("; "), attempts);
+        let mut r = result(
+            name,
+            Outcome::Fail,
+            format!("{}{notes}", failures.join("; ")),
+            attempts,
+        );
         r.details = failures;
         r
     };

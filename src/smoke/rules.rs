@@ -7,18 +7,13 @@ use reqwest::header::HeaderMap;
 use url::Url;
 
 use super::config::{CheckSpec, Rule};
-use super::{fetch_once, fetch_ready, result, CheckResult, Ctx, Outcome};
+use super::{failed, fetch_ready, result, CheckResult, Ctx, FetchError, Outcome, Req};
 
 pub(crate) async fn run(cx: &Ctx, base: &Url, rule: Rule, c: &CheckSpec) -> CheckResult {
-    let url = match (&c.url, &c.path) {
-        (Some(u), _) => Url::parse(u).map_err(|e| e.to_string()),
-        (None, Some(p)) => base.join(p).map_err(|e| e.to_string()),
-        (None, None) => Ok(base.clone()),
-    };
     let name = super::check_name(c, base);
-    let url = match url {
+    let url = match super::target_url(base, c) {
         Ok(u) => u,
-        Err(e) => return result(name, Outcome::Fail, format!("bad url: {e}"), 0),
+        Err(e) => return result(name, Outcome::Fail, e, 0),
     };
     let mut r = match rule {
         Rule::SecurityHeaders => security_headers_check(cx, &url).await,
@@ -257,8 +252,7 @@ fn summarise(findings: &[HeaderFinding]) -> CheckResult {
 }
 
 async fn security_headers_check(cx: &Ctx, url: &Url) -> CheckResult {
-    let (f, attempts) =
-        fetch_ready(cx, || cx.client.get(url.clone()), cx.opts.request_timeout).await;
+    let (f, attempts) = fetch_ready(cx, &Req::get(url), cx.opts.request_timeout).await;
     match f {
         Ok(f) => {
             let mut r = summarise(&evaluate_security_headers(
@@ -268,7 +262,7 @@ async fn security_headers_check(cx: &Ctx, url: &Url) -> CheckResult {
             r.attempts = attempts;
             r
         }
-        Err(e) => result(String::new(), Outcome::Fail, e.to_string(), attempts),
+        Err(e) => failed(String::new(), &e, attempts),
     }
 }
 
@@ -296,18 +290,17 @@ pub fn evaluate_cors(h: &HeaderMap, origin: &str) -> (Outcome, String) {
 
 async fn cors_check(cx: &Ctx, url: &Url) -> CheckResult {
     const ORIGIN: &str = "https://evil.example";
-    let (f, attempts) = fetch_ready(
-        cx,
-        || cx.client.get(url.clone()).header("origin", ORIGIN),
-        cx.opts.request_timeout,
-    )
-    .await;
+    let req = Req {
+        headers: vec![("origin".into(), ORIGIN.into())],
+        ..Req::get(url)
+    };
+    let (f, attempts) = fetch_ready(cx, &req, cx.opts.request_timeout).await;
     match f {
         Ok(f) => {
             let (o, why) = evaluate_cors(&f.headers, ORIGIN);
             result(String::new(), o, why, attempts)
         }
-        Err(e) => result(String::new(), Outcome::Fail, e.to_string(), attempts),
+        Err(e) => failed(String::new(), &e, attempts),
     }
 }
 
@@ -325,16 +318,22 @@ async fn redirect_check(cx: &Ctx, base: &Url, c: &CheckSpec) -> CheckResult {
             u
         }
     };
-    let f = fetch_once(cx.no_redirect.get(http.clone()), cx.opts.request_timeout, 0).await;
-    let f = match f {
+    let req = Req {
+        follow: false,
+        ..Req::get(&http)
+    };
+    let f = match cx.send(&req, cx.opts.request_timeout, 0).await {
         Ok(f) => f,
-        Err(super::FetchError::Connect(_)) => {
+        Err(FetchError::Connect(_)) => {
             return result(
                 String::new(),
                 Outcome::Pass,
                 format!("plain HTTP is not served at {http}"),
                 1,
             )
+        }
+        Err(e @ (FetchError::OverBudget(_) | FetchError::Refused(_))) => {
+            return failed(String::new(), &e, 1)
         }
         Err(e) => return result(String::new(), Outcome::Fail, format!("{http}: {e}"), 1),
     };
@@ -369,50 +368,96 @@ async fn redirect_check(cx: &Ctx, base: &Url, c: &CheckSpec) -> CheckResult {
 
 async fn rate_limit_check(cx: &Ctx, url: &Url, c: &CheckSpec) -> CheckResult {
     use futures_util::StreamExt;
-    let burst = c.burst.unwrap_or(50).clamp(1, 500) as usize;
-    let statuses: Vec<Option<(u16, bool)>> = futures_util::stream::iter(0..burst)
+    // A burst is a small load test: on the server, only at the repository's
+    // own environments, never at whatever host a deployment status names.
+    if let Some(hosts) = &cx.limits.burst_hosts {
+        let host = super::guard::host_of(url)
+            .map(|(h, _)| h)
+            .unwrap_or_default();
+        if !hosts.contains(&host) {
+            return result(
+                String::new(),
+                Outcome::Warn,
+                format!("not run: rate_limit bursts go only to the hosts of environments.*.url, and `{host}` is not one"),
+                0,
+            );
+        }
+    }
+    let wanted = c.burst.unwrap_or(50).clamp(1, super::config::MAX_BURST);
+    let burst = cx.limits.max_burst.map_or(wanted, |max| wanted.min(max));
+    let req = Req::get(url);
+    let statuses: Vec<Result<(u16, bool), FetchError>> = futures_util::stream::iter(0..burst)
         .map(|_| async {
-            fetch_once(cx.client.get(url.clone()), cx.opts.request_timeout, 0)
-                .await
-                .ok()
-                .map(|f| {
-                    (
-                        f.status,
-                        f.headers.contains_key(reqwest::header::RETRY_AFTER),
-                    )
-                })
+            cx.send(&req, cx.opts.request_timeout, 0).await.map(|f| {
+                (
+                    f.status,
+                    f.headers.contains_key(reqwest::header::RETRY_AFTER),
+                )
+            })
         })
         .buffer_unordered(10)
         .collect()
         .await;
-    let limited: Vec<bool> = statuses
+    // A refused hop (a redirect somewhere it must not go) fails the check.
+    if let Some(e) = statuses.iter().find_map(|s| {
+        s.as_ref()
+            .err()
+            .filter(|e| matches!(e, FetchError::Refused(_)))
+    }) {
+        return failed(String::new(), e, 1);
+    }
+    let cut = statuses
         .iter()
-        .flatten()
+        .filter(|s| matches!(s, Err(FetchError::OverBudget(_))))
+        .count();
+    if let Some(e) = statuses
+        .first()
+        .and_then(|s| s.as_ref().err())
+        .filter(|_| cut == statuses.len())
+    {
+        return failed(String::new(), e, 1);
+    }
+    let answered: Vec<(u16, bool)> = statuses
+        .iter()
+        .filter_map(|s| s.as_ref().ok().copied())
+        .collect();
+    let errors = statuses.len() - answered.len() - cut;
+    let sent = statuses.len() - cut;
+    let limited: Vec<bool> = answered
+        .iter()
         .filter(|(s, _)| *s == 429)
         .map(|(_, ra)| *ra)
         .collect();
-    let errors = statuses.iter().filter(|s| s.is_none()).count();
+    let mut notes = String::new();
+    if burst < wanted {
+        notes.push_str(&format!(
+            "; burst cut from {wanted} to {burst} (the server's limit)"
+        ));
+    }
+    if let Some(cap) = cx.limits.max_requests.as_ref().filter(|_| cut > 0) {
+        notes.push_str(&format!("; burst cut at {sent}: {}", cap.reason));
+    }
     let (o, why) = match limited.first() {
         None => (
             Outcome::Fail,
-            format!("no 429 in a burst of {burst} requests ({errors} failed)"),
+            format!("no 429 in a burst of {sent} requests ({errors} failed){notes}"),
         ),
         Some(_) if limited.iter().any(|ra| *ra) => (
             Outcome::Pass,
             format!(
-                "{} of {burst} requests got 429 with Retry-After",
+                "{} of {sent} requests got 429 with Retry-After{notes}",
                 limited.len()
             ),
         ),
         Some(_) => (
             Outcome::Warn,
             format!(
-                "{} of {burst} requests got 429, without Retry-After",
+                "{} of {sent} requests got 429, without Retry-After{notes}",
                 limited.len()
             ),
         ),
     };
-    result(String::new(), o, why, burst as u32)
+    result(String::new(), o, why, sent as u32)
 }
 
 async fn tls_check(cx: &Ctx, url: &Url, c: &CheckSpec) -> CheckResult {
@@ -431,20 +476,24 @@ async fn tls_check(cx: &Ctx, url: &Url, c: &CheckSpec) -> CheckResult {
     let warn_days = c.warn_days.unwrap_or(30) as i64;
     let fail_days = c.fail_days.unwrap_or(7) as i64;
     let timeout = cx.opts.request_timeout;
-    let addrs: Vec<std::net::SocketAddr> = match cx.opts.resolve.iter().find(|(h, _)| *h == host) {
-        Some((_, a)) => a
-            .iter()
-            .map(|a| std::net::SocketAddr::new(a.ip(), port))
-            .collect(),
-        None => match tokio::net::lookup_host((host.as_str(), port)).await {
-            Ok(a) => a.collect(),
+    if let Err(e) = cx.admit(url, 0) {
+        return failed(String::new(), &e, 1);
+    }
+    let _permit = cx.in_flight.acquire().await.expect("never closed");
+    let addrs: Vec<std::net::SocketAddr> = match url.host() {
+        Some(url::Host::Ipv4(ip)) => vec![std::net::SocketAddr::new(ip.into(), port)],
+        Some(url::Host::Ipv6(ip)) => vec![std::net::SocketAddr::new(ip.into(), port)],
+        _ => match cx.resolver.lookup(&host, port).await {
+            Ok(a) => a
+                .iter()
+                .map(|a| std::net::SocketAddr::new(a.ip(), port))
+                .collect(),
             Err(e) => {
-                return result(
-                    String::new(),
-                    Outcome::Fail,
-                    format!("cannot resolve {host}: {e}"),
-                    1,
-                )
+                let why = match e.downcast_ref::<super::guard::Refused>() {
+                    Some(refused) => format!("refused: {refused}"),
+                    None => format!("cannot resolve {host}: {e}"),
+                };
+                return result(String::new(), Outcome::Fail, why, 1);
             }
         },
     };
