@@ -745,11 +745,12 @@ async fn every_repository_of_an_installation_is_enforced_even_when_one_keeps_fai
 // ---- Paginated lists and the checks' source
 
 #[tokio::test]
-async fn a_required_check_on_the_second_page_is_seen_and_a_check_from_another_app_does_not_count() {
-    let config = "environments:\n  staging:\n    required_checks: [{ name: ci, app: github-actions }, lint]\n";
+async fn a_required_check_on_the_second_page_of_check_runs_is_seen() {
+    let config = "environments:\n  staging:\n    required_checks: [lint]\n";
     let t = Harness::start().await;
     let (pr, head) = setup(&t, config, "alice");
     t.gh.set_role(REPO, "alice", "write");
+    // 110 jobs before it: `lint` is on the second page of 100.
     for i in 0..110 {
         t.gh.check_run(
             REPO,
@@ -760,6 +761,24 @@ async fn a_required_check_on_the_second_page_is_seen_and_a_check_from_another_ap
         );
     }
     t.gh.check_run(REPO, &head, "lint", "completed", Some("success"));
+    t.comment(REPO, pr, "alice", "/deploy staging").await;
+    let reply = t.next_reply(REPO, pr).await;
+    assert!(
+        reply.body.starts_with("### 🚀 Deploy to `staging` created"),
+        "{}",
+        reply.body
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_required_check_named_with_its_app_is_not_satisfied_by_another_app() {
+    let config =
+        "environments:\n  staging:\n    required_checks: [{ name: ci, app: github-actions }]\n";
+    let t = Harness::start().await;
+    let (pr, head) = setup(&t, config, "alice");
+    t.gh.set_role(REPO, "alice", "write");
+    // Any App installed on the repository can report a check run named `ci`.
     t.gh.check_run_from(REPO, &head, "ci", "evil-app", "success");
     t.comment(REPO, pr, "alice", "/deploy staging").await;
     let reply = t.next_reply(REPO, pr).await;
@@ -806,7 +825,8 @@ environments:
       checks:
         - { name: health, path: /api/health, expect: { json: ['$.status == "healthy"'] } }
 "#;
-    let t = Harness::start().await;
+    // The app runs on loopback: the operator allows private probes.
+    let t = Harness::start_with(&[("SHIPGATE_ALLOW_PRIVATE_PROBES", "true")]).await;
     let (pr, _) = setup(&t, config, "alice");
     t.gh.set_pr(REPO, pr, |p| p.state = "closed".into());
     let good = t.gh.commit(REPO, "main", &[("v", Some("1"))]);
