@@ -17,7 +17,7 @@ use crate::github::{GitHub, RetryPolicy};
 use crate::handlers::{Context, Handlers};
 use crate::ingress::{self, Ingress, MAX_BODY_BYTES};
 use crate::metrics::Metrics;
-use crate::repo_config::ConfigCache;
+use crate::repo_config::{ConfigCache, ConfigCacheLimits};
 use crate::settings::{ServerSettings, SettingsError};
 use crate::store::{self, DeliveryWriter, DynStore};
 use crate::worker::{Wake, Worker};
@@ -70,6 +70,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub store: DynStore,
     pub github: GitHub,
+    /// Parsed repository configs, shared by the handlers.
+    pub configs: Arc<ConfigCache>,
     /// Attempts finished by this process's worker.
     pub finished: watch::Receiver<u64>,
     pub shutdown: CancellationToken,
@@ -144,13 +146,18 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
         )
     });
     let (finished_tx, finished_rx) = watch::channel(0u64);
+    let configs = Arc::new(ConfigCache::with_limits(ConfigCacheLimits {
+        entries: settings.config_cache.entries,
+        text_bytes: settings.config_cache.text_bytes,
+        ..Default::default()
+    }));
     let worker = Worker {
         store: store.clone(),
         handlers,
         context: Context {
             github: github.clone(),
             store: store.clone(),
-            configs: Arc::new(ConfigCache::default()),
+            configs: configs.clone(),
             read_this_delivery: Default::default(),
             notifier: crate::notify::Notifier::new(settings.slack_webhook_url.clone()),
             smoke: options.smoke.unwrap_or_default(),
@@ -197,6 +204,7 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
         addr,
         store,
         github,
+        configs,
         finished: finished_rx,
         shutdown,
         task,

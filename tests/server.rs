@@ -1027,3 +1027,231 @@ async fn a_delivery_skipped_while_its_repository_was_held_is_woken_for_when_the_
         assert_eq!(st.state, DeliveryState::Done, "{id}");
     }
 }
+
+// ------------------------------------------- stalls (ingress and config limits)
+
+/// Asks `/healthz` every 50 ms until `done` is cancelled. Returns the slowest
+/// answer, or what went wrong with the first answer that took over 1 s.
+async fn probe_health(
+    url: String,
+    done: tokio_util::sync::CancellationToken,
+) -> Result<std::time::Duration, String> {
+    use std::time::{Duration, Instant};
+    let http = reqwest::Client::new();
+    let mut slowest = Duration::ZERO;
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => return Ok(slowest),
+            _ = tick.tick() => {}
+        }
+        let started = Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(1), http.get(&url).send()).await;
+        // A stalled runtime can let the answer in late and still report it
+        // ready: the elapsed time is what counts.
+        let took = started.elapsed();
+        match answer {
+            Ok(Ok(r)) if r.status() == StatusCode::OK && took <= Duration::from_secs(1) => {
+                slowest = slowest.max(took)
+            }
+            Ok(Ok(r)) => return Err(format!("/healthz answered {} after {took:?}", r.status())),
+            Ok(Err(e)) => return Err(format!("/healthz failed after {took:?}: {e}")),
+            Err(_) => return Err(format!("/healthz did not answer within 1 s ({took:?})")),
+        }
+    }
+}
+
+/// Waits for `delivery` to be done, failing the test past `limit` (measured
+/// from `since`, so a stalled runtime cannot hide the delay).
+async fn wait_done(
+    t: &Harness,
+    delivery: &str,
+    since: std::time::Instant,
+    limit: std::time::Duration,
+) {
+    let mut finished = t.server.finished.clone();
+    loop {
+        finished.borrow_and_update();
+        let state = t.state_of(delivery).await.map(|s| s.state);
+        let took = since.elapsed();
+        assert!(
+            took <= limit,
+            "{delivery} was not done within {limit:?} (state {state:?} after {took:?})"
+        );
+        if state == Some(DeliveryState::Done) {
+            return;
+        }
+        let _ = tokio::time::timeout(limit - took, finished.changed()).await;
+    }
+}
+
+/// A pull request whose config nests 40,000 flow sequences
+/// (`environments: [[[[…`, 40 KB, under the size cap) took serde_yaml_ng
+/// about 8 s to refuse, on an async worker thread (quadratic in the depth).
+/// Two of them, in two repositories, held both runtime threads. Now the
+/// depth is checked before parsing: `/healthz` answers within 1 s
+/// throughout, another repository's delivery is done within seconds, and
+/// the deep configs get a red status that names the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_configs_in_two_pull_requests_do_not_stall_other_repositories() {
+    use std::time::{Duration, Instant};
+    let t = Harness::start().await;
+    let deep = format!("environments: {}\n", "[".repeat(40_000));
+    let mut deep_prs = Vec::new();
+    for repo in ["mallory/one", "mallory/two"] {
+        t.gh.add_repo(repo, &[(CONFIG, VALID_CONFIG)]);
+        t.gh.commit(repo, "deep", &[(CONFIG, Some(&deep))]);
+        deep_prs.push((repo, t.gh.open_pr(repo, "deep", "mallory")));
+    }
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    t.gh.commit("acme/app", "feature", &[("a.txt", Some("a"))]);
+    let good = t.gh.open_pr("acme/app", "feature", "alice");
+
+    let done = tokio_util::sync::CancellationToken::new();
+    let prober = tokio::spawn(probe_health(t.url("/healthz"), done.clone()));
+    let started = Instant::now();
+    for (repo, pr) in &deep_prs {
+        let (s, _) = t
+            .send(
+                "pull_request",
+                &t.gh.pull_request_payload(repo, *pr, "opened"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+    }
+    let (s, b) = t
+        .send(
+            "pull_request",
+            &t.gh.pull_request_payload("acme/app", good, "opened"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    wait_done(
+        &t,
+        b["delivery"].as_str().unwrap(),
+        started,
+        Duration::from_secs(5),
+    )
+    .await;
+    t.settle().await;
+    done.cancel();
+    let slowest = prober.await.unwrap().expect("/healthz kept answering");
+    assert!(slowest <= Duration::from_secs(1), "{slowest:?}");
+
+    let head = t.gh.pr("acme/app", good).head_sha;
+    assert_eq!(t.gh.statuses("acme/app", &head)[0].state, "success");
+    for (repo, pr) in &deep_prs {
+        let statuses = t.gh.statuses(repo, &t.gh.pr(repo, *pr).head_sha);
+        assert_eq!(statuses.len(), 1, "{statuses:?}");
+        assert_eq!(statuses[0].state, "failure");
+        assert_eq!(
+            statuses[0].description,
+            ".github/shipgate.yml: line 1 column 46: nested more than 32 levels deep; the limit is 32"
+        );
+    }
+    t.finish().await;
+}
+
+/// A config over the size cap is refused before it is parsed, with a status
+/// that says how big it is and what the limit is.
+#[tokio::test]
+async fn an_oversized_config_gets_a_red_status_naming_its_size_and_the_limit() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    // Valid YAML, 300 KiB of comments after a valid config.
+    let big = format!(
+        "{VALID_CONFIG}{}",
+        "# padding padding padding\n".repeat(300 * 1024 / 26 + 1)
+    );
+    t.gh.commit("acme/app", "big", &[(CONFIG, Some(&big))]);
+    let pr = t.gh.open_pr("acme/app", "big", "alice");
+    t.send(
+        "pull_request",
+        &t.gh.pull_request_payload("acme/app", pr, "opened"),
+    )
+    .await;
+    t.settle().await;
+    let statuses = t.gh.statuses("acme/app", &t.gh.pr("acme/app", pr).head_sha);
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(statuses[0].state, "failure");
+    assert_eq!(
+        statuses[0].description,
+        ".github/shipgate.yml: the file is 301 KiB; the limit is 64 KiB"
+    );
+    t.finish().await;
+}
+
+/// A `304` for a config whose parse had been evicted from the cache failed
+/// the delivery for good ("304 for a file that is not cached"). The file is
+/// now read again in full instead: after the eviction, the second delivery
+/// for the same commit is done and its config read is a plain 200.
+#[tokio::test]
+async fn a_delivery_whose_config_was_evicted_from_the_cache_reads_it_again() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    t.gh.commit("acme/app", "feature", &[("a.txt", Some("a"))]);
+    let pr = t.gh.open_pr("acme/app", "feature", "alice");
+    let head = t.gh.pr("acme/app", pr).head_sha;
+    let mut deliveries = Vec::new();
+    for action in ["opened", "reopened"] {
+        let (s, b) = t
+            .send(
+                "pull_request",
+                &t.gh.pull_request_payload("acme/app", pr, action),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        t.settle().await;
+        deliveries.push(b["delivery"].as_str().unwrap().to_string());
+        // As when other repositories' configs push these out of the cache.
+        t.server.configs.evict_parsed();
+    }
+    for d in &deliveries {
+        let state = t.state_of(d).await.unwrap();
+        assert_eq!(state.state, DeliveryState::Done, "{:?}", state.last_error);
+    }
+    let reads: Vec<u16> =
+        t.gh.requests_to("GET", "/repos/acme/app/contents/.github/shipgate.yml")
+            .iter()
+            .filter(|r| r.query.contains(&head))
+            .map(|r| r.status)
+            .collect();
+    assert_eq!(
+        reads,
+        [200, 200],
+        "no ETag is sent for a parse no longer held"
+    );
+    assert_eq!(t.gh.statuses("acme/app", &head)[0].state, "success");
+    t.finish().await;
+}
+
+/// The parse can also be evicted between sending the ETag and GitHub's
+/// `304`: the parse taken before the request answers it, and is cached again.
+#[tokio::test]
+async fn a_304_for_a_config_evicted_while_the_request_was_out_is_answered_from_the_parse_in_hand() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    let configs = std::sync::Arc::new(shipgate::repo_config::ConfigCache::default());
+    let api = t.server.github.api(Some(42)).unwrap();
+    configs.load(&api, "acme/app", "main").await.unwrap();
+    let contents = "/repos/acme/app/contents/.github/shipgate.yml";
+    t.gh.hold_after_effect("GET", contents);
+    let second = {
+        let (configs, api) = (configs.clone(), api.clone());
+        tokio::spawn(async move { configs.load(&api, "acme/app", "main").await })
+    };
+    t.gh.wait_for("the 304 is held", |w| w.held == 1).await;
+    configs.evict_parsed();
+    t.gh.release_held();
+    let loaded = second.await.unwrap().expect("answered, not failed");
+    assert!(loaded.config.unwrap().environments.contains_key("staging"));
+    // Cached again: the next read is a 304 too.
+    configs.load(&api, "acme/app", "main").await.unwrap();
+    let reads: Vec<u16> =
+        t.gh.requests_to("GET", contents)
+            .iter()
+            .map(|r| r.status)
+            .collect();
+    assert_eq!(reads, [200, 304, 304]);
+    t.finish().await;
+}
