@@ -1181,6 +1181,218 @@ async fn an_oversized_config_gets_a_red_status_naming_its_size_and_the_limit() {
     t.finish().await;
 }
 
+/// A connection that sends a webhook's headers and the first byte of a
+/// 1,000-byte body, then nothing.
+async fn start_slow_body(addr: std::net::SocketAddr, delivery: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /webhook HTTP/1.1\r\nHost: shipgate\r\nContent-Type: application/json\r\n\
+                 X-GitHub-Event: ping\r\nX-GitHub-Delivery: {delivery}\r\n\
+                 X-Hub-Signature-256: sha256=00\r\nContent-Length: 1000\r\n\r\n{{"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    stream
+}
+
+/// Reads what the server sends until it closes the connection, failing the
+/// test if that takes longer than `limit`.
+async fn read_answer(stream: &mut tokio::net::TcpStream, limit: std::time::Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    tokio::time::timeout(limit, stream.read_to_end(&mut out))
+        .await
+        .unwrap_or_else(|_| panic!("no answer within {limit:?}"))
+        .ok();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Strangers opened more slow bodies than there are in-flight permits, and
+/// each held a permit while its body trickled in: every signed delivery got
+/// 503 for as long as they liked (GitHub does not retry). Bodies are now
+/// read before a permit is taken, so the signed delivery gets 202 while all
+/// the slow bodies are still open.
+#[tokio::test]
+async fn slow_bodies_beyond_the_in_flight_limit_do_not_turn_signed_deliveries_away() {
+    const SLOW: usize = 6;
+    let t = Harness::start_with(&[
+        ("SHIPGATE_MAX_IN_FLIGHT", "2"),
+        ("SHIPGATE_BODY_TIMEOUT_SECS", "120"),
+        // Held open for the whole test: no minimum rate, no per-address cap
+        // (everything here comes from 127.0.0.1).
+        ("SHIPGATE_BODY_MIN_BYTES_PER_SEC", "0"),
+        ("SHIPGATE_MAX_BODIES_PER_CLIENT", "64"),
+    ])
+    .await;
+    let mut slow = Vec::new();
+    for i in 0..SLOW {
+        slow.push(start_slow_body(t.server.addr, &format!("slow-{i}")).await);
+    }
+    common::eventually("the slow bodies hold the in-flight limit", || async {
+        t.metric("shipgate_webhooks_in_flight").await >= 2.0
+    })
+    .await;
+
+    let (status, body) = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        t.send(
+            "ping",
+            &json!({ "zen": "Keep it logically awesome.", "hook_id": 1 }),
+        ),
+    )
+    .await
+    .expect("answered within 5 s");
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    common::eventually("every slow body is still being read", || async {
+        t.metric("shipgate_webhooks_in_flight").await == SLOW as f64
+    })
+    .await;
+    drop(slow);
+    t.finish().await;
+}
+
+/// One address may have only so many bodies unfinished at once: the next is
+/// refused at once with 429, while a delivery from another address is
+/// accepted.
+#[tokio::test]
+async fn one_address_cannot_hold_more_than_its_share_of_unfinished_bodies() {
+    let t = Harness::start_with(&[
+        ("SHIPGATE_MAX_BODIES_PER_CLIENT", "2"),
+        ("SHIPGATE_BODY_TIMEOUT_SECS", "120"),
+        ("SHIPGATE_BODY_MIN_BYTES_PER_SEC", "0"),
+    ])
+    .await;
+    let held = [
+        start_slow_body(t.server.addr, "held-1").await,
+        start_slow_body(t.server.addr, "held-2").await,
+    ];
+    common::eventually("two slow bodies are being read", || async {
+        t.metric("shipgate_webhooks_in_flight").await == 2.0
+    })
+    .await;
+    let mut third = start_slow_body(t.server.addr, "third").await;
+    let answer = read_answer(&mut third, std::time::Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(
+        answer.contains("too many unfinished webhook bodies from 127.0.0.1; redeliver it later"),
+        "{answer}"
+    );
+
+    // GitHub's delivery comes from another address.
+    let github = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let body = serde_json::to_vec(
+        &json!({ "zen": "Half measures are as bad as nothing at all.", "hook_id": 1 }),
+    )
+    .unwrap();
+    let (status, b) =
+        common::post_signed(&github, &t.url("/webhook"), "ping", "from-github", body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(
+        t.metric(r#"shipgate_deliveries_rejected_total{reason="client_busy"}"#)
+            .await,
+        1.0
+    );
+    drop(held);
+    t.finish().await;
+}
+
+/// A body trickling in a byte every 100 ms is cut off with 408 soon after
+/// the first second, long before the (here two-minute) body timeout.
+#[tokio::test]
+async fn a_body_slower_than_the_minimum_rate_is_cut_off_with_408() {
+    use tokio::io::AsyncWriteExt;
+    let t = Harness::start_with(&[("SHIPGATE_BODY_TIMEOUT_SECS", "120")]).await;
+    let stream = start_slow_body(t.server.addr, "trickle").await;
+    let (mut reader, mut writer) = stream.into_split();
+    // The attack itself: one more byte every 100 ms until the server hangs up.
+    let trickle = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            if writer.write_all(b" ").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut out = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        use tokio::io::AsyncReadExt;
+        let _ = reader.read_to_end(&mut out).await;
+    })
+    .await
+    .expect("the server hung up within 10 s");
+    let answer = String::from_utf8_lossy(&out);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("the body arrived slower than 16384 bytes a second"),
+        "{answer}"
+    );
+    trickle.abort();
+    assert_eq!(t.state_of("trickle").await, None);
+    t.finish().await;
+}
+
+/// Bodies being read or waiting to be stored share one byte budget: once
+/// it is spent, the next body is refused with 503 instead of being held in
+/// memory too.
+#[tokio::test]
+async fn bodies_in_memory_share_one_byte_budget() {
+    use tokio::io::AsyncWriteExt;
+    let t = Harness::start_with(&[
+        ("SHIPGATE_BODY_BUFFER_MIB", "25"),
+        ("SHIPGATE_BODY_MIN_BYTES_PER_SEC", "0"),
+        ("SHIPGATE_BODY_TIMEOUT_SECS", "120"),
+    ])
+    .await;
+    // 20 MiB of a 25 MiB body, then nothing.
+    let mut big = tokio::net::TcpStream::connect(t.server.addr).await.unwrap();
+    big.write_all(
+        format!(
+            "POST /webhook HTTP/1.1\r\nHost: shipgate\r\nContent-Type: application/json\r\n\
+             X-GitHub-Event: ping\r\nX-GitHub-Delivery: big\r\n\
+             X-Hub-Signature-256: sha256=00\r\nContent-Length: {}\r\n\r\n",
+            25 << 20
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    big.write_all(&vec![b' '; 20 << 20]).await.unwrap();
+    common::eventually("the server holds the 20 MiB", || async {
+        t.metric("shipgate_webhook_body_bytes").await >= (20 << 20) as f64
+    })
+    .await;
+    let body = vec![b' '; 10 << 20];
+    let sig = shipgate::signature::sign(SECRET.as_bytes(), &body);
+    let (status, b) = raw_post(&t, &signed_headers("ping", "second", &sig), body).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{b}");
+    assert_eq!(
+        b["error"],
+        "webhook bodies fill the body buffer; redeliver it later"
+    );
+    drop(big);
+    common::eventually("the budget comes back", || async {
+        t.metric("shipgate_webhook_body_bytes").await == 0.0
+    })
+    .await;
+    let (status, _) = t
+        .send(
+            "ping",
+            &json!({ "zen": "Mind your words, they are important." }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    t.finish().await;
+}
+
 /// A `304` for a config whose parse had been evicted from the cache failed
 /// the delivery for good ("304 for a file that is not cached"). The file is
 /// now read again in full instead: after the eviction, the second delivery
