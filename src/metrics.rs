@@ -27,6 +27,10 @@ pub struct Metrics {
     pub redelivery_missing: IntGauge,
     /// Webhook requests being handled right now.
     pub webhooks_in_flight: IntGauge,
+    /// Of those, the ones whose body is still being read.
+    pub webhook_bodies_reading: IntGauge,
+    /// Bytes of webhook bodies held in memory (the body buffer in use).
+    pub webhook_body_bytes: IntGauge,
     /// Deliveries per ingress commit (group commit; see `store::writer`).
     pub delivery_batch_rows: Histogram,
 }
@@ -108,6 +112,16 @@ impl Metrics {
             "Webhook requests being handled (reading, verifying, storing)",
         )
         .expect("valid metric");
+        let webhook_bodies_reading = IntGauge::new(
+            "webhook_bodies_reading",
+            "Webhook requests whose body is still being read (before an in-flight permit)",
+        )
+        .expect("valid metric");
+        let webhook_body_bytes = IntGauge::new(
+            "webhook_body_bytes",
+            "Bytes of webhook bodies held in memory (SHIPGATE_BODY_BUFFER_MIB in use)",
+        )
+        .expect("valid metric");
         let delivery_batch_rows = Histogram::with_opts(
             HistogramOpts::new(
                 "delivery_batch_rows",
@@ -127,6 +141,8 @@ impl Metrics {
             Box::new(redeliveries.clone()),
             Box::new(redelivery_missing.clone()),
             Box::new(webhooks_in_flight.clone()),
+            Box::new(webhook_bodies_reading.clone()),
+            Box::new(webhook_body_bytes.clone()),
             Box::new(delivery_batch_rows.clone()),
         ] {
             registry.register(c).expect("metric registered once");
@@ -143,6 +159,8 @@ impl Metrics {
             redeliveries,
             redelivery_missing,
             webhooks_in_flight,
+            webhook_bodies_reading,
+            webhook_body_bytes,
             delivery_batch_rows,
         }
     }

@@ -5,9 +5,21 @@
 //! rule; errors carry line and column. A missing or empty file means
 //! defaults. The JSON Schema (`shipgate config schema`) is generated from
 //! these types.
+//!
+//! The file comes from whoever can push a branch or open a pull request, so
+//! it is refused before parsing when it is over [`MAX_CONFIG_BYTES`] or nests
+//! deeper than [`MAX_CONFIG_DEPTH`]: the YAML scanner does work proportional
+//! to the nesting depth for every token, so `[[[[…` costs time quadratic in
+//! its length (40 KB took seconds). The CLI, the Action and the server all
+//! parse through [`RepoConfig::parse`], so they share these caps; the server
+//! also parses off its async threads, a few at a time, within a time budget
+//! ([`ConfigCache`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hashlink::LruCache;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -17,6 +29,13 @@ use crate::github::content::FileRead;
 use crate::github::{Api, GitHubError};
 
 pub const CONFIG_PATH: &str = ".github/shipgate.yml";
+
+/// The largest config file accepted (real ones are a few KiB).
+pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
+
+/// The deepest nesting of mappings and sequences accepted, the top-level
+/// mapping being level 1 (the schema itself needs fewer than 10).
+pub const MAX_CONFIG_DEPTH: usize = 32;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -431,13 +450,33 @@ impl RepoConfig {
     }
 
     /// Parses the YAML text of `.github/shipgate.yml`. An empty file is the default config.
+    /// Files over [`MAX_CONFIG_BYTES`] or nested deeper than
+    /// [`MAX_CONFIG_DEPTH`] are refused before they are parsed.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        if text.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError {
+                location: None,
+                message: format!(
+                    "the file is {} KiB; the limit is {} KiB",
+                    text.len().div_ceil(1024),
+                    MAX_CONFIG_BYTES / 1024
+                ),
+            });
+        }
         if text.trim().is_empty()
             || text
                 .lines()
                 .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
         {
             return Ok(RepoConfig::default());
+        }
+        if let Some(location) = nesting_beyond(text, MAX_CONFIG_DEPTH) {
+            return Err(ConfigError {
+                location: Some(location),
+                message: format!(
+                    "nested more than {MAX_CONFIG_DEPTH} levels deep; the limit is {MAX_CONFIG_DEPTH}"
+                ),
+            });
         }
         let located = |e: serde_yaml_ng::Error| {
             let location = e.location().map(|l| (l.line(), l.column()));
@@ -520,6 +559,73 @@ impl RepoConfig {
     }
 }
 
+/// Where `text` first nests mappings and sequences (block or flow) more
+/// than `limit` deep, as line and column; `None` if it never does, or if
+/// the YAML is malformed before that (the full parse reports it, having
+/// stopped there too).
+///
+/// It runs libyaml, the parser serde_yaml_ng uses, event by event and stops
+/// at the first collection past the limit, so it sees exactly the nesting
+/// the full parse would, and its cost stays small whatever the input: the
+/// scanner reads ahead at most about 1,024 characters for a possible key, so
+/// it never goes much deeper than the limit.
+fn nesting_beyond(text: &str, limit: usize) -> Option<(usize, usize)> {
+    use std::mem::MaybeUninit;
+    use unsafe_libyaml as unsafe_yaml;
+
+    /// An initialised parser, deleted on every way out. It is boxed because
+    /// a parser reading a string points at itself.
+    struct Parser(Box<MaybeUninit<unsafe_yaml::yaml_parser_t>>);
+    impl Drop for Parser {
+        fn drop(&mut self) {
+            // SAFETY: a `Parser` is only built around an initialised parser.
+            unsafe { unsafe_yaml::yaml_parser_delete(self.0.as_mut_ptr()) }
+        }
+    }
+
+    let mut boxed = Box::new(MaybeUninit::<unsafe_yaml::yaml_parser_t>::uninit());
+    // SAFETY: `boxed` is valid, writable memory for a parser.
+    if unsafe { unsafe_yaml::yaml_parser_initialize(boxed.as_mut_ptr()) }.fail {
+        return None; // out of memory: the full parse will say so
+    }
+    let mut parser = Parser(boxed);
+    let p = parser.0.as_mut_ptr();
+    // SAFETY: `p` is initialised; `text` outlives `parser`, which is
+    // dropped at the end of this function.
+    unsafe {
+        unsafe_yaml::yaml_parser_set_encoding(p, unsafe_yaml::YAML_UTF8_ENCODING);
+        unsafe_yaml::yaml_parser_set_input_string(p, text.as_ptr(), text.len() as u64);
+    }
+    let mut depth = 0usize;
+    loop {
+        let mut event = MaybeUninit::<unsafe_yaml::yaml_event_t>::uninit();
+        // SAFETY: `p` is initialised and its input is alive; a successful
+        // call initialises `event`, which is read and then deleted once.
+        let (kind, mark) = unsafe {
+            if unsafe_yaml::yaml_parser_parse(p, event.as_mut_ptr()).fail {
+                return None;
+            }
+            let e = event.as_mut_ptr();
+            let read = ((*e).type_, (*e).start_mark);
+            unsafe_yaml::yaml_event_delete(e);
+            read
+        };
+        match kind {
+            unsafe_yaml::YAML_SEQUENCE_START_EVENT | unsafe_yaml::YAML_MAPPING_START_EVENT => {
+                depth += 1;
+                if depth > limit {
+                    return Some((mark.line as usize + 1, mark.column as usize + 1));
+                }
+            }
+            unsafe_yaml::YAML_SEQUENCE_END_EVENT | unsafe_yaml::YAML_MAPPING_END_EVENT => {
+                depth = depth.saturating_sub(1)
+            }
+            unsafe_yaml::YAML_STREAM_END_EVENT => return None,
+            _ => {}
+        }
+    }
+}
+
 /// Where a loaded config came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigSource {
@@ -535,38 +641,124 @@ pub struct LoadedConfig {
     pub config: Result<Arc<RepoConfig>, ConfigError>,
 }
 
+/// Limits of a [`ConfigCache`].
+#[derive(Debug, Clone)]
+pub struct ConfigCacheLimits {
+    /// Parsed configs kept, and as many ref resolutions; the least recently
+    /// used go first, so one busy repository cannot empty it for everyone.
+    pub entries: usize,
+    /// Bytes of config text whose parses are kept: what bounds the memory,
+    /// since a parse takes about 2 to 20 times its text (a 64 KiB file of
+    /// one-character list items, 1.3 MB).
+    pub text_bytes: usize,
+    /// Parses running at once, each on a blocking thread, never on the
+    /// async runtime's.
+    pub parallel_parses: usize,
+    /// A parse that takes longer counts as an invalid file. With the size
+    /// and depth caps a parse takes milliseconds; this is the backstop.
+    pub parse_budget: Duration,
+}
+
+impl Default for ConfigCacheLimits {
+    fn default() -> Self {
+        ConfigCacheLimits {
+            entries: 10_000,
+            text_bytes: 32 << 20,
+            parallel_parses: 2,
+            parse_budget: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Parsed configs by blob sha, and what each (repo, ref) last resolved to.
 /// A commit sha never changes, so a ref that is one is answered from memory
 /// with no request; a branch costs one conditional request (a 304 when the
 /// file is unchanged, which does not count against the rate limit) and no
-/// parsing. Both maps are bounded.
-#[derive(Default)]
+/// parsing. Both maps are least-recently-used caches of bounded size; a
+/// blob's parse (or its error) is kept, so the same file is parsed once.
 pub struct ConfigCache {
-    by_sha: Mutex<HashMap<String, Result<Arc<RepoConfig>, ConfigError>>>,
-    refs: Mutex<HashMap<(String, String), RefEntry>>,
+    by_sha: Mutex<ParsedCache>,
+    refs: Mutex<LruCache<(String, String), RefEntry>>,
+    parses: Arc<tokio::sync::Semaphore>,
+    parse_budget: Duration,
 }
+
+/// A parsed config, or why the file is invalid.
+type Parsed = Result<Arc<RepoConfig>, ConfigError>;
 
 #[derive(Clone)]
 struct RefEntry {
     etag: Option<String>,
     /// The blob sha, or `None` when the file was missing.
     blob: Option<String>,
+    /// The length of the blob's text.
+    text_bytes: usize,
 }
 
-const CACHE_CAP: usize = 10_000;
+/// Parses by blob sha, least recently used first out, bounded in count and
+/// in the bytes of text they were parsed from.
+struct ParsedCache {
+    lru: LruCache<String, (Parsed, usize)>,
+    text_bytes: usize,
+    max_entries: usize,
+    max_text_bytes: usize,
+}
+
+impl ParsedCache {
+    fn get(&mut self, blob: &str) -> Option<Parsed> {
+        self.lru.get(blob).map(|(parsed, _)| parsed.clone())
+    }
+
+    fn insert(&mut self, blob: String, parsed: Parsed, text_bytes: usize) {
+        if let Some((_, old)) = self.lru.insert(blob, (parsed, text_bytes)) {
+            self.text_bytes -= old;
+        }
+        self.text_bytes += text_bytes;
+        // The entry just added stays, even alone over the byte cap: it is
+        // the one in use.
+        while self.lru.len() > 1
+            && (self.lru.len() > self.max_entries || self.text_bytes > self.max_text_bytes)
+        {
+            if let Some((_, (_, size))) = self.lru.remove_lru() {
+                self.text_bytes -= size;
+            }
+        }
+    }
+}
+
+impl Default for ConfigCache {
+    fn default() -> Self {
+        ConfigCache::with_limits(ConfigCacheLimits::default())
+    }
+}
 
 fn is_commit_sha(git_ref: &str) -> bool {
     git_ref.len() == 40 && git_ref.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn insert_bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
-    if map.len() >= CACHE_CAP {
-        map.clear();
-    }
-    map.insert(key, value);
-}
-
 impl ConfigCache {
+    pub fn with_limits(limits: ConfigCacheLimits) -> Self {
+        ConfigCache {
+            by_sha: Mutex::new(ParsedCache {
+                lru: LruCache::new_unbounded(),
+                text_bytes: 0,
+                max_entries: limits.entries.max(1),
+                max_text_bytes: limits.text_bytes,
+            }),
+            refs: Mutex::new(LruCache::new(limits.entries.max(1))),
+            parses: Arc::new(tokio::sync::Semaphore::new(limits.parallel_parses.max(1))),
+            parse_budget: limits.parse_budget,
+        }
+    }
+
+    /// Drops every parsed config but keeps what each ref resolved to (and
+    /// its ETag), as eviction under pressure does. For tests.
+    pub fn evict_parsed(&self) {
+        let mut by_sha = self.by_sha.lock().expect("poisoned");
+        by_sha.lru.clear();
+        by_sha.text_bytes = 0;
+    }
+
     /// Loads `.github/shipgate.yml` of `repo` at `git_ref` (a branch or commit sha).
     pub async fn load(
         &self,
@@ -575,50 +767,109 @@ impl ConfigCache {
         git_ref: &str,
     ) -> Result<LoadedConfig, GitHubError> {
         let key = (repo.to_string(), git_ref.to_string());
-        let known = self.refs.lock().expect("poisoned").get(&key).cloned();
-        if let (Some(entry), true) = (&known, is_commit_sha(git_ref)) {
-            if let Some(loaded) = self.loaded_from_entry(entry) {
-                return Ok(loaded);
-            }
+        let known = self.ref_entry(&key);
+        // Taken now and held through the request, so a 304 can be answered
+        // even if the parse is evicted meanwhile.
+        let cached = known.as_ref().and_then(|k| self.loaded_from_entry(k));
+        if let (Some(loaded), true) = (&cached, is_commit_sha(git_ref)) {
+            return Ok(loaded.clone());
         }
-        let etag = known.as_ref().and_then(|k| k.etag.as_deref());
-        let (blob, text, etag) = match api.get_file(repo, CONFIG_PATH, git_ref, etag).await? {
+        // An ETag is only sent when its 304 can be answered from memory.
+        let etag = match &cached {
+            Some(_) => known.as_ref().and_then(|k| k.etag.as_deref()),
+            None => None,
+        };
+        let read = match api.get_file(repo, CONFIG_PATH, git_ref, etag).await? {
+            FileRead::NotModified => match cached {
+                Some(loaded) => {
+                    if let (ConfigSource::File { sha }, Some(entry)) = (&loaded.source, known) {
+                        let size = entry.text_bytes;
+                        self.remember_parsed(sha.clone(), loaded.config.clone(), size);
+                        self.remember_ref(key, entry);
+                    }
+                    return Ok(loaded);
+                }
+                // A 304 to a request without an ETag: read the file whole.
+                None => api.get_file(repo, CONFIG_PATH, git_ref, None).await?,
+            },
+            read => read,
+        };
+        let (blob, text, etag) = match read {
             FileRead::Missing => {
                 let entry = RefEntry {
                     etag: None,
                     blob: None,
+                    text_bytes: 0,
                 };
-                insert_bounded(&mut self.refs.lock().expect("poisoned"), key, entry);
+                self.remember_ref(key, entry);
                 return Ok(LoadedConfig {
                     source: ConfigSource::Missing,
                     config: Ok(Arc::new(RepoConfig::default())),
                 });
             }
-            FileRead::NotModified => match known.as_ref().and_then(|k| self.loaded_from_entry(k)) {
-                Some(loaded) => return Ok(loaded),
-                None => {
-                    return Err(GitHubError::Decode(
-                        "304 for a file that is not cached".into(),
-                    ))
-                }
-            },
+            FileRead::NotModified => {
+                return Err(GitHubError::Decode(
+                    "304 Not Modified to a request without an ETag".into(),
+                ))
+            }
             FileRead::Found(file) => (file.sha, file.text, file.etag),
         };
-        let parsed = RepoConfig::parse(&text).map(Arc::new);
-        insert_bounded(
-            &mut self.by_sha.lock().expect("poisoned"),
-            blob.clone(),
-            parsed.clone(),
-        );
+        let text_bytes = text.len();
+        // The same blob may be known from another ref: it is parsed once.
+        let parsed = match self.parsed(&blob) {
+            Some(parsed) => parsed,
+            None => {
+                let parsed = self
+                    .parse_bounded(move || RepoConfig::parse(&text).map(Arc::new))
+                    .await;
+                self.remember_parsed(blob.clone(), parsed.clone(), text_bytes);
+                parsed
+            }
+        };
         let entry = RefEntry {
             etag,
             blob: Some(blob.clone()),
+            text_bytes,
         };
-        insert_bounded(&mut self.refs.lock().expect("poisoned"), key, entry);
+        self.remember_ref(key, entry);
         Ok(LoadedConfig {
             source: ConfigSource::File { sha: blob },
             config: parsed,
         })
+    }
+
+    /// Runs `parse` on a blocking thread once one of the parse permits is
+    /// free. The permit goes with the thread, so a parse that outlives its
+    /// budget still counts against the bound until it really ends; the
+    /// caller stops waiting at the budget and gets an error instead.
+    async fn parse_bounded<F>(&self, parse: F) -> Parsed
+    where
+        F: FnOnce() -> Parsed + Send + 'static,
+    {
+        let permit = self
+            .parses
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the parse semaphore is never closed");
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            parse()
+        });
+        let error = |message: String| {
+            Err(ConfigError {
+                location: None,
+                message,
+            })
+        };
+        match tokio::time::timeout(self.parse_budget, task).await {
+            Ok(Ok(parsed)) => parsed,
+            Ok(Err(failed)) => error(format!("the YAML parser failed on this file ({failed})")),
+            Err(_) => error(format!(
+                "parsing took longer than {} ms; simplify the file",
+                self.parse_budget.as_millis()
+            )),
+        }
     }
 
     fn loaded_from_entry(&self, entry: &RefEntry) -> Option<LoadedConfig> {
@@ -627,16 +878,30 @@ impl ConfigCache {
                 source: ConfigSource::Missing,
                 config: Ok(Arc::new(RepoConfig::default())),
             }),
-            Some(blob) => self
-                .by_sha
-                .lock()
-                .expect("poisoned")
-                .get(blob)
-                .map(|parsed| LoadedConfig {
-                    source: ConfigSource::File { sha: blob.clone() },
-                    config: parsed.clone(),
-                }),
+            Some(blob) => self.parsed(blob).map(|parsed| LoadedConfig {
+                source: ConfigSource::File { sha: blob.clone() },
+                config: parsed,
+            }),
         }
+    }
+
+    fn parsed(&self, blob: &str) -> Option<Parsed> {
+        self.by_sha.lock().expect("poisoned").get(blob)
+    }
+
+    fn remember_parsed(&self, blob: String, parsed: Parsed, text_bytes: usize) {
+        self.by_sha
+            .lock()
+            .expect("poisoned")
+            .insert(blob, parsed, text_bytes);
+    }
+
+    fn ref_entry(&self, key: &(String, String)) -> Option<RefEntry> {
+        self.refs.lock().expect("poisoned").get(key).cloned()
+    }
+
+    fn remember_ref(&self, key: (String, String), entry: RefEntry) {
+        self.refs.lock().expect("poisoned").insert(key, entry);
     }
 }
 
@@ -774,6 +1039,176 @@ environments:
             assert!(d(bad).is_err(), "{bad}");
         }
         assert_eq!(humanize(std::time::Duration::from_secs(5400)), "1h30m");
+    }
+
+    /// One busy repository filled the cache and it was emptied whole, so
+    /// every other repository's config was read and parsed again. Now only
+    /// the least recently used entries go.
+    #[test]
+    fn a_busy_repository_evicts_only_the_least_recently_used_entries() {
+        let cache = ConfigCache::with_limits(ConfigCacheLimits {
+            entries: 3,
+            ..Default::default()
+        });
+        let parsed = || Ok(Arc::new(RepoConfig::default()));
+        let entry = |blob: &str| RefEntry {
+            etag: Some(format!("\"{blob}\"")),
+            blob: Some(blob.into()),
+            text_bytes: 10,
+        };
+        let key = |repo: &str| (repo.to_string(), "main".to_string());
+        cache.remember_parsed("quiet".into(), parsed(), 10);
+        cache.remember_ref(key("quiet/app"), entry("quiet"));
+        cache.remember_parsed("busy-1".into(), parsed(), 10);
+        cache.remember_ref(key("busy/1"), entry("busy-1"));
+        // The quiet repository is used again; the busy one goes on.
+        assert!(cache.parsed("quiet").is_some());
+        assert!(cache.ref_entry(&key("quiet/app")).is_some());
+        for n in 2..=3 {
+            cache.remember_parsed(format!("busy-{n}"), parsed(), 10);
+            cache.remember_ref(key(&format!("busy/{n}")), entry(&format!("busy-{n}")));
+        }
+        assert!(cache.parsed("quiet").is_some(), "recently used: kept");
+        assert!(cache.ref_entry(&key("quiet/app")).is_some());
+        assert!(
+            cache.parsed("busy-1").is_none(),
+            "least recently used: evicted"
+        );
+        assert!(cache.ref_entry(&key("busy/1")).is_none());
+        for n in 2..=3 {
+            assert!(cache.parsed(&format!("busy-{n}")).is_some());
+        }
+    }
+
+    #[test]
+    fn parses_are_also_bounded_by_the_bytes_of_text_they_came_from() {
+        let cache = ConfigCache::with_limits(ConfigCacheLimits {
+            entries: 100,
+            text_bytes: 100,
+            ..Default::default()
+        });
+        let parsed = || Ok(Arc::new(RepoConfig::default()));
+        cache.remember_parsed("a".into(), parsed(), 40);
+        cache.remember_parsed("b".into(), parsed(), 40);
+        assert!(cache.parsed("a").is_some());
+        cache.remember_parsed("c".into(), parsed(), 40);
+        assert!(cache.parsed("b").is_none(), "least recently used goes");
+        assert!(cache.parsed("a").is_some() && cache.parsed("c").is_some());
+        // One entry larger than the whole budget is kept alone.
+        cache.remember_parsed("huge".into(), parsed(), 1_000);
+        assert!(cache.parsed("huge").is_some());
+        assert!(cache.parsed("a").is_none() && cache.parsed("c").is_none());
+        assert_eq!(cache.by_sha.lock().unwrap().text_bytes, 1_000);
+    }
+
+    #[test]
+    fn a_file_over_the_size_cap_is_refused_before_parsing() {
+        // Valid YAML: a config, then comments.
+        let at_cap = format!(
+            "version: 1\n{}",
+            "#".repeat(MAX_CONFIG_BYTES - "version: 1\n".len() - 1) + "\n"
+        );
+        assert_eq!(at_cap.len(), MAX_CONFIG_BYTES);
+        assert!(RepoConfig::parse(&at_cap).is_ok());
+        let e = RepoConfig::parse(&format!("{at_cap}#")).unwrap_err();
+        assert_eq!(e.to_string(), "the file is 65 KiB; the limit is 64 KiB");
+        let e = RepoConfig::parse(&" ".repeat(300 * 1024)).unwrap_err();
+        assert_eq!(e.to_string(), "the file is 300 KiB; the limit is 64 KiB");
+    }
+
+    /// `environments: [[[[…` took serde_yaml_ng seconds at 40 KB (time
+    /// quadratic in the depth), on whichever thread called `parse`.
+    #[test]
+    fn absurd_nesting_is_refused_quickly_with_its_position() {
+        let deep = format!("environments: {}", "[".repeat(MAX_CONFIG_BYTES - 20));
+        let started = std::time::Instant::now();
+        let e = RepoConfig::parse(&deep).unwrap_err();
+        let took = started.elapsed();
+        // The top-level mapping is level 1, so the 32nd `[` is level 33.
+        assert_eq!(
+            e.to_string(),
+            "line 1 column 46: nested more than 32 levels deep; the limit is 32"
+        );
+        // It stops at the limit: milliseconds, where a full parse took
+        // seconds at 40 KB. The bound is loose on purpose (a shared CI box).
+        assert!(took < std::time::Duration::from_secs(1), "{took:?}");
+        let flow_maps = format!("environments: {}", "{a: ".repeat(10_000));
+        let e = RepoConfig::parse(&flow_maps).unwrap_err();
+        assert!(e.message.starts_with("nested more than 32"), "{e}");
+    }
+
+    #[test]
+    fn the_depth_limit_counts_block_and_flow_nesting_as_the_parser_sees_it() {
+        // 32 levels: no depth error (a type error instead); 33: the depth error.
+        let nested = |levels: usize| {
+            let mut text = String::from("smoke:\n");
+            for i in 1..levels - 1 {
+                text.push_str(&" ".repeat(2 * i));
+                text.push_str("x:\n");
+            }
+            text.push_str(&" ".repeat(2 * (levels - 1)));
+            text.push_str("[1]\n");
+            text
+        };
+        let e = RepoConfig::parse(&nested(32)).unwrap_err();
+        assert!(!e.message.contains("levels deep"), "{e}");
+        let e = RepoConfig::parse(&nested(33)).unwrap_err();
+        assert_eq!(e.location, Some((33, 65)), "{e}");
+        assert!(e.message.contains("nested more than 32 levels deep"), "{e}");
+        // Brackets in quoted strings, comments and block scalars are text, not nesting.
+        let text = format!(
+            "# {open}\nenvironments:\n  prod:\n    required_checks: [\"{open}\", '{open}']\n    url: |\n      {open}\n",
+            open = "[".repeat(100)
+        );
+        let c = RepoConfig::parse(&text).unwrap();
+        assert_eq!(
+            c.environments["prod"].required_checks[0],
+            RequiredCheck::Name("[".repeat(100))
+        );
+    }
+
+    /// A parse that outlives its budget is abandoned with an error, and its
+    /// permit stays taken until the thread really ends, so such parses
+    /// cannot pile up beyond the bound.
+    #[tokio::test]
+    async fn parses_run_off_the_async_threads_within_a_budget_and_a_bound() {
+        let cache = Arc::new(ConfigCache::with_limits(ConfigCacheLimits {
+            parallel_parses: 1,
+            parse_budget: Duration::from_millis(200),
+            ..Default::default()
+        }));
+        let (release, stuck) = std::sync::mpsc::channel::<()>();
+        let e = cache
+            .parse_bounded(move || {
+                let _ = stuck.recv();
+                Ok(Arc::new(RepoConfig::default()))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "parsing took longer than 200 ms; simplify the file"
+        );
+        // The stuck parse still holds the only permit: the next one waits.
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let next = tokio::spawn({
+            let cache = cache.clone();
+            async move {
+                cache
+                    .parse_bounded(move || {
+                        let _ = started_tx.send(());
+                        RepoConfig::parse("version: 1\n").map(Arc::new)
+                    })
+                    .await
+            }
+        });
+        assert_eq!(cache.parses.available_permits(), 0);
+        release.send(()).unwrap();
+        started
+            .await
+            .expect("the next parse runs once the stuck one ends");
+        assert!(next.await.unwrap().is_ok());
+        assert_eq!(cache.parses.available_permits(), 1);
     }
 
     #[test]

@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::github::{GitHub, RetryPolicy};
 use crate::handlers::{Context, Handlers};
-use crate::ingress::{self, Ingress, MAX_BODY_BYTES};
+use crate::ingress::{self, ClientAddr, Ingress, MAX_BODY_BYTES};
 use crate::metrics::Metrics;
-use crate::repo_config::ConfigCache;
+use crate::repo_config::{ConfigCache, ConfigCacheLimits};
 use crate::settings::{ServerSettings, SettingsError};
 use crate::store::{self, DeliveryWriter, DynStore};
 use crate::worker::{Wake, Worker};
@@ -54,8 +54,18 @@ async fn metrics(State(ingress): State<Ingress>) -> impl IntoResponse {
     if let Ok(depth) = ingress.store.queue_depth().await {
         ingress.metrics.queue_depth.set(depth);
     }
-    let in_flight = ingress.max_in_flight - ingress.in_flight.available_permits();
-    ingress.metrics.webhooks_in_flight.set(in_flight as i64);
+    ingress
+        .metrics
+        .webhooks_in_flight
+        .set(ingress.requests_in_flight() as i64);
+    ingress
+        .metrics
+        .webhook_bodies_reading
+        .set(ingress.bodies_reading() as i64);
+    ingress
+        .metrics
+        .webhook_body_bytes
+        .set(ingress.body_bytes() as i64);
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -70,6 +80,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub store: DynStore,
     pub github: GitHub,
+    /// Parsed repository configs, shared by the handlers.
+    pub configs: Arc<ConfigCache>,
     /// Attempts finished by this process's worker.
     pub finished: watch::Receiver<u64>,
     pub shutdown: CancellationToken,
@@ -123,6 +135,9 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
         body_timeout: settings.http.body_timeout,
         in_flight: Arc::new(tokio::sync::Semaphore::new(settings.http.max_in_flight)),
         max_in_flight: settings.http.max_in_flight,
+        bodies: settings.bodies.clone(),
+        readers: Default::default(),
+        body_buffer: Arc::new(tokio::sync::Semaphore::new(settings.bodies.buffer_bytes)),
     };
     let listener = TcpListener::bind(settings.listen)
         .await
@@ -144,13 +159,18 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
         )
     });
     let (finished_tx, finished_rx) = watch::channel(0u64);
+    let configs = Arc::new(ConfigCache::with_limits(ConfigCacheLimits {
+        entries: settings.config_cache.entries,
+        text_bytes: settings.config_cache.text_bytes,
+        ..Default::default()
+    }));
     let worker = Worker {
         store: store.clone(),
         handlers,
         context: Context {
             github: github.clone(),
             store: store.clone(),
-            configs: Arc::new(ConfigCache::default()),
+            configs: configs.clone(),
             read_this_delivery: Default::default(),
             notifier: crate::notify::Notifier::new(settings.slack_webhook_url.clone()),
             smoke: crate::smoke::SmokeOptions {
@@ -200,6 +220,7 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
         addr,
         store,
         github,
+        configs,
         finished: finished_rx,
         shutdown,
         task,
@@ -209,7 +230,8 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
 /// Accepts connections until `stop`, then lets open ones finish their
 /// requests. Slow clients are cut off: headers must arrive within the header
 /// timeout (idle keep-alive connections close after it too), bodies within
-/// the body timeout (in ingress), and at most `max_connections` are open.
+/// the body timeout and at the minimum rate (in ingress), and at most
+/// `max_connections` are open. Each request carries its peer's address.
 async fn serve_http(
     listener: TcpListener,
     app: Router,
@@ -236,7 +258,7 @@ async fn serve_http(
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
             _ = stop.cancelled() => break,
         };
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -249,7 +271,15 @@ async fn serve_http(
             _ = stop.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // Ingress counts unfinished bodies per client address.
+        let client = ClientAddr(peer.ip());
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(client);
+                req
+            },
+        ));
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();

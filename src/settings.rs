@@ -222,6 +222,34 @@ impl Default for SmokeSettings {
     }
 }
 
+// ---- Limits that keep a stranger or a config file from stalling the server.
+
+/// How `/webhook` reads bodies. Bodies are read before a request takes one
+/// of the in-flight permits, so unauthenticated slow bodies cannot hold the
+/// capacity signed deliveries need; these limits bound what reading costs.
+#[derive(Debug, Clone)]
+pub struct BodyLimits {
+    /// After the first second, a body must keep arriving at this average
+    /// rate (bytes per second), or the answer is 408; 0 turns the rule off.
+    pub min_bytes_per_sec: u64,
+    /// Unfinished bodies one client address (an IPv4 address, or an IPv6
+    /// /64) may have at once; the next gets 429.
+    pub max_per_client: usize,
+    /// Bytes of webhook bodies held in memory at once, over all requests;
+    /// a body that would go over gets 503.
+    pub buffer_bytes: usize,
+}
+
+impl Default for BodyLimits {
+    fn default() -> Self {
+        BodyLimits {
+            min_bytes_per_sec: 16 * 1024,
+            max_per_client: 32,
+            buffer_bytes: 256 << 20,
+        }
+    }
+}
+
 fn smoke_settings(raw: &RawEnv) -> Result<SmokeSettings, SettingsError> {
     let d = SmokeSettings::default();
     Ok(SmokeSettings {
@@ -273,6 +301,82 @@ fn positive_u32(
     u32::try_from(n).map_err(|_| bad(var, format!("must be at most {}, got {n}", u32::MAX)))
 }
 
+/// The server's cache of parsed `.github/shipgate.yml` files.
+#[derive(Debug, Clone)]
+pub struct ConfigCacheSettings {
+    /// Parsed configs kept, and as many ref resolutions; the least recently
+    /// used go first.
+    pub entries: usize,
+    /// Bytes of config text whose parses are kept (a parse takes a few
+    /// times its text).
+    pub text_bytes: usize,
+}
+
+impl Default for ConfigCacheSettings {
+    fn default() -> Self {
+        ConfigCacheSettings {
+            entries: 10_000,
+            text_bytes: 32 << 20,
+        }
+    }
+}
+
+/// The largest webhook body (25 MiB) must fit in the body buffer.
+const MIN_BODY_BUFFER_MIB: u64 = 25;
+
+fn body_limits(raw: &RawEnv) -> Result<BodyLimits, SettingsError> {
+    let d = BodyLimits::default();
+    let buffer_mib = positive(
+        "SHIPGATE_BODY_BUFFER_MIB",
+        &raw.shipgate_body_buffer_mib,
+        (d.buffer_bytes >> 20) as u64,
+    )?;
+    if !(MIN_BODY_BUFFER_MIB..=1 << 20).contains(&buffer_mib) {
+        return Err(bad(
+            "SHIPGATE_BODY_BUFFER_MIB",
+            format!("must be between {MIN_BODY_BUFFER_MIB} (the largest webhook body) and 1048576, got {buffer_mib}"),
+        ));
+    }
+    Ok(BodyLimits {
+        min_bytes_per_sec: parse_number(
+            "SHIPGATE_BODY_MIN_BYTES_PER_SEC",
+            raw.shipgate_body_min_bytes_per_sec.clone(),
+            d.min_bytes_per_sec,
+        )?,
+        max_per_client: positive(
+            "SHIPGATE_MAX_BODIES_PER_CLIENT",
+            &raw.shipgate_max_bodies_per_client,
+            d.max_per_client as u64,
+        )? as usize,
+        buffer_bytes: (buffer_mib << 20) as usize,
+    })
+}
+
+fn config_cache_settings(raw: &RawEnv) -> Result<ConfigCacheSettings, SettingsError> {
+    let d = ConfigCacheSettings::default();
+    let mib = positive(
+        "SHIPGATE_CONFIG_CACHE_MIB",
+        &raw.shipgate_config_cache_mib,
+        (d.text_bytes >> 20) as u64,
+    )?;
+    if mib > 1 << 20 {
+        return Err(bad(
+            "SHIPGATE_CONFIG_CACHE_MIB",
+            format!("must be at most 1048576, got {mib}"),
+        ));
+    }
+    Ok(ConfigCacheSettings {
+        entries: positive(
+            "SHIPGATE_CONFIG_CACHE_ENTRIES",
+            &raw.shipgate_config_cache_entries,
+            d.entries as u64,
+        )? as usize,
+        text_bytes: (mib << 20) as usize,
+    })
+}
+
+// ---- end of the stall limits.
+
 /// Everything `shipgate serve` needs.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -285,6 +389,8 @@ pub struct ServerSettings {
     pub worker: WorkerSettings,
     pub http: HttpSettings,
     pub redeliver: RedeliverSettings,
+    pub bodies: BodyLimits,
+    pub config_cache: ConfigCacheSettings,
     /// Slack-compatible incoming webhook for deploy and smoke notifications.
     pub slack_webhook_url: Option<SecretString>,
     pub smoke: SmokeSettings,
@@ -359,6 +465,12 @@ struct RawEnv {
     shipgate_smoke_concurrency: Option<String>,
     shipgate_smoke_hourly_budget: Option<String>,
     shipgate_allow_private_probes: Option<String>,
+    // The stall limits.
+    shipgate_body_min_bytes_per_sec: Option<String>,
+    shipgate_max_bodies_per_client: Option<String>,
+    shipgate_body_buffer_mib: Option<String>,
+    shipgate_config_cache_entries: Option<String>,
+    shipgate_config_cache_mib: Option<String>,
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -434,6 +546,8 @@ impl ServerSettings {
         let redeliver = redeliver_settings(&raw)?;
         let per_installation = per_installation(&raw)?;
         let smoke = smoke_settings(&raw)?;
+        let bodies = body_limits(&raw)?;
+        let config_cache = config_cache_settings(&raw)?;
 
         let webhook_secrets = match non_empty(raw.shipgate_webhook_secret) {
             None => return Err(bad("SHIPGATE_WEBHOOK_SECRET", "required but not set (the secret configured on the GitHub App's webhook; a comma-separated list rotates secrets)")),
@@ -540,6 +654,8 @@ impl ServerSettings {
             worker,
             http,
             redeliver,
+            bodies,
+            config_cache,
             slack_webhook_url: slack_url(raw.shipgate_slack_webhook_url)?,
             smoke,
         })
@@ -725,6 +841,47 @@ mod tests {
         assert_eq!(s.github_api_url.as_str(), "https://api.github.com/");
         assert_eq!(s.log_format, LogFormat::Json);
         assert_eq!(s.webhook_secrets.len(), 1);
+        assert_eq!(s.bodies.min_bytes_per_sec, 16_384);
+        assert_eq!(s.bodies.max_per_client, 32);
+        assert_eq!(s.bodies.buffer_bytes, 256 << 20);
+        assert_eq!(s.config_cache.entries, 10_000);
+        assert_eq!(s.config_cache.text_bytes, 32 << 20);
+    }
+
+    #[test]
+    fn stall_limits_are_read_and_checked() {
+        let s = env(&[
+            ("SHIPGATE_WEBHOOK_SECRET", "s"),
+            ("GITHUB_TOKEN", "t"),
+            ("SHIPGATE_BODY_MIN_BYTES_PER_SEC", "0"),
+            ("SHIPGATE_MAX_BODIES_PER_CLIENT", "4"),
+            ("SHIPGATE_BODY_BUFFER_MIB", "25"),
+            ("SHIPGATE_CONFIG_CACHE_ENTRIES", "3"),
+            ("SHIPGATE_CONFIG_CACHE_MIB", "1"),
+        ])
+        .unwrap();
+        assert_eq!(s.bodies.min_bytes_per_sec, 0, "0 turns the rate rule off");
+        assert_eq!(s.bodies.max_per_client, 4);
+        assert_eq!(s.bodies.buffer_bytes, 25 << 20);
+        assert_eq!(s.config_cache.entries, 3);
+        assert_eq!(s.config_cache.text_bytes, 1 << 20);
+        for (var, value, want) in [
+            ("SHIPGATE_BODY_BUFFER_MIB", "24", "SHIPGATE_BODY_BUFFER_MIB: must be between 25 (the largest webhook body) and 1048576, got 24"),
+            ("SHIPGATE_BODY_BUFFER_MIB", "99999999999", "SHIPGATE_BODY_BUFFER_MIB: must be between 25"),
+            ("SHIPGATE_MAX_BODIES_PER_CLIENT", "0", "SHIPGATE_MAX_BODIES_PER_CLIENT: must be at least 1"),
+            ("SHIPGATE_BODY_MIN_BYTES_PER_SEC", "fast", "SHIPGATE_BODY_MIN_BYTES_PER_SEC: expected a non-negative whole number"),
+            ("SHIPGATE_CONFIG_CACHE_ENTRIES", "0", "SHIPGATE_CONFIG_CACHE_ENTRIES: must be at least 1"),
+            ("SHIPGATE_CONFIG_CACHE_MIB", "99999999999", "SHIPGATE_CONFIG_CACHE_MIB: must be at most 1048576"),
+        ] {
+            let err = env(&[
+                ("SHIPGATE_WEBHOOK_SECRET", "s"),
+                ("GITHUB_TOKEN", "t"),
+                (var, value),
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(err.starts_with(want), "{var}={value}: got `{err}`");
+        }
     }
 
     #[test]

@@ -117,22 +117,32 @@ async fn garbage_instead_of_http_gets_400() {
 
 #[tokio::test]
 async fn beyond_the_in_flight_limit_webhooks_get_an_immediate_503() {
-    let t = Harness::start_with(&[
-        ("SHIPGATE_MAX_IN_FLIGHT", "1"),
-        ("SHIPGATE_BODY_TIMEOUT_SECS", "120"),
-    ])
-    .await;
-    // One slow request holds the only slot while its body trickles in.
-    let mut slow = TcpStream::connect(t.server.addr).await.unwrap();
-    slow.write_all(
-        b"POST /webhook HTTP/1.1\r\nHost: shipgate\r\nContent-Type: application/json\r\n\
-          X-GitHub-Event: ping\r\nX-GitHub-Delivery: slow-2\r\nContent-Length: 20\r\n\r\n{",
+    use sqlx::Connection;
+    // The in-flight permits guard verifying and storing (a slow body holds
+    // none): hold the only one with a delivery whose store write waits for
+    // a lock this test takes on the database.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shipgate.db");
+    let url = format!("sqlite://{}", db.display());
+    let t = Harness::start_with(&[("SHIPGATE_MAX_IN_FLIGHT", "1"), ("DATABASE_URL", &url)]).await;
+    t.gh.add_repo(REPO, &[(CONFIG_PATH, CONFIG)]);
+    let mut lock = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let first = {
+        let (http, url) = (t.http.clone(), t.url("/webhook"));
+        let body = serde_json::to_vec(&t.gh.push_payload(REPO, "main", &[CONFIG_PATH])).unwrap();
+        tokio::spawn(async move { common::post_signed(&http, &url, "push", "held", body).await })
+    };
+    common::eventually(
+        "the first delivery holds the slot while it is stored",
+        || async {
+            t.metric("shipgate_webhooks_in_flight").await == 1.0
+                && t.metric("shipgate_webhook_bodies_reading").await == 0.0
+        },
     )
-    .await
-    .unwrap();
-    common::eventually("the slow request holds the slot", || async {
-        t.metric("shipgate_webhooks_in_flight").await == 1.0
-    })
     .await;
 
     let (status, body) = t.send("ping", &serde_json::json!({ "zen": "busy" })).await;
@@ -147,8 +157,10 @@ async fn beyond_the_in_flight_limit_webhooks_get_an_immediate_503() {
         1.0
     );
 
-    // The slow client gives up; the slot is free again.
-    drop(slow);
+    // The lock goes; the first delivery is stored and the slot is free again.
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+    let (status, _) = first.await.unwrap();
+    assert_eq!(status, StatusCode::ACCEPTED);
     common::eventually("the slot is released", || async {
         t.metric("shipgate_webhooks_in_flight").await == 0.0
     })

@@ -1358,3 +1358,443 @@ async fn loops_claiming_at_once_do_not_overrun_an_installations_share() {
     assert_eq!(running[&1], (0, 2), "installation 1: at most 2 at once");
     assert_eq!(running[&2], (0, 1));
 }
+
+// ------------------------------------------- stalls (ingress and config limits)
+
+/// Asks `/healthz` every 50 ms until `done` is cancelled. Returns the slowest
+/// answer, or what went wrong with the first answer that took over 1 s.
+async fn probe_health(
+    url: String,
+    done: tokio_util::sync::CancellationToken,
+) -> Result<std::time::Duration, String> {
+    use std::time::{Duration, Instant};
+    let http = reqwest::Client::new();
+    let mut slowest = Duration::ZERO;
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            _ = done.cancelled() => return Ok(slowest),
+            _ = tick.tick() => {}
+        }
+        let started = Instant::now();
+        let answer = tokio::time::timeout(Duration::from_secs(1), http.get(&url).send()).await;
+        // A stalled runtime can let the answer in late and still report it
+        // ready: the elapsed time is what counts.
+        let took = started.elapsed();
+        match answer {
+            Ok(Ok(r)) if r.status() == StatusCode::OK && took <= Duration::from_secs(1) => {
+                slowest = slowest.max(took)
+            }
+            Ok(Ok(r)) => return Err(format!("/healthz answered {} after {took:?}", r.status())),
+            Ok(Err(e)) => return Err(format!("/healthz failed after {took:?}: {e}")),
+            Err(_) => return Err(format!("/healthz did not answer within 1 s ({took:?})")),
+        }
+    }
+}
+
+/// Waits for `delivery` to be done, failing the test past `limit` (measured
+/// from `since`, so a stalled runtime cannot hide the delay).
+async fn wait_done(
+    t: &Harness,
+    delivery: &str,
+    since: std::time::Instant,
+    limit: std::time::Duration,
+) {
+    let mut finished = t.server.finished.clone();
+    loop {
+        finished.borrow_and_update();
+        let state = t.state_of(delivery).await.map(|s| s.state);
+        let took = since.elapsed();
+        assert!(
+            took <= limit,
+            "{delivery} was not done within {limit:?} (state {state:?} after {took:?})"
+        );
+        if state == Some(DeliveryState::Done) {
+            return;
+        }
+        let _ = tokio::time::timeout(limit - took, finished.changed()).await;
+    }
+}
+
+/// A pull request whose config nests 40,000 flow sequences
+/// (`environments: [[[[…`, 40 KB, under the size cap) took serde_yaml_ng
+/// about 8 s to refuse, on an async worker thread (quadratic in the depth).
+/// Two of them, in two repositories, held both runtime threads. Now the
+/// depth is checked before parsing: `/healthz` answers within 1 s
+/// throughout, another repository's delivery is done within seconds, and
+/// the deep configs get a red status that names the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_configs_in_two_pull_requests_do_not_stall_other_repositories() {
+    use std::time::{Duration, Instant};
+    let t = Harness::start().await;
+    let deep = format!("environments: {}\n", "[".repeat(40_000));
+    let mut deep_prs = Vec::new();
+    for repo in ["mallory/one", "mallory/two"] {
+        t.gh.add_repo(repo, &[(CONFIG, VALID_CONFIG)]);
+        t.gh.commit(repo, "deep", &[(CONFIG, Some(&deep))]);
+        deep_prs.push((repo, t.gh.open_pr(repo, "deep", "mallory")));
+    }
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    t.gh.commit("acme/app", "feature", &[("a.txt", Some("a"))]);
+    let good = t.gh.open_pr("acme/app", "feature", "alice");
+
+    let done = tokio_util::sync::CancellationToken::new();
+    let prober = tokio::spawn(probe_health(t.url("/healthz"), done.clone()));
+    let started = Instant::now();
+    for (repo, pr) in &deep_prs {
+        let (s, _) = t
+            .send(
+                "pull_request",
+                &t.gh.pull_request_payload(repo, *pr, "opened"),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+    }
+    let (s, b) = t
+        .send(
+            "pull_request",
+            &t.gh.pull_request_payload("acme/app", good, "opened"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    wait_done(
+        &t,
+        b["delivery"].as_str().unwrap(),
+        started,
+        Duration::from_secs(5),
+    )
+    .await;
+    t.settle().await;
+    done.cancel();
+    let slowest = prober.await.unwrap().expect("/healthz kept answering");
+    assert!(slowest <= Duration::from_secs(1), "{slowest:?}");
+
+    let head = t.gh.pr("acme/app", good).head_sha;
+    assert_eq!(t.gh.statuses("acme/app", &head)[0].state, "success");
+    for (repo, pr) in &deep_prs {
+        let statuses = t.gh.statuses(repo, &t.gh.pr(repo, *pr).head_sha);
+        assert_eq!(statuses.len(), 1, "{statuses:?}");
+        assert_eq!(statuses[0].state, "failure");
+        assert_eq!(
+            statuses[0].description,
+            ".github/shipgate.yml: line 1 column 46: nested more than 32 levels deep; the limit is 32"
+        );
+    }
+    t.finish().await;
+}
+
+/// A config over the size cap is refused before it is parsed, with a status
+/// that says how big it is and what the limit is.
+#[tokio::test]
+async fn an_oversized_config_gets_a_red_status_naming_its_size_and_the_limit() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    // Valid YAML, 300 KiB of comments after a valid config.
+    let big = format!(
+        "{VALID_CONFIG}{}",
+        "# padding padding padding\n".repeat(300 * 1024 / 26 + 1)
+    );
+    t.gh.commit("acme/app", "big", &[(CONFIG, Some(&big))]);
+    let pr = t.gh.open_pr("acme/app", "big", "alice");
+    t.send(
+        "pull_request",
+        &t.gh.pull_request_payload("acme/app", pr, "opened"),
+    )
+    .await;
+    t.settle().await;
+    let statuses = t.gh.statuses("acme/app", &t.gh.pr("acme/app", pr).head_sha);
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(statuses[0].state, "failure");
+    assert_eq!(
+        statuses[0].description,
+        ".github/shipgate.yml: the file is 301 KiB; the limit is 64 KiB"
+    );
+    t.finish().await;
+}
+
+/// A connection that sends a webhook's headers and the first byte of a
+/// 1,000-byte body, then nothing.
+async fn start_slow_body(addr: std::net::SocketAddr, delivery: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /webhook HTTP/1.1\r\nHost: shipgate\r\nContent-Type: application/json\r\n\
+                 X-GitHub-Event: ping\r\nX-GitHub-Delivery: {delivery}\r\n\
+                 X-Hub-Signature-256: sha256=00\r\nContent-Length: 1000\r\n\r\n{{"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    stream
+}
+
+/// Reads what the server sends until it closes the connection, failing the
+/// test if that takes longer than `limit`.
+async fn read_answer(stream: &mut tokio::net::TcpStream, limit: std::time::Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    tokio::time::timeout(limit, stream.read_to_end(&mut out))
+        .await
+        .unwrap_or_else(|_| panic!("no answer within {limit:?}"))
+        .ok();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Strangers opened more slow bodies than there are in-flight permits, and
+/// each held a permit while its body trickled in: every signed delivery got
+/// 503 for as long as they liked (GitHub does not retry). Bodies are now
+/// read before a permit is taken, so the signed delivery gets 202 while all
+/// the slow bodies are still open.
+#[tokio::test]
+async fn slow_bodies_beyond_the_in_flight_limit_do_not_turn_signed_deliveries_away() {
+    const SLOW: usize = 6;
+    let t = Harness::start_with(&[
+        ("SHIPGATE_MAX_IN_FLIGHT", "2"),
+        ("SHIPGATE_BODY_TIMEOUT_SECS", "120"),
+        // Held open for the whole test: no minimum rate, no per-address cap
+        // (everything here comes from 127.0.0.1).
+        ("SHIPGATE_BODY_MIN_BYTES_PER_SEC", "0"),
+        ("SHIPGATE_MAX_BODIES_PER_CLIENT", "64"),
+    ])
+    .await;
+    let mut slow = Vec::new();
+    for i in 0..SLOW {
+        slow.push(start_slow_body(t.server.addr, &format!("slow-{i}")).await);
+    }
+    common::eventually("the slow bodies hold the in-flight limit", || async {
+        t.metric("shipgate_webhooks_in_flight").await >= 2.0
+    })
+    .await;
+
+    let (status, body) = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        t.send(
+            "ping",
+            &json!({ "zen": "Keep it logically awesome.", "hook_id": 1 }),
+        ),
+    )
+    .await
+    .expect("answered within 5 s");
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    common::eventually("every slow body is still being read", || async {
+        t.metric("shipgate_webhooks_in_flight").await == SLOW as f64
+    })
+    .await;
+    drop(slow);
+    t.finish().await;
+}
+
+/// One address may have only so many bodies unfinished at once: the next is
+/// refused at once with 429, while a delivery from another address is
+/// accepted.
+#[tokio::test]
+async fn one_address_cannot_hold_more_than_its_share_of_unfinished_bodies() {
+    let t = Harness::start_with(&[
+        ("SHIPGATE_MAX_BODIES_PER_CLIENT", "2"),
+        ("SHIPGATE_BODY_TIMEOUT_SECS", "120"),
+        ("SHIPGATE_BODY_MIN_BYTES_PER_SEC", "0"),
+    ])
+    .await;
+    let held = [
+        start_slow_body(t.server.addr, "held-1").await,
+        start_slow_body(t.server.addr, "held-2").await,
+    ];
+    common::eventually("two slow bodies are being read", || async {
+        t.metric("shipgate_webhooks_in_flight").await == 2.0
+    })
+    .await;
+    let mut third = start_slow_body(t.server.addr, "third").await;
+    let answer = read_answer(&mut third, std::time::Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(
+        answer.contains("too many unfinished webhook bodies from 127.0.0.1; redeliver it later"),
+        "{answer}"
+    );
+
+    // GitHub's delivery comes from another address.
+    let github = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let body = serde_json::to_vec(
+        &json!({ "zen": "Half measures are as bad as nothing at all.", "hook_id": 1 }),
+    )
+    .unwrap();
+    let (status, b) =
+        common::post_signed(&github, &t.url("/webhook"), "ping", "from-github", body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(
+        t.metric(r#"shipgate_deliveries_rejected_total{reason="client_busy"}"#)
+            .await,
+        1.0
+    );
+    drop(held);
+    t.finish().await;
+}
+
+/// A body trickling in a byte every 100 ms is cut off with 408 soon after
+/// the first second, long before the (here two-minute) body timeout.
+#[tokio::test]
+async fn a_body_slower_than_the_minimum_rate_is_cut_off_with_408() {
+    use tokio::io::AsyncWriteExt;
+    let t = Harness::start_with(&[("SHIPGATE_BODY_TIMEOUT_SECS", "120")]).await;
+    let stream = start_slow_body(t.server.addr, "trickle").await;
+    let (mut reader, mut writer) = stream.into_split();
+    // The attack itself: one more byte every 100 ms until the server hangs up.
+    let trickle = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            if writer.write_all(b" ").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut out = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        use tokio::io::AsyncReadExt;
+        let _ = reader.read_to_end(&mut out).await;
+    })
+    .await
+    .expect("the server hung up within 10 s");
+    let answer = String::from_utf8_lossy(&out);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("the body arrived slower than 16384 bytes a second"),
+        "{answer}"
+    );
+    trickle.abort();
+    assert_eq!(t.state_of("trickle").await, None);
+    t.finish().await;
+}
+
+/// Bodies being read or waiting to be stored share one byte budget: once
+/// it is spent, the next body is refused with 503 instead of being held in
+/// memory too.
+#[tokio::test]
+async fn bodies_in_memory_share_one_byte_budget() {
+    use tokio::io::AsyncWriteExt;
+    let t = Harness::start_with(&[
+        ("SHIPGATE_BODY_BUFFER_MIB", "25"),
+        ("SHIPGATE_BODY_MIN_BYTES_PER_SEC", "0"),
+        ("SHIPGATE_BODY_TIMEOUT_SECS", "120"),
+    ])
+    .await;
+    // 20 MiB of a 25 MiB body, then nothing.
+    let mut big = tokio::net::TcpStream::connect(t.server.addr).await.unwrap();
+    big.write_all(
+        format!(
+            "POST /webhook HTTP/1.1\r\nHost: shipgate\r\nContent-Type: application/json\r\n\
+             X-GitHub-Event: ping\r\nX-GitHub-Delivery: big\r\n\
+             X-Hub-Signature-256: sha256=00\r\nContent-Length: {}\r\n\r\n",
+            25 << 20
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    big.write_all(&vec![b' '; 20 << 20]).await.unwrap();
+    common::eventually("the server holds the 20 MiB", || async {
+        t.metric("shipgate_webhook_body_bytes").await >= (20 << 20) as f64
+    })
+    .await;
+    let body = vec![b' '; 10 << 20];
+    let sig = shipgate::signature::sign(SECRET.as_bytes(), &body);
+    let (status, b) = raw_post(&t, &signed_headers("ping", "second", &sig), body).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{b}");
+    assert_eq!(
+        b["error"],
+        "webhook bodies fill the body buffer; redeliver it later"
+    );
+    drop(big);
+    common::eventually("the budget comes back", || async {
+        t.metric("shipgate_webhook_body_bytes").await == 0.0
+    })
+    .await;
+    let (status, _) = t
+        .send(
+            "ping",
+            &json!({ "zen": "Mind your words, they are important." }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    t.finish().await;
+}
+
+/// A `304` for a config whose parse had been evicted from the cache failed
+/// the delivery for good ("304 for a file that is not cached"). The file is
+/// now read again in full instead: after the eviction, the second delivery
+/// for the same commit is done and its config read is a plain 200.
+#[tokio::test]
+async fn a_delivery_whose_config_was_evicted_from_the_cache_reads_it_again() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    t.gh.commit("acme/app", "feature", &[("a.txt", Some("a"))]);
+    let pr = t.gh.open_pr("acme/app", "feature", "alice");
+    let head = t.gh.pr("acme/app", pr).head_sha;
+    let mut deliveries = Vec::new();
+    for action in ["opened", "reopened"] {
+        let (s, b) = t
+            .send(
+                "pull_request",
+                &t.gh.pull_request_payload("acme/app", pr, action),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        t.settle().await;
+        deliveries.push(b["delivery"].as_str().unwrap().to_string());
+        // As when other repositories' configs push these out of the cache.
+        t.server.configs.evict_parsed();
+    }
+    for d in &deliveries {
+        let state = t.state_of(d).await.unwrap();
+        assert_eq!(state.state, DeliveryState::Done, "{:?}", state.last_error);
+    }
+    let reads: Vec<u16> =
+        t.gh.requests_to("GET", "/repos/acme/app/contents/.github/shipgate.yml")
+            .iter()
+            .filter(|r| r.query.contains(&head))
+            .map(|r| r.status)
+            .collect();
+    assert_eq!(
+        reads,
+        [200, 200],
+        "no ETag is sent for a parse no longer held"
+    );
+    assert_eq!(t.gh.statuses("acme/app", &head)[0].state, "success");
+    t.finish().await;
+}
+
+/// The parse can also be evicted between sending the ETag and GitHub's
+/// `304`: the parse taken before the request answers it, and is cached again.
+#[tokio::test]
+async fn a_304_for_a_config_evicted_while_the_request_was_out_is_answered_from_the_parse_in_hand() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
+    let configs = std::sync::Arc::new(shipgate::repo_config::ConfigCache::default());
+    let api = t.server.github.api(Some(42)).unwrap();
+    configs.load(&api, "acme/app", "main").await.unwrap();
+    let contents = "/repos/acme/app/contents/.github/shipgate.yml";
+    t.gh.hold_after_effect("GET", contents);
+    let second = {
+        let (configs, api) = (configs.clone(), api.clone());
+        tokio::spawn(async move { configs.load(&api, "acme/app", "main").await })
+    };
+    t.gh.wait_for("the 304 is held", |w| w.held == 1).await;
+    configs.evict_parsed();
+    t.gh.release_held();
+    let loaded = second.await.unwrap().expect("answered, not failed");
+    assert!(loaded.config.unwrap().environments.contains_key("staging"));
+    // Cached again: the next read is a 304 too.
+    configs.load(&api, "acme/app", "main").await.unwrap();
+    let reads: Vec<u16> =
+        t.gh.requests_to("GET", contents)
+            .iter()
+            .map(|r| r.status)
+            .collect();
+    assert_eq!(reads, [200, 304, 304]);
+    t.finish().await;
+}
