@@ -126,6 +126,11 @@ pub fn did_you_mean<'a>(
 
 const NAMES: &[&str] = &["deploy", "rollback", "lock", "unlock", "status", "help"];
 
+/// A word of the comment, quoted back in a reply: it must not mention anyone.
+fn shown(word: &str) -> String {
+    crate::text::inline_text(word)
+}
+
 /// The command lines of a comment body, in order.
 pub fn parse_comment(body: &str) -> Vec<CommandLine> {
     let mut out = Vec::new();
@@ -158,7 +163,10 @@ pub fn parse_comment(body: &str) -> Vec<CommandLine> {
             parse_command(&name, &words[1..])
         } else if let Some(suggestion) = did_you_mean(&name, NAMES.iter().copied()) {
             Err(ParseError {
-                message: format!("unknown command `/{first}`; did you mean `/{suggestion}`?"),
+                message: format!(
+                    "unknown command `/{}`; did you mean `/{suggestion}`?",
+                    shown(first)
+                ),
             })
         } else {
             // Not ours (another bot's command, or a path).
@@ -198,15 +206,20 @@ fn parse_command(name: &str, args: &[&str]) -> Result<Command, ParseError> {
                     .map(|s| format!("; did you mean `{s}=`?"))
                     .unwrap_or_default();
                 return err(format!(
-                    "unknown argument `{arg}` for `/{name}`{hint} (usage: `{}`)",
+                    "unknown argument `{}` for `/{name}`{hint} (usage: `{}`)",
+                    shown(arg),
                     usage(name)
                 ));
             }
             if v.is_empty() {
-                return err(format!("`{k}=` needs a value (usage: `{}`)", usage(name)));
+                return err(format!(
+                    "`{}=` needs a value (usage: `{}`)",
+                    shown(k),
+                    usage(name)
+                ));
             }
             if keyed.iter().any(|(existing, _)| *existing == key) {
-                return err(format!("`{k}=` is given twice"));
+                return err(format!("`{}=` is given twice", shown(k)));
             }
             keyed.push((
                 known_keys
@@ -251,7 +264,8 @@ fn parse_command(name: &str, args: &[&str]) -> Result<Command, ParseError> {
                     .unwrap_or_default();
                 Err(ParseError {
                     message: format!(
-                        "unexpected argument `{extra}` for `/{name}`{hint} (usage: `{}`)",
+                        "unexpected argument `{}` for `/{name}`{hint} (usage: `{}`)",
+                        shown(extra),
                         usage(name)
                     ),
                 })
@@ -289,7 +303,7 @@ fn parse_command(name: &str, args: &[&str]) -> Result<Command, ParseError> {
                 Some(t) => Some(
                     DurationText::parse(&t)
                         .map_err(|m| ParseError {
-                            message: format!("ttl: {m}"),
+                            message: format!("ttl: {}", shown(&m)),
                         })?
                         .0,
                 ),
@@ -328,6 +342,20 @@ mod tests {
 
     fn error(body: &str) -> String {
         only(body).unwrap_err().message
+    }
+
+    #[test]
+    fn words_quoted_back_cannot_mention_anyone() {
+        let e = error("/deploy staging x`@acme/everyone`");
+        assert!(!e.contains("@acme"), "{e}");
+        assert!(
+            e.starts_with("unexpected argument `x`@\u{2060}acme/everyone``"),
+            "{e}"
+        );
+        let e = error("/deploy staging @acme/sre=1");
+        assert!(!e.contains("@acme"), "{e}");
+        let e = error("/lock production ttl=@acme");
+        assert!(!e.contains("@acme"), "{e}");
     }
 
     #[test]
