@@ -36,6 +36,21 @@ fn deployments(t: &Harness) -> usize {
     t.gh.deployments(REPO).len()
 }
 
+/// `user` comments `text` on `pr`; returns shipgate's reply.
+async fn ask(t: &Harness, pr: u64, user: &str, text: &str) -> common::fake_github::Comment {
+    t.comment(REPO, pr, user, text).await;
+    t.next_reply(REPO, pr).await
+}
+
+/// The reply says the deployment (`what`: "Deploy to `staging`") was created.
+fn created(reply: &common::fake_github::Comment, what: &str) {
+    assert!(
+        reply.body.starts_with(&format!("### 🚀 {what} created")),
+        "{}",
+        reply.body
+    );
+}
+
 /// The key of a command line as shipgate derives it (its text and occurrence).
 fn line_key(text: &str) -> i64 {
     let digest = Sha256::digest(format!("{text}#0").as_bytes());
@@ -78,8 +93,7 @@ async fn approvals_by_people_without_write_access_do_not_count() {
     t.gh.set_role(REPO, "stranger", "none");
     t.gh.review(REPO, pr, "reader", "APPROVED");
     t.gh.review(REPO, pr, "stranger", "APPROVED");
-    t.comment(REPO, pr, "alice", "/deploy production").await;
-    let reply = t.next_reply(REPO, pr).await;
+    let reply = ask(&t, pr, "alice", "/deploy production").await;
     assert!(
         reply.body.contains(
             "| Approvals | ❌ | 0 of 2 approvals; not counted: @reader (read), @stranger (no access) |"
@@ -103,8 +117,7 @@ async fn an_approval_of_an_earlier_head_does_not_carry_over_unless_stale_approva
     // A new commit after the approvals: what was approved is not what would ship.
     t.gh.commit(REPO, "feature", &[("evil.txt", Some("backdoor"))]);
     t.gh.sync_pr(REPO, pr);
-    t.comment(REPO, pr, "alice", "/deploy production").await;
-    let reply = t.next_reply(REPO, pr).await;
+    let reply = ask(&t, pr, "alice", "/deploy production").await;
     assert!(
         reply.body.contains("| Approvals | ❌ | 0 of 2 approvals; not counted: @bob (approved an earlier commit), @carol (approved an earlier commit) |"),
         "{}",
@@ -117,15 +130,8 @@ async fn an_approval_of_an_earlier_head_does_not_carry_over_unless_stale_approva
         "production: true\n    stale_approvals: true",
     );
     t.gh.commit(REPO, "main", &[(CONFIG_PATH, Some(&stale))]);
-    t.comment(REPO, pr, "alice", "/deploy production").await;
-    let reply = t.next_reply(REPO, pr).await;
-    assert!(
-        reply
-            .body
-            .starts_with("### 🚀 Deploy to `production` created"),
-        "{}",
-        reply.body
-    );
+    let reply = ask(&t, pr, "alice", "/deploy production").await;
+    created(&reply, "Deploy to `production`");
     t.finish().await;
 }
 
@@ -179,9 +185,7 @@ async fn a_rollback_to_a_commit_that_never_ran_is_refused() {
     let main = t.gh.with(|w| w.repo(REPO).branches["main"].clone());
     t.gh.add_deployment(REPO, &main, "production", &["success"]);
     // `feature` was never deployed: a "rollback" to it would skip every gate.
-    t.comment(REPO, pr, "alice", "/rollback production to=feature")
-        .await;
-    let reply = t.next_reply(REPO, pr).await;
+    let reply = ask(&t, pr, "alice", "/rollback production to=feature").await;
     assert!(
         reply.body.contains("was never deployed to `production` successfully, so it is not a rollback; to ship it, use `/deploy production ref=…`, where every gate applies"),
         "{}",
@@ -198,13 +202,7 @@ async fn a_rollback_to_a_commit_that_never_ran_is_refused() {
     )
     .await;
     let reply = t.next_reply(REPO, pr).await;
-    assert!(
-        reply
-            .body
-            .starts_with("### 🚀 Rollback to `production` created"),
-        "{}",
-        reply.body
-    );
+    created(&reply, "Rollback to `production`");
     t.finish().await;
 }
 
@@ -218,9 +216,7 @@ async fn deploy_ref_counts_the_prs_approvals_only_for_its_head() {
         t.gh.review(REPO, pr, r, "APPROVED");
     }
     let other = t.gh.commit(REPO, "unreviewed", &[("x", Some("x"))]);
-    t.comment(REPO, pr, "alice", "/deploy production ref=unreviewed")
-        .await;
-    let reply = t.next_reply(REPO, pr).await;
+    let reply = ask(&t, pr, "alice", "/deploy production ref=unreviewed").await;
     assert!(
         reply.body.contains(&format!(
             "approvals of #{pr} count for its head `{}`, and the commit to deploy is `{}`",
@@ -240,8 +236,7 @@ async fn a_pull_request_from_a_fork_deploys_only_where_forks_are_allowed() {
     let (pr, _) = setup(&t, CONFIG, "eve");
     t.gh.make_fork_pr(REPO, pr, "eve/app");
     t.gh.set_role(REPO, "alice", "write");
-    t.comment(REPO, pr, "alice", "/deploy staging").await;
-    let reply = t.next_reply(REPO, pr).await;
+    let reply = ask(&t, pr, "alice", "/deploy staging").await;
     assert!(
         reply.body.contains(&format!(
             "| Fork | ❌ | #{pr} comes from a fork, and `staging` does not deploy forks (`allow_forks: true` allows it) |"
@@ -256,13 +251,8 @@ async fn a_pull_request_from_a_fork_deploys_only_where_forks_are_allowed() {
         "deployers: write\n    allow_forks: true",
     );
     t.gh.commit(REPO, "main", &[(CONFIG_PATH, Some(&open))]);
-    t.comment(REPO, pr, "alice", "/deploy staging").await;
-    let reply = t.next_reply(REPO, pr).await;
-    assert!(
-        reply.body.starts_with("### 🚀 Deploy to `staging` created"),
-        "{}",
-        reply.body
-    );
+    let reply = ask(&t, pr, "alice", "/deploy staging").await;
+    created(&reply, "Deploy to `staging`");
     t.finish().await;
 }
 
@@ -274,11 +264,8 @@ async fn a_deploy_shipgate_created_under_its_lock_passes_that_lock_in_the_protec
     let t = Harness::start().await;
     let (pr, head) = setup(&t, config, "alice");
     t.gh.set_role(REPO, "alice", "maintain");
-    t.comment(REPO, pr, "alice", "/deploy production").await;
-    let reply = t.next_reply(REPO, pr).await;
-    assert!(reply
-        .body
-        .starts_with("### 🚀 Deploy to `production` created"));
+    let reply = ask(&t, pr, "alice", "/deploy production").await;
+    created(&reply, "Deploy to `production`");
     let d = t.gh.deployments(REPO)[0].id;
     // The workflow the `deployment` event started asks: no pull requests,
     // sent by the App, the lock held for exactly this deployment.
@@ -372,11 +359,7 @@ async fn a_retried_command_does_not_adopt_a_comment_someone_else_planted() {
         "mallory's comment is untouched"
     );
     let reply = t.next_reply(REPO, pr).await;
-    assert!(
-        reply.body.starts_with("### 🚀 Deploy to `staging` created"),
-        "{}",
-        reply.body
-    );
+    created(&reply, "Deploy to `staging`");
     t.finish().await;
 }
 
@@ -386,8 +369,7 @@ async fn text_from_a_config_cannot_mention_people_or_break_the_reply() {
     let t = Harness::start().await;
     let (pr, _) = setup(&t, config, "alice");
     t.gh.set_role(REPO, "alice", "write");
-    t.comment(REPO, pr, "alice", "/deploy staging").await;
-    let reply = t.next_reply(REPO, pr).await;
+    let reply = ask(&t, pr, "alice", "/deploy staging").await;
     assert!(!reply.body.contains("@acme/everyone"), "{}", reply.body);
     assert!(
         !reply.body.contains("<!-- shipgate:preview"),
@@ -445,8 +427,7 @@ async fn one_comment_gets_one_reply_and_a_reader_cannot_make_the_bot_flood_a_pr(
     );
     assert_eq!(t.gh.reactions(REPO, first), ["eyes"]);
     // A maintainer is still answered at once.
-    t.comment(REPO, pr, "octocat", "/status").await;
-    let reply = t.next_reply(REPO, pr).await;
+    let reply = ask(&t, pr, "octocat", "/status").await;
     assert!(
         reply.body.contains("### Deployment status"),
         "{}",
@@ -761,13 +742,8 @@ async fn a_required_check_on_the_second_page_of_check_runs_is_seen() {
         );
     }
     t.gh.check_run(REPO, &head, "lint", "completed", Some("success"));
-    t.comment(REPO, pr, "alice", "/deploy staging").await;
-    let reply = t.next_reply(REPO, pr).await;
-    assert!(
-        reply.body.starts_with("### 🚀 Deploy to `staging` created"),
-        "{}",
-        reply.body
-    );
+    let reply = ask(&t, pr, "alice", "/deploy staging").await;
+    created(&reply, "Deploy to `staging`");
     t.finish().await;
 }
 
@@ -780,8 +756,7 @@ async fn a_required_check_named_with_its_app_is_not_satisfied_by_another_app() {
     t.gh.set_role(REPO, "alice", "write");
     // Any App installed on the repository can report a check run named `ci`.
     t.gh.check_run_from(REPO, &head, "ci", "evil-app", "success");
-    t.comment(REPO, pr, "alice", "/deploy staging").await;
-    let reply = t.next_reply(REPO, pr).await;
+    let reply = ask(&t, pr, "alice", "/deploy staging").await;
     assert!(
         reply.body.contains(&format!(
             "| Checks | ⏳ | `ci (from github-actions)` not reported on `{}` |",
@@ -791,13 +766,8 @@ async fn a_required_check_named_with_its_app_is_not_satisfied_by_another_app() {
         reply.body
     );
     t.gh.check_run_from(REPO, &head, "ci", "github-actions", "success");
-    t.comment(REPO, pr, "alice", "/deploy staging").await;
-    let reply = t.next_reply(REPO, pr).await;
-    assert!(
-        reply.body.starts_with("### 🚀 Deploy to `staging` created"),
-        "{}",
-        reply.body
-    );
+    let reply = ask(&t, pr, "alice", "/deploy staging").await;
+    created(&reply, "Deploy to `staging`");
     t.finish().await;
 }
 

@@ -220,20 +220,8 @@ impl Api {
         issue: i64,
         pages: u32,
     ) -> Result<Vec<Comment>, GitHubError> {
-        let mut all = Vec::new();
-        for page in 1..=pages {
-            let batch: Vec<Comment> = self
-                .get(&format!(
-                    "/repos/{repo}/issues/{issue}/comments?per_page=100&page={page}"
-                ))
-                .await?;
-            let done = batch.len() < 100;
-            all.extend(batch);
-            if done {
-                break;
-            }
-        }
-        Ok(all)
+        self.all_pages(&format!("/repos/{repo}/issues/{issue}/comments"), pages)
+            .await
     }
 
     /// A user's permission on `repo`. GitHub answers 404 for a login that is
@@ -284,8 +272,11 @@ impl Api {
 
     /// Every review of a pull request, oldest first (all pages).
     pub async fn reviews(&self, repo: &str, number: i64) -> Result<Vec<Review>, GitHubError> {
-        self.all_pages(&format!("/repos/{repo}/pulls/{number}/reviews"))
-            .await
+        self.all_pages(
+            &format!("/repos/{repo}/pulls/{number}/reviews"),
+            MAX_LIST_PAGES,
+        )
+        .await
     }
 
     /// The latest check run of each name on a commit (all pages).
@@ -308,14 +299,15 @@ impl Api {
     }
 
     /// Every item of a plain JSON-array list endpoint, 100 per page, up to
-    /// [`MAX_LIST_PAGES`] pages. `path` has no query string.
+    /// `max_pages` pages.
     pub async fn all_pages<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
+        max_pages: u32,
     ) -> Result<Vec<T>, GitHubError> {
         let sep = if path.contains('?') { '&' } else { '?' };
         let mut all = Vec::new();
-        for page in 1..=MAX_LIST_PAGES {
+        for page in 1..=max_pages {
             let batch: Vec<T> = self
                 .get(&format!("{path}{sep}per_page=100&page={page}"))
                 .await?;
@@ -536,7 +528,7 @@ impl Api {
     /// Open issues (not pull requests), all pages.
     pub async fn open_issues(&self, repo: &str) -> Result<Vec<Issue>, GitHubError> {
         let all: Vec<Issue> = self
-            .all_pages(&format!("/repos/{repo}/issues?state=open"))
+            .all_pages(&format!("/repos/{repo}/issues?state=open"), MAX_LIST_PAGES)
             .await?;
         Ok(all
             .into_iter()
