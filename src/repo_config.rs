@@ -141,8 +141,8 @@ pub struct EnvironmentConfig {
 
 /// A required check: a name (any app or status), or a name and the slug of
 /// the GitHub App whose check run counts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum RequiredCheck {
     Name(String),
     FromApp {
@@ -173,6 +173,41 @@ impl RequiredCheck {
             RequiredCheck::Name(n) => n.clone(),
             RequiredCheck::FromApp { name, app } => format!("{name} (from {app})"),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for RequiredCheck {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RequiredCheck;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a check name, or `{ name: CHECK, app: APP_SLUG }`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RequiredCheck, E> {
+                Ok(RequiredCheck::Name(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RequiredCheck, A::Error> {
+                use serde::de::Error;
+                let (mut name, mut app) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "name" => name = Some(map.next_value::<String>()?),
+                        "app" => app = Some(map.next_value::<String>()?),
+                        other => return Err(A::Error::unknown_field(other, &["name", "app"])),
+                    }
+                }
+                match (name, app) {
+                    (Some(name), Some(app)) => Ok(RequiredCheck::FromApp { name, app }),
+                    (None, _) => Err(A::Error::missing_field("name")),
+                    (_, None) => Err(A::Error::missing_field("app")),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -1027,6 +1062,43 @@ environments:
         let e = RepoConfig::parse("environments:\n  p:\n    lock_ttl: forever\n").unwrap_err();
         assert!(e.message.contains("expected a duration"), "{e}");
         assert_eq!(e.location.map(|l| l.0), Some(3));
+    }
+
+    #[test]
+    fn required_checks_are_names_or_names_with_their_app() {
+        let c = RepoConfig::parse(
+            "environments:\n  p:\n    required_checks: [ci, { name: e2e, app: github-actions }]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.environments["p"].required_checks,
+            [
+                RequiredCheck::Name("ci".into()),
+                RequiredCheck::FromApp {
+                    name: "e2e".into(),
+                    app: "github-actions".into()
+                }
+            ]
+        );
+        let e = RepoConfig::parse(
+            "environments:\n  p:\n    required_checks: [{ name: ci, ap: github-actions }]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("unknown field `ap`, expected `name` or `app`"),
+            "{e}"
+        );
+        assert_eq!(e.location.map(|l| l.0), Some(3), "{e}");
+        let e = RepoConfig::parse("environments:\n  p:\n    required_checks: [{ name: ci }]\n")
+            .unwrap_err();
+        assert!(e.message.contains("missing field `app`"), "{e}");
+        let e = RepoConfig::parse("environments:\n  p:\n    required_checks: [5]\n").unwrap_err();
+        assert!(
+            e.message
+                .contains("expected a check name, or `{ name: CHECK, app: APP_SLUG }`"),
+            "{e}"
+        );
     }
 
     #[test]
