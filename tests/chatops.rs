@@ -677,7 +677,7 @@ async fn help_lists_the_commands_and_each_environments_gates() {
 }
 
 #[tokio::test]
-async fn the_worst_case_deploy_stays_within_twelve_api_calls() {
+async fn the_worst_case_deploy_stays_within_fourteen_api_calls() {
     let t = Harness::start().await;
     let (pr, head) = repo_with_pr(&t, CONFIG, "feature", "alice");
     t.gh.set_role(REPO, "alice", "maintain");

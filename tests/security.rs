@@ -536,7 +536,10 @@ fn weaken(t: &Harness) {
     t.gh.set_protection(
         REPO,
         "main",
-        json!({ "enforce_admins": { "enabled": false }, "required_pull_request_reviews": { "required_approving_review_count": 0 } }),
+        json!({
+            "enforce_admins": { "enabled": false },
+            "required_pull_request_reviews": { "required_approving_review_count": 0, "dismiss_stale_reviews": false, "require_code_owner_reviews": false, "require_last_push_approval": false },
+        }),
     );
 }
 

@@ -392,8 +392,14 @@ impl Api {
             name: String,
             object: Target,
         }
+        // One path parameter, slash included (`heads%2Fmain`), as GitHub's
+        // description and octokit have it.
+        let encoded: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
         match self
-            .get::<Ref>(&format!("/repos/{repo}/git/ref/{}", encode_path(name)))
+            .get::<Ref>(&format!(
+                "/repos/{repo}/git/ref/{}",
+                encoded.replace('+', "%20")
+            ))
             .await
         {
             // GitHub answers a prefix match with the one ref it found: only
