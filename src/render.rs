@@ -57,6 +57,25 @@ pub struct DeployReply {
     pub notes: Vec<String>,
 }
 
+/// Text from outside shipgate (a config, a response, a path) made safe for
+/// one line of Markdown — a table cell, a heading, a list item: line breaks
+/// become spaces, `|` is escaped, `@` cannot mention anyone (a word joiner
+/// follows it), and `<` cannot open HTML, or an HTML comment such as
+/// shipgate's own markers.
+pub fn inline_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\r' | '\n' => out.push(' '),
+            '|' => out.push_str("\\|"),
+            '@' => out.push_str("@\u{2060}"),
+            '<' => out.push_str("&lt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The first 7 characters of a commit SHA. Payloads are not trusted to
 /// carry hex, so this cuts at a character boundary.
 pub fn short(sha: &str) -> &str {
@@ -155,6 +174,21 @@ pub fn render_message(icon: &str, text: &str, marker: &str) -> String {
 mod tests {
     use super::*;
     use crate::gates::Verdict;
+
+    #[test]
+    fn inline_text_cannot_ping_break_a_table_or_open_html() {
+        assert_eq!(inline_text("plain `code` text"), "plain `code` text");
+        assert_eq!(
+            inline_text("hi @octocat and @acme/sre"),
+            "hi @\u{2060}octocat and @\u{2060}acme/sre"
+        );
+        assert_eq!(inline_text("a | b"), "a \\| b");
+        assert_eq!(inline_text("one\r\ntwo\nthree"), "one  two three");
+        assert_eq!(
+            inline_text("<!-- shipgate:check --><img src=x>"),
+            "&lt;!-- shipgate:check -->&lt;img src=x>"
+        );
+    }
 
     #[test]
     fn short_shas_cut_at_a_character() {
