@@ -143,6 +143,8 @@ pub struct Repo {
     pub behind: HashMap<String, u64>,
     /// (run id, body) of deployment protection rule callbacks.
     pub protection_callbacks: Vec<(String, Value)>,
+    /// (issue number, event) of issue events (`labeled`, …), oldest first.
+    pub issue_events: Vec<(u64, Value)>,
 }
 
 #[derive(Debug, Clone)]
@@ -1763,6 +1765,53 @@ fn route(
                 None => with_none(not_found("deployment")),
             }
         }
+        // ---- action: an issue's events (who added a label, paginated), and
+        // a branch's ref by its full name (never a tag's).
+        ("GET", ["repos", owner, name, "issues", number, "events"]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            let issue: u64 = number.parse().unwrap_or(0);
+            let per_page: usize = query
+                .get("per_page")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(30);
+            let page: usize = query.get("page").and_then(|p| p.parse().ok()).unwrap_or(1);
+            let list: Vec<Value> = r
+                .issue_events
+                .iter()
+                .filter(|(n, _)| *n == issue)
+                .skip((page.max(1) - 1) * per_page)
+                .take(per_page)
+                .map(|(_, e)| e.clone())
+                .collect();
+            ok(Value::Array(list))
+        }
+        ("GET", ["repos", owner, name, "git", "ref", "heads", branch @ ..]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            let branch = branch
+                .iter()
+                .map(|s| percent_decode(s))
+                .collect::<Vec<_>>()
+                .join("/");
+            match r.branches.get(&branch) {
+                Some(sha) => ok(json!({
+                    "ref": format!("refs/heads/{branch}"),
+                    "node_id": shapes::node_id("REF", r.id),
+                    "url": format!("{api}/repos/{full}/git/refs/heads/{branch}"),
+                    "object": {
+                        "type": "commit",
+                        "sha": sha,
+                        "url": format!("{api}/repos/{full}/git/commits/{sha}"),
+                    },
+                })),
+                None => with_none(not_found(&format!("refs/heads/{branch}"))),
+            }
+        }
         _ => (
             404,
             json!({ "message": "Not Found", "unimplemented": true }),
@@ -2072,4 +2121,38 @@ fn hook_delivery_json(d: &HookDelivery) -> Value {
         "installation_id": d.payload["installation"]["id"].as_i64(),
         "repository_id": d.payload["repository"]["id"].as_i64(),
     })
+}
+
+// ---- action: issue events, so the Action can learn who added a label.
+impl FakeGitHub {
+    /// Records that `actor` added (or, with `labeled: false`, removed)
+    /// `label` on issue or PR `issue`; returns the event's id.
+    pub fn label_event(
+        &self,
+        repo: &str,
+        issue: u64,
+        label: &str,
+        actor: &str,
+        labeled: bool,
+    ) -> u64 {
+        self.with_mut(|w| {
+            let id = w.next_id();
+            let api = w.api.clone();
+            let kind = if labeled { "labeled" } else { "unlabeled" };
+            let event = json!({
+                "id": id,
+                "node_id": shapes::node_id("LE", id),
+                "url": format!("{api}/repos/{repo}/issues/events/{id}"),
+                "actor": shapes::user(&api, actor),
+                "event": kind,
+                "commit_id": null,
+                "commit_url": null,
+                "created_at": shapes::TIME,
+                "performed_via_github_app": null,
+                "label": { "name": label, "color": "ededed" },
+            });
+            w.repo_mut(repo).issue_events.push((issue, event));
+            id
+        })
+    }
 }
