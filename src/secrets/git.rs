@@ -137,14 +137,6 @@ pub fn is_commit_id(s: &str) -> bool {
     matches!(s.len(), 40 | 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// NUL-separated paths (git's `-z` output) as strings; empty entries dropped.
-pub fn nul_separated(out: &[u8]) -> Vec<String> {
-    out.split(|&b| b == 0)
-        .filter(|p| !p.is_empty())
-        .map(|p| String::from_utf8_lossy(p).into_owned())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,13 +154,5 @@ mod tests {
         ] {
             assert!(!is_commit_id(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn nul_separated_keeps_any_byte_but_nul() {
-        assert_eq!(
-            nul_separated(b"a b\0caf\xc3\xa9\0\0new\nline\0"),
-            ["a b", "café", "new\nline"]
-        );
     }
 }

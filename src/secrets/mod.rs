@@ -177,6 +177,8 @@ impl ScanReport {
 pub enum ScanError {
     #[error("cannot read {path}: {message}")]
     Io { path: String, message: String },
+    #[error("secrets.exclude: {0}")]
+    Exclude(String),
     #[error("{0}")]
     Git(#[from] git::GitError),
 }
@@ -289,10 +291,7 @@ pub struct Excludes(ignore::gitignore::Gitignore);
 
 impl Excludes {
     pub fn new(patterns: &[String]) -> Result<Self, ScanError> {
-        let bad = |message: String| ScanError::Io {
-            path: "secrets.exclude".into(),
-            message,
-        };
+        let bad = ScanError::Exclude;
         let mut builder = ignore::gitignore::GitignoreBuilder::new("");
         for pattern in patterns {
             builder
@@ -679,11 +678,25 @@ fn scan_patches(
     git::stream(root, &patch_args, |out| {
         scan_patch(out, opts, &excludes, &mut report)
     })?;
+    // History names the same paths over and over: keep each once, as read.
     let name_args = with(&["--name-only", "-z"]);
     let name_args: Vec<&str> = name_args.iter().map(String::as_str).collect();
-    let mut paths = git::nul_separated(&git::output(root, &name_args)?);
-    paths.sort();
-    paths.dedup();
+    let paths = git::stream(root, &name_args, |out| {
+        let mut paths = std::collections::BTreeSet::new();
+        let mut path = Vec::new();
+        loop {
+            path.clear();
+            if out.read_until(0, &mut path)? == 0 {
+                return Ok(paths);
+            }
+            if path.last() == Some(&0) {
+                path.pop();
+            }
+            if !path.is_empty() {
+                paths.insert(String::from_utf8_lossy(&path).into_owned());
+            }
+        }
+    })?;
     for p in paths.iter().filter(|p| !excludes.excludes(p)) {
         report.findings.extend(path_findings(p));
     }
