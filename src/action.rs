@@ -139,12 +139,15 @@ pub fn escape_data(s: &str) -> String {
 }
 
 /// Text for a plain log line (stdout or stderr, which the runner both reads
-/// for commands) that the runner can only show: on one line (CR, LF and `%`
-/// escaped as in command data), with the legacy `##[` command marker, which
-/// the runner looks for anywhere in a line, broken up. The caller starts
-/// the line with its own words, so it cannot begin with `::`.
+/// for commands) that the runner can only show: on one line (CR and LF
+/// written as in command data; nothing decodes a plain line, so `%` stays),
+/// with the legacy `##[` command marker, which the runner looks for anywhere
+/// in a line, broken up. The caller starts the line with its own words, so
+/// it cannot begin with `::`.
 pub fn escape_log(s: &str) -> String {
-    escape_data(s).replace("##[", "#%23[")
+    s.replace('\r', "%0D")
+        .replace('\n', "%0A")
+        .replace("##[", "#%23[")
 }
 
 /// Escapes a workflow command's property value.
@@ -252,8 +255,8 @@ mod tests {
             "::error file=src/a%2Cb.rs,line=3,col=7,title=secret%3A github-token::line1%0Aline2"
         );
         assert_eq!(
-            escape_log("x\n::error::y ##[warning]z"),
-            "x%0A::error::y #%23[warning]z"
+            escape_log("100% x\r\n::error::y ##[warning]z"),
+            "100% x%0D%0A::error::y #%23[warning]z"
         );
         let wrapped = untrusted("::error::injected");
         let token = wrapped
