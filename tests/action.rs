@@ -1225,3 +1225,64 @@ fn sarif_is_not_written_through_a_symlink_out_of_the_workspace() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
 }
+
+/// A merge commit can carry lines of its own (an "evil merge"); `git log -p`
+/// shows merges without a diff unless asked.
+#[test]
+fn a_history_scan_sees_what_a_merge_commit_itself_adds() {
+    let mut step = Step::new();
+    let ws = step.ws();
+    let token = fake_token("ghp_", 12, 36);
+    git(&ws, &["init", "-q", "-b", "main"]);
+    std::fs::write(ws.join("README.md"), "hello\n").unwrap();
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "base"]);
+    git(&ws, &["checkout", "-q", "-b", "side"]);
+    std::fs::write(ws.join("side.txt"), "side\n").unwrap();
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "side"]);
+    git(&ws, &["checkout", "-q", "main"]);
+    git(&ws, &["merge", "-q", "--no-ff", "--no-commit", "side"]);
+    std::fs::write(ws.join("merged.txt"), format!("T={token}\n")).unwrap();
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "merge side"]);
+    step.set("INPUT_GATES", "secrets")
+        .set("INPUT_SCAN", "history");
+    let out = step.run();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("::error file=merged.txt,line=1,"), "{text}");
+}
+
+/// `.gitattributes` is the commits' own: `-diff` or `binary` there must not
+/// turn added lines into "Binary files differ".
+#[test]
+fn gitattributes_cannot_hide_added_lines_from_diff_and_history_scans() {
+    let mut step = Step::new();
+    let ws = step.ws();
+    let token = fake_token("ghp_", 13, 36);
+    git(&ws, &["init", "-q", "-b", "main"]);
+    std::fs::write(ws.join("README.md"), "hello\n").unwrap();
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "base"]);
+    std::fs::write(ws.join(".gitattributes"), "*.js -diff\n*.txt binary\n").unwrap();
+    std::fs::write(ws.join("app.js"), format!("const t = \"{token}\";\n")).unwrap();
+    std::fs::write(ws.join("notes.txt"), format!("T={token}\n")).unwrap();
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "attributes"]);
+    for scan in ["diff", "history"] {
+        step.set("INPUT_GATES", "secrets")
+            .set("INPUT_SCAN", scan)
+            .set("INPUT_BASE", "HEAD~1")
+            .set("INPUT_HEAD", "HEAD");
+        let out = step.run();
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(1), "{scan}: {text}");
+        for want in [
+            "::error file=app.js,line=1,",
+            "::error file=notes.txt,line=1,",
+        ] {
+            assert!(text.contains(want), "{scan}: want {want:?} in {text}");
+        }
+    }
+}
