@@ -138,6 +138,18 @@ pub fn escape_data(s: &str) -> String {
         .replace('\n', "%0A")
 }
 
+/// Text for a plain log line (stdout or stderr, which the runner both reads
+/// for commands) that the runner can only show: on one line (CR and LF
+/// written as in command data; nothing decodes a plain line, so `%` stays),
+/// with the legacy `##[` command marker, which the runner looks for anywhere
+/// in a line, broken up. The caller starts the line with its own words, so
+/// it cannot begin with `::`.
+pub fn escape_log(s: &str) -> String {
+    s.replace('\r', "%0D")
+        .replace('\n', "%0A")
+        .replace("##[", "#%23[")
+}
+
 /// Escapes a workflow command's property value.
 pub fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
@@ -241,6 +253,10 @@ mod tests {
         assert_eq!(
             a.command(),
             "::error file=src/a%2Cb.rs,line=3,col=7,title=secret%3A github-token::line1%0Aline2"
+        );
+        assert_eq!(
+            escape_log("100% x\r\n::error::y ##[warning]z"),
+            "100% x%0D%0A::error::y #%23[warning]z"
         );
         let wrapped = untrusted("::error::injected");
         let token = wrapped

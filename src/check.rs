@@ -4,17 +4,29 @@
 //! caller reports it through the runner contract (`action`) or as text.
 //! The gates reuse the server's pieces: the smoke engine, the freeze
 //! windows, the policy evaluator, the secret scanner.
+//!
+//! A gate does not obey what it judges. In a pull request the configuration
+//! comes from the base commit (through git when the checkout has it, else
+//! through the contents API), and the pull request's own config only adds
+//! what makes gates stricter ([`judged_config`]). A release is judged by the
+//! default branch's `release:` rules, not the tagged commit's. Text from a
+//! config or a response reaches Markdown only through
+//! [`crate::render::inline_text`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::action::{Annotation, Level, Runner};
-use crate::github::repos::ProtectionRead;
-use crate::github::{GitHub, RetryPolicy};
-use crate::repo_config::{RepoConfig, CONFIG_PATH};
+use crate::freeze::FreezeWindow;
+use crate::github::content::FileRead;
+use crate::github::repos::{ProtectionRead, MARKER_SEARCH_PAGES};
+use crate::github::{Api, GitHub, RetryPolicy};
+use crate::render::inline_text;
+use crate::repo_config::{ReleaseConfig, RepoConfig, CONFIG_PATH};
+use crate::secrets::git;
 use crate::smoke::{self, Outcome};
 
 pub const GATES: &[&str] = &[
@@ -103,8 +115,63 @@ impl GateResult {
     }
 }
 
-/// Loads the config at `path` (a missing file means defaults).
-pub fn load_config(path: &Path) -> Result<RepoConfig, CheckError> {
+/// Whether `path` stays inside the workspace once symlinks are followed.
+/// A pull request's checkout can make any file in it a symlink to anywhere
+/// on the runner (`/proc/self/environ`, `$GITHUB_ENV`). A path that does
+/// not exist (yet) is judged by its nearest ancestor that does.
+fn resolves_inside(ws: &Path, path: &Path) -> bool {
+    let Ok(ws) = ws.canonicalize() else {
+        return true;
+    };
+    let mut at = path;
+    let resolved = loop {
+        let here = if at.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            at
+        };
+        if std::fs::symlink_metadata(here).is_ok() {
+            // A dangling symlink does not resolve: it leads nowhere safe.
+            break here.canonicalize();
+        }
+        match at.parent() {
+            Some(parent) => at = parent,
+            None => return true,
+        }
+    };
+    resolved.is_ok_and(|r| r.starts_with(&ws))
+}
+
+/// Whether `path`, as written, names something inside the workspace.
+fn named_inside(ws: &Path, path: &Path) -> bool {
+    match (std::path::absolute(ws), std::path::absolute(path)) {
+        (Ok(ws), Ok(path)) => path.starts_with(ws),
+        _ => false,
+    }
+}
+
+/// Refuses to write `path` when it is named inside the workspace but
+/// leads out of it through a symlink the checkout holds.
+pub(crate) fn check_output_path(ws: &Path, path: &Path, what: &str) -> Result<(), CheckError> {
+    if named_inside(ws, path) && !resolves_inside(ws, path) {
+        return Err(CheckError::Input(format!(
+            "{what}: {} leads out of the workspace through a symbolic link; not writing through it",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Loads the config at `path` (a missing file means defaults). A config
+/// named inside the workspace must stay there: a symlink out of it is an
+/// error that does not quote what it points at.
+pub fn load_config(ws: &Path, path: &Path) -> Result<RepoConfig, CheckError> {
+    if named_inside(ws, path) && !resolves_inside(ws, path) {
+        return Err(CheckError::Config {
+            path: path.display().to_string(),
+            message: "a symbolic link out of the workspace; not read".into(),
+        });
+    }
     match std::fs::read_to_string(path) {
         Ok(text) => RepoConfig::parse(&text).map_err(|e| CheckError::Config {
             path: path.display().to_string(),
@@ -116,6 +183,234 @@ pub fn load_config(path: &Path) -> Result<RepoConfig, CheckError> {
             message: format!("cannot read: {e}"),
         }),
     }
+}
+
+/// The configuration the gates obey.
+#[derive(Debug, Clone, Default)]
+pub struct GateConfig {
+    /// The checked-out config; in a pull request, its base's with what the
+    /// pull request adds that only makes gates stricter ([`judged_config`]).
+    pub config: RepoConfig,
+    /// Freeze windows a pull request adds to environments its base does not
+    /// name: they apply when the `freeze` gate runs for that environment.
+    pub added_freezes: BTreeMap<String, Vec<FreezeWindow>>,
+    /// The fingerprints in `.shipgateignore` (in a pull request, its base's).
+    pub ignored: Vec<String>,
+    /// In a pull request, the base commit the config was read at.
+    pub base: Option<String>,
+}
+
+/// What a pull request is judged by: its base's configuration, made
+/// stricter by the pull request's own. Freeze windows it adds apply as
+/// well, and debug leftovers are reported when either asks for them.
+/// Everything else (protection policies, `secrets.exclude`, the override
+/// label, environments and their URLs and smoke checks) is the base's, so
+/// a pull request cannot loosen the gates that judge it.
+pub fn judged_config(
+    base: RepoConfig,
+    pr: &RepoConfig,
+) -> (RepoConfig, BTreeMap<String, Vec<FreezeWindow>>) {
+    let mut judged = base;
+    let add = |to: &mut Vec<FreezeWindow>, from: &[FreezeWindow]| {
+        for w in from {
+            if !to.contains(w) {
+                to.push(w.clone());
+            }
+        }
+    };
+    add(&mut judged.freeze.windows, &pr.freeze.windows);
+    let mut added = BTreeMap::new();
+    for (name, env) in &pr.environments {
+        match judged.environments.get_mut(name) {
+            Some(base_env) => add(&mut base_env.freeze, &env.freeze),
+            None if !env.freeze.is_empty() => {
+                added.insert(name.clone(), env.freeze.clone());
+            }
+            None => {}
+        }
+    }
+    let on = |v: Option<bool>| v.unwrap_or(true);
+    judged.secrets.debug_leftovers =
+        Some(on(judged.secrets.debug_leftovers) || on(pr.secrets.debug_leftovers));
+    (judged, added)
+}
+
+/// The base commit of the pull request the step runs for, if it does.
+fn pull_request_base(runner: &Runner) -> Result<Option<String>, CheckError> {
+    let Some(event) = runner.event() else {
+        return Ok(None);
+    };
+    let pr = &event["pull_request"];
+    if !pr.is_object() {
+        return Ok(None);
+    }
+    match pr["base"]["sha"].as_str() {
+        Some(sha) if git::is_commit_id(sha) => Ok(Some(sha.to_string())),
+        _ => Err(CheckError::Input(
+            "the pull_request event has no base.sha: cannot read the configuration the pull request is judged by".into(),
+        )),
+    }
+}
+
+/// `file`'s path from the root of the repository checked out at `ws`
+/// (forward slashes), to read it at another commit.
+fn repo_path(ws: &Path, file: &Path) -> Result<String, CheckError> {
+    let outside = || {
+        CheckError::Input(format!(
+            "{} is outside the repository: it cannot be read at another commit",
+            file.display()
+        ))
+    };
+    let rel = if file.is_absolute() {
+        let ws = if ws.is_absolute() {
+            ws.to_path_buf()
+        } else {
+            std::env::current_dir().map_err(|_| outside())?.join(ws)
+        };
+        file.strip_prefix(&ws).map_err(|_| outside())?.to_path_buf()
+    } else {
+        file.to_path_buf()
+    };
+    let mut parts = Vec::new();
+    for c in rel.components() {
+        match c {
+            std::path::Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            std::path::Component::CurDir => {}
+            _ => return Err(outside()),
+        }
+    }
+    // The workspace may be a directory inside the repository.
+    let prefix = git::text(ws, &["rev-parse", "--show-prefix"]).unwrap_or_default();
+    Ok(format!("{prefix}{}", parts.join("/")))
+}
+
+/// Where files are read at a commit that is not the one checked out.
+enum CommitReader {
+    Git {
+        ws: PathBuf,
+        commit: String,
+    },
+    Api {
+        api: Api,
+        repo: String,
+        commit: String,
+    },
+}
+
+impl CommitReader {
+    /// Through git when the checkout has `commit`, else through the
+    /// contents API when there is a token; `what` says which commit it is.
+    fn new(
+        runner: &Runner,
+        req: &CheckRequest,
+        commit: &str,
+        what: &str,
+    ) -> Result<CommitReader, CheckError> {
+        let ws = runner.workspace();
+        if git::succeeds(&ws, &["cat-file", "-e", &format!("{commit}^{{commit}}")]).unwrap_or(false)
+        {
+            return Ok(CommitReader::Git {
+                ws,
+                commit: commit.to_string(),
+            });
+        }
+        if req.token.is_none() {
+            return Err(CheckError::Input(format!(
+                "{what} {} is not in the checkout and there is no token to read it through the API: fetch it (`fetch-depth: 0`) or pass `token`",
+                crate::render::short(commit)
+            )));
+        }
+        let (_, api, repo) = client(runner, req, "config")?;
+        Ok(CommitReader::Api {
+            api,
+            repo,
+            commit: commit.to_string(),
+        })
+    }
+
+    /// The text of `path` (from the repository's root), `None` if the
+    /// commit has no such file.
+    async fn read(&self, path: &str) -> Result<Option<String>, CheckError> {
+        match self {
+            CommitReader::Git { ws, commit } => {
+                let spec = format!("{commit}:{path}");
+                let failed = |e: git::GitError| CheckError::Input(format!("{path}: {e}"));
+                if !git::succeeds(ws, &["cat-file", "-e", &spec]).map_err(failed)? {
+                    return Ok(None);
+                }
+                let bytes = git::output(ws, &["cat-file", "blob", &spec]).map_err(failed)?;
+                String::from_utf8(bytes).map(Some).map_err(|_| {
+                    CheckError::Input(format!(
+                        "{path} at {} is not UTF-8",
+                        crate::render::short(commit)
+                    ))
+                })
+            }
+            CommitReader::Api { api, repo, commit } => {
+                match api.get_file(repo, path, commit, None).await {
+                    Ok(FileRead::Found(f)) => Ok(Some(f.text)),
+                    Ok(FileRead::Missing) => Ok(None),
+                    Ok(FileRead::NotModified) => Err(CheckError::Input(format!(
+                        "{path}: GitHub answered 304 to a request without an etag"
+                    ))),
+                    Err(e) => Err(CheckError::Input(format!(
+                        "cannot read {path} at {}: {e}",
+                        crate::render::short(commit)
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+/// The configuration the gates obey (see [`GateConfig`]).
+pub async fn gate_config(
+    runner: &Runner,
+    req: &CheckRequest,
+    checked_out: RepoConfig,
+) -> Result<GateConfig, CheckError> {
+    let ws = runner.workspace();
+    let wants_ignore = req.gates.iter().any(|g| g == "secrets");
+    let Some(base) = pull_request_base(runner)? else {
+        return Ok(GateConfig {
+            config: checked_out,
+            ignored: if wants_ignore {
+                crate::secrets::load_ignore_file(&ws)
+            } else {
+                Vec::new()
+            },
+            ..GateConfig::default()
+        });
+    };
+    let reader = CommitReader::new(runner, req, &base, "the pull request's base commit")?;
+    let config_path = repo_path(&ws, &req.config)?;
+    let base_config = match reader.read(&config_path).await? {
+        Some(text) => RepoConfig::parse(&text).map_err(|e| CheckError::Config {
+            path: format!(
+                "{config_path} at the base commit {}",
+                crate::render::short(&base)
+            ),
+            message: e.to_string(),
+        })?,
+        None => RepoConfig::default(),
+    };
+    let ignored = if wants_ignore {
+        let path = repo_path(&ws, Path::new(".shipgateignore"))?;
+        reader
+            .read(&path)
+            .await?
+            .map(|text| crate::secrets::parse_ignore_file(&text))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let (config, added_freezes) = judged_config(base_config, &checked_out);
+    Ok(GateConfig {
+        config,
+        added_freezes,
+        ignored,
+        base: Some(base),
+    })
 }
 
 /// Reads the request: command-line values win over `INPUT_*`.
@@ -209,23 +504,28 @@ pub fn request(
     })
 }
 
-/// Runs the requested gates, in order.
-pub async fn run(runner: &Runner, req: &CheckRequest) -> Result<Vec<GateResult>, CheckError> {
-    let config = load_config(&req.config)?;
+/// Runs the requested gates, in order, with the configuration they obey.
+pub async fn run(
+    runner: &Runner,
+    req: &CheckRequest,
+) -> Result<(GateConfig, Vec<GateResult>), CheckError> {
+    let checked_out = load_config(&runner.workspace(), &req.config)?;
+    let gc = gate_config(runner, req, checked_out).await?;
+    let config = &gc.config;
     let mut out = Vec::new();
     for gate in &req.gates {
         let r = match gate.as_str() {
-            "smoke" => smoke_gate(runner, req, &config).await?,
-            "freeze" => freeze_gate(runner, req, &config)?,
-            "policy" => policy_gate(runner, req, &config).await?,
-            "protection" => protection_gate(runner, req, &config).await?,
-            "release" => release_gate(runner, &config)?,
-            "secrets" => secrets_gate(runner, req, &config)?,
+            "smoke" => smoke_gate(runner, req, config).await?,
+            "freeze" => freeze_gate(runner, req, &gc).await?,
+            "policy" => policy_gate(runner, req, config).await?,
+            "protection" => protection_gate(runner, req, config).await?,
+            "release" => release_gate(runner, req).await?,
+            "secrets" => crate::secrets_gate::run(runner, req, &gc)?,
             _ => unreachable!("gates are checked in `request`"),
         };
         out.push(r);
     }
-    Ok(out)
+    Ok((gc, out))
 }
 
 fn environment_name(req: &CheckRequest, config: &RepoConfig) -> Option<String> {
@@ -234,11 +534,12 @@ fn environment_name(req: &CheckRequest, config: &RepoConfig) -> Option<String> {
         .or_else(|| config.default_environment().map(str::to_string))
 }
 
-fn github(
+/// The GitHub client for `gate`, its API handle and the repository.
+fn client(
     runner: &Runner,
     req: &CheckRequest,
     gate: &str,
-) -> Result<(crate::github::Api, String), CheckError> {
+) -> Result<(GitHub, Api, String), CheckError> {
     let token = req.token.clone().ok_or_else(|| CheckError::Input(format!("the `{gate}` gate needs a token: pass `token: ${{{{ github.token }}}}` or set GITHUB_TOKEN")))?;
     let repo = runner
         .var("GITHUB_REPOSITORY")
@@ -261,7 +562,7 @@ fn github(
     )
     .map_err(|e| CheckError::Input(format!("GitHub client: {e}")))?;
     let api = gh.api(None).map_err(|e| CheckError::Input(e.to_string()))?;
-    Ok((api, repo))
+    Ok((gh, api, repo))
 }
 
 fn api_failure(gate: &str, e: crate::github::GitHubError) -> GateResult {
@@ -269,7 +570,7 @@ fn api_failure(gate: &str, e: crate::github::GitHubError) -> GateResult {
         gate,
         Outcome::Fail,
         format!("GitHub API: {e}"),
-        format!("❌ GitHub answered: {e}\n"),
+        format!("❌ GitHub answered: {}\n", inline_text(&e.to_string())),
     )
 }
 
@@ -294,11 +595,18 @@ async fn smoke_gate(
     )
     .await;
     let outcome = report.outcome();
+    // Check names come from the config, reasons quote responses.
+    let mut shown = report.clone();
+    shown.url = inline_text(&shown.url);
+    for c in &mut shown.results {
+        c.name = inline_text(&c.name);
+        c.reason = inline_text(&c.reason);
+    }
     let mut r = GateResult::new(
         "smoke",
         outcome,
         report.summary(),
-        crate::render::smoke_markdown(&report),
+        crate::render::smoke_markdown(&shown),
     );
     r.errors = report.count(Outcome::Fail);
     r.warnings = report.count(Outcome::Warn);
@@ -323,7 +631,7 @@ async fn smoke_gate(
     // Triggered by a deployment: report it as that deployment's status.
     if runner.event_name() == Some("deployment") {
         if let Some(id) = runner.event().and_then(|e| e["deployment"]["id"].as_i64()) {
-            let (api, repo) = github(runner, req, "smoke")?;
+            let (_, api, repo) = client(runner, req, "smoke")?;
             let log_url = format!(
                 "{}/{}/actions/runs/{}",
                 runner
@@ -357,60 +665,152 @@ async fn smoke_gate(
     Ok(r)
 }
 
-fn freeze_gate(
+/// The pull request's issue events are read this many pages of 100 deep
+/// to find who added the override label.
+const LABEL_EVENT_PAGES: u32 = 50;
+
+/// Who added the override label, if it counts: the latest `labeled` event
+/// for it names the actor, whose role must be maintain or admin. `Err`
+/// says why it does not count.
+async fn override_added_by(
     runner: &Runner,
     req: &CheckRequest,
-    config: &RepoConfig,
+    number: i64,
+    label: &str,
+) -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    struct IssueEvent {
+        event: String,
+        #[serde(default)]
+        actor: Option<crate::github::repos::UserRef>,
+        #[serde(default)]
+        label: Option<Label>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Label {
+        name: String,
+    }
+    if req.token.is_none() {
+        return Err("there is no token to check who added it".into());
+    }
+    let (_, api, repo) = client(runner, req, "freeze").map_err(|e| e.to_string())?;
+    let events: Vec<IssueEvent> = api
+        .all_pages(
+            &format!("/repos/{repo}/issues/{number}/events"),
+            LABEL_EVENT_PAGES,
+        )
+        .await
+        .map_err(|e| format!("GitHub did not say who added it ({e})"))?;
+    if events.len() >= 100 * LABEL_EVENT_PAGES as usize {
+        return Err("the pull request has too many events to find who added it".into());
+    }
+    let actor = events
+        .iter()
+        .filter(|e| e.event == "labeled" && e.label.as_ref().is_some_and(|l| l.name == label))
+        .next_back()
+        .and_then(|e| e.actor.as_ref().map(|a| a.login.clone()));
+    let actor = actor.ok_or("GitHub lists no `labeled` event for it")?;
+    let permission = api
+        .permission(&repo, &actor)
+        .await
+        .map_err(|e| format!("the role of {actor}, who added it, is unknown ({e})"))?;
+    let role = permission
+        .role_name
+        .unwrap_or_else(|| permission.permission.clone());
+    if matches!(role.as_str(), "maintain" | "admin") {
+        Ok(actor)
+    } else {
+        Err(format!(
+            "added by {actor}, whose role ({role}) is below maintain"
+        ))
+    }
+}
+
+async fn freeze_gate(
+    runner: &Runner,
+    req: &CheckRequest,
+    gc: &GateConfig,
 ) -> Result<GateResult, CheckError> {
+    let config = &gc.config;
     let env_name = environment_name(req, config);
     let env = env_name.as_ref().and_then(|e| config.environments.get(e));
-    let windows: Vec<_> = match env {
+    let mut windows: Vec<_> = match env {
         Some(e) => config.freeze_windows(e).cloned().collect(),
         None => config.freeze.windows.clone(),
     };
+    if let Some(added) = env_name.as_ref().and_then(|e| gc.added_freezes.get(e)) {
+        windows.extend(added.iter().cloned());
+    }
     let now = chrono::Utc::now();
     let label = config
         .freeze
         .override_label
         .clone()
         .unwrap_or_else(|| "freeze-override".into());
-    let labelled = runner
+    let pull_request = runner
         .event()
-        .and_then(|e| e["pull_request"]["labels"].as_array().cloned())
-        .is_some_and(|labels| {
+        .map(|e| e["pull_request"].clone())
+        .filter(|pr| pr.is_object());
+    let labelled = pull_request.as_ref().is_some_and(|pr| {
+        pr["labels"].as_array().is_some_and(|labels| {
             labels
                 .iter()
                 .any(|l| l["name"].as_str() == Some(label.as_str()))
-        });
+        })
+    });
     let what = env_name
         .as_deref()
-        .map(|e| format!("`{e}`"))
+        .map(|e| format!("`{}`", inline_text(e)))
         .unwrap_or_else(|| "all environments".into());
+    let shown_label = inline_text(&label);
     let r = match crate::freeze::active_freeze(&windows, now) {
-        Some(f) if labelled => GateResult::new(
-            "freeze",
-            Outcome::Warn,
-            format!("{} — overridden by the `{label}` label", f.description),
-            format!(
-                "⚠️ Deploy freeze on {what}: {} until {}, overridden by the `{label}` label.\n",
-                f.description,
-                f.ends_at.format("%Y-%m-%d %H:%M UTC")
-            ),
-        ),
-        Some(f) => GateResult::new(
-            "freeze",
-            Outcome::Fail,
-            format!(
-                "{} until {}",
-                f.description,
-                f.ends_at.format("%Y-%m-%d %H:%M UTC")
-            ),
-            format!(
-                "❌ Deploy freeze on {what}: {} until {}. Add the `{label}` label to override.\n",
-                f.description,
-                f.ends_at.format("%Y-%m-%d %H:%M UTC")
-            ),
-        ),
+        Some(f) => {
+            let until = f.ends_at.format("%Y-%m-%d %H:%M UTC");
+            let description = inline_text(&f.description);
+            let overridden = if labelled {
+                let number = pull_request
+                    .as_ref()
+                    .and_then(|pr| pr["number"].as_i64())
+                    .unwrap_or_default();
+                Some(override_added_by(runner, req, number, &label).await)
+            } else {
+                None
+            };
+            match overridden {
+                Some(Ok(by)) => GateResult::new(
+                    "freeze",
+                    Outcome::Warn,
+                    format!(
+                        "{} — overridden by the `{label}` label (added by {by})",
+                        f.description
+                    ),
+                    format!(
+                        "⚠️ Deploy freeze on {what}: {description} until {until}, overridden by the `{shown_label}` label (added by {}).\n",
+                        inline_text(&by)
+                    ),
+                ),
+                Some(Err(why)) => GateResult::new(
+                    "freeze",
+                    Outcome::Fail,
+                    format!(
+                        "{} until {until}; the `{label}` label does not count: {why}",
+                        f.description
+                    ),
+                    format!(
+                        "❌ Deploy freeze on {what}: {description} until {until}. The `{shown_label}` label does not count: {}. Only a maintainer or an admin can override a freeze.\n",
+                        inline_text(&why)
+                    ),
+                ),
+                None => GateResult::new(
+                    "freeze",
+                    Outcome::Fail,
+                    format!("{} until {until}", f.description),
+                    format!(
+                        "❌ Deploy freeze on {what}: {description} until {until}. A maintainer or an admin can add the `{shown_label}` label to override.\n"
+                    ),
+                ),
+            }
+        }
         None => {
             // The next window, looking two weeks ahead in 15-minute steps.
             let next = (1..=14 * 96)
@@ -428,7 +828,7 @@ fn freeze_gate(
                 "freeze",
                 Outcome::Pass,
                 text.clone(),
-                format!("✅ {what}: {text}\n"),
+                format!("✅ {what}: {}\n", inline_text(&text)),
             )
         }
     };
@@ -455,10 +855,13 @@ async fn policy_gate(
             "policy",
             Outcome::Pass,
             format!("no policy for `{base}`"),
-            format!("✅ policy: `{base}` has no protection policy.\n"),
+            format!(
+                "✅ policy: `{}` has no protection policy.\n",
+                inline_text(&base)
+            ),
         ));
     };
-    let (api, repo) = github(runner, req, "policy")?;
+    let (_, api, repo) = client(runner, req, "policy")?;
     let number = pr["number"].as_i64().unwrap_or_default();
     let head = pr["head"]["sha"].as_str().unwrap_or_default().to_string();
     let author = pr["user"]["login"].as_str().unwrap_or_default().to_string();
@@ -473,7 +876,16 @@ async fn policy_gate(
         Err(e) => return Ok(api_failure("policy", e)),
     };
     let unmet = crate::policy::unmet(&gates);
-    let md = crate::policy::conditions_table(&gates);
+    // Details name people (`by @bob`) and checks from the config.
+    let shown: Vec<crate::gates::Gate> = gates
+        .iter()
+        .map(|g| crate::gates::Gate {
+            name: inline_text(&g.name),
+            detail: inline_text(&g.detail),
+            ..g.clone()
+        })
+        .collect();
+    let md = crate::policy::conditions_table(&shown);
     let (outcome, headline) = if unmet.is_empty() {
         (
             Outcome::Pass,
@@ -500,15 +912,16 @@ async fn protection_gate(
             "✅ protection: no `protection:` policy in the config.\n",
         ));
     }
-    let (api, repo) = github(runner, req, "protection")?;
+    let (_, api, repo) = client(runner, req, "protection")?;
     let mut md = String::new();
     let mut drifted = 0;
     for (branch, desired) in &config.protection.branches {
+        let shown = inline_text(branch);
         let live = match api.protection(&repo, branch).await {
             Ok(ProtectionRead::Protected(l)) => Some(*l),
             Ok(ProtectionRead::Unprotected) => None,
             Ok(ProtectionRead::BranchMissing) => {
-                md.push_str(&format!("⏭️ `{branch}` does not exist.\n\n"));
+                md.push_str(&format!("⏭️ `{shown}` does not exist.\n\n"));
                 continue;
             }
             Err(crate::github::GitHubError::Forbidden(m)) => {
@@ -518,12 +931,17 @@ async fn protection_gate(
         };
         let diffs = crate::policy::diff(desired, live.as_ref());
         if diffs.is_empty() {
-            md.push_str(&format!("✅ `{branch}` matches the policy.\n\n"));
+            md.push_str(&format!("✅ `{shown}` matches the policy.\n\n"));
         } else {
             drifted += 1;
-            md.push_str(&format!("❌ `{branch}` differs from the policy:\n\n| Setting | Found | Policy |\n|---|---|---|\n"));
+            md.push_str(&format!("❌ `{shown}` differs from the policy:\n\n| Setting | Found | Policy |\n|---|---|---|\n"));
             for d in &diffs {
-                md.push_str(&format!("| `{}` | {} | {} |\n", d.field, d.live, d.desired));
+                md.push_str(&format!(
+                    "| `{}` | {} | {} |\n",
+                    inline_text(&d.field),
+                    inline_text(&d.live),
+                    inline_text(&d.desired)
+                ));
             }
             md.push('\n');
         }
@@ -547,25 +965,99 @@ async fn protection_gate(
     Ok(r)
 }
 
-fn git(workspace: &Path, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("git")
-        .arg("-c")
-        .arg("safe.directory=*")
-        .args(args)
-        .current_dir(workspace)
-        .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
-}
-
 const SEMVER_TAG: &str =
     r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$";
 
-fn release_gate(runner: &Runner, config: &RepoConfig) -> Result<GateResult, CheckError> {
+/// A branch name as GitHub reports it, safe to put after `refs/heads/`
+/// and before `:path` in a git revision.
+fn plain_branch_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && !name.contains("..")
+        && !name.chars().any(|c| {
+            c.is_control()
+                || c.is_whitespace()
+                || matches!(c, ':' | '^' | '~' | '?' | '*' | '[' | '\\')
+        })
+}
+
+/// The default branch's `release:` rules, which judge a tag wherever it
+/// points: the tagged commit's own config is what the tag's author wrote.
+/// Read at `refs/remotes/origin/<branch>` or `refs/heads/<branch>` when the
+/// checkout has one, else through the API (the branch's commit, then the
+/// file at it). Also returns the refs found, for the ancestry check.
+async fn default_branch_release(
+    runner: &Runner,
+    req: &CheckRequest,
+    branch: &str,
+) -> Result<(ReleaseConfig, Vec<String>), CheckError> {
+    let ws = runner.workspace();
+    let refs: Vec<String> = [
+        format!("refs/remotes/origin/{branch}"),
+        format!("refs/heads/{branch}"),
+    ]
+    .into_iter()
+    .filter(|r| {
+        git::succeeds(
+            &ws,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("{r}^{{commit}}"),
+            ],
+        )
+        .unwrap_or(false)
+    })
+    .collect();
+    let commit = match refs.first() {
+        Some(r) => git::text(&ws, &["rev-parse", &format!("{r}^{{commit}}")])
+            .map_err(|e| CheckError::Input(e.to_string()))?,
+        None if req.token.is_some() => {
+            // By its full ref name: `commits/main` would take a tag named `main`.
+            let (_, api, repo) = client(runner, req, "release")?;
+            let missing = || {
+                CheckError::Input(format!(
+                    "release: cannot find the default branch `{branch}` of {repo}"
+                ))
+            };
+            api.git_ref(&repo, &format!("heads/{branch}"))
+                .await
+                .map_err(|e| {
+                    CheckError::Input(format!(
+                        "release: cannot find the default branch `{branch}`: {e}"
+                    ))
+                })?
+                .ok_or_else(missing)?
+        }
+        None => {
+            return Err(CheckError::Input(format!(
+                "release: the release rules are read from the default branch `{branch}`, which is not in the checkout (`fetch-depth: 0`), and there is no token to read it through the API"
+            )))
+        }
+    };
+    if !git::is_commit_id(&commit) {
+        return Err(CheckError::Input(format!(
+            "release: `{branch}` resolved to `{commit}`, not a commit id"
+        )));
+    }
+    let reader = CommitReader::new(runner, req, &commit, "the default branch's commit")?;
+    let path = repo_path(&ws, &req.config)?;
+    let release = match reader.read(&path).await? {
+        Some(text) => {
+            RepoConfig::parse(&text)
+                .map_err(|e| CheckError::Config {
+                    path: format!("{path} on `{branch}`"),
+                    message: e.to_string(),
+                })?
+                .release
+        }
+        None => ReleaseConfig::default(),
+    };
+    Ok((release, refs))
+}
+
+async fn release_gate(runner: &Runner, req: &CheckRequest) -> Result<GateResult, CheckError> {
     let Some(tag) = runner
         .var("GITHUB_REF")
         .and_then(|r| r.strip_prefix("refs/tags/"))
@@ -579,34 +1071,6 @@ fn release_gate(runner: &Runner, config: &RepoConfig) -> Result<GateResult, Chec
         ));
     };
     let ws = runner.workspace();
-    let pattern = config
-        .release
-        .tag_pattern
-        .clone()
-        .unwrap_or_else(|| SEMVER_TAG.into());
-    let re = regex::Regex::new(&pattern)
-        .map_err(|e| CheckError::Input(format!("release.tag_pattern: {e}")))?;
-    let mut problems = Vec::new();
-    let mut passed = Vec::new();
-    if re.is_match(&tag) {
-        passed.push(format!("`{tag}` matches `{pattern}`"));
-    } else {
-        problems.push(format!("`{tag}` does not match `{pattern}`"));
-    }
-    match git(&ws, &["cat-file", "-t", &format!("refs/tags/{tag}")]) {
-        Ok(kind) if kind == "tag" => passed.push("the tag is annotated".into()),
-        Ok(_) => problems.push("the tag is lightweight; create it with `git tag -a`".into()),
-        Err(e) => problems.push(format!("cannot read the tag: {e}")),
-    }
-    if config.release.require_signed {
-        match git(&ws, &["verify-tag", &tag]) {
-            Ok(_) => passed.push("the signature verifies".into()),
-            Err(e) => problems.push(format!(
-                "the signature does not verify: {}",
-                e.lines().next().unwrap_or("no signature")
-            )),
-        }
-    }
     let default_branch = runner
         .event()
         .and_then(|e| {
@@ -615,20 +1079,45 @@ fn release_gate(runner: &Runner, config: &RepoConfig) -> Result<GateResult, Chec
                 .map(str::to_string)
         })
         .unwrap_or_else(|| "main".into());
-    let on_default = [format!("origin/{default_branch}"), default_branch.clone()]
-        .iter()
-        .any(|b| {
-            git(
-                &ws,
-                &[
-                    "merge-base",
-                    "--is-ancestor",
-                    &format!("refs/tags/{tag}^{{commit}}"),
-                    b,
-                ],
-            )
-            .is_ok()
-        });
+    if !plain_branch_name(&default_branch) {
+        return Err(CheckError::Input(format!(
+            "release: the event's default branch `{}` is not a branch name shipgate can use",
+            default_branch.escape_debug()
+        )));
+    }
+    let (release, default_refs) = default_branch_release(runner, req, &default_branch).await?;
+    let pattern = release
+        .tag_pattern
+        .clone()
+        .unwrap_or_else(|| SEMVER_TAG.into());
+    // The whole tag must match: `v1` is not a pattern for `xv1y`.
+    let re = regex::Regex::new(&format!("^(?:{pattern})$"))
+        .map_err(|e| CheckError::Input(format!("release.tag_pattern: {e}")))?;
+    let tag_ref = format!("refs/tags/{tag}");
+    let tag_commit = format!("{tag_ref}^{{commit}}");
+    let mut problems = Vec::new();
+    let mut passed = Vec::new();
+    if re.is_match(&tag) {
+        passed.push(format!("`{tag}` matches `{pattern}`"));
+    } else {
+        problems.push(format!("`{tag}` does not match `{pattern}`"));
+    }
+    match git::text(&ws, &["cat-file", "-t", &tag_ref]) {
+        Ok(kind) if kind == "tag" => passed.push("the tag is annotated".into()),
+        Ok(_) => problems.push("the tag is lightweight; create it with `git tag -a`".into()),
+        Err(e) => problems.push(format!("cannot read the tag: {e}")),
+    }
+    if release.require_signed {
+        match git::output(&ws, &["verify-tag", &tag_ref]) {
+            Ok(_) => passed.push("the signature verifies".into()),
+            Err(e) => problems.push(format!("the signature does not verify: {e}")),
+        }
+    }
+    // Fully qualified refs: a tag named `main` or `origin/main` would
+    // shadow the branch of that short name.
+    let on_default = default_refs.iter().any(|b| {
+        git::succeeds(&ws, &["merge-base", "--is-ancestor", &tag_commit, b]).unwrap_or(false)
+    });
     if on_default {
         passed.push(format!("the tagged commit is on `{default_branch}`"));
     } else {
@@ -636,14 +1125,18 @@ fn release_gate(runner: &Runner, config: &RepoConfig) -> Result<GateResult, Chec
             "the tagged commit is not on `{default_branch}` (fetch it with `fetch-depth: 0`)"
         ));
     }
-    let changelog = config
-        .release
+    let changelog = release
         .changelog
         .clone()
         .unwrap_or_else(|| "CHANGELOG.md".into());
     let version = tag.trim_start_matches('v');
-    match std::fs::read_to_string(ws.join(&changelog)) {
-        Ok(text) => {
+    // The tagged commit's changelog, read through git: the path stays inside the repository.
+    match git::output(
+        &ws,
+        &["cat-file", "blob", &format!("{tag_commit}:./{changelog}")],
+    ) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
             let heading = regex::Regex::new(&format!(
                 r"(?m)^#+\s*\[?v?{}\]?(\s|$)",
                 regex::escape(version)
@@ -659,10 +1152,10 @@ fn release_gate(runner: &Runner, config: &RepoConfig) -> Result<GateResult, Chec
     }
     let mut md = String::new();
     for p in &passed {
-        md.push_str(&format!("- ✅ {p}\n"));
+        md.push_str(&format!("- ✅ {}\n", inline_text(p)));
     }
     for p in &problems {
-        md.push_str(&format!("- ❌ {p}\n"));
+        md.push_str(&format!("- ❌ {}\n", inline_text(p)));
     }
     let mut r = if problems.is_empty() {
         GateResult::new(
@@ -676,14 +1169,6 @@ fn release_gate(runner: &Runner, config: &RepoConfig) -> Result<GateResult, Chec
     };
     r.errors = problems.len();
     Ok(r)
-}
-
-fn secrets_gate(
-    runner: &Runner,
-    req: &CheckRequest,
-    config: &RepoConfig,
-) -> Result<GateResult, CheckError> {
-    crate::secrets_gate::run(runner, req, config)
 }
 
 /// The overall result and exit status for `fail_on`.
@@ -709,7 +1194,7 @@ pub fn verdict(results: &[GateResult], fail_on: FailOn) -> (&'static str, u8) {
 
 /// Reports results through the runner contract (in Actions) or as text, and
 /// returns the exit status. Masks go out before anything else.
-pub fn report(runner: &Runner, req: &CheckRequest, results: &[GateResult]) -> u8 {
+pub fn report(runner: &Runner, req: &CheckRequest, gc: &GateConfig, results: &[GateResult]) -> u8 {
     use crate::action;
     let (label, code) = verdict(results, req.fail_on);
     let actions = runner.in_actions();
@@ -727,9 +1212,9 @@ pub fn report(runner: &Runner, req: &CheckRequest, results: &[GateResult]) -> u8
             r.gate,
             r.headline
         );
-        // Headlines can quote responses from outside: never let them run as commands.
+        // Headlines can quote configs and responses: one line, never a command.
         if actions {
-            println!("{}", action::untrusted(&line));
+            println!("{}", action::untrusted(&action::escape_log(&line)));
         } else {
             println!("{line}");
         }
@@ -752,19 +1237,26 @@ pub fn report(runner: &Runner, req: &CheckRequest, results: &[GateResult]) -> u8
         .unwrap_or_else(|| runner.workspace())
         .join("shipgate-report.json");
     let json = serde_json::json!({ "result": label, "errors": errors, "warnings": warnings, "gates": results });
-    let wrote_report = std::fs::write(
-        &report_path,
-        serde_json::to_vec_pretty(&json).expect("report serializes"),
-    )
-    .is_ok();
+    let wrote_report = check_output_path(&runner.workspace(), &report_path, "report").is_ok()
+        && std::fs::write(
+            &report_path,
+            serde_json::to_vec_pretty(&json).expect("report serializes"),
+        )
+        .is_ok();
     if actions {
         let mut summary = format!("## shipgate: {label}\n\n");
+        if let Some(base) = &gc.base {
+            summary.push_str(&format!(
+                "_Configuration as of the base commit `{}`; this pull request's changes to it count only where they make a gate stricter._\n\n",
+                crate::render::short(base)
+            ));
+        }
         for r in results {
             summary.push_str(&format!(
                 "### {} {} — {}\n\n{}\n",
                 r.outcome.icon(),
                 r.gate,
-                r.headline,
+                inline_text(&r.headline),
                 r.markdown
             ));
             let hidden = r.errors + r.warnings;
@@ -788,8 +1280,12 @@ pub fn report(runner: &Runner, req: &CheckRequest, results: &[GateResult]) -> u8
 
 pub const COMMENT_MARKER: &str = "<!-- shipgate:check -->";
 
+/// Who a workflow's `GITHUB_TOKEN` posts as; it cannot read `GET /user`.
+const ACTIONS_BOT: &str = "github-actions[bot]";
+
 /// `comment: true`: one sticky PR comment with the results, found again by
-/// its marker and a bot author (a user pasting the marker cannot take it over).
+/// its marker among the comments the token's own login wrote (another bot
+/// that echoes user text could plant the marker), on every page.
 pub async fn post_comment(
     runner: &Runner,
     req: &CheckRequest,
@@ -801,7 +1297,7 @@ pub async fn post_comment(
     else {
         return Ok(()); // not a pull request: nothing to comment on
     };
-    let (api, repo) = github(runner, req, "comment")?;
+    let (gh, api, repo) = client(runner, req, "comment")?;
     let (label, _) = verdict(results, req.fail_on);
     let mut body = format!("### shipgate check: {label}\n\n| Gate | | |\n|---|---|---|\n");
     for r in results {
@@ -809,38 +1305,111 @@ pub async fn post_comment(
             "| {} | {} | {} |\n",
             r.gate,
             r.outcome.icon(),
-            r.headline.replace('|', "\\|")
+            inline_text(&r.headline)
         ));
     }
     body.push('\n');
     body.push_str(COMMENT_MARKER);
-    #[derive(serde::Deserialize)]
-    struct C {
-        id: i64,
-        #[serde(default)]
-        body: Option<String>,
-        user: U,
-    }
-    #[derive(serde::Deserialize)]
-    struct U {
-        #[serde(rename = "type", default)]
-        kind: Option<String>,
-    }
-    let existing: Vec<C> = api
-        .get(&format!(
-            "/repos/{repo}/issues/{number}/comments?per_page=100"
-        ))
+    let login = gh
+        .bot_login()
+        .await
+        .unwrap_or_else(|_| ACTIONS_BOT.to_string());
+    let existing = api
+        .list_comments(&repo, number, MARKER_SEARCH_PAGES)
         .await
         .map_err(|e| CheckError::Input(format!("comment: {e}")))?;
     let mine = existing.iter().find(|c| {
-        c.body
-            .as_deref()
-            .is_some_and(|b| b.contains(COMMENT_MARKER))
-            && c.user.kind.as_deref() == Some("Bot")
+        c.user
+            .as_ref()
+            .is_some_and(|u| u.login.eq_ignore_ascii_case(&login))
+            && c.body
+                .as_deref()
+                .is_some_and(|b| b.contains(COMMENT_MARKER))
     });
     let done = match mine {
         Some(c) => api.update_comment(&repo, c.id, &body).await,
         None => api.create_comment(&repo, number, &body).await.map(|_| ()),
     };
     done.map_err(|e| CheckError::Input(format!("comment: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> RepoConfig {
+        RepoConfig::parse(yaml).unwrap()
+    }
+
+    #[test]
+    fn a_pull_request_only_makes_its_gates_stricter() {
+        let base = config(
+            "environments:\n  production:\n    freeze:\n      - { days: [fri] }\nprotection:\n  branches:\n    main: { required_approvals: 2 }\nsecrets:\n  exclude: [vendor/]\n  debug_leftovers: false\nfreeze:\n  override_label: ok-to-ship\n",
+        );
+        let pr = config(
+            "environments:\n  production:\n    freeze:\n      - { days: [fri] }\n      - { days: [mon] }\n  preview:\n    freeze:\n      - { days: [tue] }\nsecrets:\n  exclude: [leak.txt]\n  debug_leftovers: true\nfreeze:\n  override_label: anything\n  windows:\n    - { days: [sun] }\n",
+        );
+        let (judged, added) = judged_config(base.clone(), &pr);
+        assert_eq!(judged.protection, base.protection, "the PR deleted it");
+        assert_eq!(judged.secrets.exclude, ["vendor/"]);
+        assert_eq!(judged.secrets.debug_leftovers, Some(true));
+        assert_eq!(judged.freeze.override_label.as_deref(), Some("ok-to-ship"));
+        assert_eq!(judged.freeze.windows, pr.freeze.windows);
+        assert_eq!(
+            judged.environments["production"].freeze.len(),
+            2,
+            "fri once, mon added"
+        );
+        assert!(!judged.environments.contains_key("preview"));
+        assert_eq!(added["preview"], pr.environments["preview"].freeze);
+        assert_eq!(judged.default_environment(), base.default_environment());
+    }
+
+    #[test]
+    fn repo_paths_stay_inside_the_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path();
+        assert_eq!(
+            repo_path(ws, &ws.join(".github/shipgate.yml")).unwrap(),
+            ".github/shipgate.yml"
+        );
+        assert_eq!(
+            repo_path(ws, Path::new("./deploy/shipgate.yml")).unwrap(),
+            "deploy/shipgate.yml"
+        );
+        for outside in [Path::new("../x.yml"), Path::new("/etc/passwd")] {
+            assert!(repo_path(ws, outside).is_err(), "{}", outside.display());
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn paths_that_lead_out_of_the_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir_all(ws.join("sub")).unwrap();
+        std::fs::write(dir.path().join("outside"), "x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside"), ws.join("link")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), ws.join("dirlink")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("gone"), ws.join("dangling")).unwrap();
+        for inside in ["sub", "sub/new.sarif", "not/there/yet.yml", "x.sarif"] {
+            assert!(resolves_inside(&ws, &ws.join(inside)), "{inside}");
+        }
+        for out in ["link", "dirlink/new.sarif", "dangling"] {
+            assert!(!resolves_inside(&ws, &ws.join(out)), "{out}");
+            assert!(check_output_path(&ws, &ws.join(out), "sarif").is_err());
+        }
+        // Named outside on purpose (a terminal's `--config /etc/x.yml`): not ours to refuse.
+        assert!(check_output_path(&ws, &dir.path().join("outside"), "x").is_ok());
+    }
+
+    #[test]
+    fn branch_names_for_revisions() {
+        for ok in ["main", "release/1.x", "trunk-2"] {
+            assert!(plain_branch_name(ok), "{ok}");
+        }
+        for bad in ["", "-x", "a:b", "a..b", "a b", "a\nb", "x^{commit}"] {
+            assert!(!plain_branch_name(bad), "{bad:?}");
+        }
+    }
 }

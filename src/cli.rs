@@ -114,6 +114,15 @@ pub fn run() -> ExitCode {
             scan,
         } => {
             let runner = crate::action::Runner::from_env();
+            if runner.in_actions() {
+                // A panic's message can quote anything: one escaped line.
+                std::panic::set_hook(Box::new(|info| {
+                    eprintln!(
+                        "shipgate: internal error: {}",
+                        crate::action::escape_log(&info.to_string())
+                    );
+                }));
+            }
             let req = match crate::check::request(
                 &runner,
                 gates,
@@ -128,7 +137,7 @@ pub fn run() -> ExitCode {
             };
             if req.gates.is_empty() {
                 // Still check the config, so a broken file is caught.
-                if let Err(e) = crate::check::load_config(&req.config) {
+                if let Err(e) = crate::check::load_config(&runner.workspace(), &req.config) {
                     return check_error(&runner, e);
                 }
                 println!("no gates selected: nothing to check");
@@ -139,17 +148,22 @@ pub fn run() -> ExitCode {
                 Err(e) => return usage_error(e),
             };
             match rt.block_on(crate::check::run(&runner, &req)) {
-                Ok(results) => {
-                    let code = crate::check::report(&runner, &req, &results);
+                Ok((gate_config, results)) => {
+                    let code = crate::check::report(&runner, &req, &gate_config, &results);
                     if runner.bool_input("comment").ok().flatten() == Some(true) {
                         if let Err(e) =
                             rt.block_on(crate::check::post_comment(&runner, &req, &results))
                         {
                             // The gates ran; a comment that cannot be posted only warns.
-                            println!(
-                                "::warning title=shipgate::{}",
-                                crate::action::escape_data(&e.to_string())
-                            );
+                            let a = crate::action::Annotation {
+                                level: crate::action::Level::Warning,
+                                file: None,
+                                line: None,
+                                column: None,
+                                title: "shipgate".into(),
+                                message: e.to_string(),
+                            };
+                            println!("{}", a.command());
                         }
                     }
                     ExitCode::from(code)
@@ -246,7 +260,10 @@ fn log_format(default: LogFormat) -> LogFormat {
 }
 
 /// A configuration error of `check`: one line, an annotation in Actions, exit 2.
+/// The message can quote a repository's config or a response, and the
+/// runner reads stderr for workflow commands too: it is escaped on both.
 fn check_error(runner: &crate::action::Runner, e: crate::check::CheckError) -> ExitCode {
+    let message = e.to_string();
     if runner.in_actions() {
         let a = crate::action::Annotation {
             level: crate::action::Level::Error,
@@ -254,12 +271,13 @@ fn check_error(runner: &crate::action::Runner, e: crate::check::CheckError) -> E
             line: None,
             column: None,
             title: "shipgate".into(),
-            message: e.to_string(),
+            message: message.clone(),
         };
         println!("{}", a.command());
         let _ = runner.set_output("result", "error");
     }
-    usage_error(e)
+    eprintln!("shipgate: {}", crate::action::escape_log(&message));
+    ExitCode::from(2)
 }
 
 fn usage_error(e: impl std::fmt::Display) -> ExitCode {

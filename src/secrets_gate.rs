@@ -1,179 +1,74 @@
 //! The `secrets` gate: runs the scanner over the working tree, the lines a
 //! pull request adds (`scan: diff`), or the whole history (`scan: history`),
 //! and turns findings into annotations, masks, SARIF and a summary — with the
-//! secret redacted everywhere.
-
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
+//! secret redacted everywhere. Excludes and `.shipgateignore` come from the
+//! gate configuration (in a pull request, its base's).
 
 use crate::action::{Annotation, Level, Runner};
-use crate::check::{CheckError, CheckRequest, GateResult};
-use crate::repo_config::RepoConfig;
-use crate::secrets::{self, Finding, ScanOptions, ScanReport, Severity};
+use crate::check::{CheckError, CheckRequest, GateConfig, GateResult};
+use crate::render::inline_text;
+use crate::secrets::{self, git, Finding, ScanOptions, Severity};
 use crate::smoke::Outcome;
 
-fn git(ws: &Path, args: &[&str]) -> Result<String, CheckError> {
-    let out = Command::new("git")
-        .arg("-c")
-        .arg("safe.directory=*")
-        .args(args)
-        .current_dir(ws)
-        .output()
-        .map_err(|e| CheckError::Input(format!("cannot run git: {e}")))?;
-    if !out.status.success() {
-        return Err(CheckError::Input(format!(
-            "git {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
+/// Annotations per severity at most; the summary lists everything.
+const ANNOTATIONS_PER_LEVEL: usize = 10;
+/// Files named in the summary as not scanned, at most.
+const TOO_LARGE_LISTED: usize = 50;
 
-/// Added lines of a unified diff (`-U0`), per file: line number → text.
-fn added_lines(diff: &str) -> BTreeMap<String, BTreeMap<u32, String>> {
-    let mut files: BTreeMap<String, BTreeMap<u32, String>> = BTreeMap::new();
-    let mut current: Option<String> = None;
-    let mut next_line = 0u32;
-    for line in diff.lines() {
-        if let Some(path) = line.strip_prefix("+++ ") {
-            current = path.strip_prefix("b/").map(str::to_string);
-        } else if let Some(hunk) = line.strip_prefix("@@ ") {
-            // @@ -a,b +c,d @@
-            next_line = hunk
-                .split_whitespace()
-                .find_map(|p| p.strip_prefix('+'))
-                .and_then(|p| p.split(',').next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-        } else if let (Some(text), Some(path)) = (line.strip_prefix('+'), &current) {
-            files
-                .entry(path.clone())
-                .or_default()
-                .insert(next_line, text.to_string());
-            next_line += 1;
-        }
-    }
-    files
-}
-
-/// Scans added lines, keeping their line numbers (other lines are blank).
-fn scan_added(
-    files: &BTreeMap<String, BTreeMap<u32, String>>,
-    opts: &ScanOptions,
-    report: &mut ScanReport,
-) {
-    for (path, lines) in files {
-        let last = lines.keys().max().copied().unwrap_or(0) as usize;
-        let mut text = vec![String::new(); last];
-        for (n, l) in lines {
-            if *n >= 1 {
-                text[*n as usize - 1] = l.clone();
-            }
-        }
-        let joined = text.join("\n");
-        report.files_scanned += 1;
-        report.bytes_scanned += joined.len() as u64;
-        report.findings.extend(secrets::path_findings(path));
-        report
-            .findings
-            .extend(secrets::scan_text(path, &joined, opts));
-    }
+fn scan_error(e: secrets::ScanError) -> CheckError {
+    CheckError::Input(format!("secrets: {e}"))
 }
 
 pub fn run(
     runner: &Runner,
     req: &CheckRequest,
-    config: &RepoConfig,
+    gate_config: &GateConfig,
 ) -> Result<GateResult, CheckError> {
     let ws = runner.workspace();
+    let config = &gate_config.config;
     let opts = ScanOptions {
         exclude: config.secrets.exclude.clone(),
         debug_leftovers: config.secrets.debug_leftovers.unwrap_or(true),
+        ignored: Some(gate_config.ignored.clone()),
         ..ScanOptions::default()
     };
-    let started = std::time::Instant::now();
-    let mut report = match req.scan.as_str() {
+    let report = match req.scan.as_str() {
         "diff" => {
             let event = runner.event();
-            let base = req.base.clone().or_else(|| {
-                event.as_ref().and_then(|e| {
-                    e["pull_request"]["base"]["sha"]
-                        .as_str()
-                        .map(str::to_string)
-                })
-            });
+            let from_event = |side: &str| {
+                event
+                    .as_ref()
+                    .and_then(|e| e["pull_request"][side]["sha"].as_str().map(str::to_string))
+            };
+            let base = req
+                .base
+                .clone()
+                .or_else(|| from_event("base"))
+                .ok_or_else(|| {
+                    CheckError::Input("scan: diff needs `base` (or a pull_request event)".into())
+                })?;
             let head = req
                 .head
                 .clone()
-                .or_else(|| {
-                    event.as_ref().and_then(|e| {
-                        e["pull_request"]["head"]["sha"]
-                            .as_str()
-                            .map(str::to_string)
-                    })
-                })
+                .or_else(|| from_event("head"))
                 .unwrap_or_else(|| "HEAD".into());
-            let base = base.ok_or_else(|| {
-                CheckError::Input("scan: diff needs `base` (or a pull_request event)".into())
-            })?;
-            let diff = git(
-                &ws,
-                &[
-                    "diff",
-                    "-U0",
-                    "--no-color",
-                    "--no-ext-diff",
-                    &format!("{base}...{head}"),
-                ],
-            )?;
-            let mut r = ScanReport::default();
-            scan_added(&added_lines(&diff), &opts, &mut r);
-            r
+            secrets::scan_diff(&ws, &base, &head, &opts).map_err(scan_error)?
         }
         "history" => {
-            if git(&ws, &["rev-parse", "--is-shallow-repository"])?.trim() == "true" {
+            let shallow = git::text(&ws, &["rev-parse", "--is-shallow-repository"])
+                .map_err(|e| scan_error(e.into()))?;
+            if shallow == "true" {
                 return Err(CheckError::Input(
                     "scan: history needs the whole history, but this clone is shallow: set `fetch-depth: 0` on actions/checkout".into(),
                 ));
             }
-            let log = git(
-                &ws,
-                &[
-                    "log",
-                    "-p",
-                    "-U0",
-                    "--no-color",
-                    "--no-ext-diff",
-                    "--format=",
-                    "HEAD",
-                ],
-            )?;
-            let mut r = ScanReport::default();
-            scan_added(&added_lines(&log), &opts, &mut r);
-            r
+            secrets::scan_history(&ws, &opts).map_err(scan_error)?
         }
-        _ => secrets::scan_tree(&ws, &opts).map_err(|e| CheckError::Input(e.to_string()))?,
+        _ => secrets::scan_tree(&ws, &opts).map_err(scan_error)?,
     };
-    if req.scan != "tree" {
-        let ignored = secrets::load_ignore_file(&ws);
-        let before = report.findings.len();
-        report
-            .findings
-            .retain(|f| !ignored.contains(&f.fingerprint));
-        report.suppressed += (before - report.findings.len()) as u64;
-        report
-            .findings
-            .sort_by(|a, b| (&a.path, a.line, a.column).cmp(&(&b.path, b.line, b.column)));
-        report
-            .findings
-            .dedup_by(|a, b| a.fingerprint == b.fingerprint && a.line == b.line);
-        report.duration_ms = started.elapsed().as_millis() as u64;
-    }
 
     let errors = report.errors();
-    let warnings = report.warnings();
+    let warnings = report.warnings() + report.too_large.len();
     let outcome = if errors > 0 {
         Outcome::Fail
     } else if warnings > 0 {
@@ -192,6 +87,25 @@ pub fn run(
         report.suppressed
     );
     let mut md = format!("Scanned ({}): {stats}.\n\n", req.scan);
+    if !report.too_large.is_empty() {
+        let listed: Vec<String> = report
+            .too_large
+            .iter()
+            .take(TOO_LARGE_LISTED)
+            .map(|p| format!("`{}`", inline_text(p)))
+            .collect();
+        let more = report.too_large.len().saturating_sub(TOO_LARGE_LISTED);
+        md.push_str(&format!(
+            "⚠️ Not scanned, larger than {} MiB: {}{}.\n\n",
+            opts.max_file_bytes / (1024 * 1024),
+            listed.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ));
+    }
     if !report.findings.is_empty() {
         md.push_str("| Rule | Where | Finding |\n|---|---|---|\n");
         for f in &report.findings {
@@ -202,7 +116,11 @@ pub fn run(
             };
             md.push_str(&format!(
                 "| {icon} `{}` | `{}:{}` | {} {} |\n",
-                f.rule, f.path, f.line, f.description, f.redacted
+                f.rule,
+                inline_text(&f.path),
+                f.line,
+                f.description,
+                inline_text(&f.redacted)
             ));
         }
     }
@@ -216,7 +134,6 @@ pub fn run(
         .map(|f| f.secret.clone())
         .filter(|s| !s.is_empty())
         .collect();
-    // At most 10 annotations per severity; the summary lists them all.
     let mut shown = (0, 0);
     for f in &report.findings {
         let slot = if f.severity == Severity::Error {
@@ -224,13 +141,31 @@ pub fn run(
         } else {
             &mut shown.1
         };
-        if *slot >= 10 {
+        if *slot >= ANNOTATIONS_PER_LEVEL {
             continue;
         }
         *slot += 1;
         r.annotations.push(annotation(f));
     }
+    for path in &report.too_large {
+        if shown.1 >= ANNOTATIONS_PER_LEVEL {
+            break;
+        }
+        shown.1 += 1;
+        r.annotations.push(Annotation {
+            level: Level::Warning,
+            file: Some(path.clone()),
+            line: None,
+            column: None,
+            title: "shipgate secrets: not scanned".into(),
+            message: format!(
+                "larger than {} MiB, so not scanned for secrets",
+                opts.max_file_bytes / (1024 * 1024)
+            ),
+        });
+    }
     if let Some(path) = &req.sarif {
+        crate::check::check_output_path(&ws, path, "sarif")?;
         let sarif = secrets::sarif(&report, env!("CARGO_PKG_VERSION"));
         std::fs::write(
             path,
@@ -256,19 +191,5 @@ fn annotation(f: &Finding) -> Annotation {
         message: format!("{} {}", f.description, f.redacted)
             .trim()
             .to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn added_lines_keep_their_numbers() {
-        let diff = "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1,0 +2,2 @@\n+two\n+three\n@@ -9 +10 @@\n-old\n+ten\n";
-        let files = super::added_lines(diff);
-        let x = &files["x"];
-        assert_eq!(
-            x.iter().map(|(n, t)| (*n, t.as_str())).collect::<Vec<_>>(),
-            [(2, "two"), (3, "three"), (10, "ten")]
-        );
     }
 }

@@ -159,7 +159,7 @@ fn run_in(ws: &Path, env: &[(String, String)]) -> Output {
 }
 
 #[test]
-fn freeze_fails_and_the_override_label_warns() {
+fn freeze_fails_during_a_window() {
     let mut step = Step::new();
     step.config("environments:\n  production:\n    freeze:\n      - { days: [mon, tue, wed, thu, fri, sat, sun], reason: Holidays }\n");
     step.set("INPUT_GATES", "freeze")
@@ -172,19 +172,6 @@ fn freeze_fails_and_the_override_label_warns() {
         "{}",
         step.summary()
     );
-    step.event(
-        "pull_request",
-        json!({ "pull_request": { "number": 1, "labels": [{ "name": "freeze-override" }] } }),
-    );
-    let out = step.run();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "a warning passes with fail-on error"
-    );
-    assert!(step.outputs().contains("result=warn\n"));
-    step.set("INPUT_FAIL-ON", "warning");
-    assert_eq!(step.run().status.code(), Some(1));
 }
 
 #[test]
@@ -283,7 +270,7 @@ async fn policy_and_protection_gates_read_github() {
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let summary = step.summary();
     assert!(
-        summary.contains("### ❌ policy — Approvals: 1 of 2 approvals (by @bob)"),
+        summary.contains("### ❌ policy — Approvals: 1 of 2 approvals (by @\u{2060}bob)"),
         "{summary}"
     );
     assert!(
@@ -553,4 +540,750 @@ fn a_diff_scan_sees_only_added_lines_at_their_line_numbers() {
         "the old line is not part of the diff: {text}"
     );
     assert!(step.outputs().contains("errors=1\n"), "{}", step.outputs());
+}
+
+// ------------------------------------------------------------ the gates cannot be fooled
+
+/// A fake secret assembled at runtime (this file holds no realistic tokens).
+fn fake_token(prefix: &str, seed: u64, n: usize) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    let body: String = (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            A[(x % A.len() as u64) as usize] as char
+        })
+        .collect();
+    format!("{prefix}{body}")
+}
+
+fn git_out(ws: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(ws)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The value the latest run gave an output (the file collects every run's).
+fn last_output(step: &Step, name: &str) -> String {
+    let prefix = format!("{name}=");
+    step.outputs()
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .next_back()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Lines of stdout and stderr that the runner would take as workflow
+/// commands (`::cmd::` at the start of a line after spaces, or `##[cmd]`
+/// anywhere), apart from the ones listed as shipgate's own.
+fn commands_not_ours(o: &Output, ours: &[&str]) -> Vec<String> {
+    let mut stray = Vec::new();
+    for text in [stdout(o), stderr(o)] {
+        let mut stopped: Option<String> = None;
+        for line in text.lines() {
+            let l = line.trim_start();
+            if let Some(token) = &stopped {
+                if l == format!("::{token}::") {
+                    stopped = None;
+                }
+                continue;
+            }
+            if let Some(token) = l.strip_prefix("::stop-commands::") {
+                stopped = Some(token.to_string());
+                continue;
+            }
+            // A line that is one of our commands is parsed as that
+            // command, so `##[` inside its message is only text.
+            let ours = ours.iter().any(|p| l.starts_with(p));
+            if !ours && (l.starts_with("::") || l.contains("##[")) {
+                stray.push(line.to_string());
+            }
+        }
+    }
+    stray
+}
+
+#[test]
+fn a_history_scan_keeps_every_secret_a_line_ever_held() {
+    let mut step = Step::new();
+    let ws = step.ws();
+    let first = fake_token("ghp_", 1, 36);
+    let second = fake_token("ghp_", 2, 36);
+    git(&ws, &["init", "-q", "-b", "main"]);
+    std::fs::write(ws.join("app.py"), format!("KEY = \"{first}\"\n")).unwrap();
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "one"]);
+    // The second secret replaces the first on the same line.
+    std::fs::write(ws.join("app.py"), format!("KEY = \"{second}\"\n")).unwrap();
+    git(&ws, &["commit", "-q", "-am", "two"]);
+    step.set("INPUT_GATES", "secrets")
+        .set("INPUT_SCAN", "history");
+    let out = step.run();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for secret in [&first, &second] {
+        assert!(
+            text.contains(&format!("::add-mask::{secret}")),
+            "both secrets are found and masked: {text}"
+        );
+    }
+    assert!(step.outputs().contains("errors=2\n"), "{}", step.outputs());
+}
+
+/// Paths git would quote (non-ASCII, spaces, quotes) and added lines that
+/// look like diff headers (`++ …` becomes `+++ …`) do not hide anything
+/// from the diff and history scans.
+#[test]
+fn diff_and_history_scans_read_any_path_and_any_line() {
+    let mut step = Step::new();
+    let ws = step.ws();
+    let a = fake_token("glpat-", 3, 20);
+    let b = fake_token("npm_", 4, 36);
+    let c = fake_token("ghp_", 5, 36);
+    let d = fake_token("ghp_", 6, 36);
+    git(&ws, &["init", "-q", "-b", "main"]);
+    std::fs::write(ws.join("README.md"), "hello\n").unwrap();
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "base"]);
+    std::fs::create_dir_all(ws.join("café")).unwrap();
+    std::fs::write(ws.join("café/config.js"), format!("const k = \"{a}\";\n")).unwrap();
+    std::fs::write(ws.join("my notes.txt"), format!("npm {b}\n")).unwrap();
+    std::fs::write(ws.join("say \"hi\".txt"), format!("T={d}\n")).unwrap();
+    std::fs::write(ws.join("hider.txt"), format!("++ /dev/null\nT={c}\n")).unwrap();
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "leaks"]);
+    for scan in ["history", "diff"] {
+        step.set("INPUT_GATES", "secrets")
+            .set("INPUT_SCAN", scan)
+            .set("INPUT_BASE", "HEAD~1")
+            .set("INPUT_HEAD", "HEAD");
+        let out = step.run();
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(1), "{scan}: {text}");
+        for want in [
+            "::error file=café/config.js,line=1,",
+            "::error file=my notes.txt,line=1,",
+            "::error file=hider.txt,line=2,",
+            "::error file=say \"hi\".txt,line=1,",
+        ] {
+            assert!(text.contains(want), "{scan}: want {want:?} in {text}");
+        }
+    }
+}
+
+/// A file too large to scan is named and warned about, never skipped in silence.
+#[test]
+fn a_file_too_large_to_scan_is_named_and_warned_about() {
+    let mut step = Step::new();
+    let ws = step.ws();
+    step.config("");
+    let big = std::fs::File::create(ws.join("huge.min.js")).unwrap();
+    big.set_len(40 * 1024 * 1024).unwrap();
+    drop(big);
+    // Sparse zeros would be binary: make the start text.
+    use std::io::{Seek, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(ws.join("huge.min.js"))
+        .unwrap();
+    f.seek(std::io::SeekFrom::Start(0)).unwrap();
+    f.write_all(&b"a".repeat(16 * 1024)).unwrap();
+    drop(f);
+    step.set("INPUT_GATES", "secrets");
+    let out = step.run();
+    let text = stdout(&out);
+    assert!(
+        text.contains("::warning file=huge.min.js,"),
+        "a warning names the file: {text}"
+    );
+    assert!(
+        step.outputs().contains("result=warn\n"),
+        "{}",
+        step.outputs()
+    );
+    assert!(
+        step.summary().contains("`huge.min.js`"),
+        "{}",
+        step.summary()
+    );
+}
+
+/// Builds a workspace that is a git checkout of a pull request: the base
+/// commit holds `base_files`, the head commit changes them to `pr_files`.
+/// Returns (base sha, head sha).
+fn pr_checkout(
+    ws: &Path,
+    base_files: &[(&str, &str)],
+    pr_files: &[(&str, &str)],
+) -> (String, String) {
+    git(ws, &["init", "-q", "-b", "main"]);
+    for (p, t) in base_files {
+        std::fs::create_dir_all(ws.join(p).parent().unwrap()).unwrap();
+        std::fs::write(ws.join(p), t).unwrap();
+    }
+    git(ws, &["add", "-A"]);
+    git(ws, &["commit", "-q", "--allow-empty", "-m", "base"]);
+    let base = git_out(ws, &["rev-parse", "HEAD"]);
+    git(ws, &["checkout", "-q", "-b", "feature"]);
+    for (p, t) in pr_files {
+        std::fs::create_dir_all(ws.join(p).parent().unwrap()).unwrap();
+        std::fs::write(ws.join(p), t).unwrap();
+    }
+    git(ws, &["add", "-A"]);
+    git(ws, &["commit", "-q", "-m", "pr"]);
+    let head = git_out(ws, &["rev-parse", "HEAD"]);
+    (base, head)
+}
+
+const BASE_POLICY: &str = "protection:\n  branches:\n    main:\n      required_approvals: 1\n";
+
+/// What the pull request adds to weaken its own gates.
+fn weakening_pr(leak: &str, hidden: &str) -> Vec<(&'static str, String)> {
+    let hidden_fp =
+        shipgate::secrets::scan_text("hidden.txt", &format!("T={hidden}\n"), &Default::default())
+            [0]
+        .fingerprint
+        .clone();
+    vec![
+        (
+            ".github/shipgate.yml",
+            "secrets:\n  exclude: [leak.txt]\nfreeze:\n  windows:\n    - { days: [mon, tue, wed, thu, fri, sat, sun], reason: Added by the PR }\n".to_string(),
+        ),
+        (".shipgateignore", format!("{hidden_fp}\n")),
+        ("leak.txt", format!("T={leak}\n")),
+        ("hidden.txt", format!("T={hidden}\n")),
+    ]
+}
+
+fn assert_pr_was_judged_by_the_base(step: &Step, out: &Output) {
+    let text = stdout(out);
+    let summary = step.summary();
+    assert_eq!(out.status.code(), Some(1), "{text}\n{}", stderr(out));
+    assert!(
+        summary.contains("### ❌ policy — Approvals: 0 of 1 approvals"),
+        "the base's policy applies: {summary}"
+    );
+    assert!(
+        text.contains("::error file=leak.txt,line=1,"),
+        "the PR's exclude does not apply: {text}"
+    );
+    assert!(
+        text.contains("::error file=hidden.txt,line=1,"),
+        "the PR's .shipgateignore does not apply: {text}"
+    );
+    assert!(
+        summary.contains("### ❌ freeze — Added by the PR ("),
+        "a freeze window the PR adds applies: {summary}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_cannot_loosen_the_gates_that_judge_it() {
+    let gh = common::FakeGitHub::start().await;
+    gh.add_repo("acme/app", &[(".github/shipgate.yml", BASE_POLICY)]);
+    gh.commit("acme/app", "feature", &[("a", Some("a"))]);
+    let pr = gh.open_pr("acme/app", "feature", "alice");
+
+    let mut step = Step::new();
+    let ws = step.ws();
+    let leak = fake_token("ghp_", 7, 36);
+    let hidden = fake_token("ghp_", 8, 36);
+    let pr_files = weakening_pr(&leak, &hidden);
+    let pr_files: Vec<(&str, &str)> = pr_files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    let (base, head) = pr_checkout(&ws, &[(".github/shipgate.yml", BASE_POLICY)], &pr_files);
+    let mut event = gh.pull_request_payload("acme/app", pr, "opened");
+    event["pull_request"]["base"]["sha"] = json!(base);
+    event["pull_request"]["head"]["sha"] = json!(head);
+    step.event("pull_request", event);
+    step.set("GITHUB_API_URL", &gh.url())
+        .set("INPUT_TOKEN", "ghs_test")
+        .set("INPUT_GATES", "policy secrets freeze");
+    let env = step.env.clone();
+    let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+        .await
+        .unwrap();
+    assert_pr_was_judged_by_the_base(&step, &out);
+    assert!(
+        gh.requests_to("GET", "/repos/acme/app/contents/.github/shipgate.yml")
+            .is_empty(),
+        "the base commit is in the checkout: read through git"
+    );
+    gh.assert_no_unexpected();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_base_commit_the_base_config_comes_from_the_api() {
+    let gh = common::FakeGitHub::start().await;
+    gh.add_repo("acme/app", &[(".github/shipgate.yml", BASE_POLICY)]);
+    gh.commit("acme/app", "feature", &[("a", Some("a"))]);
+    let pr = gh.open_pr("acme/app", "feature", "alice");
+
+    // A shallow checkout of the PR alone: no base commit, no git at all.
+    let mut step = Step::new();
+    let ws = step.ws();
+    let leak = fake_token("ghp_", 9, 36);
+    let hidden = fake_token("ghp_", 10, 36);
+    for (p, t) in weakening_pr(&leak, &hidden) {
+        std::fs::create_dir_all(ws.join(p).parent().unwrap()).unwrap();
+        std::fs::write(ws.join(p), t).unwrap();
+    }
+    step.event(
+        "pull_request",
+        gh.pull_request_payload("acme/app", pr, "opened"),
+    );
+    step.set("GITHUB_API_URL", &gh.url())
+        .set("INPUT_TOKEN", "ghs_test")
+        .set("INPUT_GATES", "policy secrets freeze");
+    let env = step.env.clone();
+    let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+        .await
+        .unwrap();
+    assert_pr_was_judged_by_the_base(&step, &out);
+    let base_sha = gh.pr("acme/app", pr).base_sha;
+    let reads = gh.requests_to("GET", "/repos/acme/app/contents/.github/shipgate.yml");
+    assert!(
+        reads.iter().any(|r| r.query == format!("ref={base_sha}")),
+        "read at the base commit: {reads:?}"
+    );
+    gh.assert_no_unexpected();
+
+    // Without a token there is no way to read the base's config: exit 2, one line.
+    step.env.retain(|(k, _)| k != "INPUT_TOKEN");
+    let out = step.run();
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("base commit"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+const ALWAYS_FROZEN: &str = "environments:\n  production:\n    freeze:\n      - { days: [mon, tue, wed, thu, fri, sat, sun], reason: Holidays }\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_freeze_override_label_counts_only_when_a_maintainer_added_it() {
+    let gh = common::FakeGitHub::start().await;
+    gh.add_repo("acme/app", &[]);
+    gh.commit("acme/app", "feature", &[("a", Some("a"))]);
+    let pr = gh.open_pr("acme/app", "feature", "alice");
+    gh.set_role("acme/app", "mallory", "write");
+    gh.set_role("acme/app", "maya", "maintain");
+
+    let mut step = Step::new();
+    let ws = step.ws();
+    let (base, head) = pr_checkout(
+        &ws,
+        &[(".github/shipgate.yml", ALWAYS_FROZEN)],
+        &[("b", "b")],
+    );
+    let mut event = gh.pull_request_payload("acme/app", pr, "labeled");
+    event["pull_request"]["base"]["sha"] = json!(base);
+    event["pull_request"]["head"]["sha"] = json!(head);
+    event["pull_request"]["labels"] = json!([{ "name": "freeze-override" }]);
+    step.event("pull_request", event);
+    step.set("GITHUB_API_URL", &gh.url())
+        .set("INPUT_TOKEN", "ghs_test")
+        .set("INPUT_GATES", "freeze")
+        .set("INPUT_ENVIRONMENT", "production");
+    let run = |step: &Step| {
+        let env = step.env.clone();
+        let ws = step.ws();
+        async move {
+            tokio::task::spawn_blocking(move || run_in(&ws, &env))
+                .await
+                .unwrap()
+        }
+    };
+
+    // Anyone who can label (triage and up) is not enough.
+    gh.label_event("acme/app", pr, "freeze-override", "mallory", true);
+    let out = run(&step).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        step.summary()
+            .contains("added by mallory, whose role (write) is below maintain"),
+        "{}",
+        step.summary()
+    );
+
+    // A maintainer adding it (the latest `labeled` event) turns the failure into a warning.
+    gh.label_event("acme/app", pr, "freeze-override", "maya", true);
+    let out = run(&step).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(last_output(&step, "result"), "warn");
+    step.set("INPUT_FAIL-ON", "warning");
+    assert_eq!(run(&step).await.status.code(), Some(1), "fail-on: warning");
+    step.set("INPUT_FAIL-ON", "error");
+    gh.assert_no_unexpected();
+
+    // Without a token nobody can be checked: the label does not count, and the gate says so.
+    step.env.retain(|(k, _)| k != "INPUT_TOKEN");
+    let out = run(&step).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        step.summary().contains("no token to check who added it"),
+        "{}",
+        step.summary()
+    );
+}
+
+#[test]
+fn a_tag_named_like_the_default_branch_does_not_put_a_commit_on_it() {
+    let mut step = Step::new();
+    let ws = step.ws();
+    step.config("");
+    std::fs::write(ws.join("CHANGELOG.md"), "## 1.0.0\n").unwrap();
+    git(&ws, &["init", "-q", "-b", "main"]);
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "main"]);
+    git(&ws, &["checkout", "-q", "-b", "side"]);
+    std::fs::write(ws.join("side.txt"), "unreviewed\n").unwrap();
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "off the default branch"]);
+    git(&ws, &["tag", "-a", "v1.0.0", "-m", "v1.0.0"]);
+    // Tags shadow branches of the same short name.
+    git(&ws, &["tag", "main"]);
+    git(&ws, &["tag", "origin/main"]);
+    git(&ws, &["checkout", "-q", "--detach", "v1.0.0"]);
+    step.set("INPUT_GATES", "release")
+        .set("GITHUB_REF", "refs/tags/v1.0.0");
+    let out = step.run();
+    let summary = step.summary();
+    assert_eq!(out.status.code(), Some(1), "{summary}");
+    assert!(
+        summary.contains("- ❌ the tagged commit is not on `main`"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn the_release_rules_come_from_the_default_branch_and_patterns_are_anchored() {
+    let mut step = Step::new();
+    let ws = step.ws();
+    git(&ws, &["init", "-q", "-b", "main"]);
+    // The commit to be tagged allows any tag name …
+    step.config("release:\n  tag_pattern: '.*'\n");
+    std::fs::write(ws.join("CHANGELOG.md"), "## 1.0.0\n").unwrap();
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "old rules"]);
+    git(&ws, &["tag", "-a", "xv1y", "-m", "xv1y"]);
+    git(&ws, &["tag", "-a", "v1", "-m", "v1"]);
+    // … but the default branch has since said `v1`, which must match all of the tag.
+    step.config("release:\n  tag_pattern: 'v1'\n");
+    git(&ws, &["commit", "-q", "-am", "new rules"]);
+    git(&ws, &["checkout", "-q", "--detach", "xv1y"]);
+    step.set("INPUT_GATES", "release")
+        .set("GITHUB_REF", "refs/tags/xv1y");
+    let out = step.run();
+    let summary = step.summary();
+    assert_eq!(out.status.code(), Some(1), "{summary}");
+    assert!(summary.contains("`xv1y` does not match `v1`"), "{summary}");
+
+    step.set("GITHUB_REF", "refs/tags/v1");
+    git(&ws, &["checkout", "-q", "--detach", "v1"]);
+    let _ = step.run();
+    assert!(
+        step.summary().contains("- ✅ `v1` matches `v1`"),
+        "{}",
+        step.summary()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_default_branch_checked_out_its_release_rules_come_from_the_api() {
+    let gh = common::FakeGitHub::start().await;
+    let main = gh.add_repo(
+        "acme/app",
+        &[(".github/shipgate.yml", "release:\n  tag_pattern: 'v1'\n")],
+    );
+    let mut step = Step::new();
+    let ws = step.ws();
+    git(&ws, &["init", "-q", "-b", "main"]);
+    step.config("release:\n  tag_pattern: '.*'\n");
+    std::fs::write(ws.join("CHANGELOG.md"), "## xv1y\n").unwrap();
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "the tag's own rules"]);
+    git(&ws, &["tag", "-a", "xv1y", "-m", "xv1y"]);
+    // A checkout of the tag alone, as `actions/checkout` makes one.
+    git(&ws, &["checkout", "-q", "--detach", "xv1y"]);
+    git(&ws, &["branch", "-q", "-D", "main"]);
+    step.set("GITHUB_API_URL", &gh.url())
+        .set("INPUT_TOKEN", "ghs_test")
+        .set("INPUT_GATES", "release")
+        .set("GITHUB_REF", "refs/tags/xv1y");
+    let env = step.env.clone();
+    let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+        .await
+        .unwrap();
+    let summary = step.summary();
+    assert_eq!(out.status.code(), Some(1), "{summary}{}", stderr(&out));
+    assert!(summary.contains("`xv1y` does not match `v1`"), "{summary}");
+    assert_eq!(
+        gh.requests_to("GET", "/repos/acme/app/git/ref/heads/main")
+            .len(),
+        1
+    );
+    let reads = gh.requests_to("GET", "/repos/acme/app/contents/.github/shipgate.yml");
+    assert!(
+        reads.iter().any(|r| r.query == format!("ref={main}")),
+        "{reads:?}"
+    );
+    gh.assert_no_unexpected();
+
+    step.env.retain(|(k, _)| k != "INPUT_TOKEN");
+    let out = step.run();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("default branch `main`, which is not in the checkout"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sticky_comment_is_only_ever_one_shipgate_wrote() {
+    let gh = common::FakeGitHub::start().await;
+    gh.add_repo("acme/app", &[]);
+    gh.commit("acme/app", "feature", &[("a", Some("a"))]);
+    let pr = gh.open_pr("acme/app", "feature", "alice");
+    // Another bot echoes user text, marker included.
+    let planted = gh.add_comment(
+        "acme/app",
+        pr,
+        "echo-bot[bot]",
+        "You said: <!-- shipgate:check -->",
+    );
+    // Enough chatter that shipgate's own comment lands on the second page.
+    for i in 0..120 {
+        gh.add_comment("acme/app", pr, "alice", &format!("comment {i}"));
+    }
+    let mut step = Step::new();
+    step.config("");
+    step.event(
+        "pull_request",
+        gh.pull_request_payload("acme/app", pr, "opened"),
+    );
+    step.set("GITHUB_API_URL", &gh.url())
+        .set("INPUT_TOKEN", "ghs_test")
+        .set("INPUT_GATES", "freeze")
+        .set("INPUT_COMMENT", "true");
+    for _ in 0..2 {
+        let env = step.env.clone();
+        let ws = step.ws();
+        let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    }
+    assert_eq!(
+        gh.comment_body("acme/app", planted),
+        "You said: <!-- shipgate:check -->",
+        "another bot's comment is not taken over"
+    );
+    let ours = gh.bot_comments("acme/app", pr);
+    assert_eq!(ours.len(), 1, "one sticky comment, found again on page 2");
+    assert_eq!(ours[0].edits, 1);
+
+    // A workflow's GITHUB_TOKEN cannot read /user; it posts as github-actions[bot].
+    let pr2 = gh.open_pr("acme/app", "feature", "bob");
+    let actions = gh.add_comment(
+        "acme/app",
+        pr2,
+        "github-actions[bot]",
+        "### shipgate check: pass\n\n<!-- shipgate:check -->",
+    );
+    gh.fail_next("GET", "/user", 1, 403);
+    step.event(
+        "pull_request",
+        gh.pull_request_payload("acme/app", pr2, "opened"),
+    );
+    let env = step.env.clone();
+    let ws = step.ws();
+    let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(gh.bot_comments("acme/app", pr2).is_empty());
+    assert_ne!(
+        gh.comment_body("acme/app", actions),
+        "### shipgate check: pass\n\n<!-- shipgate:check -->",
+        "github-actions[bot]'s comment was updated"
+    );
+    gh.assert_no_unexpected();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_text_cannot_ping_people_break_tables_or_plant_markers() {
+    let gh = common::FakeGitHub::start().await;
+    gh.add_repo("acme/app", &[]);
+    gh.commit("acme/app", "feature", &[("a", Some("a"))]);
+    let pr = gh.open_pr("acme/app", "feature", "alice");
+    let config = "freeze:\n  windows:\n    - days: [mon, tue, wed, thu, fri, sat, sun]\n      reason: \"Ping @octocat | x <!-- shipgate:check -->\\n| a | b |\"\n";
+    gh.commit(
+        "acme/app",
+        "main",
+        &[(".github/shipgate.yml", Some(config))],
+    );
+    let mut step = Step::new();
+    step.config(config);
+    let mut event = gh.pull_request_payload("acme/app", pr, "opened");
+    event["pull_request"]["base"]["sha"] =
+        json!(gh.with(|w| w.repo("acme/app").branches["main"].clone()));
+    step.event("pull_request", event);
+    step.set("GITHUB_API_URL", &gh.url())
+        .set("INPUT_TOKEN", "ghs_test")
+        .set("INPUT_GATES", "freeze")
+        .set("INPUT_COMMENT", "true");
+    let env = step.env.clone();
+    let ws = step.ws();
+    let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let comment = gh.next_bot_comment("acme/app", pr).body;
+    for (what, body) in [("summary", step.summary()), ("comment", comment)] {
+        assert!(!body.contains("@octocat"), "{what} pings: {body}");
+        assert!(body.contains("@\u{2060}octocat"), "{what}: {body}");
+        assert_eq!(
+            body.matches("<!--").count(),
+            if what == "comment" { 1 } else { 0 },
+            "{what} holds an HTML comment it did not write: {body}"
+        );
+        assert!(!body.contains("\n| a | b |"), "{what}: {body}");
+        assert!(
+            body.contains("Ping @\u{2060}octocat ¦ x &lt;!--"),
+            "{what}: {body}"
+        );
+    }
+    gh.assert_no_unexpected();
+}
+
+#[test]
+fn an_error_message_cannot_forge_workflow_commands() {
+    let mut step = Step::new();
+    step.config("\"x\\n::error title=pwn::owned\\n::add-mask::x\\n##[warning]y\": 1\n");
+    step.set("INPUT_GATES", "freeze");
+    let out = step.run();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        commands_not_ours(&out, &["::error title=shipgate::"]),
+        Vec::<String>::new(),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("unknown field"), "{}", stderr(&out));
+}
+
+/// The checkout can make any file a symlink to anywhere on the runner:
+/// shipgate does not read its config through one (a parse error would quote
+/// the target, `/proc/self/environ` say).
+#[cfg(unix)]
+#[test]
+fn a_config_symlinked_out_of_the_workspace_is_not_read() {
+    let mut step = Step::new();
+    let ws = step.ws();
+    let outside = step.dir.path().join("outside.txt");
+    let secret = fake_token("ghp_", 11, 36);
+    std::fs::write(&outside, format!("{secret}\n")).unwrap();
+    std::os::unix::fs::symlink(&outside, ws.join(".github/shipgate.yml")).unwrap();
+    step.set("INPUT_GATES", "freeze");
+    let out = step.run();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    for text in [stdout(&out), stderr(&out)] {
+        assert!(!text.contains(&secret[4..]), "the target leaked: {text}");
+    }
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+}
+
+/// … nor write its SARIF through one (onto `$GITHUB_ENV`, say).
+#[cfg(unix)]
+#[test]
+fn sarif_is_not_written_through_a_symlink_out_of_the_workspace() {
+    let mut step = Step::new();
+    let ws = step.ws();
+    step.config("");
+    let victim = step.dir.path().join("victim.txt");
+    std::fs::write(&victim, "untouched").unwrap();
+    std::os::unix::fs::symlink(&victim, ws.join("shipgate.sarif")).unwrap();
+    step.set("INPUT_GATES", "secrets")
+        .set("INPUT_SARIF", "true");
+    let out = step.run();
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "untouched",
+        "written through the symlink"
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+}
+
+/// A merge commit can carry lines of its own (an "evil merge"); `git log -p`
+/// shows merges without a diff unless asked.
+#[test]
+fn a_history_scan_sees_what_a_merge_commit_itself_adds() {
+    let mut step = Step::new();
+    let ws = step.ws();
+    let token = fake_token("ghp_", 12, 36);
+    git(&ws, &["init", "-q", "-b", "main"]);
+    std::fs::write(ws.join("README.md"), "hello\n").unwrap();
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "base"]);
+    git(&ws, &["checkout", "-q", "-b", "side"]);
+    std::fs::write(ws.join("side.txt"), "side\n").unwrap();
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "side"]);
+    git(&ws, &["checkout", "-q", "main"]);
+    git(&ws, &["merge", "-q", "--no-ff", "--no-commit", "side"]);
+    std::fs::write(ws.join("merged.txt"), format!("T={token}\n")).unwrap();
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "merge side"]);
+    step.set("INPUT_GATES", "secrets")
+        .set("INPUT_SCAN", "history");
+    let out = step.run();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("::error file=merged.txt,line=1,"), "{text}");
+}
+
+/// `.gitattributes` is the commits' own: `-diff` or `binary` there must not
+/// turn added lines into "Binary files differ".
+#[test]
+fn gitattributes_cannot_hide_added_lines_from_diff_and_history_scans() {
+    let mut step = Step::new();
+    let ws = step.ws();
+    let token = fake_token("ghp_", 13, 36);
+    git(&ws, &["init", "-q", "-b", "main"]);
+    std::fs::write(ws.join("README.md"), "hello\n").unwrap();
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "base"]);
+    std::fs::write(ws.join(".gitattributes"), "*.js -diff\n*.txt binary\n").unwrap();
+    std::fs::write(ws.join("app.js"), format!("const t = \"{token}\";\n")).unwrap();
+    std::fs::write(ws.join("notes.txt"), format!("T={token}\n")).unwrap();
+    git(&ws, &["add", "."]);
+    git(&ws, &["commit", "-q", "-m", "attributes"]);
+    for scan in ["diff", "history"] {
+        step.set("INPUT_GATES", "secrets")
+            .set("INPUT_SCAN", scan)
+            .set("INPUT_BASE", "HEAD~1")
+            .set("INPUT_HEAD", "HEAD");
+        let out = step.run();
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(1), "{scan}: {text}");
+        for want in [
+            "::error file=app.js,line=1,",
+            "::error file=notes.txt,line=1,",
+        ] {
+            assert!(text.contains(want), "{scan}: want {want:?} in {text}");
+        }
+    }
 }

@@ -579,6 +579,7 @@ fn scan_tree_end_to_end() {
 
     let mut o = opts();
     o.exclude = vec!["vendor/".to_string()];
+    o.max_file_bytes = 1024 * 1024;
     let report = scan_tree(root, &o).unwrap();
     let got: Vec<(&str, &str, u32)> = report
         .findings
@@ -601,6 +602,7 @@ fn scan_tree_end_to_end() {
     assert_eq!(report.warnings(), 2);
     assert_eq!(report.skipped_binary, 1);
     assert_eq!(report.skipped_large, 1);
+    assert_eq!(report.too_large, ["big.txt"]);
     assert_eq!(report.suppressed, 1);
     // .gitignore, src/main.rs, web/app.js, web/notes.md, .env, .env.example,
     // allowed.sh, keep/x.txt
@@ -790,4 +792,116 @@ fn a_pem_file_is_flagged_for_a_key_inside_not_for_a_certificate() {
         .map(|f| (f.path.as_str(), f.rule.as_str()))
         .collect();
     assert_eq!(found, [("key.pem", "private-key")], "{found:?}");
+}
+
+// ---------------------------------------------------------------- git work trees
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "commit.gpgSign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A pull request controls `.gitignore` and `.ignore`: in a git work tree
+/// they must not hide committed files (a committed-but-ignored `.env` is the
+/// classic leak). Untracked files count unless git ignores them; only
+/// `secrets.exclude` removes committed paths.
+#[test]
+fn a_git_work_tree_is_scanned_by_what_is_committed_not_by_ignore_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let tok = format!("ghp_{}", rand_alnum(36, 80));
+    let gl = format!("glpat-{}", rand_alnum(20, 81));
+    let npm = format!("npm_{}", rand_alnum(36, 82));
+    let ignored = format!("ghp_{}", rand_alnum(36, 83));
+    let excluded = format!("ghp_{}", rand_alnum(36, 84));
+    git(root, &["init", "-q", "-b", "main"]);
+    write(root, ".gitignore", ".env\nconfig/\nbuild/\n");
+    write(root, ".ignore", "src/\n");
+    write(root, ".env", "DATABASE=1\n");
+    write(root, "config/prod.yml", format!("gitlab: {gl}\n"));
+    write(root, "src/app.js", format!("const t = \"{tok}\";\n"));
+    write(root, "docs/example.md", format!("t={excluded}\n"));
+    git(root, &["add", "-f", "."]);
+    git(root, &["commit", "-q", "-m", "hide and seek"]);
+    write(root, "untracked.txt", format!("t={npm}\n"));
+    write(root, "build/out.txt", format!("t={ignored}\n"));
+
+    let mut o = opts();
+    o.exclude = vec!["docs/".to_string()];
+    let report = scan_tree(root, &o).unwrap();
+    let got: Vec<(&str, &str)> = report
+        .findings
+        .iter()
+        .map(|f| (f.path.as_str(), f.rule.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (".env", "env-file"),
+            ("config/prod.yml", "gitlab-token"),
+            ("src/app.js", "github-token"),
+            ("untracked.txt", "npm-token"),
+        ],
+        "{:#?}",
+        report.findings
+    );
+}
+
+/// Minified bundles are where browser keys leak, and they are large.
+#[test]
+fn files_over_one_mib_are_scanned() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = format!("AIza{}", rand_alnum(35, 90));
+    let mut bundle = "var a=function(b){return b+1};".repeat(100_000);
+    bundle.push_str(&format!("var k=\"{key}\";\n"));
+    assert!(bundle.len() > 2 * 1024 * 1024);
+    write(dir.path(), "dist/app.min.js", &bundle);
+    let report = scan_tree(dir.path(), &opts()).unwrap();
+    let found: Vec<(&str, &str, u32)> = report
+        .findings
+        .iter()
+        .map(|f| (f.path.as_str(), f.rule.as_str(), f.line))
+        .collect();
+    assert_eq!(found, [("dist/app.min.js", "google-api-key", 1)]);
+    assert_eq!(report.skipped_large, 0);
+    assert_eq!(report.findings[0].secret, key);
+}
+
+/// `.shipgateignore` lists fingerprints, which are not secrets; anything
+/// else written in it is scanned like any other file.
+#[test]
+fn shipgateignore_is_not_a_hiding_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let tok = format!("ghp_{}", rand_alnum(36, 95));
+    write(
+        root,
+        ".shipgateignore",
+        format!(
+            "generic-secret:config/settings.py:0123456789ab\n# old token {tok}\naws-secret-access-key:a/b.txt:-  # reviewed\n"
+        ),
+    );
+    let report = scan_tree(root, &opts()).unwrap();
+    let found: Vec<(&str, &str, u32)> = report
+        .findings
+        .iter()
+        .map(|f| (f.path.as_str(), f.rule.as_str(), f.line))
+        .collect();
+    assert_eq!(found, [(".shipgateignore", "github-token", 2)]);
 }

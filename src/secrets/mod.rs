@@ -1,7 +1,13 @@
 //! Committed-secret and repository hygiene scanner.
 //!
-//! [`scan_tree`] walks a working tree (respecting `.gitignore`/`.ignore`, hidden
-//! files included, `.git` skipped) in parallel and applies three kinds of rule:
+//! [`scan_tree`] scans a working tree in parallel. In a git work tree it
+//! scans what git tracks (`git ls-files`) and the untracked files git does
+//! not ignore: ignore files never hide a committed file, because whoever
+//! commits a secret also controls `.gitignore`. Outside one (a plain
+//! directory) it walks the tree, respecting `.gitignore`/`.ignore`, hidden
+//! files included, `.git` skipped. [`scan_diff`] and [`scan_history`] scan
+//! the lines a range of commits, or every commit, adds. Three kinds of rule
+//! apply:
 //!
 //! * path rules ([`path_findings`]): committed `.env` files, private key files;
 //! * content rules ([`scan_text`]): tokens and keys of known shapes, database
@@ -13,22 +19,30 @@
 //! Content rules use a keyword prefilter: one Aho-Corasick automaton over all
 //! rules' keywords; regexes run only on lines holding a keyword of their rule.
 //!
-//! A line containing `shipgate:allow` yields no findings; a finding whose
-//! fingerprint is listed in `.shipgateignore` at the root is dropped. Secrets
-//! are never serialized: [`Finding::secret`] is `#[serde(skip)]` and exists
-//! only so the caller can emit `::add-mask::`.
+//! The only ways to leave something out: `secrets.exclude` globs
+//! ([`ScanOptions::exclude`]), a line containing `shipgate:allow`, and a
+//! fingerprint listed in `.shipgateignore` ([`ScanOptions::ignored`]; by
+//! default the file at the root). Files over [`ScanOptions::max_file_bytes`]
+//! are not scanned and are listed in [`ScanReport::too_large`]; files with a
+//! NUL byte in their first 8 KiB are counted as binary. Secrets are never
+//! serialized: [`Finding::secret`] is `#[serde(skip)]` and exists only so
+//! the caller can emit `::add-mask::`.
 
+mod diff;
+pub mod git;
 mod paths;
 mod rules;
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+pub use diff::scan_patch;
 pub use paths::path_findings;
 pub use rules::{is_placeholder, shannon_entropy};
 
@@ -40,23 +54,35 @@ pub enum Severity {
     Warning,
 }
 
+/// Files up to this size are read without asking the memory budget.
+const SMALL_FILE: u64 = 1024 * 1024;
+
+/// Larger files being scanned at once hold at most this much memory (or
+/// `max_file_bytes`, if that is larger).
+const LARGE_FILE_BUDGET: u64 = 64 * 1024 * 1024;
+
 /// What to scan and how.
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
-    /// Larger files are skipped (and counted in `skipped_large`).
+    /// Larger files are not scanned: counted in `skipped_large` and listed
+    /// in `too_large`. Default 32 MiB (minified bundles are scanned).
     pub max_file_bytes: u64,
     /// Report debug leftovers (`console.log`, `dbg!`, …) as warnings.
     pub debug_leftovers: bool,
     /// Gitignore-style globs of paths never scanned.
     pub exclude: Vec<String>,
+    /// Fingerprints whose findings are dropped. `None`: those listed in
+    /// `.shipgateignore` at the scan root.
+    pub ignored: Option<Vec<String>>,
 }
 
 impl Default for ScanOptions {
     fn default() -> Self {
         ScanOptions {
-            max_file_bytes: 1024 * 1024,
+            max_file_bytes: 32 * 1024 * 1024,
             debug_leftovers: true,
             exclude: Vec::new(),
+            ignored: None,
         }
     }
 }
@@ -95,6 +121,8 @@ pub struct ScanReport {
     pub bytes_scanned: u64,
     pub skipped_binary: u64,
     pub skipped_large: u64,
+    /// The files not scanned because they are over `max_file_bytes`, sorted.
+    pub too_large: Vec<String>,
     pub suppressed: u64,
     pub duration_ms: u64,
 }
@@ -119,12 +147,40 @@ impl ScanReport {
         let secs = self.duration_ms.max(1) as f64 / 1000.0;
         self.bytes_scanned as f64 / (1024.0 * 1024.0) / secs
     }
+
+    fn merge(&mut self, other: ScanReport) {
+        self.findings.extend(other.findings);
+        self.files_scanned += other.files_scanned;
+        self.bytes_scanned += other.bytes_scanned;
+        self.skipped_binary += other.skipped_binary;
+        self.skipped_large += other.skipped_large;
+        self.too_large.extend(other.too_large);
+        self.suppressed += other.suppressed;
+    }
+
+    /// Drops findings whose fingerprint is listed, sorts, and stamps the time.
+    fn finish(&mut self, ignored: &[String], started: Instant) {
+        if !ignored.is_empty() {
+            let before = self.findings.len();
+            self.findings
+                .retain(|f| !ignored.iter().any(|fp| fp == &f.fingerprint));
+            self.suppressed += (before - self.findings.len()) as u64;
+        }
+        sort_findings(&mut self.findings);
+        self.too_large.sort();
+        self.too_large.dedup();
+        self.duration_ms = started.elapsed().as_millis() as u64;
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     #[error("cannot read {path}: {message}")]
     Io { path: String, message: String },
+    #[error("secrets.exclude: {0}")]
+    Exclude(String),
+    #[error("{0}")]
+    Git(#[from] git::GitError),
 }
 
 /// Files larger than this many bytes at the start are checked for NUL bytes.
@@ -176,12 +232,9 @@ pub fn scan_text(path: &str, text: &str, opts: &ScanOptions) -> Vec<Finding> {
     out
 }
 
-/// Fingerprints listed in `.shipgateignore` at `root`: one per line, `#`
-/// comments and blank lines ignored. A missing file is an empty list.
-pub fn load_ignore_file(root: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(root.join(".shipgateignore")) else {
-        return Vec::new();
-    };
+/// The fingerprints listed in the text of a `.shipgateignore`: one per
+/// line, `#` comments and blank lines ignored.
+pub fn parse_ignore_file(text: &str) -> Vec<String> {
     text.lines()
         .map(|l| l.split('#').next().unwrap_or("").trim())
         .filter(|l| !l.is_empty())
@@ -189,23 +242,181 @@ pub fn load_ignore_file(root: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Per-thread tallies, merged into the shared report when the thread's
-/// visitor is dropped.
-struct Tally {
-    local: ScanReport,
-    shared: Arc<Mutex<ScanReport>>,
+/// Fingerprints listed in `.shipgateignore` at `root`. A missing file is an
+/// empty list.
+pub fn load_ignore_file(root: &Path) -> Vec<String> {
+    std::fs::read_to_string(root.join(".shipgateignore"))
+        .map(|text| parse_ignore_file(&text))
+        .unwrap_or_default()
 }
 
-impl Drop for Tally {
+/// Whether `s` has the shape of a fingerprint: `rule:path:` and 12 hex
+/// digits or `-`.
+fn is_fingerprint(s: &str) -> bool {
+    let Some((head, tail)) = s.rsplit_once(':') else {
+        return false;
+    };
+    let Some((rule, path)) = head.split_once(':') else {
+        return false;
+    };
+    !rule.is_empty()
+        && rule
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !path.is_empty()
+        && (tail == "-" || (tail.len() == 12 && tail.bytes().all(|b| b.is_ascii_hexdigit())))
+}
+
+/// A `.shipgateignore` is scanned like any file, except the fingerprints it
+/// lists (which name rules and paths, not secrets): they are blanked, in
+/// place, so lines and columns stay where they are.
+fn blank_fingerprints(data: &mut [u8]) {
+    let mut start = 0;
+    while start < data.len() {
+        let end = data[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(data.len(), |p| start + p);
+        let line = &data[start..end];
+        let code_end = line.iter().position(|&b| b == b'#').unwrap_or(line.len());
+        if std::str::from_utf8(&line[..code_end]).is_ok_and(|s| is_fingerprint(s.trim())) {
+            data[start..start + code_end].fill(b' ');
+        }
+        start = end + 1;
+    }
+}
+
+/// `secrets.exclude`: gitignore-style globs over paths relative to the scan root.
+pub struct Excludes(ignore::gitignore::Gitignore);
+
+impl Excludes {
+    pub fn new(patterns: &[String]) -> Result<Self, ScanError> {
+        let bad = ScanError::Exclude;
+        let mut builder = ignore::gitignore::GitignoreBuilder::new("");
+        for pattern in patterns {
+            builder
+                .add_line(None, pattern)
+                .map_err(|e| bad(format!("bad exclude pattern {pattern:?}: {e}")))?;
+        }
+        let matcher = builder
+            .build()
+            .map_err(|e| bad(format!("bad exclude patterns: {e}")))?;
+        Ok(Excludes(matcher))
+    }
+
+    /// Whether the file at `path` (relative, forward slashes) is excluded.
+    pub fn excludes(&self, path: &str) -> bool {
+        self.excludes_entry(Path::new(path), false)
+    }
+
+    fn excludes_entry(&self, rel: &Path, is_dir: bool) -> bool {
+        !rel.as_os_str().is_empty()
+            && !rel.has_root()
+            && self.0.matched_path_or_any_parents(rel, is_dir).is_ignore()
+    }
+}
+
+/// Large files being read at once share a memory budget; a scan thread
+/// waits for room. Each thread holds at most one permit, and a permit is
+/// never larger than the budget, so waiting always ends.
+struct MemoryBudget {
+    left: Mutex<u64>,
+    freed: Condvar,
+}
+
+struct Permit<'a> {
+    budget: &'a MemoryBudget,
+    bytes: u64,
+}
+
+impl MemoryBudget {
+    fn new(bytes: u64) -> Self {
+        MemoryBudget {
+            left: Mutex::new(bytes),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn acquire(&self, bytes: u64) -> Permit<'_> {
+        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        while *left < bytes {
+            left = self.freed.wait(left).unwrap_or_else(|e| e.into_inner());
+        }
+        *left -= bytes;
+        Permit {
+            budget: self,
+            bytes,
+        }
+    }
+}
+
+impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        let mut s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
-        let l = std::mem::take(&mut self.local);
-        s.findings.extend(l.findings);
-        s.files_scanned += l.files_scanned;
-        s.bytes_scanned += l.bytes_scanned;
-        s.skipped_binary += l.skipped_binary;
-        s.skipped_large += l.skipped_large;
-        s.suppressed += l.suppressed;
+        *self.budget.left.lock().unwrap_or_else(|e| e.into_inner()) += self.bytes;
+        self.budget.freed.notify_all();
+    }
+}
+
+/// What one scan thread needs.
+struct FileScanner<'a> {
+    opts: &'a ScanOptions,
+    budget: &'a MemoryBudget,
+    report: ScanReport,
+}
+
+impl FileScanner<'_> {
+    /// Scans the file at `path`, named `rel` in findings, reading files up
+    /// to `SMALL_FILE` into `small` (reused). Not a regular file (a symlink,
+    /// a directory, a submodule, gone): nothing.
+    fn scan(&mut self, path: &Path, rel: &str, small: &mut Vec<u8>) {
+        use std::io::Read;
+
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return;
+        };
+        if !meta.file_type().is_file() {
+            return;
+        }
+        self.report.findings.extend(path_findings(rel));
+        let len = meta.len();
+        let max = self.opts.max_file_bytes;
+        if len > max {
+            self.too_large(rel);
+            return;
+        }
+        let Ok(file) = std::fs::File::open(path) else {
+            return;
+        };
+        // A large file gets its own buffer, freed before its permit is.
+        let permit = (len > SMALL_FILE).then(|| self.budget.acquire(len));
+        let mut large = Vec::new();
+        let buf = if permit.is_some() { &mut large } else { small };
+        buf.clear();
+        if file.take(max + 1).read_to_end(buf).is_err() {
+            return;
+        }
+        if buf.len() as u64 > max {
+            self.too_large(rel);
+            return;
+        }
+        if buf[..buf.len().min(BINARY_SNIFF)].contains(&0) {
+            self.report.skipped_binary += 1;
+            return;
+        }
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        if name == ".shipgateignore" {
+            blank_fingerprints(buf);
+        }
+        self.report.files_scanned += 1;
+        self.report.bytes_scanned += buf.len() as u64;
+        self.report.suppressed += scan_content(rel, buf, self.opts, &mut self.report.findings);
+        drop(large);
+        drop(permit);
+    }
+
+    fn too_large(&mut self, rel: &str) {
+        self.report.skipped_large += 1;
+        self.report.too_large.push(rel.to_string());
     }
 }
 
@@ -224,73 +435,124 @@ fn relative(root: &Path, path: &Path) -> String {
     }
 }
 
-/// Scan one file found by the walk into `t`.
-fn scan_file(root: &Path, path: &Path, opts: &ScanOptions, buf: &mut Vec<u8>, t: &mut ScanReport) {
-    use std::io::Read;
+fn scan_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
 
-    let rel = relative(root, path);
-    if rel == ".shipgateignore" || rel.ends_with("/.shipgateignore") {
-        return;
+/// The files to scan in the git work tree at `root`: tracked files and
+/// untracked ones git does not ignore, relative to `root`. `None` when
+/// `root` is not in a git work tree.
+fn git_files(root: &Path) -> Result<Option<Vec<PathBuf>>, ScanError> {
+    if !root.is_dir() {
+        return Ok(None);
     }
-    t.findings.extend(path_findings(&rel));
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return;
-    };
-    let len = match file.metadata() {
-        Ok(m) => m.len(),
-        Err(_) => return,
-    };
-    if len > opts.max_file_bytes {
-        t.skipped_large += 1;
-        return;
+    match git::text(root, &["rev-parse", "--is-inside-work-tree"]) {
+        Ok(inside) if inside == "true" => {}
+        Ok(_) | Err(git::GitError::Failed { .. }) => return Ok(None),
+        // Without git, a tree that has a `.git` cannot be told apart from
+        // what its ignore files say: refuse rather than scan less.
+        Err(e) => {
+            let in_git = root.ancestors().any(|d| d.join(".git").exists());
+            return if in_git { Err(e.into()) } else { Ok(None) };
+        }
     }
-    buf.clear();
-    if file
-        .by_ref()
-        .take(opts.max_file_bytes + 1)
-        .read_to_end(buf)
-        .is_err()
-    {
-        return;
-    }
-    if buf.len() as u64 > opts.max_file_bytes {
-        t.skipped_large += 1;
-        return;
-    }
-    if buf[..buf.len().min(BINARY_SNIFF)].contains(&0) {
-        t.skipped_binary += 1;
-        return;
-    }
-    t.files_scanned += 1;
-    t.bytes_scanned += buf.len() as u64;
-    t.suppressed += scan_content(&rel, buf, opts, &mut t.findings);
+    let out = git::output(
+        root,
+        &[
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ],
+    )?;
+    let mut files: Vec<&[u8]> = out.split(|&b| b == 0).filter(|p| !p.is_empty()).collect();
+    // An unmerged path is listed once per stage.
+    files.sort_unstable();
+    files.dedup();
+    Ok(Some(files.into_iter().map(path_from_git).collect()))
+}
+
+#[cfg(unix)]
+fn path_from_git(bytes: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(std::ffi::OsStr::from_bytes(bytes))
+}
+
+#[cfg(not(unix))]
+fn path_from_git(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// Scan a working tree. See the module documentation for what is reported.
 pub fn scan_tree(root: &Path, opts: &ScanOptions) -> Result<ScanReport, ScanError> {
     let started = Instant::now();
-    let io_err = |e: std::io::Error| ScanError::Io {
+    std::fs::metadata(root).map_err(|e| ScanError::Io {
         path: root.display().to_string(),
         message: e.to_string(),
+    })?;
+    let excludes = Excludes::new(&opts.exclude)?;
+    let budget = MemoryBudget::new(LARGE_FILE_BUDGET.max(opts.max_file_bytes));
+    let mut report = match git_files(root)? {
+        Some(files) => scan_listed(root, &files, opts, &excludes, &budget),
+        None => walk(root, opts, excludes, &budget),
     };
-    std::fs::metadata(root).map_err(io_err)?;
+    let ignored = match &opts.ignored {
+        Some(list) => list.clone(),
+        None => load_ignore_file(root),
+    };
+    report.finish(&ignored, started);
+    Ok(report)
+}
 
-    let mut excludes = ignore::gitignore::GitignoreBuilder::new(root);
-    for pattern in &opts.exclude {
-        excludes
-            .add_line(None, pattern)
-            .map_err(|e| ScanError::Io {
-                path: root.display().to_string(),
-                message: format!("bad exclude pattern {pattern:?}: {e}"),
-            })?;
-    }
-    let excludes = Arc::new(excludes.build().map_err(|e| ScanError::Io {
-        path: root.display().to_string(),
-        message: format!("bad exclude patterns: {e}"),
-    })?);
+/// Scans `files` (relative to `root`) on every CPU.
+fn scan_listed(
+    root: &Path,
+    files: &[PathBuf],
+    opts: &ScanOptions,
+    excludes: &Excludes,
+    budget: &MemoryBudget,
+) -> ScanReport {
+    let next = AtomicUsize::new(0);
+    let mut report = ScanReport::default();
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..scan_threads())
+            .map(|_| {
+                s.spawn(|| {
+                    let mut scanner = FileScanner {
+                        opts,
+                        budget,
+                        report: ScanReport::default(),
+                    };
+                    let mut buf = Vec::with_capacity(64 * 1024);
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(rel) = files.get(i) else { break };
+                        if excludes.excludes_entry(rel, false) {
+                            continue;
+                        }
+                        let name = relative(Path::new(""), rel);
+                        scanner.scan(&root.join(rel), &name, &mut buf);
+                    }
+                    scanner.report
+                })
+            })
+            .collect();
+        for w in workers {
+            // A scan thread that panicked lost its files' findings: say so
+            // by failing loudly rather than reporting a clean scan.
+            report.merge(w.join().expect("a scan thread panicked"));
+        }
+    });
+    report
+}
 
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+/// Walks a directory that is not a git work tree, in parallel.
+fn walk(root: &Path, opts: &ScanOptions, excludes: Excludes, budget: &MemoryBudget) -> ScanReport {
+    let excludes = Arc::new(excludes);
     let mut builder = ignore::WalkBuilder::new(root);
+    let filter_root = root.to_path_buf();
+    let filter_excludes = Arc::clone(&excludes);
     builder
         .hidden(false)
         .parents(false)
@@ -300,47 +562,154 @@ pub fn scan_tree(root: &Path, opts: &ScanOptions) -> Result<ScanReport, ScanErro
         .ignore(true)
         .require_git(false)
         .follow_links(false)
-        .threads(threads)
+        .threads(scan_threads())
         .filter_entry(move |e| {
             if e.file_name() == ".git" {
                 return false;
             }
             let is_dir = e.file_type().is_some_and(|t| t.is_dir());
-            !excludes
-                .matched_path_or_any_parents(e.path(), is_dir)
-                .is_ignore()
+            let rel = e.path().strip_prefix(&filter_root).unwrap_or(e.path());
+            !filter_excludes.excludes_entry(rel, is_dir)
         });
 
+    /// Each walker thread's scanner, merged into the shared report when the
+    /// thread's visitor is dropped.
+    struct Tally<'a> {
+        scanner: FileScanner<'a>,
+        shared: Arc<Mutex<ScanReport>>,
+    }
+    impl Drop for Tally<'_> {
+        fn drop(&mut self) {
+            let mut s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+            s.merge(std::mem::take(&mut self.scanner.report));
+        }
+    }
+
     let shared = Arc::new(Mutex::new(ScanReport::default()));
-    let root_buf = root.to_path_buf();
     builder.build_parallel().run(|| {
         let mut tally = Tally {
-            local: ScanReport::default(),
+            scanner: FileScanner {
+                opts,
+                budget,
+                report: ScanReport::default(),
+            },
             shared: Arc::clone(&shared),
         };
-        let root = root_buf.clone();
         let mut buf = Vec::with_capacity(64 * 1024);
         Box::new(move |entry| {
             if let Ok(entry) = entry {
                 if entry.file_type().is_some_and(|t| t.is_file()) {
-                    scan_file(&root, entry.path(), opts, &mut buf, &mut tally.local);
+                    let rel = relative(root, entry.path());
+                    tally.scanner.scan(entry.path(), &rel, &mut buf);
                 }
             }
             ignore::WalkState::Continue
         })
     });
+    let report = std::mem::take(&mut *shared.lock().unwrap_or_else(|e| e.into_inner()));
+    report
+}
 
-    let mut report = std::mem::take(&mut *shared.lock().unwrap_or_else(|e| e.into_inner()));
-    let ignored = load_ignore_file(root);
-    if !ignored.is_empty() {
-        let before = report.findings.len();
-        report
-            .findings
-            .retain(|f| !ignored.iter().any(|fp| fp == &f.fingerprint));
-        report.suppressed += (before - report.findings.len()) as u64;
+/// Scans the lines added between `base` and `head` (`git diff base...head`:
+/// since their merge base) in the repository at `root`.
+pub fn scan_diff(
+    root: &Path,
+    base: &str,
+    head: &str,
+    opts: &ScanOptions,
+) -> Result<ScanReport, ScanError> {
+    for rev in [base, head] {
+        if rev.starts_with('-') || rev.is_empty() {
+            return Err(ScanError::Io {
+                path: rev.to_string(),
+                message: "not a revision".into(),
+            });
+        }
     }
-    sort_findings(&mut report.findings);
-    report.duration_ms = started.elapsed().as_millis() as u64;
+    let range = format!("{base}...{head}");
+    scan_patches(root, &["diff"], &[range.as_str()], opts)
+}
+
+/// Scans the lines every commit reachable from `HEAD` added (a merge: what
+/// it adds to its first parent, so a change made in the merge itself is
+/// seen). A secret is reported once, where it was added last, however many
+/// commits carried it; different secrets on the same line are all reported.
+pub fn scan_history(root: &Path, opts: &ScanOptions) -> Result<ScanReport, ScanError> {
+    scan_patches(
+        root,
+        &["log", "--format=", "--diff-merges=first-parent"],
+        &["HEAD"],
+        opts,
+    )
+}
+
+/// Runs `git <command> -p … <revs>` for the patches and `git <command>
+/// --name-only -z … <revs>` for the paths the path rules look at.
+fn scan_patches(
+    root: &Path,
+    command: &[&str],
+    revs: &[&str],
+    opts: &ScanOptions,
+) -> Result<ScanReport, ScanError> {
+    let started = Instant::now();
+    let excludes = Excludes::new(&opts.exclude)?;
+    // Every file as text, whatever `.gitattributes` (which the commits
+    // themselves control) says: `-diff` or `binary` would hide the lines.
+    let common = [
+        "--no-color",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--text",
+        "--diff-filter=d",
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        command
+            .iter()
+            .chain(extra)
+            .chain(common.iter())
+            .chain(revs)
+            .chain(["--"].iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let patch_args = with(&["-p", "-U0"]);
+    let patch_args: Vec<&str> = patch_args.iter().map(String::as_str).collect();
+    let mut report = ScanReport::default();
+    git::stream(root, &patch_args, |out| {
+        scan_patch(out, opts, &excludes, &mut report)
+    })?;
+    // History names the same paths over and over: keep each once, as read.
+    let name_args = with(&["--name-only", "-z"]);
+    let name_args: Vec<&str> = name_args.iter().map(String::as_str).collect();
+    let paths = git::stream(root, &name_args, |out| {
+        let mut paths = std::collections::BTreeSet::new();
+        let mut path = Vec::new();
+        loop {
+            path.clear();
+            if out.read_until(0, &mut path)? == 0 {
+                return Ok(paths);
+            }
+            if path.last() == Some(&0) {
+                path.pop();
+            }
+            if !path.is_empty() {
+                paths.insert(String::from_utf8_lossy(&path).into_owned());
+            }
+        }
+    })?;
+    for p in paths.iter().filter(|p| !excludes.excludes(p)) {
+        report.findings.extend(path_findings(p));
+    }
+    // One finding per secret: the same rule, path, line text and value.
+    let mut seen = std::collections::HashSet::new();
+    report
+        .findings
+        .retain(|f| seen.insert((f.fingerprint.clone(), f.secret.clone())));
+    let ignored = match &opts.ignored {
+        Some(list) => list.clone(),
+        None => load_ignore_file(root),
+    };
+    report.finish(&ignored, started);
     Ok(report)
 }
 

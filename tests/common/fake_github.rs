@@ -151,6 +151,8 @@ pub struct Repo {
     pub protection_callbacks: Vec<(String, Value)>,
     /// Issues deleted: commenting on them answers 410.
     pub deleted_issues: Vec<u64>,
+    /// (issue number, event) of issue events (`labeled`, …), oldest first.
+    pub issue_events: Vec<(u64, Value)>,
 }
 
 #[derive(Debug, Clone)]
@@ -1792,6 +1794,21 @@ fn route(
                 None => with_none(not_found("deployment")),
             }
         }
+        // ---- action: an issue's events (who added a label, paginated).
+        ("GET", ["repos", owner, name, "issues", number, "events"]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get(&full) else {
+                return with_none(not_found(&full));
+            };
+            let issue: u64 = number.parse().unwrap_or(0);
+            let list: Vec<Value> = r
+                .issue_events
+                .iter()
+                .filter(|(n, _)| *n == issue)
+                .map(|(_, e)| e.clone())
+                .collect();
+            ok(Value::Array(page_of(list, query)))
+        }
         // ---- deploy decision: git refs, for branches and tags told apart.
         ("GET", ["repos", owner, name, "git", "ref", rest @ ..]) => {
             let full = format!("{owner}/{name}");
@@ -2202,5 +2219,39 @@ impl FakeGitHub {
     /// Someone deletes issue `number`.
     pub fn delete_issue(&self, repo: &str, number: u64) {
         self.with_mut(|w| w.repo_mut(repo).deleted_issues.push(number));
+    }
+}
+
+// ---- action: issue events, so the Action can learn who added a label.
+impl FakeGitHub {
+    /// Records that `actor` added (or, with `labeled: false`, removed)
+    /// `label` on issue or PR `issue`; returns the event's id.
+    pub fn label_event(
+        &self,
+        repo: &str,
+        issue: u64,
+        label: &str,
+        actor: &str,
+        labeled: bool,
+    ) -> u64 {
+        self.with_mut(|w| {
+            let id = w.next_id();
+            let api = w.api.clone();
+            let kind = if labeled { "labeled" } else { "unlabeled" };
+            let event = json!({
+                "id": id,
+                "node_id": shapes::node_id("LE", id),
+                "url": format!("{api}/repos/{repo}/issues/events/{id}"),
+                "actor": shapes::user(&api, actor),
+                "event": kind,
+                "commit_id": null,
+                "commit_url": null,
+                "created_at": shapes::TIME,
+                "performed_via_github_app": null,
+                "label": { "name": label, "color": "ededed" },
+            });
+            w.repo_mut(repo).issue_events.push((issue, event));
+            id
+        })
     }
 }
