@@ -706,8 +706,7 @@ async fn override_added_by(
     }
     let actor = events
         .iter()
-        .filter(|e| e.event == "labeled" && e.label.as_ref().is_some_and(|l| l.name == label))
-        .next_back()
+        .rfind(|e| e.event == "labeled" && e.label.as_ref().is_some_and(|l| l.name == label))
         .and_then(|e| e.actor.as_ref().map(|a| a.login.clone()));
     let actor = actor.ok_or("GitHub lists no `labeled` event for it")?;
     let permission = api

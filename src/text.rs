@@ -9,12 +9,15 @@
 /// comment marker can be opened or closed), at most 300 characters.
 pub fn inline_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars().take(300) {
+    let mut chars = text.chars().take(300).peekable();
+    while let Some(c) = chars.next() {
         match c {
             '\r' | '\n' | '\t' => out.push(' '),
             // A broken bar: no table cell ends here, whatever escapes later.
             '|' => out.push('¦'),
-            // A word joiner after `@` keeps the text but stops the mention.
+            // A word joiner after `@` keeps the text but stops the mention
+            // (once: text escaped twice reads the same).
+            '@' if chars.peek() == Some(&'\u{2060}') => out.push('@'),
             '@' => out.push_str("@\u{2060}"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -48,5 +51,6 @@ mod tests {
         assert!(!safe.contains('|') && safe.contains('¦'), "{safe}");
         assert!(!safe.contains("<!--"), "{safe}");
         assert_eq!(inline_text(&"x".repeat(400)).chars().count(), 301);
+        assert_eq!(inline_text(&safe), safe, "escaping twice changes nothing");
     }
 }

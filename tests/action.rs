@@ -1028,7 +1028,8 @@ async fn without_the_default_branch_checked_out_its_release_rules_come_from_the_
     assert_eq!(out.status.code(), Some(1), "{summary}{}", stderr(&out));
     assert!(summary.contains("`xv1y` does not match `v1`"), "{summary}");
     assert_eq!(
-        gh.requests_to("GET", "/repos/acme/app/git/ref/heads/main")
+        // The ref is one path parameter, its slash encoded.
+        gh.requests_to("GET", "/repos/acme/app/git/ref/heads%2Fmain")
             .len(),
         1
     );
