@@ -857,3 +857,56 @@ environments:
     assert!(note.body.contains("locked by"), "{}", note.body);
     t.finish().await;
 }
+
+// ---- SECURITY.md stays true
+
+/// Every test SECURITY.md names exists where it says: `file::test` in
+/// `tests/file.rs`, `module::…::test` under `src/module`. A renamed or
+/// removed test leaves a "may not" without its proof.
+#[test]
+fn security_md_names_only_tests_that_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("SECURITY.md")).unwrap();
+    fn sources(dir: &std::path::Path, out: &mut String) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let mut named = 0;
+    let mut missing = Vec::new();
+    for row in text.lines().filter(|l| l.starts_with("| ")) {
+        let proof = row.trim_end_matches('|').rsplit('|').next().unwrap();
+        for name in proof.split('`').skip(1).step_by(2) {
+            let parts: Vec<&str> = name.split("::").collect();
+            if parts.len() < 2 {
+                continue; // not a test name
+            }
+            let (first, test) = (parts[0], parts[parts.len() - 1]);
+            // `file::test` (or a test a macro of tests/file.rs makes), or a
+            // unit test under src/first.
+            let mut code = std::fs::read_to_string(root.join("tests").join(format!("{first}.rs")))
+                .unwrap_or_default();
+            let module = root.join("src").join(first);
+            if module.is_dir() {
+                sources(&module, &mut code);
+            }
+            code.push_str(
+                &std::fs::read_to_string(module.with_extension("rs")).unwrap_or_default(),
+            );
+            named += 1;
+            if !code.contains(&format!("fn {test}(")) {
+                missing.push(name.to_string());
+            }
+        }
+    }
+    assert!(named > 50, "SECURITY.md names {named} tests");
+    assert!(
+        missing.is_empty(),
+        "SECURITY.md names tests that do not exist: {missing:#?}"
+    );
+}
