@@ -9,7 +9,61 @@
 use crate::gates::{self, LockClaim};
 use crate::github::repos::{Deployment, NewDeployment};
 use crate::github::{Api, GitHubError};
-use crate::store::{DynStore, Lock, LockOutcome, StoreError};
+use crate::repo_config::EnvironmentConfig;
+use crate::store::{DynStore, Lock, LockKind, LockOutcome, StoreError};
+
+/// Deploy locks expire after this when the environment sets no `lock_ttl`,
+/// so a deployment that never reports a final state cannot block forever.
+const DEFAULT_DEPLOY_LOCK_TTL_MS: i64 = 3600 * 1000;
+
+/// How long a deploy holds its environment at most: `lock_ttl`, or an hour.
+pub fn lock_ttl_ms(env: &EnvironmentConfig) -> i64 {
+    env.lock_ttl
+        .map(|d| d.0.as_millis() as i64)
+        .unwrap_or(DEFAULT_DEPLOY_LOCK_TTL_MS)
+}
+
+/// The lock a deploy (or rollback) takes for its environment.
+#[derive(Debug, Clone)]
+pub struct DeployLock<'a> {
+    pub repository: &'a str,
+    pub environment: &'a str,
+    pub env: &'a EnvironmentConfig,
+    /// Who deploys (shown to others the lock stops).
+    pub holder: &'a str,
+    /// The pull request (or issue) deploying; `None` for shipgate itself.
+    pub pr: Option<i64>,
+    /// This deploy's own token: only it binds or releases the lock.
+    pub owner_token: String,
+    pub reason: Option<&'a str>,
+}
+
+impl DeployLock<'_> {
+    /// What passes the environment's lock for this deploy: the PR's own
+    /// locks (a PR may deploy again), nothing for shipgate's own deploys.
+    pub fn claim(&self) -> LockClaim {
+        LockClaim {
+            pr: self.pr,
+            deployment_id: None,
+            same_pr_deploy: self.pr.is_some(),
+        }
+    }
+
+    fn lock(&self, now: i64) -> Lock {
+        Lock {
+            repository: self.repository.to_string(),
+            environment: self.environment.to_string(),
+            kind: LockKind::Deploy,
+            holder: self.holder.to_string(),
+            pr: self.pr,
+            owner_token: self.owner_token.clone(),
+            deployment_id: None,
+            reason: self.reason.map(str::to_string),
+            expires_at: Some(now + lock_ttl_ms(self.env)),
+            created_at: now,
+        }
+    }
+}
 
 /// How a deploy holds its environment.
 #[derive(Debug)]
@@ -59,14 +113,15 @@ pub enum CreateError {
 }
 
 impl LockGuard {
-    /// Takes `lock` for its environment, or passes through a lock that is
-    /// already held for `claim`.
+    /// Takes the deploy lock `request` describes, or passes through a lock
+    /// already held for it (the PR's own `/lock`).
     pub async fn acquire(
         store: &DynStore,
-        lock: Lock,
-        claim: LockClaim,
-        now: i64,
+        request: &DeployLock<'_>,
     ) -> Result<Acquired, StoreError> {
+        let now = crate::now_ms();
+        let lock = request.lock(now);
+        let claim = request.claim();
         let guard = |hold| LockGuard {
             store: store.clone(),
             repository: lock.repository.clone(),

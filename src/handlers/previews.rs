@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{Context, Handler, HandlerError};
 use crate::events::DeploymentStatusEvent;
-use crate::gates;
 use crate::github::repos::{CheckRunOutput, NewCheckRun, NewDeployment};
 use crate::github::Api;
 use crate::render::{short, smoke_markdown};
@@ -506,7 +505,7 @@ async fn auto_rollback(
     report: &SmokeReport,
     retried: bool,
 ) -> Result<(), HandlerError> {
-    use crate::deploy::lock::{Acquired, CreateError, LockGuard, Released};
+    use crate::deploy::lock::{Acquired, CreateError, DeployLock, LockGuard, Released};
     use crate::deploy::payload::{DeploymentKind, DeploymentPayload};
     use crate::deploy::{Purpose, Request, Sources};
 
@@ -561,26 +560,17 @@ async fn auto_rollback(
         deployment_id: None,
     };
     let decision = crate::deploy::decide(&src, &request, None).await?;
-    let now = crate::now_ms();
-    let lock = crate::store::Lock {
-        repository: repo.clone(),
-        environment: job.environment.clone(),
-        kind: crate::store::LockKind::Deploy,
-        holder: "shipgate".into(),
+    let lock = DeployLock {
+        repository: repo,
+        environment: &job.environment,
+        env,
+        holder: "shipgate",
         pr: None,
         owner_token: format!("auto-rollback:{}", job.deployment_id),
-        deployment_id: None,
-        reason: Some("automatic rollback".into()),
-        expires_at: Some(now + super::chatops::deploy::lock_ttl_ms(env)),
-        created_at: now,
-    };
-    let claim = gates::LockClaim {
-        pr: None,
-        deployment_id: None,
-        same_pr_deploy: false,
+        reason: Some("automatic rollback"),
     };
     let guard = if decision.allowed() {
-        match LockGuard::acquire(&cx.store, lock, claim, now).await? {
+        match LockGuard::acquire(&cx.store, &lock).await? {
             Acquired::Guard(g) => Some(g),
             Acquired::HeldBy(_) => None,
         }

@@ -5,20 +5,16 @@
 
 use super::{render_reply, Run, Section, Session};
 use crate::commands::{Command, RollbackTarget};
-use crate::deploy::lock::{Acquired, CreateError, LockGuard, Released};
+use crate::deploy::lock::{Acquired, CreateError, DeployLock, LockGuard, Released};
 use crate::deploy::payload::{DeploymentKind, DeploymentPayload};
 use crate::deploy::{self, Decision, Purpose, Request, Sources};
 use crate::events::DeploymentStatusEvent;
-use crate::gates::{self, Gate, LockClaim};
+use crate::gates::{self, Gate};
 use crate::github::repos::{NewDeployment, Reaction};
 use crate::handlers::{Context, HandlerError};
 use crate::render::{short, DeployKind, DeployOutcome, DeployReply, DeploymentProgress};
 use crate::repo_config::{EnvironmentConfig, Role};
-use crate::store::{Lock, LockKind, QueuedDeploy};
-
-/// Deploy locks expire after this when the environment sets no `lock_ttl`,
-/// so a deployment that never reports a final state cannot block forever.
-const DEFAULT_DEPLOY_LOCK_TTL_MS: i64 = 3600 * 1000;
+use crate::store::QueuedDeploy;
 
 /// What became of a deploy or rollback command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,32 +48,22 @@ async fn resolve_or_refuse(
     }
 }
 
-pub(crate) fn lock_ttl_ms(env: &EnvironmentConfig) -> i64 {
-    env.lock_ttl
-        .map(|d| d.0.as_millis() as i64)
-        .unwrap_or(DEFAULT_DEPLOY_LOCK_TTL_MS)
-}
-
 /// The lock a deploy or rollback takes for its PR (or issue).
-fn deploy_lock(
-    s: &Session<'_>,
-    env_name: &str,
-    env: &EnvironmentConfig,
+fn deploy_lock<'a>(
+    s: &'a Session<'a>,
+    env_name: &'a str,
+    env: &'a EnvironmentConfig,
     line: i64,
-    reason: Option<&str>,
-) -> Lock {
-    let now = crate::now_ms();
-    Lock {
-        repository: s.repo.clone(),
-        environment: env_name.to_string(),
-        kind: LockKind::Deploy,
-        holder: s.actor.clone(),
+    reason: Option<&'a str>,
+) -> DeployLock<'a> {
+    DeployLock {
+        repository: &s.repo,
+        environment: env_name,
+        env,
+        holder: &s.actor,
         pr: Some(s.issue),
         owner_token: format!("run:{}:{line}", s.comment_id),
-        deployment_id: None,
-        reason: reason.map(str::to_string),
-        expires_at: Some(now + lock_ttl_ms(env)),
-        created_at: now,
+        reason,
     }
 }
 
@@ -211,23 +197,15 @@ async fn deploy(
         }
         return refuse(s, run, &reply).await;
     }
-    let claim = LockClaim {
-        pr: Some(s.issue),
-        deployment_id: None,
-        same_pr_deploy: true,
-    };
-    let guard = match LockGuard::acquire(
-        &s.cx.store,
-        deploy_lock(s, env_name, env, run.line, None),
-        claim,
-        crate::now_ms(),
-    )
-    .await?
-    {
+    let lock = deploy_lock(s, env_name, env, run.line, None);
+    let guard = match LockGuard::acquire(&s.cx.store, &lock).await? {
         Acquired::Guard(g) => g,
         // Taken since the decision read it.
         Acquired::HeldBy(held) => {
-            set_gate(&mut reply.gates, gates::lock_gate(Some(&held), claim));
+            set_gate(
+                &mut reply.gates,
+                gates::lock_gate(Some(&held), lock.claim()),
+            );
             if *queue {
                 return enqueue(s, run, env_name, git_ref.clone(), reply).await;
             }
@@ -472,19 +450,8 @@ async fn rollback(
     if !decision.allowed() {
         return refuse(s, run, &reply).await;
     }
-    let claim = LockClaim {
-        pr: Some(s.issue),
-        deployment_id: None,
-        same_pr_deploy: true,
-    };
-    let guard = match LockGuard::acquire(
-        &s.cx.store,
-        deploy_lock(s, env_name, env, run.line, Some("rollback")),
-        claim,
-        crate::now_ms(),
-    )
-    .await?
-    {
+    let lock = deploy_lock(s, env_name, env, run.line, Some("rollback"));
+    let guard = match LockGuard::acquire(&s.cx.store, &lock).await? {
         Acquired::Guard(g) => g,
         Acquired::HeldBy(held) if may_force => {
             reply.notes.push(format!(
@@ -494,7 +461,10 @@ async fn rollback(
             LockGuard::overriding(&s.cx.store, &s.repo, env_name)
         }
         Acquired::HeldBy(held) => {
-            set_gate(&mut reply.gates, gates::lock_gate(Some(&held), claim));
+            set_gate(
+                &mut reply.gates,
+                gates::lock_gate(Some(&held), lock.claim()),
+            );
             return refuse(s, run, &reply).await;
         }
     };
