@@ -342,25 +342,29 @@ async fn the_policy_check_names_the_gap_until_the_second_approval() {
     )
     .await;
     t.settle().await;
-    // The plan and the policy check both read the default branch's config:
-    // once per delivery, not once per use.
-    let main_reads =
+    // The plan (in the event's delivery) and the policy job (its own) read
+    // the default branch's config: the second read is a 304 revalidation.
+    let main_reads: Vec<u16> =
         t.gh.requests_to("GET", "/repos/acme/app/contents/.github/shipgate.yml")
             .iter()
             .filter(|r| r.query.contains("ref=main"))
-            .count();
-    assert_eq!(main_reads, 1);
-    let policy_runs = |t: &Harness| -> Vec<Value> {
-        t.gh.created_check_runs("acme/app")
-            .into_iter()
-            .filter(|c| c["name"] == "shipgate/policy")
-            .collect()
+            .map(|r| r.status)
+            .collect();
+    assert_eq!(main_reads, [200, 304]);
+    // One check run per commit, updated in place.
+    let policy_run = |t: &Harness| -> Value {
+        let runs: Vec<Value> =
+            t.gh.created_check_runs("acme/app")
+                .into_iter()
+                .filter(|c| c["name"] == "shipgate/policy")
+                .collect();
+        assert_eq!(runs.len(), 1, "{runs:#?}");
+        runs[0].clone()
     };
-    let first = policy_runs(&t);
-    assert_eq!(first.len(), 1);
-    assert_eq!(first[0]["conclusion"], "failure");
+    let first = policy_run(&t);
+    assert_eq!(first["conclusion"], "failure");
     assert_eq!(
-        first[0]["output"]["title"],
+        first["output"]["title"],
         "1 unmet: Approvals: 1 of 2 approvals (by @bob)"
     );
 
@@ -369,21 +373,113 @@ async fn the_policy_check_names_the_gap_until_the_second_approval() {
     review["review"] = json!({ "state": "approved", "user": { "login": "carol" } });
     t.send("pull_request_review", &review).await;
     t.settle().await;
-    let runs = policy_runs(&t);
-    assert_eq!(runs.len(), 2);
-    assert_eq!(runs[1]["conclusion"], "success", "{:?}", runs[1]);
+    let run = policy_run(&t);
+    assert_eq!(run["conclusion"], "success", "{run:?}");
+    let patch = format!("/repos/acme/app/check-runs/{}", run["id"]);
+    assert_eq!(t.gh.requests_to("PATCH", &patch).len(), 1);
 
-    // Behind the base with `strict`: a failure again.
+    // Behind the base with `strict`: a failure again, in the same check run.
     t.gh.set_behind("acme/app", &head, 3);
-    let mut done = json!({ "action": "completed", "check_run": { "name": "ci", "head_sha": head, "app": { "slug": "github-actions" } } });
-    done["repository"] = t.gh.repository_json("acme/app");
-    done["installation"] = json!({ "id": 42 });
-    t.send("check_run", &done).await;
+    t.send(
+        "check_run",
+        &t.gh.check_run_payload("acme/app", &head, "ci", "success"),
+    )
+    .await;
     t.settle().await;
-    let runs = policy_runs(&t);
     assert_eq!(
-        runs[2]["output"]["title"],
+        policy_run(&t)["output"]["title"],
         "1 unmet: Up to date: 3 commit(s) behind the base branch"
+    );
+    // The same check completing again changes nothing: no write at all.
+    t.send(
+        "check_run",
+        &t.gh.check_run_payload("acme/app", &head, "ci", "success"),
+    )
+    .await;
+    t.settle().await;
+    assert_eq!(t.gh.requests_to("PATCH", &patch).len(), 2);
+    t.finish().await;
+}
+
+// ---- shipgate/policy under CI load
+
+/// A PR under the policy, a `write` user, and staging to deploy to.
+fn busy_repo(t: &Harness) -> (u64, String) {
+    let config = format!("{POLICY}environments:\n  staging:\n    deployers: write\n");
+    t.gh.add_repo("acme/app", &[(CONFIG_PATH, &config)]);
+    t.gh.commit("acme/app", "feature", &[("a.txt", Some("a"))]);
+    let pr = t.gh.open_pr("acme/app", "feature", "alice");
+    t.gh.set_role("acme/app", "alice", "write");
+    (pr, t.gh.pr("acme/app", pr).head_sha)
+}
+
+#[tokio::test]
+async fn a_burst_of_checks_on_one_commit_costs_one_policy_evaluation() {
+    let t = Harness::start().await;
+    let (_, head) = busy_repo(&t);
+    let pulls = format!("/repos/acme/app/commits/{head}/pulls");
+    // The first evaluation waits on GitHub while 29 more checks complete.
+    t.gh.hold_after_effect("GET", &pulls);
+    let job = |i: usize| {
+        t.gh.check_run_payload("acme/app", &head, &format!("job-{i}"), "success")
+    };
+    t.send_with_id("check_run", "ci-0", &job(0)).await;
+    t.gh.wait_for("the first evaluation asks GitHub", |w| w.held == 1)
+        .await;
+    for i in 1..30 {
+        t.send_with_id("check_run", &format!("ci-{i}"), &job(i))
+            .await;
+    }
+    common::eventually("the 30 check_run deliveries are done", || async {
+        t.state_of("ci-29")
+            .await
+            .is_some_and(|s| s.state == shipgate::store::DeliveryState::Done)
+    })
+    .await;
+    t.gh.release_held();
+    t.settle().await;
+    // One evaluation for the first, one for the 29 that came while it ran.
+    assert_eq!(t.gh.requests_to("GET", &pulls).len(), 2);
+    let runs: Vec<Value> =
+        t.gh.created_check_runs("acme/app")
+            .into_iter()
+            .filter(|c| c["name"] == "shipgate/policy")
+            .collect();
+    assert_eq!(runs.len(), 1, "one check run per commit: {runs:#?}");
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_deploy_is_answered_while_policy_evaluations_wait_on_github() {
+    let t = Harness::start().await;
+    let (pr, head) = busy_repo(&t);
+    t.gh.hold_after_effect("GET", &format!("/repos/acme/app/commits/{head}/pulls"));
+    t.send(
+        "check_run",
+        &t.gh.check_run_payload("acme/app", &head, "ci", "success"),
+    )
+    .await;
+    t.gh.wait_for("an evaluation waits on GitHub", |w| w.held == 1)
+        .await;
+    let comment = t.gh.add_comment("acme/app", pr, "alice", "/deploy staging");
+    t.send(
+        "issue_comment",
+        &t.gh
+            .issue_comment_payload("acme/app", comment, "created", None),
+    )
+    .await;
+    // Commands do not wait behind policy evaluations: same repository, own order.
+    let reaction = format!("/repos/acme/app/issues/comments/{comment}/reactions");
+    t.gh.wait_for("the /deploy is answered", |w| {
+        w.requests.iter().filter(|r| r.path == reaction).count() == 2
+    })
+    .await;
+    t.gh.release_held();
+    let reply = t.next_reply("acme/app", pr).await;
+    assert!(
+        reply.body.starts_with("### 🚀 Deploy to `staging` created"),
+        "{}",
+        reply.body
     );
     t.finish().await;
 }

@@ -464,13 +464,37 @@ impl Api {
             .await
     }
 
-    /// `POST /repos/{repo}/check-runs` (GitHub Apps only).
+    /// `POST /repos/{repo}/check-runs` (GitHub Apps only); the new run's id.
     pub async fn create_check_run(
         &self,
         repo: &str,
         run: &NewCheckRun<'_>,
+    ) -> Result<i64, GitHubError> {
+        #[derive(Deserialize)]
+        struct Created {
+            id: i64,
+        }
+        let created: Created = self.post(&format!("/repos/{repo}/check-runs"), run).await?;
+        Ok(created.id)
+    }
+
+    /// `PATCH /repos/{repo}/check-runs/{id}`: a check run shipgate keeps
+    /// for a commit, updated in place.
+    pub async fn update_check_run(
+        &self,
+        repo: &str,
+        id: i64,
+        run: &NewCheckRun<'_>,
     ) -> Result<(), GitHubError> {
-        let _: serde_json::Value = self.post(&format!("/repos/{repo}/check-runs"), run).await?;
+        // The update takes no head_sha: the run stays on its commit.
+        let body = serde_json::json!({
+            "status": run.status,
+            "conclusion": run.conclusion,
+            "output": run.output,
+        });
+        let _: serde_json::Value = self
+            .patch(&format!("/repos/{repo}/check-runs/{id}"), &body)
+            .await?;
         Ok(())
     }
 }

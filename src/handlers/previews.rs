@@ -462,7 +462,7 @@ impl Handler for SmokeJob {
             )
             .await
         {
-            Ok(()) => {}
+            Ok(_) => {}
             // Tokens that are not a GitHub App's cannot create check runs; the comment still has the result.
             Err(crate::github::GitHubError::Forbidden(m)) => {
                 tracing::warn!(repo = %job.repository, "cannot create the shipgate/smoke check run: {m}")

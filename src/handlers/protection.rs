@@ -9,6 +9,7 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 use super::{Context, Handler, HandlerError};
 use crate::events::PushEvent;
@@ -26,6 +27,12 @@ pub const PLAN_MARKER: &str = "<!-- shipgate:policy-plan -->";
 /// (an installation's repositories are fanned out one delivery each, so a
 /// large organisation is not one delivery against one time limit).
 pub const ENFORCE_EVENT: &str = "shipgate_enforce";
+/// Internal event: evaluate `shipgate/policy` for the open pull requests
+/// whose head is a commit. Events about the commit (checks completing,
+/// reviews, pushes) store one such job per epoch, so a burst of them costs
+/// one evaluation, and the jobs run in their own order (`repo#policy`), never
+/// ahead of or behind the repository's commands.
+pub const POLICY_EVENT: &str = "shipgate_policy";
 
 pub struct Protection;
 
@@ -48,7 +55,7 @@ impl Handler for Protection {
             ),
             "pull_request_review" => matches!(action, Some("submitted" | "dismissed")),
             "check_run" | "check_suite" => action == Some("completed"),
-            ENFORCE_EVENT => true,
+            ENFORCE_EVENT | POLICY_EVENT => true,
             _ => false,
         }
     }
@@ -179,16 +186,13 @@ impl Handler for Protection {
                 {
                     return Ok(()); // only a base change matters
                 }
-                let (Some(number), Some(head), Some(base), Some(repo)) = (
+                let (Some(number), Some(head), Some(repo)) = (
                     pr["number"].as_i64(),
                     pr["head"]["sha"].as_str(),
-                    pr["base"]["ref"].as_str(),
                     repo.as_deref(),
                 ) else {
                     return Ok(());
                 };
-                let author = pr["user"]["login"].as_str().unwrap_or_default();
-                let api = cx.github.api(installation)?;
                 let default_branch = default_branch.unwrap_or_else(|| "main".into());
                 if d.event == "pull_request"
                     && matches!(
@@ -196,9 +200,10 @@ impl Handler for Protection {
                         Some("opened" | "synchronize" | "reopened")
                     )
                 {
+                    let api = cx.github.api(installation)?;
                     plan(cx, &api, repo, number, head, &default_branch).await?;
                 }
-                policy_check(cx, &api, repo, number, head, base, author, &default_branch).await
+                request_policy_check(cx, repo, head, installation, &default_branch).await
             }
             "check_run" | "check_suite" => {
                 let obj = &p[d.event.as_str()];
@@ -219,6 +224,16 @@ impl Handler for Protection {
                 let (Some(sha), Some(repo)) = (obj["head_sha"].as_str(), repo.as_deref()) else {
                     return Ok(());
                 };
+                let default_branch = default_branch.unwrap_or_else(|| "main".into());
+                request_policy_check(cx, repo, sha, installation, &default_branch).await
+            }
+            POLICY_EVENT => {
+                let (Some(sha), Some(repo)) = (p["sha"].as_str(), repo.as_deref()) else {
+                    return Ok(());
+                };
+                // Events from now on store the next job: this one reads
+                // GitHub after them, so it covers what came before.
+                cx.store.bump_policy_epoch(repo, sha).await?;
                 let api = cx.github.api(installation)?;
                 let default_branch = default_branch.unwrap_or_else(|| "main".into());
                 for pr in api.pulls_for_commit(repo, sha).await? {
@@ -545,6 +560,37 @@ async fn tracking_issue(
     Ok(number)
 }
 
+/// Stores the policy job for `sha` of the current epoch: a job already stored
+/// and not yet started takes this event's change too (its id is the same).
+async fn request_policy_check(
+    cx: &Context,
+    repo: &str,
+    sha: &str,
+    installation: Option<i64>,
+    default_branch: &str,
+) -> Result<(), HandlerError> {
+    let epoch = cx.store.policy_epoch(repo, sha).await?;
+    let job = json!({
+        "repository": { "full_name": repo, "default_branch": default_branch },
+        "installation": { "id": installation },
+        "sha": sha,
+    });
+    let new = crate::store::NewDelivery {
+        delivery_id: format!("policy:{repo}:{sha}:{epoch}"),
+        event: POLICY_EVENT.into(),
+        action: None,
+        installation_id: installation,
+        repository: Some(format!("{repo}#policy")),
+        payload: job.to_string().into(),
+    };
+    if cx.store.insert_delivery(&new, crate::now_ms()).await?
+        == crate::store::InsertOutcome::Inserted
+    {
+        cx.wake.notify_one();
+    }
+    Ok(())
+}
+
 /// `shipgate/policy` on the PR's head: the base branch's policy, evaluated.
 #[allow(clippy::too_many_arguments)]
 async fn policy_check(
@@ -602,21 +648,36 @@ async fn policy_check(
         );
     }
     let title: String = title.chars().take(250).collect();
-    api.create_check_run(
-        repo,
-        &NewCheckRun {
-            name: POLICY_CHECK,
-            head_sha: head,
-            status: "completed",
-            conclusion,
-            details_url: None,
-            output: CheckRunOutput {
-                title: &title,
-                summary: &summary,
-            },
+    let run = NewCheckRun {
+        name: POLICY_CHECK,
+        head_sha: head,
+        status: "completed",
+        conclusion,
+        details_url: None,
+        output: CheckRunOutput {
+            title: &title,
+            summary: &summary,
         },
-    )
-    .await?;
+    };
+    // One check run per commit, updated in place, and only when it changes.
+    let digest = hex::encode(Sha256::digest(
+        format!("{conclusion}\n{title}\n{summary}").as_bytes(),
+    ));
+    match cx.store.posted_check_run(repo, head, POLICY_CHECK).await? {
+        Some((_, said)) if said == digest => {}
+        Some((id, _)) => {
+            api.update_check_run(repo, id, &run).await?;
+            cx.store
+                .set_posted_check_run(repo, head, POLICY_CHECK, id, &digest)
+                .await?;
+        }
+        None => {
+            let id = api.create_check_run(repo, &run).await?;
+            cx.store
+                .set_posted_check_run(repo, head, POLICY_CHECK, id, &digest)
+                .await?;
+        }
+    }
     Ok(())
 }
 

@@ -550,6 +550,31 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<(), StoreError>;
 
+    /// The epoch of a commit's policy evaluations: the job an event stores
+    /// now is the one for this epoch (0 when none ran yet).
+    async fn policy_epoch(&self, repository: &str, sha: &str) -> Result<i64, StoreError>;
+
+    /// A policy job starts: events from now on store the next epoch's job.
+    async fn bump_policy_epoch(&self, repository: &str, sha: &str) -> Result<i64, StoreError>;
+
+    /// The check run shipgate keeps for a commit and name: its id and the
+    /// digest of what it last said.
+    async fn posted_check_run(
+        &self,
+        repository: &str,
+        sha: &str,
+        name: &str,
+    ) -> Result<Option<(i64, String)>, StoreError>;
+
+    async fn set_posted_check_run(
+        &self,
+        repository: &str,
+        sha: &str,
+        name: &str,
+        check_run_id: i64,
+        digest: &str,
+    ) -> Result<(), StoreError>;
+
     /// The last config of the repository's default branch that loaded: its
     /// blob sha and the config as JSON.
     async fn valid_config(&self, repository: &str) -> Result<Option<(String, String)>, StoreError>;

@@ -683,6 +683,55 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn policy_epoch(&self, repository: &str, sha: &str) -> Result<i64, StoreError> {
+                let row: Option<(i64,)> = sqlx::query_as("SELECT epoch FROM policy_epochs WHERE repository = $1 AND sha = $2")
+                    .bind(repository)
+                    .bind(sha)
+                    .fetch_optional(&self.writes)
+                    .await?;
+                Ok(row.map_or(0, |(e,)| e))
+            }
+
+            async fn bump_policy_epoch(&self, repository: &str, sha: &str) -> Result<i64, StoreError> {
+                let (epoch,): (i64,) = sqlx::query_as(
+                    "INSERT INTO policy_epochs (repository, sha, epoch) VALUES ($1, $2, 1)
+                     ON CONFLICT (repository, sha) DO UPDATE SET epoch = policy_epochs.epoch + 1
+                     RETURNING epoch",
+                )
+                .bind(repository)
+                .bind(sha)
+                .fetch_one(&self.writes)
+                .await?;
+                Ok(epoch)
+            }
+
+            async fn posted_check_run(&self, repository: &str, sha: &str, name: &str) -> Result<Option<(i64, String)>, StoreError> {
+                let row: Option<(i64, String)> = sqlx::query_as(
+                    "SELECT check_run_id, digest FROM posted_check_runs WHERE repository = $1 AND sha = $2 AND name = $3",
+                )
+                .bind(repository)
+                .bind(sha)
+                .bind(name)
+                .fetch_optional(&self.writes)
+                .await?;
+                Ok(row)
+            }
+
+            async fn set_posted_check_run(&self, repository: &str, sha: &str, name: &str, check_run_id: i64, digest: &str) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO posted_check_runs (repository, sha, name, check_run_id, digest) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (repository, sha, name) DO UPDATE SET check_run_id = excluded.check_run_id, digest = excluded.digest",
+                )
+                .bind(repository)
+                .bind(sha)
+                .bind(name)
+                .bind(check_run_id)
+                .bind(digest)
+                .execute(&self.writes)
+                .await?;
+                Ok(())
+            }
+
             async fn valid_config(&self, repository: &str) -> Result<Option<(String, String)>, StoreError> {
                 let row: Option<(String, String)> = sqlx::query_as("SELECT blob_sha, config FROM valid_configs WHERE repository = $1")
                     .bind(repository)

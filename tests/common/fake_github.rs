@@ -202,6 +202,8 @@ pub struct World {
     pub expect_violations: bool,
     /// This fake's URL as shipgate reaches it (GitHub's https://api.github.com).
     pub api: String,
+    /// Every answer takes this long (the real API's 100–300 ms, for benchmarks).
+    pub latency: Duration,
 }
 
 /// One webhook delivery attempt as GitHub lists it for the App.
@@ -1083,6 +1085,9 @@ async fn handle(
             return resp;
         }
         Some(FaultKind::DelayAfterEffect(delay)) => tokio::time::sleep(delay).await,
+        _ if fake.with(|w| w.latency > Duration::ZERO) => {
+            tokio::time::sleep(fake.with(|w| w.latency)).await
+        }
         _ => {}
     }
     if matches!(fault, Some(FaultKind::HoldAfterEffect)) {
@@ -1587,7 +1592,9 @@ fn route(
                     );
                 }
             }
-            r.created_check_runs.push(body.clone());
+            let mut kept = body.clone();
+            kept["id"] = json!(id);
+            r.created_check_runs.push(kept);
             (
                 201,
                 shapes::check_run(
@@ -1808,6 +1815,36 @@ fn route(
                 .map(|(_, e)| e.clone())
                 .collect();
             ok(Value::Array(page_of(list, query)))
+        }
+        // ---- policy: a check run shipgate keeps per commit, updated in place.
+        ("PATCH", ["repos", owner, name, "check-runs", id]) => {
+            let full = format!("{owner}/{name}");
+            let Some(r) = w.repos.get_mut(&full) else {
+                return with_none(not_found(&full));
+            };
+            let id: u64 = id.parse().unwrap_or(0);
+            let Some(run) = r
+                .created_check_runs
+                .iter_mut()
+                .find(|c| c["id"] == json!(id))
+            else {
+                return with_none(not_found("check run"));
+            };
+            for (k, v) in body.as_object().into_iter().flatten() {
+                run[k] = v.clone();
+            }
+            let run = run.clone();
+            ok(shapes::check_run(
+                api,
+                &full,
+                id,
+                run["name"].as_str().unwrap_or_default(),
+                run["head_sha"].as_str().unwrap_or_default(),
+                run["status"].as_str().unwrap_or("queued"),
+                &run["conclusion"],
+                &run["details_url"],
+                &run["output"],
+            ))
         }
         // ---- deploy decision: git refs, for branches and tags told apart.
         ("GET", ["repos", owner, name, "git", "ref", rest @ ..]) => {
@@ -2252,6 +2289,54 @@ impl FakeGitHub {
             });
             w.repo_mut(repo).issue_events.push((issue, event));
             id
+        })
+    }
+}
+
+// ---- policy: check runs completing, and the real API's pace.
+impl FakeGitHub {
+    /// Every answer from now on takes `latency`.
+    pub fn set_latency(&self, latency: Duration) {
+        self.with_mut(|w| w.latency = latency);
+    }
+
+    /// The `check_run` `completed` payload of a CI job `name` finishing on
+    /// `sha`, as the App `github-actions` reports it.
+    pub fn check_run_payload(&self, repo: &str, sha: &str, name: &str, conclusion: &str) -> Value {
+        let api = self.url();
+        let id = shapes::id_of(&format!("{sha}/{name}/github-actions"));
+        let mut run = shapes::check_run_of(
+            &api,
+            repo,
+            id,
+            name,
+            sha,
+            "completed",
+            &json!(conclusion),
+            "github-actions",
+        );
+        let prs: Vec<Value> = self.with(|w| {
+            w.repo(repo)
+                .pulls
+                .values()
+                .filter(|p| p.head_sha == sha && p.fork.is_none())
+                .map(|p| {
+                    json!({
+                        "id": p.number, "number": p.number,
+                        "url": format!("{api}/repos/{repo}/pulls/{}", p.number),
+                        "head": { "ref": p.head_ref, "sha": p.head_sha, "repo": { "id": 1, "name": "app", "url": format!("{api}/repos/{repo}") } },
+                        "base": { "ref": p.base_ref, "sha": p.base_sha, "repo": { "id": 1, "name": "app", "url": format!("{api}/repos/{repo}") } },
+                    })
+                })
+                .collect()
+        });
+        run["pull_requests"] = json!(prs);
+        json!({
+            "action": "completed",
+            "check_run": run,
+            "repository": self.repository_json(repo),
+            "installation": { "id": 42 },
+            "sender": { "login": "github-actions[bot]", "type": "Bot" },
         })
     }
 }
