@@ -469,11 +469,17 @@ async fn a_deploy_is_answered_while_policy_evaluations_wait_on_github() {
     )
     .await;
     // Commands do not wait behind policy evaluations: same repository, own order.
+    // (The held call gives up only after the client's 10 s timeout: an answer
+    // within 5 s did not wait for it.)
     let reaction = format!("/repos/acme/app/issues/comments/{comment}/reactions");
-    t.gh.wait_for("the /deploy is answered", |w| {
-        w.requests.iter().filter(|r| r.path == reaction).count() == 2
-    })
-    .await;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        t.gh.wait_for("the /deploy is answered", |w| {
+            w.requests.iter().filter(|r| r.path == reaction).count() == 2
+        }),
+    )
+    .await
+    .expect("the /deploy is answered within 5 s while the evaluation waits");
     t.gh.release_held();
     let reply = t.next_reply("acme/app", pr).await;
     assert!(
