@@ -32,10 +32,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(i) = args.iter().position(|a| a == "ci-load") {
-        let latency = args
-            .get(i + 1)
-            .and_then(|a| a.parse().ok())
-            .unwrap_or(0u64);
+        let latency = args.get(i + 1).and_then(|a| a.parse().ok()).unwrap_or(0u64);
         ci_load(Duration::from_millis(latency)).await;
         return;
     }
@@ -120,9 +117,8 @@ async fn ci_load_run(latency: Duration, deploys: usize) -> (Vec<Duration>, usize
     while sent < 480 {
         let due = start + Duration::from_millis(25 * sent as u64);
         tokio::time::sleep_until(due.into()).await;
-        let payload = t
-            .gh
-            .check_run_payload(REPO, &head, &format!("job-{sent}"), "success");
+        let payload =
+            t.gh.check_run_payload(REPO, &head, &format!("job-{sent}"), "success");
         let http = t.http.clone();
         let url = t.url("/webhook");
         let body = serde_json::to_vec(&payload).unwrap();
@@ -150,9 +146,9 @@ async fn ci_load_run(latency: Duration, deploys: usize) -> (Vec<Duration>, usize
         let path = format!("/repos/{REPO}/issues/comments/{id}/reactions");
         let reacted = tokio::time::timeout(Duration::from_secs(120), async {
             loop {
-                if let Some(at) = t.gh.with(|w| {
-                    w.requests.iter().find(|r| r.path == path).map(|r| r.at)
-                }) {
+                if let Some(at) =
+                    t.gh.with(|w| w.requests.iter().find(|r| r.path == path).map(|r| r.at))
+                {
                     return at;
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -170,10 +166,9 @@ async fn ci_load_run(latency: Duration, deploys: usize) -> (Vec<Duration>, usize
     .await
     .expect("the backlog drains within 10 minutes");
     let calls = t.gh.with(|w| w.requests.len()) - before;
-    let created = t
-        .gh
-        .requests_to("POST", &format!("/repos/{REPO}/check-runs"))
-        .len();
+    let created =
+        t.gh.requests_to("POST", &format!("/repos/{REPO}/check-runs"))
+            .len();
     let updated = t.gh.with(|w| {
         w.requests
             .iter()
