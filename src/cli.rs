@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::repo_config::{RepoConfig, CONFIG_PATH};
 use crate::settings::{self, LogFormat, ServerSettings};
+use crate::store::DeliveryState;
 
 #[derive(Parser)]
 #[command(name = "shipgate", version, about = "Deployment gatekeeper for GitHub")]
@@ -53,6 +54,94 @@ enum Command {
     },
     /// Apply database migrations to DATABASE_URL (serve also applies them at start).
     Migrate,
+    /// Stored webhook deliveries in DATABASE_URL: list, show, retry failed ones.
+    Deliveries {
+        #[command(subcommand)]
+        command: DeliveriesCommand,
+    },
+    /// Environment locks in DATABASE_URL: list, release.
+    Locks {
+        #[command(subcommand)]
+        command: LocksCommand,
+    },
+    /// Deployment protection rule requests in DATABASE_URL.
+    Requests {
+        #[command(subcommand)]
+        command: RequestsCommand,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum StateArg {
+    Received,
+    Processing,
+    Done,
+    Failed,
+}
+
+#[derive(clap::Args)]
+struct FormatArg {
+    /// Print JSON (for scripts) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum DeliveriesCommand {
+    /// List stored deliveries, newest first.
+    List {
+        #[arg(long, value_enum)]
+        status: Option<StateArg>,
+        /// OWNER/NAME
+        #[arg(long)]
+        repo: Option<String>,
+        #[arg(long, default_value_t = crate::admin::DEFAULT_LIST_LIMIT,
+              value_parser = clap::value_parser!(i64).range(1..=crate::admin::MAX_LIST_LIMIT))]
+        limit: i64,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Show one delivery, with its last error (and payload).
+    Show {
+        id: String,
+        /// Also print the stored payload.
+        #[arg(long)]
+        payload: bool,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Put a failed delivery back in the queue (attempts reset).
+    Retry {
+        id: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum LocksCommand {
+    /// List the live locks of every repository.
+    List {
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Release a lock; its deploy queue and waiting protection rule requests start.
+    Release {
+        /// OWNER/NAME
+        repo: String,
+        environment: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum RequestsCommand {
+    /// List pending protection rule requests.
+    List {
+        #[command(flatten)]
+        format: FormatArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -233,6 +322,54 @@ pub fn run() -> ExitCode {
                 Err(anyhow::anyhow!("the server answered {status}"))
             }
         }),
+        Command::Deliveries { command } => {
+            let (request, format) = match command {
+                DeliveriesCommand::List {
+                    status,
+                    repo,
+                    limit,
+                    format,
+                } => (
+                    crate::admin::Request::ListDeliveries {
+                        state: status.map(|s| match s {
+                            StateArg::Received => DeliveryState::Received,
+                            StateArg::Processing => DeliveryState::Processing,
+                            StateArg::Done => DeliveryState::Done,
+                            StateArg::Failed => DeliveryState::Failed,
+                        }),
+                        repository: repo,
+                        limit,
+                    },
+                    format,
+                ),
+                DeliveriesCommand::Show {
+                    id,
+                    payload,
+                    format,
+                } => (crate::admin::Request::ShowDelivery { id, payload }, format),
+                DeliveriesCommand::Retry { id, format } => {
+                    (crate::admin::Request::RetryDelivery { id }, format)
+                }
+            };
+            admin(request, format)
+        }
+        Command::Locks { command } => match command {
+            LocksCommand::List { format } => admin(crate::admin::Request::ListLocks, format),
+            LocksCommand::Release {
+                repo,
+                environment,
+                format,
+            } => admin(
+                crate::admin::Request::ReleaseLock {
+                    repository: repo,
+                    environment,
+                },
+                format,
+            ),
+        },
+        Command::Requests {
+            command: RequestsCommand::List { format },
+        } => admin(crate::admin::Request::ListRequests, format),
         Command::Migrate => {
             crate::telemetry::init(log_format(LogFormat::Pretty));
             let url = match settings::database_url_from_env() {
@@ -251,6 +388,43 @@ pub fn run() -> ExitCode {
                 println!("migrations applied to {}", url.redacted());
                 Ok(())
             })
+        }
+    }
+}
+
+/// A toolbox command (src/admin.rs) on DATABASE_URL: its text on stdout,
+/// or one line on stderr and the error's exit code.
+fn admin(request: crate::admin::Request, format: FormatArg) -> ExitCode {
+    let url = match settings::database_url_from_env() {
+        Ok(u) => u,
+        Err(e) => return usage_error(e),
+    };
+    let format = if format.json {
+        crate::admin::Format::Json
+    } else {
+        crate::admin::Format::Table
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return usage_error(e),
+    };
+    let result = rt.block_on(async {
+        let store = crate::admin::open(&url).await?;
+        let out = crate::admin::run(&store, &url, &request, format, crate::now_ms()).await;
+        store.close().await;
+        out
+    });
+    match result {
+        Ok(text) => {
+            // A reader that went away (`| head`) ends the command quietly.
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("shipgate: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

@@ -5,6 +5,7 @@
 //! [`cli::run`].
 
 pub mod action;
+pub mod admin;
 pub mod check;
 pub mod cli;
 pub mod commands;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use shipgate::settings::DatabaseUrl;
 use shipgate::store::{
-    self, CommandRun, DeliveryState, DynStore, InsertOutcome, Lock, LockKind, LockOutcome,
-    NewDelivery, QueuedDeploy,
+    self, CommandRun, DeliveryFilter, DeliveryState, DynStore, InsertOutcome, Lock, LockKind,
+    LockOutcome, NewDelivery, PendingStats, ProtectionRequest, QueuedDeploy, RetryOutcome,
 };
 
 async fn sqlite() -> (DynStore, tempfile::TempDir) {
@@ -772,6 +772,204 @@ async fn the_writer_commits_waiting_deliveries_together_on_postgres() {
     the_writer_commits_waiting_deliveries_together(postgres().await).await;
 }
 
+// ------------------------------------------------------------- operators
+
+fn filter(state: Option<DeliveryState>, repo: Option<&str>, limit: i64) -> DeliveryFilter {
+    DeliveryFilter {
+        state,
+        repository: repo.map(str::to_string),
+        limit,
+    }
+}
+
+async fn ids(s: &DynStore, f: DeliveryFilter) -> Vec<String> {
+    s.list_deliveries(&f)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.delivery_id)
+        .collect()
+}
+
+async fn operators_list_show_and_retry_deliveries(s: DynStore) {
+    s.insert_delivery(&delivery("a", Some("o/one")), 1)
+        .await
+        .unwrap();
+    s.insert_delivery(&delivery_of("b", "o/two", None), 2)
+        .await
+        .unwrap();
+    s.insert_delivery(&delivery("c", Some("o/one")), 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.pending_stats().await.unwrap(),
+        PendingStats {
+            depth: 3,
+            oldest_received_at: Some(1)
+        }
+    );
+    let a = s.claim_next("w", 10, LEASE, &[]).await.unwrap().unwrap();
+    assert_eq!(a.delivery_id, "a");
+    s.mark_failed(&a, "GitHub answered 422", 11).await.unwrap();
+
+    assert_eq!(ids(&s, filter(None, None, 50)).await, ["c", "b", "a"]);
+    assert_eq!(
+        ids(&s, filter(Some(DeliveryState::Failed), None, 50)).await,
+        ["a"]
+    );
+    assert_eq!(ids(&s, filter(None, Some("o/one"), 50)).await, ["c", "a"]);
+    assert_eq!(ids(&s, filter(None, None, 1)).await, ["c"]);
+    assert!(ids(&s, filter(Some(DeliveryState::Done), None, 50))
+        .await
+        .is_empty());
+    assert!(ids(&s, filter(None, Some("o/none"), 50)).await.is_empty());
+    assert_eq!(
+        s.pending_stats().await.unwrap(),
+        PendingStats {
+            depth: 2,
+            oldest_received_at: Some(2)
+        }
+    );
+
+    let (rec, payload) = s.delivery_record("a").await.unwrap().unwrap();
+    assert_eq!(
+        (rec.state, rec.attempts, rec.last_error.as_deref()),
+        (DeliveryState::Failed, 1, Some("GitHub answered 422"))
+    );
+    assert_eq!(
+        (rec.received_at, rec.finished_at, rec.repository.as_deref()),
+        (1, Some(11), Some("o/one"))
+    );
+    assert_eq!(payload, r#"{"id":"a"}"#);
+    assert!(s.delivery_record("nope").await.unwrap().is_none());
+
+    // Only a failed delivery goes back; it keeps its place in its
+    // repository's order, so it is claimed before the later `c`.
+    assert_eq!(
+        s.retry_delivery("b", 100).await.unwrap(),
+        RetryOutcome::NotFailed(DeliveryState::Received)
+    );
+    assert_eq!(
+        s.retry_delivery("nope", 100).await.unwrap(),
+        RetryOutcome::NotFound
+    );
+    assert_eq!(
+        s.retry_delivery("a", 100).await.unwrap(),
+        RetryOutcome::Retried
+    );
+    assert_eq!(
+        s.retry_delivery("a", 100).await.unwrap(),
+        RetryOutcome::NotFailed(DeliveryState::Received),
+        "a retry twice is refused the second time"
+    );
+    let (rec, _) = s.delivery_record("a").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            rec.state,
+            rec.attempts,
+            rec.finished_at,
+            rec.next_attempt_at
+        ),
+        (DeliveryState::Received, 0, None, 100)
+    );
+    // Before it is due, `c` still waits behind it; `b` goes on.
+    let b = s.claim_next("w2", 99, LEASE, &[]).await.unwrap().unwrap();
+    assert_eq!(b.delivery_id, "b");
+    assert!(s.claim_next("w2", 99, LEASE, &[]).await.unwrap().is_none());
+    let again = s.claim_next("w2", 100, LEASE, &[]).await.unwrap().unwrap();
+    assert_eq!((again.delivery_id.as_str(), again.attempts), ("a", 1));
+    s.mark_done(&again, 101).await.unwrap();
+    let st = s.delivery_status("a").await.unwrap().unwrap();
+    assert_eq!((st.state, st.last_error), (DeliveryState::Done, None));
+
+    // The installation a repository's internal deliveries act as.
+    assert_eq!(
+        s.repository_installation("o/one").await.unwrap(),
+        Some(Some(7))
+    );
+    assert_eq!(
+        s.repository_installation("o/two").await.unwrap(),
+        Some(None)
+    );
+    assert_eq!(s.repository_installation("o/none").await.unwrap(), None);
+}
+
+fn protection_request(repo: &str, deployment_id: i64) -> ProtectionRequest {
+    ProtectionRequest {
+        id: 0,
+        repository: repo.into(),
+        environment: "production".into(),
+        deployment_id,
+        callback_url: format!(
+            "https://api.github.com/repos/{repo}/actions/runs/1/deployment_protection_rule"
+        ),
+        sha: "a".repeat(40),
+        git_ref: "main".into(),
+        pr: None,
+        reviewed_sha: None,
+        installation_id: Some(9),
+        state: "pending".into(),
+        deadline: 1_000,
+        next_check_at: 500,
+        progress_posts: 0,
+        last_comment: None,
+        created_at: deployment_id,
+    }
+}
+
+async fn operators_see_every_repositorys_locks_and_pending_requests(s: DynStore) {
+    let mut other = lock("staging", 2, LockKind::Sticky, "t2", None);
+    other.repository = "a/first".into();
+    for l in [
+        lock("production", 1, LockKind::Deploy, "t1", Some(10_000)),
+        other,
+        lock("old", 3, LockKind::Sticky, "t3", Some(50)),
+    ] {
+        assert_eq!(s.acquire_lock(&l, 0).await.unwrap(), LockOutcome::Acquired);
+    }
+    let live: Vec<(String, String)> = s
+        .all_locks(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| (l.repository, l.environment))
+        .collect();
+    assert_eq!(
+        live,
+        [
+            ("a/first".to_string(), "staging".to_string()),
+            ("o/r".to_string(), "production".to_string())
+        ],
+        "expired locks are not listed"
+    );
+
+    let first = s
+        .save_protection_request(&protection_request("o/r", 1))
+        .await
+        .unwrap();
+    s.save_protection_request(&protection_request("a/first", 2))
+        .await
+        .unwrap();
+    s.save_protection_request(&protection_request("o/r", 3))
+        .await
+        .unwrap();
+    assert!(s
+        .answer_protection_request(first.id, "approved")
+        .await
+        .unwrap());
+    let pending: Vec<(String, i64)> = s
+        .all_pending_protection_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.repository, r.deployment_id))
+        .collect();
+    assert_eq!(
+        pending,
+        [("a/first".to_string(), 2), ("o/r".to_string(), 3)]
+    );
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -812,6 +1010,8 @@ contract!(
     an_excluded_installations_lapsed_claim_is_not_taken_over,
     a_stale_worker_cannot_record_an_outcome,
     a_lapsed_claim_nobody_took_over_still_records,
+    operators_list_show_and_retry_deliveries,
+    operators_see_every_repositorys_locks_and_pending_requests,
 );
 
 #[tokio::test]

@@ -162,28 +162,39 @@ pub async fn sweep_locks(cx: &Context) -> Result<(), HandlerError> {
         }
     }
     for (repo, environment, installation) in due {
-        let event = chatops::LockReleased {
-            repository: repo.clone(),
-            environment: environment.clone(),
-            installation,
-        };
-        let new = crate::store::NewDelivery {
-            delivery_id: format!(
-                "lock-released:{repo}:{environment}:{}",
-                uuid::Uuid::new_v4().simple()
-            ),
-            event: chatops::LOCK_RELEASED_EVENT.into(),
-            action: None,
-            installation_id: installation,
-            repository: Some(repo),
-            payload: serde_json::to_string(&event)
-                .expect("the event serializes")
-                .into(),
-        };
+        let new = lock_released_delivery(&repo, &environment, installation);
         cx.store.insert_delivery(&new, now).await?;
         cx.wake.notify_one();
     }
     Ok(())
+}
+
+/// The internal delivery that runs [`lock_released`] for an environment in
+/// its repository's order, on whichever replica's worker claims it (the lock
+/// sweep stores it, and so does `shipgate locks release`).
+pub fn lock_released_delivery(
+    repo: &str,
+    environment: &str,
+    installation: Option<i64>,
+) -> crate::store::NewDelivery {
+    let event = chatops::LockReleased {
+        repository: repo.to_string(),
+        environment: environment.to_string(),
+        installation,
+    };
+    crate::store::NewDelivery {
+        delivery_id: format!(
+            "lock-released:{repo}:{environment}:{}",
+            uuid::Uuid::new_v4().simple()
+        ),
+        event: chatops::LOCK_RELEASED_EVENT.into(),
+        action: None,
+        installation_id: installation,
+        repository: Some(repo.to_string()),
+        payload: serde_json::to_string(&event)
+            .expect("the event serializes")
+            .into(),
+    }
 }
 
 #[async_trait]
@@ -257,13 +268,27 @@ impl Handlers {
     /// Runs every handler that wants the delivery, all of them even when one
     /// fails; the most serious failure is returned.
     pub async fn dispatch(&self, cx: &Context, d: &ClaimedDelivery) -> Result<(), HandlerError> {
+        self.dispatch_timed(cx, d, |_, _| {}).await
+    }
+
+    /// [`Handlers::dispatch`], telling `observe` each handler's name and
+    /// how long it took.
+    pub async fn dispatch_timed(
+        &self,
+        cx: &Context,
+        d: &ClaimedDelivery,
+        observe: impl Fn(&'static str, std::time::Duration) + Send + Sync,
+    ) -> Result<(), HandlerError> {
         let mut worst: Option<HandlerError> = None;
         for h in self
             .list
             .iter()
             .filter(|h| h.wants(&d.event, d.action.as_deref()))
         {
-            if let Err(e) = h.handle(cx, d).await {
+            let started = std::time::Instant::now();
+            let result = h.handle(cx, d).await;
+            observe(h.name(), started.elapsed());
+            if let Err(e) = result {
                 tracing::warn!(handler = h.name(), delivery = %d.delivery_id, error = %e, "handler failed");
                 let e = e.prefixed(h.name());
                 worst = match (worst, e) {

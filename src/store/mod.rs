@@ -158,6 +158,53 @@ pub struct DeliveryStatus {
     pub last_error: Option<String>,
 }
 
+/// Everything the store keeps about a delivery but its payload, for
+/// operators (`shipgate deliveries`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub seq: i64,
+    pub delivery_id: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub installation_id: Option<i64>,
+    pub repository: Option<String>,
+    pub state: DeliveryState,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub received_at: i64,
+    pub next_attempt_at: i64,
+    pub locked_by: Option<String>,
+    pub locked_until: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// Which deliveries [`Store::list_deliveries`] returns: newest first, at
+/// most `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    pub state: Option<DeliveryState>,
+    pub repository: Option<String>,
+    pub limit: i64,
+}
+
+/// What [`Store::retry_delivery`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// It was failed and is `received` again, with no attempts.
+    Retried,
+    /// No delivery has that id.
+    NotFound,
+    /// It is not failed (only failed deliveries are retried); its state.
+    NotFailed(DeliveryState),
+}
+
+/// Deliveries not yet done or failed: how many, and when the oldest arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PendingStats {
+    pub depth: i64,
+    pub oldest_received_at: Option<i64>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockKind {
     /// Taken by a deploy; released when its deployment reaches a final state.
@@ -634,6 +681,42 @@ pub trait Store: Send + Sync + 'static {
 
     /// Marks a request answered (`approved` or `rejected`); `false` if it was not pending.
     async fn answer_protection_request(&self, id: i64, state: &str) -> Result<bool, StoreError>;
+    // ---- operators (`shipgate deliveries|locks|requests`, `/metrics`)
+
+    /// Deliveries matching `filter`, newest first.
+    async fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+    ) -> Result<Vec<DeliveryRecord>, StoreError>;
+
+    /// One delivery, and its payload (decompressed).
+    async fn delivery_record(
+        &self,
+        delivery_id: &str,
+    ) -> Result<Option<(DeliveryRecord, String)>, StoreError>;
+
+    /// Puts a failed delivery back to `received`, due at `now`, with its
+    /// attempts reset, so a worker of any replica takes it again (in its
+    /// repository's order: its `seq` is kept, so it goes before the
+    /// repository's later pending deliveries).
+    async fn retry_delivery(&self, delivery_id: &str, now: i64)
+        -> Result<RetryOutcome, StoreError>;
+
+    /// Whether any delivery of `repository` is stored, and if so the
+    /// installation of its newest delivery that names one.
+    async fn repository_installation(
+        &self,
+        repository: &str,
+    ) -> Result<Option<Option<i64>>, StoreError>;
+
+    /// Queue depth and the arrival time of the oldest pending delivery.
+    async fn pending_stats(&self) -> Result<PendingStats, StoreError>;
+
+    /// Live locks of every repository, by repository and environment.
+    async fn all_locks(&self, now: i64) -> Result<Vec<Lock>, StoreError>;
+
+    /// Pending protection rule requests of every repository, oldest first.
+    async fn all_pending_protection_requests(&self) -> Result<Vec<ProtectionRequest>, StoreError>;
 }
 
 pub type DynStore = Arc<dyn Store>;

@@ -5,8 +5,8 @@
 use sqlx::Row;
 
 use super::{
-    ClaimedDelivery, CommandRun, DeliveryState, DeliveryStatus, Lock, LockKind, QueuedDeploy,
-    StoreError,
+    ClaimedDelivery, CommandRun, DeliveryRecord, DeliveryState, DeliveryStatus, Lock, LockKind,
+    QueuedDeploy, StoreError,
 };
 
 /// The claim statement; `$lock` is `FOR UPDATE SKIP LOCKED` on PostgreSQL,
@@ -846,6 +846,98 @@ macro_rules! sql_store {
                     .await?;
                 Ok(done.rows_affected() == 1)
             }
+            async fn list_deliveries(&self, filter: &$crate::store::DeliveryFilter) -> Result<Vec<$crate::store::DeliveryRecord>, StoreError> {
+                let mut sql = String::from(concat!($crate::store::sql::record_select!(), " WHERE 1 = 1"));
+                let mut n = 0;
+                if filter.state.is_some() {
+                    n += 1;
+                    sql.push_str(&format!(" AND state = ${n}"));
+                }
+                if filter.repository.is_some() {
+                    n += 1;
+                    sql.push_str(&format!(" AND repository = ${n}"));
+                }
+                sql.push_str(&format!(" ORDER BY seq DESC LIMIT ${}", n + 1));
+                let mut query = sqlx::query(&sql);
+                if let Some(state) = filter.state {
+                    query = query.bind(state.as_str());
+                }
+                if let Some(repo) = &filter.repository {
+                    query = query.bind(repo);
+                }
+                let rows = query.bind(filter.limit).fetch_all(&self.pool).await?;
+                rows.iter().map(|r| $crate::store::sql::record_from_row(r)).collect()
+            }
+
+            async fn delivery_record(&self, delivery_id: &str) -> Result<Option<($crate::store::DeliveryRecord, String)>, StoreError> {
+                let row = sqlx::query(concat!($crate::store::sql::record_select!(), " WHERE delivery_id = $1"))
+                    .bind(delivery_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(r) = row else { return Ok(None) };
+                let record = $crate::store::sql::record_from_row(&r)?;
+                let payload = match sqlx::Row::try_get::<Option<Vec<u8>>, _>(&r, "payload_lz4")? {
+                    Some(stored) => $crate::store::Payload::decompress(&stored)?,
+                    None => sqlx::Row::try_get(&r, "payload")?,
+                };
+                Ok(Some((record, payload)))
+            }
+
+            async fn retry_delivery(&self, delivery_id: &str, now: i64) -> Result<$crate::store::RetryOutcome, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE deliveries SET state = 'received', attempts = 0, next_attempt_at = $2, locked_by = NULL, locked_until = NULL, finished_at = NULL
+                      WHERE delivery_id = $1 AND state = 'failed'",
+                )
+                .bind(delivery_id)
+                .bind(now)
+                .execute(&self.writes)
+                .await?;
+                if done.rows_affected() == 1 {
+                    return Ok($crate::store::RetryOutcome::Retried);
+                }
+                Ok(match self.delivery_status(delivery_id).await? {
+                    None => $crate::store::RetryOutcome::NotFound,
+                    Some(st) => $crate::store::RetryOutcome::NotFailed(st.state),
+                })
+            }
+
+            async fn repository_installation(&self, repository: &str) -> Result<Option<Option<i64>>, StoreError> {
+                let row: Option<(Option<i64>,)> = sqlx::query_as(
+                    "SELECT installation_id FROM deliveries WHERE repository = $1
+                      ORDER BY (CASE WHEN installation_id IS NULL THEN 1 ELSE 0 END), seq DESC LIMIT 1",
+                )
+                .bind(repository)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(|(id,)| id))
+            }
+
+            async fn pending_stats(&self) -> Result<$crate::store::PendingStats, StoreError> {
+                let (depth, oldest_received_at): (i64, Option<i64>) = sqlx::query_as(
+                    "SELECT COUNT(*), MIN(received_at) FROM deliveries WHERE state IN ('received', 'processing')",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                Ok($crate::store::PendingStats { depth, oldest_received_at })
+            }
+
+            async fn all_locks(&self, now: i64) -> Result<Vec<Lock>, StoreError> {
+                let rows = sqlx::query(concat!(
+                    $crate::store::sql::lock_select!(),
+                    " WHERE expires_at IS NULL OR expires_at > $1 ORDER BY repository, environment"
+                ))
+                .bind(now)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| $crate::store::sql::lock_from_row(r)).collect()
+            }
+
+            async fn all_pending_protection_requests(&self) -> Result<Vec<ProtectionRequest>, StoreError> {
+                let rows = sqlx::query(concat!($crate::store::sql::protection_select!(), " WHERE state = 'pending' ORDER BY id"))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| $crate::store::sql::protection_from_row(r)).collect()
+            }
         }
     };
 }
@@ -891,6 +983,40 @@ where
         state: DeliveryState::parse(&state)?,
         attempts: r.try_get("attempts")?,
         last_error: r.try_get("last_error")?,
+    })
+}
+
+macro_rules! record_select {
+    () => {
+        "SELECT seq, delivery_id, event, action, installation_id, repository, state, attempts, last_error, received_at, next_attempt_at, locked_by, locked_until, finished_at, payload, payload_lz4 FROM deliveries"
+    };
+}
+pub(crate) use record_select;
+
+pub(super) fn record_from_row<R>(r: &R) -> Result<DeliveryRecord, StoreError>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i32: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let state: String = r.try_get("state")?;
+    Ok(DeliveryRecord {
+        seq: r.try_get("seq")?,
+        delivery_id: r.try_get("delivery_id")?,
+        event: r.try_get("event")?,
+        action: r.try_get("action")?,
+        installation_id: r.try_get("installation_id")?,
+        repository: r.try_get("repository")?,
+        state: DeliveryState::parse(&state)?,
+        attempts: r.try_get("attempts")?,
+        last_error: r.try_get("last_error")?,
+        received_at: r.try_get("received_at")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        locked_by: r.try_get("locked_by")?,
+        locked_until: r.try_get("locked_until")?,
+        finished_at: r.try_get("finished_at")?,
     })
 }
 
