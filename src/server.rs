@@ -51,9 +51,11 @@ async fn readyz(State(ingress): State<Ingress>) -> impl IntoResponse {
 }
 
 async fn metrics(State(ingress): State<Ingress>) -> impl IntoResponse {
-    if let Ok(depth) = ingress.store.queue_depth().await {
-        ingress.metrics.queue_depth.set(depth);
+    let now = crate::now_ms();
+    if let Ok(stats) = ingress.store.pending_stats().await {
+        ingress.metrics.set_pending(stats, now);
     }
+    ingress.metrics.refresh_rate_limits(now);
     ingress
         .metrics
         .webhooks_in_flight

@@ -160,8 +160,16 @@ impl Worker {
         };
         let timeout = self.settings.handler_timeout;
         let delivery = d.clone();
+        let run_seconds = self.metrics.handler_run_seconds.clone();
+        let observe = move |handler: &'static str, took: std::time::Duration| {
+            run_seconds
+                .with_label_values(&[handler])
+                .observe(took.as_secs_f64());
+        };
         let result = tokio::spawn(async move {
-            match tokio::time::timeout(timeout, handlers.dispatch(&cx, &delivery)).await {
+            match tokio::time::timeout(timeout, handlers.dispatch_timed(&cx, &delivery, observe))
+                .await
+            {
                 Ok(r) => r,
                 Err(_) => Err(HandlerError::Transient(format!(
                     "handlers did not finish within {timeout:?}"

@@ -329,6 +329,15 @@ impl Api {
                         .github_api_calls
                         .with_label_values(&[resp.status.as_str()])
                         .inc();
+                    if let Some(remaining) = resp
+                        .header("x-ratelimit-remaining")
+                        .and_then(|v| v.trim().parse::<i64>().ok())
+                    {
+                        let resource = resp
+                            .header("x-ratelimit-resource")
+                            .map_or("core", str::trim);
+                        metrics.observe_rate_limit(resource, remaining, crate::now_ms());
+                    }
                     if resp.status.is_success() || resp.status == StatusCode::NOT_MODIFIED {
                         return Ok(resp);
                     }

@@ -284,7 +284,13 @@ impl FakeGitHub {
             changed: Arc::new(Notify::new()),
             release: Arc::new(Notify::new()),
         };
-        let app = Router::new().fallback(handle).with_state(fake.clone());
+        let app = Router::new()
+            .fallback(handle)
+            .layer(axum::middleware::map_response_with_state(
+                fake.clone(),
+                rate_limit_headers,
+            ))
+            .with_state(fake.clone());
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
@@ -935,6 +941,22 @@ fn json_response(status: u16, body: Value) -> Response {
 
 fn not_found(what: &str) -> (u16, Value) {
     (404, shapes::error(&format!("Not Found: {what}")))
+}
+
+/// Like GitHub, every answer tells the rate limit left: 5,000 an hour for
+/// `core`, less one per request served so far, at least 1 (an injected rate
+/// limit keeps its own headers).
+async fn rate_limit_headers(State(fake): State<FakeGitHub>, mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    if !h.contains_key("x-ratelimit-remaining") {
+        let served = fake.with(|w| w.requests.len());
+        // Never 0: that would make any 403 read as an exhausted limit.
+        let remaining = 5000usize.saturating_sub(served).max(1);
+        h.insert("x-ratelimit-limit", "5000".parse().unwrap());
+        h.insert("x-ratelimit-remaining", remaining.into());
+        h.insert("x-ratelimit-resource", "core".parse().unwrap());
+    }
+    resp
 }
 
 async fn handle(
