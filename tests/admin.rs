@@ -554,3 +554,87 @@ async fn a_missing_sqlite_file_is_a_usage_error_and_not_created() {
     assert_error(&run, 2, "no database at");
     assert!(!path.exists());
 }
+
+// ------------------------------------------- a release on a running server
+
+const STAGING_CONFIG: &str =
+    "environments:\n  staging:\n    deployers: write\n    required_checks: [ci]\n";
+
+/// `/deploy staging` holds the lock and `/deploy staging queue` waits; the
+/// operator releases the lock from the command line, and the running server
+/// (another process: no signal reaches it but the stored delivery) starts
+/// the queued deploy, updating its reply in place.
+async fn a_release_from_the_command_line_starts_the_queue_on_a_running_server(db: Db) {
+    // The lock sweep (which also starts a queue left waiting on a free lock)
+    // does not run again during the test: only the released delivery can.
+    let t = common::Harness::start_with(&[
+        ("DATABASE_URL", db.url.as_str()),
+        ("SHIPGATE_PROTECTION_SWEEP_MS", "3600000"),
+    ])
+    .await;
+    t.gh.add_repo("acme/app", &[(".github/shipgate.yml", STAGING_CONFIG)]);
+    let mut prs = Vec::new();
+    for (branch, user) in [("a", "alice"), ("b", "bob")] {
+        t.gh.commit("acme/app", branch, &[("f.txt", Some(branch))]);
+        let pr = t.gh.open_pr("acme/app", branch, user);
+        let head = t.gh.pr("acme/app", pr).head_sha;
+        t.gh.set_role("acme/app", user, "write");
+        t.gh.check_run("acme/app", &head, "ci", "completed", Some("success"));
+        prs.push((pr, head));
+    }
+    let ((pr_a, _), (pr_b, head_b)) = (prs[0].clone(), prs[1].clone());
+    t.comment("acme/app", pr_a, "alice", "/deploy staging")
+        .await;
+    t.next_reply("acme/app", pr_a).await;
+    t.comment("acme/app", pr_b, "bob", "/deploy staging queue")
+        .await;
+    let queued = t.next_reply("acme/app", pr_b).await;
+    assert!(
+        queued.body.contains("queued (position 1)"),
+        "{}",
+        queued.body
+    );
+    assert_eq!(t.gh.deployments("acme/app").len(), 1);
+
+    let list = shipgate(&db.url, &["locks", "list"]).await;
+    assert!(
+        list.stdout
+            .contains("acme/app    staging      deploy  alice"),
+        "{}",
+        list.stdout
+    );
+    let release = shipgate(&db.url, &["locks", "release", "acme/app", "staging"]).await;
+    assert_eq!(release.code, 0, "{}", release.stderr);
+    t.settle().await;
+    let deployments = t.gh.deployments("acme/app");
+    assert_eq!(deployments.len(), 2, "the queued deploy ran");
+    assert_eq!(deployments[1].sha, head_b);
+    let body = t.gh.comment_body("acme/app", queued.id);
+    assert!(
+        body.starts_with("### 🚀 Deploy to `staging` created"),
+        "the queued reply is updated in place: {body}"
+    );
+    // Bob's deploy holds the lock now.
+    let list = shipgate(&db.url, &["locks", "list", "--json"]).await;
+    let v: Value = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(v[0]["holder"], "bob");
+    t.finish().await;
+}
+
+mod running_server {
+    #[tokio::test]
+    async fn on_sqlite() {
+        super::a_release_from_the_command_line_starts_the_queue_on_a_running_server(
+            super::sqlite().await,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres() {
+        super::a_release_from_the_command_line_starts_the_queue_on_a_running_server(
+            super::postgres().await,
+        )
+        .await;
+    }
+}
