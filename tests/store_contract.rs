@@ -892,6 +892,18 @@ async fn operators_list_show_and_retry_deliveries(s: DynStore) {
         Some(None)
     );
     assert_eq!(s.repository_installation("o/none").await.unwrap(), None);
+
+    // A delivery without a repository counts for the oldest too.
+    s.insert_delivery(&delivery("no-repo", None), 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.pending_stats().await.unwrap(),
+        PendingStats {
+            depth: 3,
+            oldest_received_at: Some(0)
+        }
+    );
 }
 
 fn protection_request(repo: &str, deployment_id: i64) -> ProtectionRequest {

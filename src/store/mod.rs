@@ -709,7 +709,9 @@ pub trait Store: Send + Sync + 'static {
         repository: &str,
     ) -> Result<Option<Option<i64>>, StoreError>;
 
-    /// Queue depth and the arrival time of the oldest pending delivery.
+    /// Queue depth and the arrival time of the oldest pending delivery (the
+    /// earliest of each repository's first pending delivery, and of those
+    /// without a repository).
     async fn pending_stats(&self) -> Result<PendingStats, StoreError>;
 
     /// Live locks of every repository, by repository and environment.

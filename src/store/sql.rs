@@ -913,8 +913,28 @@ macro_rules! sql_store {
             }
 
             async fn pending_stats(&self) -> Result<$crate::store::PendingStats, StoreError> {
+                // The count reads the partial index of pending rows; the
+                // oldest is the earliest of each repository's queue head,
+                // found by skipping through that index one repository at a
+                // time as the claim does (`MIN(received_at)` over all
+                // pending rows read every one of them: 280 ms against
+                // 0.05 ms for 100,000 pending on SQLite; bench/pending_stats.py).
                 let (depth, oldest_received_at): (i64, Option<i64>) = sqlx::query_as(
-                    "SELECT COUNT(*), MIN(received_at) FROM deliveries WHERE state IN ('received', 'processing')",
+                    "WITH RECURSIVE repos(r) AS (
+                             SELECT MIN(repository) FROM deliveries
+                              WHERE state IN ('received', 'processing') AND repository IS NOT NULL
+                           UNION ALL
+                             SELECT (SELECT MIN(x.repository) FROM deliveries x
+                                      WHERE x.state IN ('received', 'processing') AND x.repository > repos.r)
+                               FROM repos WHERE repos.r IS NOT NULL)
+                     SELECT (SELECT COUNT(*) FROM deliveries WHERE state IN ('received', 'processing')),
+                            (SELECT MIN(d.received_at) FROM deliveries d WHERE d.seq IN (
+                                 SELECT (SELECT MIN(h.seq) FROM deliveries h
+                                          WHERE h.state IN ('received', 'processing') AND h.repository = repos.r)
+                                   FROM repos WHERE repos.r IS NOT NULL
+                                 UNION ALL
+                                 SELECT MIN(n.seq) FROM deliveries n
+                                  WHERE n.state IN ('received', 'processing') AND n.repository IS NULL))",
                 )
                 .fetch_one(&self.pool)
                 .await?;
