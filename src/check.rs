@@ -1200,7 +1200,7 @@ pub fn report(runner: &Runner, req: &CheckRequest, gc: &GateConfig, results: &[G
     if actions {
         for r in results {
             for m in &r.masks {
-                println!("{}", action::mask(m));
+                crate::outln!("{}", action::mask(m));
             }
         }
     }
@@ -1213,19 +1213,19 @@ pub fn report(runner: &Runner, req: &CheckRequest, gc: &GateConfig, results: &[G
         );
         // Headlines can quote configs and responses: one line, never a command.
         if actions {
-            println!("{}", action::untrusted(&action::escape_log(&line)));
+            crate::outln!("{}", action::untrusted(&action::escape_log(&line)));
         } else {
-            println!("{line}");
+            crate::outln!("{line}");
         }
         if actions {
             for a in &r.annotations {
-                println!("{}", a.command());
+                crate::outln!("{}", a.command());
             }
         }
     }
     let errors: usize = results.iter().map(|r| r.errors).sum();
     let warnings: usize = results.iter().map(|r| r.warnings).sum();
-    println!(
+    crate::outln!(
         "{}: {errors} error(s), {warnings} warning(s)",
         label.to_ascii_uppercase()
     );

@@ -1,5 +1,7 @@
-//! The command line. Exit codes: 0 success, 1 a check or command failed,
-//! 2 bad usage or configuration.
+//! The command line. Exit codes: 0 success, 1 a check or command failed
+//! (or its output could not be written), 2 bad usage or configuration, 141
+//! stdout or stderr is a closed pipe (`shipgate check | head -1`; see
+//! [`crate::stdio`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -177,7 +179,13 @@ pub fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            // --help and --version go to stdout: `shipgate --help | head -1`.
+            let stream = if e.use_stderr() {
+                crate::stdio::Stream::Stderr
+            } else {
+                crate::stdio::Stream::Stdout
+            };
+            crate::stdio::check(stream, e.print());
             return if e.use_stderr() {
                 ExitCode::from(2)
             } else {
@@ -206,7 +214,7 @@ pub fn run() -> ExitCode {
             if runner.in_actions() {
                 // A panic's message can quote anything: one escaped line.
                 std::panic::set_hook(Box::new(|info| {
-                    eprintln!(
+                    crate::errln!(
                         "shipgate: internal error: {}",
                         crate::action::escape_log(&info.to_string())
                     );
@@ -229,7 +237,7 @@ pub fn run() -> ExitCode {
                 if let Err(e) = crate::check::load_config(&runner.workspace(), &req.config) {
                     return check_error(&runner, e);
                 }
-                println!("no gates selected: nothing to check");
+                crate::outln!("no gates selected: nothing to check");
                 return ExitCode::SUCCESS;
             }
             let rt = match tokio::runtime::Runtime::new() {
@@ -252,7 +260,7 @@ pub fn run() -> ExitCode {
                                 title: "shipgate".into(),
                                 message: e.to_string(),
                             };
-                            println!("{}", a.command());
+                            crate::outln!("{}", a.command());
                         }
                     }
                     ExitCode::from(code)
@@ -265,7 +273,7 @@ pub fn run() -> ExitCode {
         } => match std::fs::read_to_string(&path) {
             Ok(text) => match RepoConfig::parse(&text) {
                 Ok(c) => {
-                    println!(
+                    crate::outln!(
                         "{}: valid ({} environment(s))",
                         path.display(),
                         c.environments.len()
@@ -273,19 +281,19 @@ pub fn run() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("{}: {e}", path.display());
+                    crate::errln!("{}: {e}", path.display());
                     ExitCode::from(1)
                 }
             },
             Err(e) => {
-                eprintln!("{}: cannot read: {e}", path.display());
+                crate::errln!("{}: cannot read: {e}", path.display());
                 ExitCode::from(2)
             }
         },
         Command::Config {
             command: ConfigCommand::Schema,
         } => {
-            println!(
+            crate::outln!(
                 "{}",
                 serde_json::to_string_pretty(&RepoConfig::json_schema())
                     .expect("schema serializes")
@@ -315,7 +323,7 @@ pub fn run() -> ExitCode {
                 file: &file,
             })
             .await?;
-            println!("{status} {body}");
+            crate::outln!("{status} {body}");
             if (200..300).contains(&status) {
                 Ok(())
             } else {
@@ -385,7 +393,7 @@ pub fn run() -> ExitCode {
                             problem: format!("cannot open {}: {e}", url.redacted()),
                         })?;
                 store.migrate().await?;
-                println!("migrations applied to {}", url.redacted());
+                crate::outln!("migrations applied to {}", url.redacted());
                 Ok(())
             })
         }
@@ -447,15 +455,15 @@ fn check_error(runner: &crate::action::Runner, e: crate::check::CheckError) -> E
             title: "shipgate".into(),
             message: message.clone(),
         };
-        println!("{}", a.command());
+        crate::outln!("{}", a.command());
         let _ = runner.set_output("result", "error");
     }
-    eprintln!("shipgate: {}", crate::action::escape_log(&message));
+    crate::errln!("shipgate: {}", crate::action::escape_log(&message));
     ExitCode::from(2)
 }
 
 fn usage_error(e: impl std::fmt::Display) -> ExitCode {
-    eprintln!("shipgate: {e}");
+    crate::errln!("shipgate: {e}");
     ExitCode::from(2)
 }
 
@@ -463,7 +471,7 @@ fn runtime(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCo
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("shipgate: cannot start the async runtime: {e}");
+            crate::errln!("shipgate: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
@@ -473,7 +481,7 @@ fn runtime(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCo
         // port that is taken) is a configuration error: status 2.
         Err(e) if e.downcast_ref::<settings::SettingsError>().is_some() => usage_error(e),
         Err(e) => {
-            eprintln!("shipgate: {e:#}");
+            crate::errln!("shipgate: {e:#}");
             ExitCode::from(1)
         }
     }

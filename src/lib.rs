@@ -4,6 +4,10 @@
 //! checks (`shipgate check`, also run as a GitHub Action). `main.rs` only calls
 //! [`cli::run`].
 
+// Every line the CLI prints goes through `outln!`/`errln!` (src/stdio.rs):
+// the std macros panic on a closed pipe.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod action;
 pub mod admin;
 pub mod check;
@@ -29,6 +33,7 @@ pub mod server;
 pub mod settings;
 pub mod signature;
 pub mod smoke;
+pub mod stdio;
 pub mod store;
 pub mod telemetry;
 pub mod text;

@@ -189,6 +189,10 @@ async fn two_replicas_sharing_postgres_process_each_delivery_exactly_once() {
             1
         );
         assert_eq!(gh.statuses(repo, sha).len(), 1);
+        // No branch policy: the policy job does not look for pull requests.
+        assert!(gh
+            .requests_to("GET", &format!("/repos/{repo}/commits/{sha}/pulls"))
+            .is_empty());
     }
     // Both replicas did work.
     let mut done_per_replica = Vec::new();
@@ -200,9 +204,11 @@ async fn two_replicas_sharing_postgres_process_each_delivery_exactly_once() {
         ) as u64;
         done_per_replica.push(done);
     }
+    // The 40 pull_request deliveries, and the one policy job each PR head's
+    // event stored (a config without a branch policy ends it at once).
     assert_eq!(
         done_per_replica.iter().sum::<u64>(),
-        40,
+        80,
         "{done_per_replica:?}"
     );
     a.terminate().await;

@@ -236,6 +236,17 @@ impl Handler for Protection {
                 cx.store.bump_policy_epoch(repo, sha).await?;
                 let api = cx.github.api(installation)?;
                 let default_branch = default_branch.unwrap_or_else(|| "main".into());
+                let policy = policy_config(cx, &api, repo, &default_branch).await?;
+                report_broken(cx, &api, repo, &default_branch, &policy).await?;
+                // Without a branch policy there is no check to write: the
+                // pull requests are not even looked up.
+                let no_policy = policy
+                    .config
+                    .as_ref()
+                    .is_none_or(|c| c.protection.branches.is_empty());
+                if no_policy && policy.broken.is_none() {
+                    return Ok(());
+                }
                 for pr in api.pulls_for_commit(repo, sha).await? {
                     if pr.state != "open" || pr.head.sha != sha {
                         continue;
@@ -253,6 +264,7 @@ impl Handler for Protection {
                     policy_check(
                         cx,
                         &api,
+                        &policy,
                         repo,
                         pr.number,
                         sha,
@@ -596,6 +608,7 @@ async fn request_policy_check(
 async fn policy_check(
     cx: &Context,
     api: &Api,
+    policy: &PolicyConfig,
     repo: &str,
     number: i64,
     head: &str,
@@ -603,8 +616,6 @@ async fn policy_check(
     author: &str,
     default_branch: &str,
 ) -> Result<(), HandlerError> {
-    let policy = policy_config(cx, api, repo, default_branch).await?;
-    report_broken(cx, api, repo, default_branch, &policy).await?;
     let rules = policy
         .config
         .as_ref()
