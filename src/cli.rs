@@ -424,14 +424,16 @@ fn admin(request: crate::admin::Request, format: FormatArg) -> ExitCode {
     });
     match result {
         Ok(text) => {
-            // A reader that went away (`| head`) ends the command quietly.
+            // The text is whole lines; a failed write ends the process as
+            // src/stdio.rs says (a closed pipe: 141, quietly).
             use std::io::Write;
             let mut out = std::io::stdout().lock();
-            let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            let written = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            crate::stdio::check(crate::stdio::Stream::Stdout, written);
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("shipgate: {e}");
+            crate::errln!("shipgate: {e}");
             ExitCode::from(e.exit_code())
         }
     }

@@ -638,3 +638,28 @@ mod running_server {
         .await;
     }
 }
+
+/// `shipgate deliveries list | head -1` once head has exited: quiet, 141
+/// (src/stdio.rs), never a panic or a pass.
+#[tokio::test]
+async fn a_list_into_a_closed_pipe_exits_141_quietly() {
+    let db = sqlite().await;
+    seed_deliveries(&db.store).await;
+    // The write end of a pipe whose reader (`true`) has exited.
+    let mut reader = std::process::Command::new("true")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let writer = reader.stdin.take().unwrap();
+    assert!(reader.wait().unwrap().success());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shipgate"))
+        .args(["deliveries", "list"])
+        .env_clear()
+        .env("DATABASE_URL", &db.url)
+        .stdout(std::process::Stdio::from(writer))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr, "", "nothing on stderr");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
