@@ -101,7 +101,8 @@ const POLICY: &str = "protection:\n  branches:\n    main:\n      required_approv
 /// of 40 `check_run`s a second. Returns each command's reaction time and the
 /// GitHub API calls made, and the policy check runs written (created, updated).
 async fn ci_load_run(latency: Duration, deploys: usize) -> (Vec<Duration>, usize, usize, usize) {
-    let t = common::Harness::start().await;
+    // The server's default policy delay (the test harness runs with none).
+    let t = common::Harness::start_with(&[("SHIPGATE_POLICY_DELAY_MS", "2000")]).await;
     t.gh.add_repo(REPO, &[(".github/shipgate.yml", POLICY)]);
     t.gh.commit(REPO, "feature", &[("f.txt", Some("x"))]);
     let pr = t.gh.open_pr(REPO, "feature", "alice");

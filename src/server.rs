@@ -180,6 +180,7 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
                 ..options.smoke.unwrap_or_default()
             },
             wake: wake.clone(),
+            policy_delay: settings.worker.policy_delay,
         },
         settings: settings.worker.clone(),
         metrics,

@@ -90,6 +90,10 @@ pub struct WorkerSettings {
     pub backoff_base: Duration,
     /// How often idle workers look for work that another replica stored.
     pub poll_interval: Duration,
+    /// How long a stored `shipgate/policy` job waits before it runs
+    /// (`SHIPGATE_POLICY_DELAY_MS`): the check runs, reviews and pushes of a
+    /// commit that arrive meanwhile share its one evaluation.
+    pub policy_delay: Duration,
     /// Done and failed deliveries are deleted after this long.
     pub retention: Duration,
     /// How often pending deployment protection rule requests are looked at
@@ -120,6 +124,7 @@ impl Default for WorkerSettings {
             handler_timeout: Duration::from_secs(120),
             backoff_base: Duration::from_secs(2),
             poll_interval: Duration::from_secs(1),
+            policy_delay: Duration::from_secs(2),
             retention: Duration::from_secs(7 * 24 * 3600),
             protection_sweep: Duration::from_secs(30),
             per_installation: None,
@@ -447,6 +452,7 @@ struct RawEnv {
     shipgate_handler_timeout_secs: Option<String>,
     shipgate_lease_secs: Option<String>,
     shipgate_retry_base_ms: Option<String>,
+    shipgate_policy_delay_ms: Option<String>,
     shipgate_retention_days: Option<String>,
     shipgate_slack_webhook_url: Option<String>,
     shipgate_protection_sweep_ms: Option<String>,
@@ -623,6 +629,11 @@ impl ServerSettings {
                 defaults.backoff_base.as_millis() as u64,
             )?),
             poll_interval: defaults.poll_interval,
+            policy_delay: Duration::from_millis(parse_number(
+                "SHIPGATE_POLICY_DELAY_MS",
+                raw.shipgate_policy_delay_ms,
+                defaults.policy_delay.as_millis() as u64,
+            )?),
             protection_sweep: Duration::from_millis(
                 parse_number(
                     "SHIPGATE_PROTECTION_SWEEP_MS",

@@ -450,6 +450,46 @@ async fn a_burst_of_checks_on_one_commit_costs_one_policy_evaluation() {
 }
 
 #[tokio::test]
+async fn checks_finishing_one_after_another_share_one_delayed_evaluation() {
+    // CI jobs finish one by one, each delivery processed before the next
+    // arrives: without the delay every one of them is its own evaluation.
+    let delay = std::time::Duration::from_millis(1500);
+    let t = Harness::start_with(&[("SHIPGATE_POLICY_DELAY_MS", "1500")]).await;
+    let (_, head) = busy_repo(&t);
+    let pulls = format!("/repos/acme/app/commits/{head}/pulls");
+    let started = std::time::Instant::now();
+    for i in 0..10 {
+        let id = format!("ci-{i}");
+        let job =
+            t.gh.check_run_payload("acme/app", &head, &format!("job-{i}"), "success");
+        t.send_with_id("check_run", &id, &job).await;
+        common::eventually("the check_run delivery is done", || async {
+            t.state_of(&id)
+                .await
+                .is_some_and(|s| s.state == shipgate::store::DeliveryState::Done)
+        })
+        .await;
+    }
+    let sent_within = started.elapsed();
+    t.settle().await;
+    let evaluations = t.gh.requests_to("GET", &pulls).len();
+    // One evaluation per delay window the ten deliveries spanned (one, unless
+    // this machine took longer than the delay to process them).
+    let windows = (sent_within.as_millis() / delay.as_millis()) as usize + 1;
+    assert!(
+        (1..=windows).contains(&evaluations) && evaluations < 10,
+        "{evaluations} evaluations for 10 checks sent within {sent_within:?}"
+    );
+    let runs: Vec<Value> =
+        t.gh.created_check_runs("acme/app")
+            .into_iter()
+            .filter(|c| c["name"] == "shipgate/policy")
+            .collect();
+    assert_eq!(runs.len(), 1, "one check run per commit: {runs:#?}");
+    t.finish().await;
+}
+
+#[tokio::test]
 async fn a_deploy_is_answered_while_policy_evaluations_wait_on_github() {
     let t = Harness::start().await;
     let (pr, head) = busy_repo(&t);

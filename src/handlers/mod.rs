@@ -31,6 +31,8 @@ pub struct Context {
     pub smoke: crate::smoke::SmokeOptions,
     /// Wakes the worker when a handler stores follow-up work.
     pub wake: crate::worker::Wake,
+    /// How long a stored policy job waits for more events of its commit.
+    pub policy_delay: std::time::Duration,
 }
 
 /// Config reads of one delivery, by (repository, ref), failures included.

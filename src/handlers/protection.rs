@@ -595,10 +595,21 @@ async fn request_policy_check(
         repository: Some(format!("{repo}#policy")),
         payload: job.to_string().into(),
     };
-    if cx.store.insert_delivery(&new, crate::now_ms()).await?
-        == crate::store::InsertOutcome::Inserted
-    {
-        cx.wake.notify_one();
+    // Due after the delay, so the events of a CI run finishing job after job
+    // share one evaluation (a stored job that has not started takes them).
+    let delay = cx.policy_delay;
+    let due = crate::now_ms() + delay.as_millis() as i64;
+    if cx.store.insert_delivery(&new, due).await? == crate::store::InsertOutcome::Inserted {
+        let wake = cx.wake.clone();
+        if delay.is_zero() {
+            wake.notify_one();
+        } else {
+            // Idle workers also poll; this wakes one when the job is due.
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                wake.notify_one();
+            });
+        }
     }
     Ok(())
 }

@@ -54,6 +54,8 @@ pub fn settings(fake: &FakeGitHub, database_url: &str, extra: &[(&str, &str)]) -
         ("DATABASE_URL".into(), database_url.into()),
         ("SHIPGATE_LISTEN".into(), "127.0.0.1:0".into()),
         ("SHIPGATE_RETRY_BASE_MS".into(), "20".into()),
+        // Policy jobs run at once unless a test asks for the delay.
+        ("SHIPGATE_POLICY_DELAY_MS".into(), "0".into()),
     ];
     for (k, v) in extra {
         vars.retain(|(key, _)| key != k);
