@@ -55,8 +55,9 @@ log "cargo bench --bench secrets"
 L0=$(load)
 (cd "$ROOT" && SHIPGATE_BENCH_PLANTED_DIR="$WORK/planted" cargo bench -q --bench secrets -- "$WORK/corpus" "$ROUNDS") | tee "$WORK/shipgate.txt"
 L1=$(load)
-PLANTED_BYTES=$(find "$WORK/planted" -type f -printf '%s\n' | awk '{s += $1} END {print s}')
-PLANTED_FILES=$(find "$WORK/planted" -type f | wc -l)
+# The planted copy is a git repository: its .git/ is not corpus.
+PLANTED_BYTES=$(find "$WORK/planted" -path "$WORK/planted/.git" -prune -o -type f -printf '%s\n' | awk '{s += $1} END {print s}')
+PLANTED_FILES=$(find "$WORK/planted" -path "$WORK/planted/.git" -prune -o -type f -print | wc -l)
 
 ds_scan() { # DIR OUT -> prints wall seconds
   local t0 t1
