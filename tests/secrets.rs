@@ -905,3 +905,319 @@ fn shipgateignore_is_not_a_hiding_place() {
         .collect();
     assert_eq!(found, [(".shipgateignore", "github-token", 2)]);
 }
+
+// ------------------------------------------- keyed assignments: recall shapes
+
+/// A 20-character password with upper and lower case, digits and symbols,
+/// holding the symbols that placeholders are made of (`$`, `<`, `{`, `%`,
+/// `[`) but not as a placeholder.
+fn symbol_password(seed: u64) -> String {
+    let a = rand_alnum(14, seed);
+    format!("{}$<{}%[{}!", &a[..5], &a[5..10], &a[10..])
+        .chars()
+        .take(20)
+        .collect::<String>()
+        + "9Qz"
+}
+
+#[test]
+fn typed_constants_are_found() {
+    let v = rand_alnum(40, 200);
+    flags(
+        "src/sign.rs",
+        &format!("const SIGNING_KEY: &str = \"{v}\";\n"),
+        "generic-secret",
+        &v,
+    );
+    flags(
+        "src/lib.rs",
+        &format!("pub static CLIENT_SECRET: &'static str = \"{v}\";\n"),
+        "generic-secret",
+        &v,
+    );
+    flags(
+        "src/api.ts",
+        &format!("export const apiSecret: string = \"{v}\";\n"),
+        "generic-secret",
+        &v,
+    );
+    flags(
+        "settings.py",
+        &format!("SECRET_KEY: str = \"{v}\"\n"),
+        "generic-secret",
+        &v,
+    );
+    // The same declarations without a secret value.
+    clean(
+        "src/sign.rs",
+        "const SIGNING_KEY: &str = \"SHIPGATE_SIGNING_KEY\";\n",
+    );
+    clean(
+        "src/sign.rs",
+        "pub const TOKEN_HEADER: &str = \"x-shipgate-token-header\";\n",
+    );
+    clean(
+        "src/api.ts",
+        "export const apiSecret: string = process.env.API_SECRET_VALUE!;\n",
+    );
+    clean(
+        "src/api.ts",
+        "const apiSecret: string = \"<your-api-secret-here>\";\n",
+    );
+    clean(
+        "src/sign.rs",
+        "fn sign(signing_key: &str, body: &[u8]) -> String { todo!() }\n",
+    );
+}
+
+#[test]
+fn hex_keys_in_keyed_assignments_are_found() {
+    for (i, n) in [32usize, 64].into_iter().enumerate() {
+        let hex = rand_hex(n, 210 + i as u64);
+        flags(
+            "src/client.rs",
+            &format!("    let api_key = \"{hex}\";\n"),
+            "generic-secret",
+            &hex,
+        );
+        flags(
+            "src/client.rs",
+            &format!("    let private_key = \"{hex}\";\n"),
+            "generic-secret",
+            &hex,
+        );
+        flags(
+            "src/config.js",
+            &format!("  apiKey: \"{hex}\",\n"),
+            "generic-secret",
+            &hex,
+        );
+        flags(
+            "src/config.js",
+            &format!("const SECRET_KEY = \"{hex}\";\n"),
+            "generic-secret",
+            &hex,
+        );
+        let upper = hex.to_ascii_uppercase();
+        flags(
+            "settings.py",
+            &format!("API_KEY = \"{upper}\"\n"),
+            "generic-secret",
+            &upper,
+        );
+    }
+    // Hex that is not random: repeated or counting digits, too short.
+    clean(
+        "src/client.rs",
+        &format!("let api_key = \"{}\";\n", "0".repeat(32)),
+    );
+    clean(
+        "src/client.rs",
+        &format!("let api_key = \"{}\";\n", "ab12".repeat(8)),
+    );
+    clean(
+        "src/client.rs",
+        &format!("let api_key = \"{}\";\n", rand_hex(12, 212)),
+    );
+}
+
+#[test]
+fn passwords_with_symbols_are_found() {
+    let pw = symbol_password(220);
+    assert_eq!(pw.len(), 22);
+    flags(
+        "src/db.rs",
+        &format!("    let password = \"{pw}\";\n"),
+        "generic-secret",
+        &pw,
+    );
+    flags(
+        "src/db.js",
+        &format!("  password: \"{pw}\",\n"),
+        "generic-secret",
+        &pw,
+    );
+    flags(
+        "settings.py",
+        &format!("SECRET_KEY = \"{pw}\"\n"),
+        "generic-secret",
+        &pw,
+    );
+    flags(
+        "settings.py",
+        &format!("DB_PASSWORD = '{pw}'\n"),
+        "generic-secret",
+        &pw,
+    );
+    // A password that starts with a symbol of a placeholder.
+    for lead in ["$", "<", "%", "{"] {
+        let v = format!("{lead}{pw}");
+        flags(
+            "src/db.rs",
+            &format!("let db_password = \"{v}\";\n"),
+            "generic-secret",
+            &v,
+        );
+    }
+}
+
+#[test]
+fn unquoted_values_in_env_and_yaml_files_are_found() {
+    let pw = symbol_password(230);
+    for (path, text) in [
+        (".env", format!("DB_PASSWORD={pw}\n")),
+        (".env.production", format!("export API_SECRET={pw}\n")),
+        ("deploy/app.env", format!("SECRET_KEY = {pw}  # rotated\n")),
+        ("config/db.yml", format!("database:\n  password: {pw}\n")),
+        ("config/db.yaml", format!("- token: {pw}\n")),
+    ] {
+        flags(path, &text, "generic-secret", &pw);
+    }
+    // YAML syntax, references and code-like values are not secrets.
+    for text in [
+        "password: ${DB_PASSWORD}\n",
+        "password: $DB_PASSWORD_VALUE\n",
+        "password: !vault |\n",
+        "token: &default_token_anchor\n",
+        "secret_name: my-app-secret-name-v2\n",
+        "api_key: your-api-key-goes-here\n",
+        "password: xxxxxxxxxxxxxxxxxxxxxxxx\n",
+        "client_secret: CLIENT_SECRET_FROM_VAULT\n",
+        "password_file: /run/secrets/db_password\n",
+    ] {
+        clean("config/app.yml", text);
+    }
+    // Outside `.env` and YAML, an unquoted value is code, not a password.
+    clean(
+        "src/db.rs",
+        "    password: cfg.database.pw_value.clone(),\n",
+    );
+    clean("src/db.rs", &format!("    password: {pw}\n"));
+}
+
+/// A committed `.env` that `.gitignore` lists: a scan of the git work tree
+/// reports the file and the secret in it.
+#[test]
+fn a_committed_env_file_listed_in_gitignore_is_found_with_its_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let pw = symbol_password(240);
+    git(root, &["init", "-q", "-b", "main"]);
+    write(root, ".gitignore", ".env\n");
+    write(
+        root,
+        "api/.env",
+        format!("PORT=8080\nDB_PASSWORD={pw}\nLOG_LEVEL=debug\n"),
+    );
+    write(root, "api/main.rs", "fn main() {}\n");
+    git(root, &["add", "."]);
+    git(root, &["add", "-f", "api/.env"]);
+    git(root, &["commit", "-q", "-m", "oops"]);
+    let report = scan_tree(root, &opts()).unwrap();
+    let got: Vec<(&str, &str, u32)> = report
+        .findings
+        .iter()
+        .map(|f| (f.path.as_str(), f.rule.as_str(), f.line))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("api/.env", "env-file", 0),
+            ("api/.env", "generic-secret", 2)
+        ],
+        "{:#?}",
+        report.findings
+    );
+    assert_eq!(report.findings[1].secret, pw);
+}
+
+// ------------------------------------------------ placeholders are not secrets
+
+#[test]
+fn placeholders_in_urls_pass_and_real_values_are_found() {
+    for placeholder in [
+        "[pwd]",
+        "[password]",
+        "<password>",
+        "<db-password>",
+        "${DB_PASSWORD}",
+        "$DB_PASSWORD",
+        "{{password}}",
+        "{password}",
+        "%(password)s",
+        "changeme",
+        "xxxxxxxx",
+        "your-password-here",
+        "example",
+    ] {
+        for scheme in ["postgresql", "mysql", "redis"] {
+            clean(
+                "plan.md",
+                &format!("DATABASE_URL={scheme}://postgres:{placeholder}@host/db\n"),
+            );
+        }
+    }
+    // `{{ password }}` has spaces: no URL at all.
+    clean(
+        "plan.md",
+        "postgresql://postgres:{{ password }}@host:5432/db\n",
+    );
+    // Real values in the same places, also ones holding placeholder symbols.
+    let a = rand_alnum(12, 250);
+    for pw in [
+        a.clone(),
+        format!("{}[{}]", &a[..6], &a[6..]),
+        format!("${}", &a[..1].to_ascii_lowercase()) + "!" + &a[1..],
+        format!("<{}", &a),
+        format!("{}%s", &a).replace("%s", "%5"),
+    ] {
+        flags(
+            "plan.md",
+            &format!("postgresql://postgres:{pw}@host/db\n"),
+            "database-url",
+            &pw,
+        );
+    }
+}
+
+#[test]
+fn placeholders_in_assignments_pass_and_real_values_are_found() {
+    for placeholder in [
+        "[pwd]",
+        "<password>",
+        "<your-api-token>",
+        "${DB_PASSWORD}",
+        "$DB_PASSWORD",
+        "{{ password }}",
+        "{{password}}",
+        "%(db_password)s",
+        "%DB_PASSWORD%",
+        "#{db_password}",
+        "changeme",
+        "changeme-changeme-changeme",
+        "xxxxxxxxxxxxxxxxxxxxxxxx",
+        "your-password-here",
+        "example-secret-value-1234",
+    ] {
+        clean("config.py", &format!("DB_PASSWORD = \"{placeholder}\"\n"));
+        clean("app.js", &format!("  password: '{placeholder}',\n"));
+        clean("src/a.rs", &format!("let api_key = \"{placeholder}\";\n"));
+        clean("config/app.yml", &format!("password: {placeholder}\n"));
+        clean(".env", &format!("SECRET_KEY={placeholder}\n"));
+    }
+    // A placeholder's symbols inside a real value do not make it one.
+    let a = rand_alnum(18, 260);
+    for v in [
+        format!("{}${{{}", &a[..9], &a[9..]),
+        format!("{}<{}", &a[..9], &a[9..]),
+        format!("{}{{{{{}", &a[..9], &a[9..]),
+        format!("[{}", a),
+    ] {
+        flags(
+            "config.py",
+            &format!("DB_PASSWORD = \"{v}\"\n"),
+            "generic-secret",
+            &v,
+        );
+    }
+}

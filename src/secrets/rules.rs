@@ -21,6 +21,9 @@ enum Check {
     Placeholder,
     /// Generic assignment: placeholder check plus shape checks.
     Generic,
+    /// Generic assignment of an unquoted value in a `.env` or YAML file:
+    /// the value must look random (see [`bare_value_ok`]).
+    GenericBare,
     /// A PEM header must be followed by key material.
     PemBody,
 }
@@ -37,6 +40,8 @@ pub(crate) struct Rule {
     allowlist: &'static [&'static str],
     /// Only for files with one of these extensions (debug leftovers).
     extensions: &'static [&'static str],
+    /// Only for the files this says yes to.
+    only_in: Option<fn(&str) -> bool>,
     check: Check,
 }
 
@@ -63,6 +68,7 @@ fn rule(
         min_entropy,
         allowlist,
         extensions: &[],
+        only_in: None,
         check,
     }
 }
@@ -83,6 +89,7 @@ fn debug_rule(
         min_entropy: 0.0,
         allowlist: &[],
         extensions,
+        only_in: None,
         check: Check::None,
     }
 }
@@ -90,6 +97,39 @@ fn debug_rule(
 /// Id of the generic assignment rule: its findings yield to specific rules on
 /// the same span.
 const GENERIC: &str = "generic-secret";
+
+/// A key that names a secret: `client_secret`, `SIGNING_KEY`, `apiSecret`,
+/// `db.password`, `x-api-key`, …
+const GENERIC_KEY: &str = r"[a-z0-9_.\-]*(?:secret|token|password|passwd|passphrase|api[_\-]?key|access[_\-]?key|private[_\-]?key|signing[_\-]?key)[a-z0-9_.\-]*";
+
+const GENERIC_KEYWORDS: &[&str] = &[
+    "secret",
+    "token",
+    "password",
+    "passwd",
+    "passphrase",
+    "api_key",
+    "api-key",
+    "apikey",
+    "access_key",
+    "access-key",
+    "accesskey",
+    "private_key",
+    "private-key",
+    "privatekey",
+    "signing_key",
+    "signing-key",
+    "signingkey",
+];
+
+/// Files whose syntax has unquoted values: `.env` files and YAML.
+fn bare_values_file(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    name.starts_with(".env")
+        || name.ends_with(".env")
+        || name.ends_with(".yml")
+        || name.ends_with(".yaml")
+}
 
 fn build_rules() -> Vec<Rule> {
     // The captured secret is always the named group `s` (or `s2`).
@@ -267,27 +307,35 @@ fn build_rules() -> Vec<Rule> {
         rule(
             GENERIC,
             "Secret assigned in source",
-            r#"(?i)(?:^|[^a-z0-9_])[a-z0-9_.\-]*(?:secret|token|password|passwd|api[_\-]?key|access[_\-]?key|private[_\-]?key)[a-z0-9_.\-]*["'`]?\s*(?:=>|:=|=|:)\s*(?:["'`](?P<s>[^"'`\s]{16,})["'`]|(?P<s2>[A-Za-z0-9+/=_\-]{16,})(?:[\s,;)\]}]|$))"#,
-            &[
-                "secret",
-                "token",
-                "password",
-                "passwd",
-                "api_key",
-                "api-key",
-                "apikey",
-                "access_key",
-                "access-key",
-                "accesskey",
-                "private_key",
-                "private-key",
-                "privatekey",
-            ],
+            // A key naming a secret, an optional type (`: &str`, `: &'static
+            // str`, `: string`, `: str`), an assignment, and a quoted value
+            // or a bare token.
+            &format!(
+                r#"(?i)(?:^|[^a-z0-9_]){GENERIC_KEY}["'`]?\s*(?::\s*(?:&\s*(?:'static\s+)?)?str(?:ing)?\s*)?(?:=>|:=|=|:)\s*(?:["'`](?P<s>[^"'`\s]{{16,}})["'`]|(?P<s2>[A-Za-z0-9+/=_\-]{{16,}})(?:[\s,;)\]}}]|$))"#
+            ),
+            GENERIC_KEYWORDS,
             false,
-            3.5,
+            0.0,
             &[],
             Check::Generic,
         ),
+        Rule {
+            only_in: Some(bare_values_file),
+            ..rule(
+                GENERIC,
+                "Secret assigned in source",
+                // `.env` and YAML: `KEY=value` / `key: value`, unquoted, the
+                // whole rest of the line (a trailing ` # comment` aside).
+                &format!(
+                    r#"(?i)^\s*(?:export\s+|-\s+)?{GENERIC_KEY}\s*[=:]\s*(?P<s>[^\s"'`]{{16,}})\s*(?:\s#.*)?$"#
+                ),
+                GENERIC_KEYWORDS,
+                false,
+                0.0,
+                &[],
+                Check::GenericBare,
+            )
+        },
         debug_rule(
             "Debug leftover: console.log",
             r"\bconsole\.log\s*\(",
@@ -400,20 +448,74 @@ pub fn shannon_entropy(s: &str) -> f64 {
         .sum()
 }
 
+/// `name` is an identifier: a letter or `_`, then letters, digits and `_`.
+fn is_identifier(name: &str) -> bool {
+    let mut b = name.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// A variable or path after `$`: `DB_PASSWORD`, `config.db.password`,
+/// `serde_json::private::Number`.
+fn is_reference(name: &str) -> bool {
+    name.split("::")
+        .flat_map(|part| part.split('.'))
+        .all(is_identifier)
+}
+
+/// `text` holds a template slot that starts with `open` and ends with
+/// `close`, with a name inside (a letter or `_` first, then letters, digits,
+/// `_`, `-`, `.`, `|`, `:` and spaces; two characters or more):
+/// `<password>`, `${DB_PASSWORD}`, `{{ secrets.TOKEN }}`, `[pwd]`.
+fn has_slot(text: &str, open: &str, close: char) -> bool {
+    let mut rest = text;
+    while let Some(i) = rest.find(open) {
+        let after = &rest[i + open.len()..];
+        if let Some(j) = after.find(close) {
+            let inside = after[..j].trim();
+            if inside.len() >= 2
+                && inside
+                    .bytes()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+                && inside
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"_-. |:".contains(&c))
+            {
+                return true;
+            }
+        }
+        rest = after;
+    }
+    false
+}
+
 /// Values that are obviously not real secrets: variable references,
-/// templates, and the usual stand-ins.
+/// templates, and the usual stand-ins. A real secret may hold any symbol
+/// (`<`, `$`, `%`, `{`), so only whole references and template slots count:
+/// `$DB_PASSWORD`, `${DB_PASSWORD}`, `$(cat key)`, `%DB_PASSWORD%`,
+/// `%(password)s`, `%s`, `%{password}`, `#{password}`, `<password>`,
+/// `{{ password }}`, `[pwd]`, `{pwd}`.
 pub fn is_placeholder(value: &str) -> bool {
     let v = value.trim();
     let l = v.to_ascii_lowercase();
     if v.is_empty()
-        || v.starts_with('$')
-        || v.starts_with('%')
-        || v.starts_with('<')
-        || v.contains("${")
-        || v.contains("{{")
+        || v.starts_with("$(")
+        || v.strip_prefix('$').is_some_and(is_reference)
+        || (v.len() > 2
+            && v.starts_with('%')
+            && v.ends_with('%')
+            && is_identifier(&v[1..v.len() - 1]))
+        || has_slot(v, "${", '}')
+        || has_slot(v, "{{", '}')
+        || has_slot(v, "%(", ')')
+        || has_slot(v, "%{", '}')
+        || has_slot(v, "#{", '}')
+        || has_slot(v, "<", '>')
         || v.contains("%s")
-        || v.contains("%(")
-        || (v.starts_with('{') && v.ends_with('}'))
+        || ((v.starts_with('{') && v.ends_with('}')) || (v.starts_with('[') && v.ends_with(']')))
+            && has_slot(v, &v[..1], v.chars().last().unwrap_or(' '))
     {
         return true;
     }
@@ -444,22 +546,53 @@ pub fn is_placeholder(value: &str) -> bool {
         "yourtoken",
         "replace_me",
         "replaceme",
-        "<",
         "password",
     ];
     CONTAINS.iter().any(|p| l.contains(p))
 }
 
+/// Lowercase (or uppercase) hexadecimal digits only, both digits and
+/// letters: a hex-encoded key.
+fn is_hex_key(v: &str) -> bool {
+    let lower = v
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let upper = v
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b));
+    (lower || upper)
+        && v.bytes().any(|b| b.is_ascii_digit())
+        && v.bytes().any(|b| b.is_ascii_alphabetic())
+}
+
+/// Randomness a value must have: Shannon entropy in bits per character.
+/// Hex keys draw from 16 characters, so 32 random hex digits average
+/// about 3.6 bits and often fall below the 3.5 asked of other values.
+fn random_enough(value: &str) -> bool {
+    let min = if value.len() >= 32 && is_hex_key(value) {
+        3.0
+    } else {
+        3.5
+    };
+    shannon_entropy(value) >= min
+}
+
+/// An environment variable or constant name (`GITHUB_TOKEN_SECRET`,
+/// `TLS13_AES_128_GCM_SHA256`, `APIKEYV2`) rather than an uppercase token
+/// (hex digits, base32): words joined by `_`, or mostly letters.
+fn looks_like_constant_name(v: &str) -> bool {
+    v.bytes()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'_')
+        && v.as_bytes()[0].is_ascii_uppercase()
+        && (v.contains('_') || v.bytes().filter(u8::is_ascii_digit).count() * 4 < v.len())
+}
+
 /// Shape checks for the generic assignment rule.
 fn generic_value_ok(value: &str, quoted: bool) -> bool {
-    if is_placeholder(value) {
+    if is_placeholder(value) || !random_enough(value) {
         return false;
     }
-    // An environment variable or constant name, e.g. `GITHUB_TOKEN_SECRET`.
-    if value
-        .chars()
-        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
-    {
+    if looks_like_constant_name(value) {
         return false;
     }
     if looks_like_identifier(value) {
@@ -476,6 +609,27 @@ fn generic_value_ok(value: &str, quoted: bool) -> bool {
         return false;
     }
     true
+}
+
+/// An unquoted value in a `.env` or YAML file: a token (as for quoted
+/// values) or a password, with letters, digits and symbols mixed (three of
+/// upper case, lower case, digits, symbols). Not YAML syntax (`!tag`,
+/// `&anchor`, `*alias`, `|`, `>`, `{`, `[`).
+fn bare_value_ok(value: &str) -> bool {
+    if value.starts_with(['!', '&', '*', '|', '>', '{', '[', '@', '%']) {
+        return false;
+    }
+    if !generic_value_ok(value, true) {
+        return false;
+    }
+    let b = value.as_bytes();
+    let classes = [
+        b.iter().any(u8::is_ascii_uppercase),
+        b.iter().any(u8::is_ascii_lowercase),
+        b.iter().any(u8::is_ascii_digit),
+        b.iter().any(|c| !c.is_ascii_alphanumeric()),
+    ];
+    classes.iter().filter(|&&c| c).count() >= 3
 }
 
 /// Code identifiers (`check_private_key_bytes`, `EcPrivateKeyRfc5915Der`,
@@ -566,7 +720,9 @@ fn applicable(path: &str, opts: &ScanOptions) -> u64 {
     let ext = extension(path).to_ascii_lowercase();
     let mut mask = 0u64;
     for (i, r) in RULESET.rules.iter().enumerate() {
-        let ok = if r.extensions.is_empty() {
+        let ok = if let Some(only_in) = r.only_in {
+            only_in(path)
+        } else if r.extensions.is_empty() {
             true
         } else {
             opts.debug_leftovers && r.extensions.contains(&ext.as_str())
@@ -692,6 +848,12 @@ fn scan_line(
                     }
                     (value.to_string(), redact(value))
                 }
+                Check::GenericBare => {
+                    if !bare_value_ok(value) {
+                        continue;
+                    }
+                    (value.to_string(), redact(value))
+                }
                 Check::PemBody => {
                     // Byte offset of the header's end in `data`.
                     let after = start + m.end().min(raw.len());
@@ -727,6 +889,16 @@ fn scan_line(
         .collect();
     found.retain(|(s, e, f)| {
         f.rule != GENERIC || !specific.iter().any(|&(ss, se)| *s < se && ss < *e)
+    });
+    // The two generic rules (quoted or bare) may both match one value.
+    let mut generic: Vec<(usize, usize)> = Vec::new();
+    found.retain(|(s, e, f)| {
+        if f.rule != GENERIC {
+            return true;
+        }
+        let dup = generic.iter().any(|&(gs, ge)| *s < ge && gs < *e);
+        generic.push((*s, *e));
+        !dup
     });
     if found.is_empty() {
         return 0;
@@ -767,10 +939,34 @@ mod tests {
             "password",
             "{{ secrets.TOKEN }}",
             "%s",
+            "[pwd]",
+            "{pwd}",
+            "<password>",
+            "{{ password }}",
+            "%(password)s",
+            "%DB_PASSWORD%",
+            "%{db_pass}",
+            "#{db_pass}",
+            "$(cat /run/key)",
+            "$config.db.password",
+            "$serde_json::private::Number",
+            "your-password-here",
+            "example",
         ] {
             assert!(is_placeholder(p), "{p}");
         }
-        for p in ["s3cr3t-Vq9xLm2", "hunter2"] {
+        // Real values may hold the symbols placeholders are made of.
+        for p in [
+            "s3cr3t-Vq9xLm2",
+            "hunter2",
+            "$9xLm!Qz<Tr4",
+            "<Qz9!xLm2",
+            "Qz9${xLm2",
+            "{Qz9xLm2",
+            "[Qz9xLm2",
+            "%Qz9xLm2",
+            "Qz9<a>xLm2",
+        ] {
             assert!(!is_placeholder(p), "{p}");
         }
     }
