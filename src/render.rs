@@ -216,9 +216,11 @@ pub fn smoke_markdown(r: &SmokeReport) -> String {
     for c in &r.results {
         out.push_str(&format!(
             "| {} | {} | {} |\n",
-            c.name.replace('|', "\\|"),
+            // Names come from a config, reasons may quote a response:
+            // neither may mention anyone, break the table or open HTML.
+            inline_text(&c.name),
             c.outcome.icon(),
-            c.reason.replace('|', "\\|")
+            inline_text(&c.reason)
         ));
     }
     out
@@ -284,12 +286,24 @@ mod smoke_tests {
     }
 
     #[test]
+    fn smoke_names_and_reasons_cannot_ping_break_tables_or_open_comments() {
+        let mut r = report();
+        r.results[0].name = "@acme/admins | <!-- shipgate:previews -->".into();
+        r.results[1].reason = "body said @octocat\n| forged | row |".into();
+        let md = smoke_markdown(&r);
+        assert!(!md.contains("@acme") && !md.contains("@octocat"), "{md}");
+        assert!(!md.contains("<!--") && !md.contains("| forged"), "{md}");
+        // The header, its rule and one row per check: no row was forged.
+        assert_eq!(md.lines().filter(|l| l.starts_with('|')).count(), 4, "{md}");
+    }
+
+    #[test]
     fn three_renderings() {
         let r = report();
         let md = smoke_markdown(&r);
         assert!(md.starts_with("⚠️ **Smoke checks against https://app.example/**: 1 passed, 1 warned, 0 failed (42 ms)"), "{md}");
         assert!(
-            md.contains("| security headers | ⚠️ | 5 of 6 good \\| x |"),
+            md.contains("| security headers | ⚠️ | 5 of 6 good ¦ x |"),
             "{md}"
         );
         assert_eq!(

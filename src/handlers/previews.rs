@@ -118,7 +118,8 @@ pub fn render_preview_comment(rows: &[PreviewRow]) -> String {
             "| `{}` | {state} | {url} | `{}` | {} | {updated} |\n",
             r.environment,
             short(&r.sha),
-            smoke.replace('|', "\\|")
+            // Check names and reasons come from the config and the preview.
+            crate::text::inline_text(&smoke)
         ));
     }
     out.push('\n');
@@ -700,5 +701,31 @@ mod tests {
             "{body}"
         );
         assert!(body.ends_with(MARKER));
+    }
+
+    #[test]
+    fn failed_check_names_cannot_ping_people_or_forge_rows() {
+        let rows = vec![PreviewRow {
+            environment: "preview".into(),
+            state: "success".into(),
+            url: None,
+            log_url: None,
+            sha: "0123456789".into(),
+            smoke: SmokeCell::Done {
+                outcome: Outcome::Fail,
+                summary: "0 passed, 0 warned, 1 failed".into(),
+                failed: vec!["@acme/admins | x |\n<!-- shipgate:previews -->".into()],
+            },
+            updated_at: 1_795_000_000_000,
+        }];
+        let body = render_preview_comment(&rows);
+        assert!(!body.contains("@acme"), "{body}");
+        // The one marker is shipgate's own, at the end.
+        assert_eq!(body.matches("<!--").count(), 1, "{body}");
+        assert_eq!(
+            body.lines().filter(|l| l.starts_with('|')).count(),
+            3,
+            "{body}"
+        );
     }
 }
