@@ -982,6 +982,27 @@ async fn operators_see_every_repositorys_locks_and_pending_requests(s: DynStore)
     );
 }
 
+async fn work_stored_for_later_is_claimed_only_when_due_and_arrives_now(s: DynStore) {
+    let job = delivery("later", Some("o/r#policy"));
+    assert_eq!(
+        s.insert_delivery_due(&job, 100, 2_100).await.unwrap(),
+        InsertOutcome::Inserted
+    );
+    assert_eq!(
+        s.insert_delivery_due(&job, 200, 2_200).await.unwrap(),
+        InsertOutcome::Duplicate
+    );
+    let (record, _) = s.delivery_record("later").await.unwrap().unwrap();
+    assert_eq!((record.received_at, record.next_attempt_at), (100, 2_100));
+    assert!(s
+        .claim_next("w", 2_099, LEASE, &[])
+        .await
+        .unwrap()
+        .is_none());
+    let claimed = s.claim_next("w", 2_100, LEASE, &[]).await.unwrap().unwrap();
+    assert_eq!(claimed.delivery_id, "later");
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1004,6 +1025,7 @@ macro_rules! contract {
 
 contract!(
     insert_is_idempotent_by_delivery_id,
+    work_stored_for_later_is_claimed_only_when_due_and_arrives_now,
     claims_follow_arrival_order_per_repository,
     retries_wait_for_their_time_and_failures_are_final,
     an_expired_claim_is_claimed_again,

@@ -598,8 +598,10 @@ async fn request_policy_check(
     // Due after the delay, so the events of a CI run finishing job after job
     // share one evaluation (a stored job that has not started takes them).
     let delay = cx.policy_delay;
-    let due = crate::now_ms() + delay.as_millis() as i64;
-    if cx.store.insert_delivery(&new, due).await? == crate::store::InsertOutcome::Inserted {
+    let now = crate::now_ms();
+    let due = now + delay.as_millis() as i64;
+    if cx.store.insert_delivery_due(&new, now, due).await? == crate::store::InsertOutcome::Inserted
+    {
         let wake = cx.wake.clone();
         if delay.is_zero() {
             wake.notify_one();

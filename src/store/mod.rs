@@ -347,6 +347,15 @@ pub trait Store: Send + Sync + 'static {
         Ok(outcomes[0])
     }
 
+    /// Stores a delivery that arrives now but must not be claimed before
+    /// `due` (work a handler schedules for later), unless its id is stored.
+    async fn insert_delivery_due(
+        &self,
+        d: &NewDelivery,
+        now: i64,
+        due: i64,
+    ) -> Result<InsertOutcome, StoreError>;
+
     /// Stores several deliveries in one statement (one commit), each unless
     /// its delivery id is already stored; the outcomes are in the batch's
     /// order. Of two entries with the same id only the first can be

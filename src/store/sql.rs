@@ -215,6 +215,25 @@ macro_rules! sql_store {
                 Ok($crate::store::sql::insert_outcomes(batch, inserted))
             }
 
+            async fn insert_delivery_due(&self, d: &NewDelivery, now: i64, due: i64) -> Result<InsertOutcome, StoreError> {
+                let added = sqlx::query(
+                    "INSERT INTO deliveries (delivery_id, event, action, installation_id, repository, payload, payload_lz4, received_at, next_attempt_at)
+                     VALUES ($1, $2, $3, $4, $5, '', $6, $7, $8) ON CONFLICT (delivery_id) DO NOTHING",
+                )
+                .bind(&d.delivery_id)
+                .bind(&d.event)
+                .bind(&d.action)
+                .bind(d.installation_id)
+                .bind(&d.repository)
+                .bind(d.payload.as_stored())
+                .bind(now)
+                .bind(due)
+                .execute(&self.writes)
+                .await?
+                .rows_affected();
+                Ok(if added == 1 { InsertOutcome::Inserted } else { InsertOutcome::Duplicate })
+            }
+
             async fn claim_next(&self, worker: &str, now: i64, lease_ms: i64, excluded_installations: &[i64]) -> Result<Option<ClaimedDelivery>, StoreError> {
                 let row = sqlx::query($claim)
                     .bind(worker)
