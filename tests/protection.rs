@@ -404,6 +404,16 @@ async fn the_policy_check_names_the_gap_until_the_second_approval() {
 // ---- shipgate/policy under CI load
 
 /// A PR under the policy, a `write` user, and staging to deploy to.
+/// The commit has exactly one `shipgate/policy` check run (updated in place).
+fn assert_one_policy_check_run(t: &Harness) {
+    let runs: Vec<Value> =
+        t.gh.created_check_runs("acme/app")
+            .into_iter()
+            .filter(|c| c["name"] == "shipgate/policy")
+            .collect();
+    assert_eq!(runs.len(), 1, "one check run per commit: {runs:#?}");
+}
+
 fn busy_repo(t: &Harness) -> (u64, String) {
     let config = format!("{POLICY}environments:\n  staging:\n    deployers: write\n");
     t.gh.add_repo("acme/app", &[(CONFIG_PATH, &config)]);
@@ -440,12 +450,7 @@ async fn a_burst_of_checks_on_one_commit_costs_one_policy_evaluation() {
     t.settle().await;
     // One evaluation for the first, one for the 29 that came while it ran.
     assert_eq!(t.gh.requests_to("GET", &pulls).len(), 2);
-    let runs: Vec<Value> =
-        t.gh.created_check_runs("acme/app")
-            .into_iter()
-            .filter(|c| c["name"] == "shipgate/policy")
-            .collect();
-    assert_eq!(runs.len(), 1, "one check run per commit: {runs:#?}");
+    assert_one_policy_check_run(&t);
     t.finish().await;
 }
 
@@ -480,12 +485,7 @@ async fn checks_finishing_one_after_another_share_one_delayed_evaluation() {
         (1..=windows).contains(&evaluations) && evaluations < 10,
         "{evaluations} evaluations for 10 checks sent within {sent_within:?}"
     );
-    let runs: Vec<Value> =
-        t.gh.created_check_runs("acme/app")
-            .into_iter()
-            .filter(|c| c["name"] == "shipgate/policy")
-            .collect();
-    assert_eq!(runs.len(), 1, "one check run per commit: {runs:#?}");
+    assert_one_policy_check_run(&t);
     t.finish().await;
 }
 
