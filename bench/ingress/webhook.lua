@@ -12,6 +12,11 @@
 --          SIGn a file with "sha256=<hex>" (the body is fixed, so the
 --          signature is computed once, by run.sh).
 --
+-- With MAX_REQUESTS=N in the environment (and -t1), wrk exits once N
+-- requests have been answered (bench/drain.sh fills a backlog this way; the
+-- requests still in flight then may be stored too). Without it, wrk's -d
+-- duration ends the run.
+--
 -- Requests cycle through the payloads (1, 2, 1, 2, ...). Each request has its own
 -- X-GitHub-Delivery in the UUID shape GitHub uses: run tag, thread, counter.
 -- The request text is built from two precomputed halves around the id, so
@@ -80,6 +85,20 @@ function init(args)
     i = i + 3
   end
   assert(n_payloads > 0, "no payloads given")
+end
+
+-- Defined only with MAX_REQUESTS: a response() hook costs wrk a copy of
+-- every answer into Lua.
+local max_requests = tonumber(os.getenv("MAX_REQUESTS") or "")
+if max_requests then
+  local answered = 0
+  function response(status)
+    answered = answered + 1
+    if answered >= max_requests then
+      io.write(string.format("FILLED answered=%d\n", answered))
+      os.exit(0)
+    end
+  end
 end
 
 function request()
