@@ -18,13 +18,31 @@ use crate::metrics::Metrics;
 use crate::settings::WorkerSettings;
 use crate::store::{backoff_ms, ClaimedDelivery, DynStore, StoreError};
 
-/// The outcome of one processing attempt, published for tests and operators.
+/// The outcome of one processing attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Done,
     Retry,
     Failed,
 }
+
+/// What [`Worker::process`] did with a delivery.
+enum Processed {
+    /// Done, not yet recorded (see [`Worker::record_done`]).
+    Done(ClaimedDelivery),
+    /// A retry or a failure, recorded.
+    Recorded(Outcome),
+}
+
+/// Deliveries one claim takes at most: the head of a repository's queue and
+/// the run behind it. A backlog then costs a claim and a recording per 32
+/// deliveries instead of two statements each, and under light load a batch
+/// is one delivery, as before.
+pub const MAX_BATCH: usize = 32;
+
+/// How long a delivery that is done may wait to be recorded with others of
+/// its batch.
+const DONE_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 #[derive(Clone)]
 pub struct Worker {
@@ -65,17 +83,23 @@ impl Worker {
 
     async fn run_loop(&self, n: usize, shutdown: CancellationToken) {
         let worker = format!("{}/{n}", self.id);
-        // The repository and the installation's slot of the delivery
+        // The repository and the installation's slot of the deliveries
         // processed last stay held until the next claim has answered: that
         // claim sees what was stored for them before, and the hold's end
         // wakes a loop for what came after or was passed over.
         let mut holding = None;
+        // Each claim has its own name, so one statement can record the
+        // outcomes of a whole batch and match only this claim's rows.
+        let mut claims = 0u64;
         while !shutdown.is_cancelled() {
-            match self.claim(&worker, holding.as_ref()).await {
-                Ok(Some((delivery, held))) => {
+            claims += 1;
+            let claim = format!("{worker}#{claims}");
+            let lease_end = Instant::now() + self.settings.lease;
+            match self.claim(&claim, holding.as_ref()).await {
+                Ok(Some((batch, held))) => {
                     // The new hold is taken before the old one is dropped.
                     holding = Some(held);
-                    self.process(delivery).await;
+                    self.work_off(&claim, batch, lease_end, &shutdown).await;
                 }
                 Ok(None) => {
                     holding = None;
@@ -98,41 +122,155 @@ impl Worker {
         drop(holding);
     }
 
-    /// Claims the next delivery, passing over installations that hold their
-    /// share of this process's loops, and holds its repository and a slot of
-    /// its installation. `finishing` is what this loop held for the delivery
-    /// it just finished: its slot counts as free to this claim.
+    /// Claims the next delivery and the run of its repository's queue right
+    /// behind it (see [`Store::claim_batch`](crate::store::Store::claim_batch)),
+    /// passing over installations that hold their share of this process's
+    /// loops, and holds its repository and a slot of its installation.
+    /// `finishing` is what this loop held for the deliveries it just
+    /// finished: its slot counts as free to this claim.
     ///
     /// Claims of this process take turns, so two loops cannot both take an
     /// installation's last free slot. On SQLite they take turns anyway (one
     /// write connection); on PostgreSQL a claim is one short statement.
     async fn claim(
         &self,
-        worker: &str,
+        claim: &str,
         finishing: Option<&Held>,
-    ) -> Result<Option<(ClaimedDelivery, Held)>, StoreError> {
+    ) -> Result<Option<(Vec<ClaimedDelivery>, Held)>, StoreError> {
         let _turn = self.wake.claiming.lock().await;
         let excluded = self
             .wake
             .installations_at_share(finishing.and_then(|h| h.installation));
-        let claimed = self
+        let batch = self
             .store
-            .claim_next(
-                worker,
+            .claim_batch(
+                claim,
                 crate::now_ms(),
                 self.settings.lease.as_millis() as i64,
                 &excluded,
+                MAX_BATCH - 1,
             )
             .await?;
-        Ok(claimed.map(|d| {
-            let held = self.wake.hold(d.repository.as_deref(), d.installation_id);
-            (d, held)
-        }))
+        let Some(first) = batch.first() else {
+            return Ok(None);
+        };
+        let held = self
+            .wake
+            .hold(first.repository.as_deref(), first.installation_id);
+        Ok(Some((batch, held)))
     }
 
-    /// Processes one claimed delivery and records the outcome. A panicking
-    /// handler is contained (it runs in its own task) and counts as a failure.
+    /// Processes a claimed batch in order, one delivery after another.
+    ///
+    /// Deliveries that are done are recorded together, in one statement at
+    /// the end of the batch, or sooner once the oldest has waited
+    /// `DONE_WAIT` (so under a slow GitHub each is recorded about as it
+    /// finishes). A retry ends the batch: the deliveries behind it must wait
+    /// for it, so they are given back, as they are when the process is
+    /// shutting down or the lease could run out during the next one.
+    async fn work_off(
+        &self,
+        claim: &str,
+        batch: Vec<ClaimedDelivery>,
+        lease_end: Instant,
+        shutdown: &CancellationToken,
+    ) {
+        let mut done: Vec<ClaimedDelivery> = Vec::new();
+        let mut oldest_done: Option<Instant> = None;
+        let mut rest = batch.into_iter().peekable();
+        while let Some(d) = rest.next() {
+            match self.attempt(d).await {
+                Processed::Done(d) => {
+                    oldest_done.get_or_insert_with(Instant::now);
+                    done.push(d);
+                }
+                Processed::Recorded(Outcome::Retry) => {
+                    self.record_done(claim, &mut done).await;
+                    self.give_back(claim, rest.collect()).await;
+                    return;
+                }
+                Processed::Recorded(_) => {}
+            }
+            if oldest_done.is_some_and(|t| t.elapsed() >= DONE_WAIT) {
+                self.record_done(claim, &mut done).await;
+                oldest_done = None;
+            }
+            if rest.peek().is_some()
+                && (shutdown.is_cancelled()
+                    || Instant::now() + self.settings.handler_timeout >= lease_end)
+            {
+                self.record_done(claim, &mut done).await;
+                self.give_back(claim, rest.collect()).await;
+                return;
+            }
+        }
+        self.record_done(claim, &mut done).await;
+    }
+
+    /// Records the deliveries in `done` as done, in one statement.
+    async fn record_done(&self, claim: &str, done: &mut Vec<ClaimedDelivery>) {
+        if done.is_empty() {
+            return;
+        }
+        let seqs: Vec<i64> = done.iter().map(|d| d.seq).collect();
+        match self
+            .store
+            .mark_done_many(claim, &seqs, crate::now_ms())
+            .await
+        {
+            Ok(n) if n as usize == seqs.len() => {}
+            // Their claim ran out and they were claimed again (see `report_recorded`).
+            Ok(n) => tracing::warn!(
+                claim,
+                recorded = n,
+                done = seqs.len(),
+                "outcomes not all recorded: the claim ran out and some deliveries were claimed again"
+            ),
+            // The claim runs out and they are processed again; handlers are idempotent.
+            Err(e) => tracing::error!(claim, error = %e, "could not record deliveries as done"),
+        }
+        self.metrics
+            .deliveries_processed
+            .with_label_values(&["done"])
+            .inc_by(seqs.len() as u64);
+        self.finished.send_modify(|n| *n += seqs.len() as u64);
+        done.clear();
+    }
+
+    /// Gives claimed deliveries back unprocessed, for the next claim.
+    async fn give_back(&self, claim: &str, rest: Vec<ClaimedDelivery>) {
+        if rest.is_empty() {
+            return;
+        }
+        let seqs: Vec<i64> = rest.iter().map(|d| d.seq).collect();
+        if let Err(e) = self.store.release_claims(claim, &seqs).await {
+            // Their lease runs out and they are claimed again.
+            tracing::warn!(claim, error = %e, "could not give back unprocessed deliveries");
+        }
+    }
+
+    /// Processes one claimed delivery on its own and records the outcome.
     pub async fn process(&self, d: ClaimedDelivery) -> Outcome {
+        match self.attempt(d).await {
+            Processed::Done(d) => {
+                let recorded = self.store.mark_done(&d, crate::now_ms()).await;
+                report_recorded(&d, recorded);
+                self.metrics
+                    .deliveries_processed
+                    .with_label_values(&["done"])
+                    .inc();
+                self.finished.send_modify(|n| *n += 1);
+                Outcome::Done
+            }
+            Processed::Recorded(outcome) => outcome,
+        }
+    }
+
+    /// Runs the handlers on one claimed delivery. A panicking handler is
+    /// contained (it runs in its own task) and counts as a failure. A retry
+    /// or a failure is recorded here; a delivery that is done is handed back
+    /// for [`Worker::record_done`].
+    async fn attempt(&self, d: ClaimedDelivery) -> Processed {
         // Claimed more often than allowed: earlier attempts never reported
         // back (the process died during them), so this delivery may be what
         // kills it. Give up instead of looping.
@@ -149,7 +287,7 @@ impl Worker {
                 .with_label_values(&["failed"])
                 .inc();
             self.finished.send_modify(|n| *n += 1);
-            return Outcome::Failed;
+            return Processed::Recorded(Outcome::Failed);
         }
         let started = Instant::now();
         let handlers = self.handlers.clone();
@@ -184,50 +322,46 @@ impl Worker {
             .observe(started.elapsed().as_secs_f64());
 
         let now = crate::now_ms();
-        let outcome = match result {
+        let e = match result {
             Ok(()) => {
                 tracing::info!(delivery = %d.delivery_id, event = %d.event, attempts = d.attempts, "delivery processed");
-                Outcome::Done
+                return Processed::Done(d);
             }
-            Err(HandlerError::Transient(ref msg))
+            Err(e) => e,
+        };
+        let (outcome, recorded) = match e {
+            HandlerError::Transient(_) | HandlerError::RateLimited(..)
                 if (d.attempts as u32) < self.settings.max_attempts =>
             {
-                tracing::warn!(delivery = %d.delivery_id, event = %d.event, attempts = d.attempts, error = %msg, "delivery will be retried");
-                Outcome::Retry
-            }
-            Err(ref e) => {
-                tracing::error!(delivery = %d.delivery_id, event = %d.event, attempts = d.attempts, error = %e, "delivery failed");
-                Outcome::Failed
-            }
-        };
-        let recorded = match (&outcome, &result) {
-            (Outcome::Done, _) => self.store.mark_done(&d, now).await,
-            (Outcome::Retry, Err(e)) => {
+                tracing::warn!(delivery = %d.delivery_id, event = %d.event, attempts = d.attempts, error = %e, "delivery will be retried");
                 let mut delay = backoff_ms(
                     self.settings.backoff_base.as_millis() as u64,
                     d.attempts as u32,
                 );
                 // A rate limit is not over before GitHub's reset time.
-                if let HandlerError::RateLimited(_, wait) = e {
+                if let HandlerError::RateLimited(_, wait) = &e {
                     delay = delay.max(wait.as_millis() as i64);
                 }
-                self.store.mark_retry(&d, &e.to_string(), now + delay).await
+                let recorded = self.store.mark_retry(&d, &e.to_string(), now + delay).await;
+                (Outcome::Retry, recorded)
             }
-            (_, Err(e)) => self.store.mark_failed(&d, &e.to_string(), now).await,
-            (_, Ok(())) => unreachable!("only Done has Ok"),
+            e => {
+                tracing::error!(delivery = %d.delivery_id, event = %d.event, attempts = d.attempts, error = %e, "delivery failed");
+                let recorded = self.store.mark_failed(&d, &e.to_string(), now).await;
+                (Outcome::Failed, recorded)
+            }
         };
         report_recorded(&d, recorded);
         let label = match outcome {
-            Outcome::Done => "done",
             Outcome::Retry => "retry",
-            Outcome::Failed => "failed",
+            _ => "failed",
         };
         self.metrics
             .deliveries_processed
             .with_label_values(&[label])
             .inc();
         self.finished.send_modify(|n| *n += 1);
-        outcome
+        Processed::Recorded(outcome)
     }
 
     /// Re-checks pending deployment protection rule requests whose freeze

@@ -1003,6 +1003,105 @@ async fn work_stored_for_later_is_claimed_only_when_due_and_arrives_now(s: DynSt
     assert_eq!(claimed.delivery_id, "later");
 }
 
+fn names(batch: &[store::ClaimedDelivery]) -> Vec<&str> {
+    batch.iter().map(|d| d.delivery_id.as_str()).collect()
+}
+
+async fn a_claim_takes_the_run_behind_its_head_in_order(s: DynStore) {
+    for (i, id) in ["a1", "a2", "b1", "a3", "a4", "a5"].iter().enumerate() {
+        let repo = if id.starts_with('a') { "o/a" } else { "o/b" };
+        s.insert_delivery(&delivery(id, Some(repo)), i as i64)
+            .await
+            .unwrap();
+    }
+    // A delivery of o/a stored for later ends the run that can be claimed.
+    s.insert_delivery_due(&delivery("a6-later", Some("o/a")), 6, 5_000)
+        .await
+        .unwrap();
+    s.insert_delivery(&delivery("a7", Some("o/a")), 7)
+        .await
+        .unwrap();
+
+    let first = s.claim_batch("w#1", 10, LEASE, &[], 3).await.unwrap();
+    assert_eq!(
+        names(&first),
+        ["a1", "a2", "a3", "a4"],
+        "the head and 3 behind it"
+    );
+    assert!(first
+        .iter()
+        .all(|d| d.claimed_by == "w#1" && d.attempts == 1));
+    let second = s.claim_batch("w#2", 10, LEASE, &[], 31).await.unwrap();
+    assert_eq!(names(&second), ["b1"], "o/a's rest waits for its head");
+    assert!(s
+        .claim_batch("w#3", 10, LEASE, &[], 31)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // One statement records the batch; another claim's name matches nothing.
+    assert_eq!(
+        s.mark_done_many("w#2", &[first[0].seq], 11).await.unwrap(),
+        0
+    );
+    let seqs: Vec<i64> = first.iter().map(|d| d.seq).collect();
+    assert_eq!(s.mark_done_many("w#1", &seqs[..2], 11).await.unwrap(), 2);
+    // What was not processed goes back without counting as an attempt.
+    assert_eq!(s.release_claims("w#1", &seqs[2..]).await.unwrap(), 2);
+    let a3 = s.delivery_status("a3").await.unwrap().unwrap();
+    assert_eq!((a3.state, a3.attempts), (DeliveryState::Received, 0));
+    assert_eq!(
+        s.delivery_status("a1").await.unwrap().unwrap().state,
+        DeliveryState::Done
+    );
+
+    // The run stops before the delivery that is not due yet.
+    let third = s.claim_batch("w#4", 12, LEASE, &[], 31).await.unwrap();
+    assert_eq!(names(&third), ["a3", "a4", "a5"]);
+    let seqs: Vec<i64> = third.iter().map(|d| d.seq).collect();
+    s.mark_done_many("w#4", &seqs, 13).await.unwrap();
+    assert!(s
+        .claim_batch("w#5", 14, LEASE, &[], 31)
+        .await
+        .unwrap()
+        .is_empty());
+    let last = s.claim_batch("w#6", 5_000, LEASE, &[], 31).await.unwrap();
+    assert_eq!(names(&last), ["a6-later", "a7"]);
+}
+
+async fn a_batch_whose_claim_ran_out_is_claimed_again_in_order(s: DynStore) {
+    for (i, id) in ["a1", "a2", "a3"].iter().enumerate() {
+        s.insert_delivery(&delivery(id, Some("o/a")), i as i64)
+            .await
+            .unwrap();
+    }
+    let dead = s.claim_batch("dead#1", 10, 100, &[], 31).await.unwrap();
+    assert_eq!(names(&dead), ["a1", "a2", "a3"]);
+    assert!(s
+        .claim_batch("w#1", 109, LEASE, &[], 31)
+        .await
+        .unwrap()
+        .is_empty());
+    let again = s.claim_batch("w#2", 111, LEASE, &[], 31).await.unwrap();
+    assert_eq!(names(&again), ["a1", "a2", "a3"]);
+    assert!(again.iter().all(|d| d.attempts == 2));
+    // The dead claim records nothing over the new one.
+    let seqs: Vec<i64> = dead.iter().map(|d| d.seq).collect();
+    assert_eq!(s.mark_done_many("dead#1", &seqs, 112).await.unwrap(), 0);
+    assert_eq!(s.release_claims("dead#1", &seqs).await.unwrap(), 0);
+    assert_eq!(s.mark_done_many("w#2", &seqs, 112).await.unwrap(), 3);
+
+    // A batch holds one installation's share: another installation's
+    // delivery ends it (and is not skipped).
+    for (i, (id, installation)) in [("c1", 7), ("c2", 8), ("c3", 7)].iter().enumerate() {
+        s.insert_delivery(&delivery_of(id, "o/c", Some(*installation)), 200 + i as i64)
+            .await
+            .unwrap();
+    }
+    let c = s.claim_batch("w#3", 300, LEASE, &[], 31).await.unwrap();
+    assert_eq!(names(&c), ["c1"]);
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1025,6 +1124,8 @@ macro_rules! contract {
 
 contract!(
     insert_is_idempotent_by_delivery_id,
+    a_claim_takes_the_run_behind_its_head_in_order,
+    a_batch_whose_claim_ran_out_is_claimed_again_in_order,
     work_stored_for_later_is_claimed_only_when_due_and_arrives_now,
     claims_follow_arrival_order_per_repository,
     retries_wait_for_their_time_and_failures_are_final,

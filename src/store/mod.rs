@@ -369,17 +369,52 @@ pub trait Store: Send + Sync + 'static {
     /// Claims the oldest delivery that is due, whose repository has no earlier
     /// unfinished delivery, that no live claim holds, and whose installation
     /// is not in `excluded_installations` (deliveries without an
-    /// installation are never excluded). The claim lasts `lease_ms`; a
+    /// installation are never excluded), together with up to `max_behind`
+    /// deliveries right behind it in its repository's queue, each due and
+    /// of the head's installation, in order (the first one that is not ends
+    /// the batch). All are claimed
+    /// by `worker` and returned in order; the claims last `lease_ms`, and a
     /// delivery whose claim ran out is claimable again. An excluded
     /// installation's deliveries stay where they are: its repositories'
     /// later deliveries still wait behind them.
+    async fn claim_batch(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_ms: i64,
+        excluded_installations: &[i64],
+        max_behind: usize,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+
+    /// [`Store::claim_batch`] of one delivery.
     async fn claim_next(
         &self,
         worker: &str,
         now: i64,
         lease_ms: i64,
         excluded_installations: &[i64],
-    ) -> Result<Option<ClaimedDelivery>, StoreError>;
+    ) -> Result<Option<ClaimedDelivery>, StoreError> {
+        Ok(self
+            .claim_batch(worker, now, lease_ms, excluded_installations, 0)
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    /// Marks the deliveries `seqs` done in one statement, each only while
+    /// the claim `claimed_by` (a name a worker uses for one claim) still
+    /// holds it. Returns how many it marked.
+    async fn mark_done_many(
+        &self,
+        claimed_by: &str,
+        seqs: &[i64],
+        now: i64,
+    ) -> Result<u64, StoreError>;
+
+    /// Gives claimed deliveries back unprocessed: `received` again, the
+    /// claim's attempt not counted, each only while `claimed_by` still holds
+    /// it. Returns how many it gave back.
+    async fn release_claims(&self, claimed_by: &str, seqs: &[i64]) -> Result<u64, StoreError>;
 
     /// Marks a claimed delivery done. Like `mark_retry` and `mark_failed`, it
     /// applies only while `claim` still holds the delivery (same worker, same

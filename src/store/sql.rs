@@ -31,13 +31,21 @@ use super::{
 /// An excluded installation's heads are passed over where the heads are
 /// filtered, after they are found: the exclusion costs a test per head, not
 /// a scan of anyone's backlog.
+///
+/// With the head come up to `$5` of the deliveries right behind it in the
+/// same repository's queue, as long as each is due (its lease ran out, if it
+/// is `processing`) and of the head's installation (a batch holds one
+/// installation's share): the first one that is not ends the batch, so a
+/// batch is always a run of the queue in order. They would wait for the head anyway,
+/// and the loop that holds the head works them off next, one after another,
+/// so a backlog costs one claim per batch instead of one per delivery.
+/// Nothing else ever claims them: they are not heads. A delivery without a
+/// repository is claimed alone.
 macro_rules! claim_sql {
     ($lock:literal, $not_excluded:literal) => {
         concat!(
-            "UPDATE deliveries
-                SET state = 'processing', attempts = attempts + 1, locked_by = $1, locked_until = $2
-              WHERE seq = (
-                    SELECT d.seq FROM deliveries d
+            "WITH head AS MATERIALIZED (
+                    SELECT d.seq AS seq, d.repository AS repository, d.installation_id AS installation_id FROM deliveries d
                      WHERE d.seq IN (
                            WITH RECURSIVE repos(r) AS (
                                    SELECT MIN(repository) FROM deliveries
@@ -60,12 +68,43 @@ macro_rules! claim_sql {
                      ORDER BY d.seq
                      LIMIT 1 ",
             $lock,
-            ")
+            "),
+             behind AS MATERIALIZED (
+                    SELECT n.seq AS seq, n.state AS state, n.next_attempt_at AS next_attempt_at,
+                           n.locked_until AS locked_until, n.installation_id AS installation_id
+                      FROM deliveries n
+                     -- Scalar subqueries, not a join with head: so the
+                     -- index (repository, seq) gives the order and LIMIT
+                     -- stops the walk (a join sorted the whole backlog).
+                     WHERE n.repository = (SELECT repository FROM head)
+                       AND n.state IN ('received', 'processing') AND n.seq > (SELECT seq FROM head)
+                     ORDER BY n.seq
+                     LIMIT $5)
+             UPDATE deliveries
+                SET state = 'processing', attempts = attempts + 1, locked_by = $1, locked_until = $2
+              WHERE seq IN (
+                    SELECT seq FROM head
+                    UNION ALL
+                    SELECT b.seq FROM behind b
+                     WHERE b.seq < COALESCE(
+                           (SELECT MIN(x.seq) FROM behind x
+                             WHERE NOT ((x.state = 'received' AND x.next_attempt_at <= $3)
+                                     OR (x.state = 'processing' AND x.locked_until < $3))
+                                OR COALESCE(x.installation_id, -1) <> COALESCE((SELECT installation_id FROM head), -1)),
+                           9223372036854775807))
              RETURNING seq, delivery_id, event, action, installation_id, repository, payload, payload_lz4, attempts, locked_by"
         )
     };
 }
 pub(super) use claim_sql;
+
+/// `$first, $first+1, …`: `count` placeholders for an `IN (…)` list.
+pub(super) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// One multi-row insert for `rows` deliveries: `$1` is the time, then six
 /// parameters per row. With `returning` it returns the ids it inserted, so
@@ -234,15 +273,54 @@ macro_rules! sql_store {
                 Ok(if added == 1 { InsertOutcome::Inserted } else { InsertOutcome::Duplicate })
             }
 
-            async fn claim_next(&self, worker: &str, now: i64, lease_ms: i64, excluded_installations: &[i64]) -> Result<Option<ClaimedDelivery>, StoreError> {
-                let row = sqlx::query($claim)
+            async fn claim_batch(&self, worker: &str, now: i64, lease_ms: i64, excluded_installations: &[i64], max_behind: usize) -> Result<Vec<ClaimedDelivery>, StoreError> {
+                let rows = sqlx::query($claim)
                     .bind(worker)
                     .bind(now + lease_ms)
                     .bind(now)
                     .bind(($excluded)(excluded_installations))
-                    .fetch_optional(&self.writes)
+                    .bind(max_behind as i64)
+                    .fetch_all(&self.writes)
                     .await?;
-                row.map(|r| $crate::store::sql::claimed_from_row(&r)).transpose()
+                let mut claimed = rows
+                    .iter()
+                    .map($crate::store::sql::claimed_from_row)
+                    .collect::<Result<Vec<_>, _>>()?;
+                // RETURNING has no order.
+                claimed.sort_by_key(|d| d.seq);
+                Ok(claimed)
+            }
+
+            async fn mark_done_many(&self, claimed_by: &str, seqs: &[i64], now: i64) -> Result<u64, StoreError> {
+                if seqs.is_empty() {
+                    return Ok(0);
+                }
+                let sql = format!(
+                    "UPDATE deliveries SET state = 'done', finished_at = $2, locked_by = NULL, locked_until = NULL, last_error = NULL
+                      WHERE state = 'processing' AND locked_by = $1 AND seq IN ({})",
+                    $crate::store::sql::placeholders(3, seqs.len())
+                );
+                let mut query = sqlx::query(&sql).bind(claimed_by).bind(now);
+                for seq in seqs {
+                    query = query.bind(seq);
+                }
+                Ok(query.execute(&self.writes).await?.rows_affected())
+            }
+
+            async fn release_claims(&self, claimed_by: &str, seqs: &[i64]) -> Result<u64, StoreError> {
+                if seqs.is_empty() {
+                    return Ok(0);
+                }
+                let sql = format!(
+                    "UPDATE deliveries SET state = 'received', attempts = attempts - 1, locked_by = NULL, locked_until = NULL
+                      WHERE state = 'processing' AND locked_by = $1 AND seq IN ({})",
+                    $crate::store::sql::placeholders(2, seqs.len())
+                );
+                let mut query = sqlx::query(&sql).bind(claimed_by);
+                for seq in seqs {
+                    query = query.bind(seq);
+                }
+                Ok(query.execute(&self.writes).await?.rows_affected())
             }
 
             async fn mark_done(&self, claim: &ClaimedDelivery, now: i64) -> Result<bool, StoreError> {
