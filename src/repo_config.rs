@@ -728,7 +728,15 @@ struct RefEntry {
     blob: Option<String>,
     /// The length of the blob's text.
     text_bytes: usize,
+    /// For a missing file: the repository's config generation read before
+    /// GitHub said so, and when (see [`ConfigCache::load_at_generation`]).
+    missing_since: Option<(i64, std::time::Instant)>,
 }
+
+/// How long a branch's missing config is believed without asking GitHub
+/// again, while no push to the repository was processed since: a push
+/// webhook that is lost delays a new file by at most this long.
+pub const MISSING_CONFIG_TTL: Duration = Duration::from_secs(60);
 
 /// Parses by blob sha, least recently used first out, bounded in count and
 /// in the bytes of text they were parsed from.
@@ -801,8 +809,48 @@ impl ConfigCache {
         repo: &str,
         git_ref: &str,
     ) -> Result<LoadedConfig, GitHubError> {
+        self.load_at_generation(api, repo, git_ref, None).await
+    }
+
+    /// Whether [`ConfigCache::load_at_generation`] of this ref has a use for
+    /// the repository's generation: a branch not known to have the file
+    /// (a commit's answer never changes, and a known file is asked about
+    /// with its ETag anyway).
+    pub fn wants_generation(&self, repo: &str, git_ref: &str) -> bool {
+        !is_commit_sha(git_ref)
+            && self
+                .ref_entry(&(repo.to_string(), git_ref.to_string()))
+                .is_none_or(|e| e.blob.is_none())
+    }
+
+    /// [`ConfigCache::load`], given the repository's config generation read
+    /// just before (a counter the store bumps on every push to the
+    /// repository, on whichever replica processes it). A branch where the
+    /// file was missing at the same generation, less than
+    /// [`MISSING_CONFIG_TTL`] ago, is answered "missing" with no request:
+    /// most repositories an App is installed on have no config, and without
+    /// this every delivery of theirs cost a request (and a 404 counts
+    /// against the rate limit). A push bumps the generation first, so the
+    /// file it adds is read by the next delivery in the repository's order.
+    pub async fn load_at_generation(
+        &self,
+        api: &Api,
+        repo: &str,
+        git_ref: &str,
+        generation: Option<i64>,
+    ) -> Result<LoadedConfig, GitHubError> {
         let key = (repo.to_string(), git_ref.to_string());
         let known = self.ref_entry(&key);
+        if let (Some((seen, at)), Some(now)) =
+            (known.as_ref().and_then(|k| k.missing_since), generation)
+        {
+            if seen == now && at.elapsed() < MISSING_CONFIG_TTL {
+                return Ok(LoadedConfig {
+                    source: ConfigSource::Missing,
+                    config: Ok(Arc::new(RepoConfig::default())),
+                });
+            }
+        }
         // Taken now and held through the request, so a 304 can be answered
         // even if the parse is evicted meanwhile.
         let cached = known.as_ref().and_then(|k| self.loaded_from_entry(k));
@@ -835,6 +883,9 @@ impl ConfigCache {
                     etag: None,
                     blob: None,
                     text_bytes: 0,
+                    missing_since: generation
+                        .filter(|_| !is_commit_sha(git_ref))
+                        .map(|g| (g, std::time::Instant::now())),
                 };
                 self.remember_ref(key, entry);
                 return Ok(LoadedConfig {
@@ -865,6 +916,7 @@ impl ConfigCache {
             etag,
             blob: Some(blob.clone()),
             text_bytes,
+            missing_since: None,
         };
         self.remember_ref(key, entry);
         Ok(LoadedConfig {
@@ -1127,6 +1179,7 @@ environments:
             etag: Some(format!("\"{blob}\"")),
             blob: Some(blob.into()),
             text_bytes: 10,
+            missing_since: None,
         };
         let key = |repo: &str| (repo.to_string(), "main".to_string());
         cache.remember_parsed("quiet".into(), parsed(), 10);

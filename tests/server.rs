@@ -1800,3 +1800,73 @@ async fn a_304_for_a_config_evicted_while_the_request_was_out_is_answered_from_t
     assert_eq!(reads, [200, 304, 304]);
     t.finish().await;
 }
+
+/// The contents reads of `.github/shipgate.yml` in `repo`, by status.
+fn config_reads(t: &Harness, repo: &str) -> Vec<u16> {
+    t.gh.requests_to("GET", &format!("/repos/{repo}/contents/{CONFIG}"))
+        .iter()
+        .map(|r| r.status)
+        .collect()
+}
+
+/// A repository where alice (write) has a PR to comment on.
+fn repo_without_config(t: &Harness, repo: &str) -> u64 {
+    t.gh.add_repo(repo, &[]);
+    t.gh.commit(repo, "feature", &[("f.txt", Some("x"))]);
+    let pr = t.gh.open_pr(repo, "feature", "alice");
+    t.gh.set_role(repo, "alice", "write");
+    pr
+}
+
+#[tokio::test]
+async fn a_missing_config_is_asked_for_once_until_a_push() {
+    let t = Harness::start().await;
+    let pr = repo_without_config(&t, "acme/app");
+    for _ in 0..3 {
+        t.comment("acme/app", pr, "alice", "/deploy staging").await;
+        let reply = t.next_reply("acme/app", pr).await;
+        assert!(reply.body.contains("staging"), "{}", reply.body);
+    }
+    // Three commands, one question to GitHub: the answer "missing" holds
+    // until a push to the repository is processed.
+    assert_eq!(config_reads(&t, "acme/app"), [404]);
+    assert!(t.gh.deployments("acme/app").is_empty());
+
+    t.gh.commit("acme/app", "main", &[(CONFIG, Some(VALID_CONFIG))]);
+    let (status, _) = t
+        .send("push", &t.gh.push_payload("acme/app", "main", &[CONFIG]))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    t.comment("acme/app", pr, "alice", "/deploy staging").await;
+    let reply = t.next_reply("acme/app", pr).await;
+    assert_eq!(
+        t.gh.deployments("acme/app").len(),
+        1,
+        "the file the push added is in effect: {}",
+        reply.body
+    );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_push_counted_by_another_replica_ends_a_missing_config_here() {
+    let pg = common::fresh_postgres_url().await;
+    let a = Harness::start_with(&[("DATABASE_URL", &pg)]).await;
+    let pr = repo_without_config(&a, "acme/app");
+    a.comment("acme/app", pr, "alice", "/deploy staging").await;
+    a.next_reply("acme/app", pr).await;
+    assert_eq!(config_reads(&a, "acme/app"), [404]);
+
+    // Another replica processes the push: what its worker writes to the
+    // shared store before any handler runs. This replica has seen nothing.
+    a.gh.commit("acme/app", "main", &[(CONFIG, Some(VALID_CONFIG))]);
+    let other = shipgate::store::connect(&shipgate::settings::DatabaseUrl::new(pg))
+        .await
+        .unwrap();
+    other.bump_config_generation("acme/app").await.unwrap();
+    a.comment("acme/app", pr, "alice", "/deploy staging").await;
+    a.next_reply("acme/app", pr).await;
+    assert_eq!(config_reads(&a, "acme/app"), [404, 200]);
+    assert_eq!(a.gh.deployments("acme/app").len(), 1);
+    a.finish().await;
+}

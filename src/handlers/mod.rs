@@ -51,7 +51,23 @@ impl Context {
         if let Some(found) = self.read_this_delivery.lock().expect("poisoned").get(&key) {
             return found.clone();
         }
-        let loaded = self.configs.load(api, repo, git_ref).await;
+        // The generation is read before GitHub is asked, so a push processed
+        // meanwhile makes the answer's "missing" stale at once.
+        let generation = if self.configs.wants_generation(repo, git_ref) {
+            match self.store.config_generation(repo).await {
+                Ok(g) => Some(g),
+                Err(e) => {
+                    tracing::warn!(repo, error = %e, "could not read the config generation; asking GitHub");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let loaded = self
+            .configs
+            .load_at_generation(api, repo, git_ref, generation)
+            .await;
         self.read_this_delivery
             .lock()
             .expect("poisoned")
@@ -282,6 +298,14 @@ impl Handlers {
         observe: impl Fn(&'static str, std::time::Duration) + Send + Sync,
     ) -> Result<(), HandlerError> {
         let mut worst: Option<HandlerError> = None;
+        if d.event == "push" {
+            if let Some(repo) = &d.repository {
+                // Before any handler reads a config: a push may add
+                // `.github/shipgate.yml`, and no replica may keep believing
+                // it missing (see `ConfigCache::load_at_generation`).
+                cx.store.bump_config_generation(repo).await?;
+            }
+        }
         for h in self
             .list
             .iter()

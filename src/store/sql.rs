@@ -780,11 +780,31 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn config_generation(&self, repository: &str) -> Result<i64, StoreError> {
+                let row: Option<(i64,)> = sqlx::query_as("SELECT generation FROM config_generations WHERE repository = $1")
+                    .bind(repository)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map_or(0, |(g,)| g))
+            }
+
+            async fn bump_config_generation(&self, repository: &str) -> Result<i64, StoreError> {
+                let (generation,): (i64,) = sqlx::query_as(
+                    "INSERT INTO config_generations (repository, generation) VALUES ($1, 1)
+                     ON CONFLICT (repository) DO UPDATE SET generation = config_generations.generation + 1
+                     RETURNING generation",
+                )
+                .bind(repository)
+                .fetch_one(&self.writes)
+                .await?;
+                Ok(generation)
+            }
+
             async fn policy_epoch(&self, repository: &str, sha: &str) -> Result<i64, StoreError> {
                 let row: Option<(i64,)> = sqlx::query_as("SELECT epoch FROM policy_epochs WHERE repository = $1 AND sha = $2")
                     .bind(repository)
                     .bind(sha)
-                    .fetch_optional(&self.writes)
+                    .fetch_optional(&self.pool)
                     .await?;
                 Ok(row.map_or(0, |(e,)| e))
             }
