@@ -37,8 +37,8 @@ DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-600}
 MODES=${MODES:-missing config}
 SECRET=bench-webhook-secret
 
-log() { printf '==> %s\n' "$*" >&2; }
-load() { cut -d' ' -f1-3 /proc/loadavg; }
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 
 if ! command -v wrk >/dev/null; then
   log "installing wrk"
@@ -51,23 +51,8 @@ if [ -z "${BINS:-}" ]; then
   BINS="this=${CARGO_TARGET_DIR:-$ROOT/target}/release/shipgate"
 fi
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/shipgate-drain.XXXXXX")
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ "${KEEP_WORK:-0}" = 1 ]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
+work_dir shipgate-drain
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_http() {
-  for _ in $(seq 1 300); do
-    curl -s -o /dev/null "$1" && return 0
-    sleep 0.1
-  done
-  log "no answer from $1"; return 1
-}
 
 # --- payloads: two fixtures × REPOS repositories ---------------------------
 PAYLOAD_ARGS=()

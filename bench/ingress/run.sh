@@ -38,8 +38,8 @@ P1_FILE=$ROOT/fixtures/webhooks-examples/issue_comment.3.json
 P2_EVENT=pull_request
 P2_FILE=$ROOT/fixtures/webhooks-examples/pull_request.12.json
 
-log() { printf '==> %s\n' "$*" >&2; }
-load() { cut -d' ' -f1-3 /proc/loadavg; }
+# shellcheck source=bench/lib.sh
+. "$HERE/../lib.sh"
 
 # --- prerequisites -------------------------------------------------------
 if ! command -v wrk >/dev/null; then
@@ -60,16 +60,7 @@ else
   [ -n "${CARGO_TARGET_DIR:-}" ] && SHIPGATE="$CARGO_TARGET_DIR/release/shipgate"
 fi
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/shipgate-ingress.XXXXXX")
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ "${KEEP_WORK:-0}" = 1 ]; then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+work_dir shipgate-ingress
 
 # Bodies are sent byte for byte as in the fixture; the signature is computed once.
 cp "$P1_FILE" "$WORK/p1.json"
@@ -79,13 +70,6 @@ for p in p1 p2; do
 done
 PAYLOAD_ARGS=("$P1_EVENT" "$WORK/p1.json" "$WORK/p1.sig" "$P2_EVENT" "$WORK/p2.json" "$WORK/p2.sig")
 
-wait_http() { # URL: wait until it answers (any status)
-  for _ in $(seq 1 300); do
-    curl -s -o /dev/null "$1" && return 0
-    sleep 0.1
-  done
-  log "no answer from $1"; return 1
-}
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
