@@ -88,18 +88,13 @@ impl Worker {
         // claim sees what was stored for them before, and the hold's end
         // wakes a loop for what came after or was passed over.
         let mut holding = None;
-        // Each claim has its own name, so one statement can record the
-        // outcomes of a whole batch and match only this claim's rows.
-        let mut claims = 0u64;
         while !shutdown.is_cancelled() {
-            claims += 1;
-            let claim = format!("{worker}#{claims}");
             let lease_end = Instant::now() + self.settings.lease;
-            match self.claim(&claim, holding.as_ref()).await {
+            match self.claim(&worker, holding.as_ref()).await {
                 Ok(Some((batch, held))) => {
                     // The new hold is taken before the old one is dropped.
                     holding = Some(held);
-                    self.work_off(&claim, batch, lease_end, &shutdown).await;
+                    self.work_off(batch, lease_end, &shutdown).await;
                 }
                 Ok(None) => {
                     holding = None;
@@ -134,7 +129,7 @@ impl Worker {
     /// write connection); on PostgreSQL a claim is one short statement.
     async fn claim(
         &self,
-        claim: &str,
+        worker: &str,
         finishing: Option<&Held>,
     ) -> Result<Option<(Vec<ClaimedDelivery>, Held)>, StoreError> {
         let _turn = self.wake.claiming.lock().await;
@@ -144,7 +139,7 @@ impl Worker {
         let batch = self
             .store
             .claim_batch(
-                claim,
+                worker,
                 crate::now_ms(),
                 self.settings.lease.as_millis() as i64,
                 &excluded,
@@ -170,7 +165,6 @@ impl Worker {
     /// shutting down or the lease could run out during the next one.
     async fn work_off(
         &self,
-        claim: &str,
         batch: Vec<ClaimedDelivery>,
         lease_end: Instant,
         shutdown: &CancellationToken,
@@ -185,81 +179,77 @@ impl Worker {
                     done.push(d);
                 }
                 Processed::Recorded(Outcome::Retry) => {
-                    self.record_done(claim, &mut done).await;
-                    self.give_back(claim, rest.collect()).await;
+                    self.record_done(&mut done).await;
+                    self.give_back(rest.collect()).await;
                     return;
                 }
                 Processed::Recorded(_) => {}
             }
             if oldest_done.is_some_and(|t| t.elapsed() >= DONE_WAIT) {
-                self.record_done(claim, &mut done).await;
+                self.record_done(&mut done).await;
                 oldest_done = None;
             }
             if rest.peek().is_some()
                 && (shutdown.is_cancelled()
                     || Instant::now() + self.settings.handler_timeout >= lease_end)
             {
-                self.record_done(claim, &mut done).await;
-                self.give_back(claim, rest.collect()).await;
+                self.record_done(&mut done).await;
+                self.give_back(rest.collect()).await;
                 return;
             }
         }
-        self.record_done(claim, &mut done).await;
+        self.record_done(&mut done).await;
     }
 
     /// Records the deliveries in `done` as done, in one statement.
-    async fn record_done(&self, claim: &str, done: &mut Vec<ClaimedDelivery>) {
+    async fn record_done(&self, done: &mut Vec<ClaimedDelivery>) {
         if done.is_empty() {
             return;
         }
-        let seqs: Vec<i64> = done.iter().map(|d| d.seq).collect();
-        match self
-            .store
-            .mark_done_many(claim, &seqs, crate::now_ms())
-            .await
-        {
-            Ok(n) if n as usize == seqs.len() => {}
+        match self.store.mark_done_many(done, crate::now_ms()).await {
+            Ok(n) if n as usize == done.len() => {}
             // Their claim ran out and they were claimed again (see `report_recorded`).
             Ok(n) => tracing::warn!(
-                claim,
                 recorded = n,
-                done = seqs.len(),
+                done = done.len(),
+                first = %done[0].delivery_id,
                 "outcomes not all recorded: the claim ran out and some deliveries were claimed again"
             ),
             // The claim runs out and they are processed again; handlers are idempotent.
-            Err(e) => tracing::error!(claim, error = %e, "could not record deliveries as done"),
+            Err(e) => {
+                tracing::error!(first = %done[0].delivery_id, error = %e, "could not record deliveries as done")
+            }
         }
-        self.metrics
-            .deliveries_processed
-            .with_label_values(&["done"])
-            .inc_by(seqs.len() as u64);
-        self.finished.send_modify(|n| *n += seqs.len() as u64);
+        self.count("done", done.len());
         done.clear();
     }
 
     /// Gives claimed deliveries back unprocessed, for the next claim.
-    async fn give_back(&self, claim: &str, rest: Vec<ClaimedDelivery>) {
+    async fn give_back(&self, rest: Vec<ClaimedDelivery>) {
         if rest.is_empty() {
             return;
         }
-        let seqs: Vec<i64> = rest.iter().map(|d| d.seq).collect();
-        if let Err(e) = self.store.release_claims(claim, &seqs).await {
+        if let Err(e) = self.store.release_claims(&rest).await {
             // Their lease runs out and they are claimed again.
-            tracing::warn!(claim, error = %e, "could not give back unprocessed deliveries");
+            tracing::warn!(first = %rest[0].delivery_id, error = %e, "could not give back unprocessed deliveries");
         }
+    }
+
+    /// Counts `n` finished attempts with outcome `label`, for metrics and
+    /// for whoever waits on [`Worker::finished`].
+    fn count(&self, label: &str, n: usize) {
+        self.metrics
+            .deliveries_processed
+            .with_label_values(&[label])
+            .inc_by(n as u64);
+        self.finished.send_modify(|f| *f += n as u64);
     }
 
     /// Processes one claimed delivery on its own and records the outcome.
     pub async fn process(&self, d: ClaimedDelivery) -> Outcome {
         match self.attempt(d).await {
             Processed::Done(d) => {
-                let recorded = self.store.mark_done(&d, crate::now_ms()).await;
-                report_recorded(&d, recorded);
-                self.metrics
-                    .deliveries_processed
-                    .with_label_values(&["done"])
-                    .inc();
-                self.finished.send_modify(|n| *n += 1);
+                self.record_done(&mut vec![d]).await;
                 Outcome::Done
             }
             Processed::Recorded(outcome) => outcome,
@@ -282,11 +272,7 @@ impl Worker {
             tracing::error!(delivery = %d.delivery_id, event = %d.event, %error, "delivery failed");
             let recorded = self.store.mark_failed(&d, &error, crate::now_ms()).await;
             report_recorded(&d, recorded);
-            self.metrics
-                .deliveries_processed
-                .with_label_values(&["failed"])
-                .inc();
-            self.finished.send_modify(|n| *n += 1);
+            self.count("failed", 1);
             return Processed::Recorded(Outcome::Failed);
         }
         let started = Instant::now();
@@ -356,11 +342,7 @@ impl Worker {
             Outcome::Retry => "retry",
             _ => "failed",
         };
-        self.metrics
-            .deliveries_processed
-            .with_label_values(&[label])
-            .inc();
-        self.finished.send_modify(|n| *n += 1);
+        self.count(label, 1);
         Processed::Recorded(outcome)
     }
 

@@ -1040,14 +1040,14 @@ async fn a_claim_takes_the_run_behind_its_head_in_order(s: DynStore) {
         .is_empty());
 
     // One statement records the batch; another claim's name matches nothing.
-    assert_eq!(
-        s.mark_done_many("w#2", &[first[0].seq], 11).await.unwrap(),
-        0
-    );
-    let seqs: Vec<i64> = first.iter().map(|d| d.seq).collect();
-    assert_eq!(s.mark_done_many("w#1", &seqs[..2], 11).await.unwrap(), 2);
+    let not_holder = store::ClaimedDelivery {
+        claimed_by: "w#2".into(),
+        ..first[0].clone()
+    };
+    assert_eq!(s.mark_done_many(&[not_holder], 11).await.unwrap(), 0);
+    assert_eq!(s.mark_done_many(&first[..2], 11).await.unwrap(), 2);
     // What was not processed goes back without counting as an attempt.
-    assert_eq!(s.release_claims("w#1", &seqs[2..]).await.unwrap(), 2);
+    assert_eq!(s.release_claims(&first[2..]).await.unwrap(), 2);
     let a3 = s.delivery_status("a3").await.unwrap().unwrap();
     assert_eq!((a3.state, a3.attempts), (DeliveryState::Received, 0));
     assert_eq!(
@@ -1058,8 +1058,7 @@ async fn a_claim_takes_the_run_behind_its_head_in_order(s: DynStore) {
     // The run stops before the delivery that is not due yet.
     let third = s.claim_batch("w#4", 12, LEASE, &[], 31).await.unwrap();
     assert_eq!(names(&third), ["a3", "a4", "a5"]);
-    let seqs: Vec<i64> = third.iter().map(|d| d.seq).collect();
-    s.mark_done_many("w#4", &seqs, 13).await.unwrap();
+    s.mark_done_many(&third, 13).await.unwrap();
     assert!(s
         .claim_batch("w#5", 14, LEASE, &[], 31)
         .await
@@ -1086,10 +1085,9 @@ async fn a_batch_whose_claim_ran_out_is_claimed_again_in_order(s: DynStore) {
     assert_eq!(names(&again), ["a1", "a2", "a3"]);
     assert!(again.iter().all(|d| d.attempts == 2));
     // The dead claim records nothing over the new one.
-    let seqs: Vec<i64> = dead.iter().map(|d| d.seq).collect();
-    assert_eq!(s.mark_done_many("dead#1", &seqs, 112).await.unwrap(), 0);
-    assert_eq!(s.release_claims("dead#1", &seqs).await.unwrap(), 0);
-    assert_eq!(s.mark_done_many("w#2", &seqs, 112).await.unwrap(), 3);
+    assert_eq!(s.mark_done_many(&dead, 112).await.unwrap(), 0);
+    assert_eq!(s.release_claims(&dead).await.unwrap(), 0);
+    assert_eq!(s.mark_done_many(&again, 112).await.unwrap(), 3);
 
     // A batch holds one installation's share: another installation's
     // delivery ends it (and is not skipped).

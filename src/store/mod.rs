@@ -401,27 +401,27 @@ pub trait Store: Send + Sync + 'static {
             .next())
     }
 
-    /// Marks the deliveries `seqs` done in one statement, each only while
-    /// the claim `claimed_by` (a name a worker uses for one claim) still
-    /// holds it. Returns how many it marked.
-    async fn mark_done_many(
-        &self,
-        claimed_by: &str,
-        seqs: &[i64],
-        now: i64,
-    ) -> Result<u64, StoreError>;
+    /// Marks claimed deliveries done in one statement, each only while its
+    /// claim still holds it (see `mark_done`). Returns how many it marked.
+    async fn mark_done_many(&self, claims: &[ClaimedDelivery], now: i64)
+        -> Result<u64, StoreError>;
 
     /// Gives claimed deliveries back unprocessed: `received` again, the
-    /// claim's attempt not counted, each only while `claimed_by` still holds
+    /// claim's attempt not counted, each only while its claim still holds
     /// it. Returns how many it gave back.
-    async fn release_claims(&self, claimed_by: &str, seqs: &[i64]) -> Result<u64, StoreError>;
+    async fn release_claims(&self, claims: &[ClaimedDelivery]) -> Result<u64, StoreError>;
 
     /// Marks a claimed delivery done. Like `mark_retry` and `mark_failed`, it
     /// applies only while `claim` still holds the delivery (same worker, same
     /// attempt): once its lease ran out and another worker claimed the
     /// delivery again, the newer attempt's state is kept. Returns whether it
     /// applied.
-    async fn mark_done(&self, claim: &ClaimedDelivery, now: i64) -> Result<bool, StoreError>;
+    async fn mark_done(&self, claim: &ClaimedDelivery, now: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .mark_done_many(std::slice::from_ref(claim), now)
+            .await?
+            == 1)
+    }
 
     /// Puts a claimed delivery back to be tried again at `next_attempt_at`;
     /// `false` when `claim` no longer holds it (see `mark_done`).

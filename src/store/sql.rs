@@ -98,12 +98,20 @@ macro_rules! claim_sql {
 }
 pub(super) use claim_sql;
 
-/// `$first, $first+1, …`: `count` placeholders for an `IN (…)` list.
-pub(super) fn placeholders(first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("${n}"))
+/// `held_by_claim!` for `count` claims, OR-ed: three parameters each (seq,
+/// worker, attempt), the first at `$first`.
+pub(super) fn held_by_claims(first: usize, count: usize) -> String {
+    (0..count)
+        .map(|i| {
+            let p = first + 3 * i;
+            format!(
+                "(seq = ${p} AND locked_by = ${} AND attempts = ${})",
+                p + 1,
+                p + 2
+            )
+        })
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(" OR ")
 }
 
 /// One multi-row insert for `rows` deliveries: `$1` is the time, then six
@@ -291,50 +299,36 @@ macro_rules! sql_store {
                 Ok(claimed)
             }
 
-            async fn mark_done_many(&self, claimed_by: &str, seqs: &[i64], now: i64) -> Result<u64, StoreError> {
-                if seqs.is_empty() {
+            async fn mark_done_many(&self, claims: &[ClaimedDelivery], now: i64) -> Result<u64, StoreError> {
+                if claims.is_empty() {
                     return Ok(0);
                 }
                 let sql = format!(
-                    "UPDATE deliveries SET state = 'done', finished_at = $2, locked_by = NULL, locked_until = NULL, last_error = NULL
-                      WHERE state = 'processing' AND locked_by = $1 AND seq IN ({})",
-                    $crate::store::sql::placeholders(3, seqs.len())
+                    "UPDATE deliveries SET state = 'done', finished_at = $1, locked_by = NULL, locked_until = NULL, last_error = NULL
+                      WHERE state = 'processing' AND ({})",
+                    $crate::store::sql::held_by_claims(2, claims.len())
                 );
-                let mut query = sqlx::query(&sql).bind(claimed_by).bind(now);
-                for seq in seqs {
-                    query = query.bind(seq);
+                let mut query = sqlx::query(&sql).bind(now);
+                for c in claims {
+                    query = query.bind(c.seq).bind(&c.claimed_by).bind(c.attempts);
                 }
                 Ok(query.execute(&self.writes).await?.rows_affected())
             }
 
-            async fn release_claims(&self, claimed_by: &str, seqs: &[i64]) -> Result<u64, StoreError> {
-                if seqs.is_empty() {
+            async fn release_claims(&self, claims: &[ClaimedDelivery]) -> Result<u64, StoreError> {
+                if claims.is_empty() {
                     return Ok(0);
                 }
                 let sql = format!(
                     "UPDATE deliveries SET state = 'received', attempts = attempts - 1, locked_by = NULL, locked_until = NULL
-                      WHERE state = 'processing' AND locked_by = $1 AND seq IN ({})",
-                    $crate::store::sql::placeholders(2, seqs.len())
+                      WHERE state = 'processing' AND ({})",
+                    $crate::store::sql::held_by_claims(1, claims.len())
                 );
-                let mut query = sqlx::query(&sql).bind(claimed_by);
-                for seq in seqs {
-                    query = query.bind(seq);
+                let mut query = sqlx::query(&sql);
+                for c in claims {
+                    query = query.bind(c.seq).bind(&c.claimed_by).bind(c.attempts);
                 }
                 Ok(query.execute(&self.writes).await?.rows_affected())
-            }
-
-            async fn mark_done(&self, claim: &ClaimedDelivery, now: i64) -> Result<bool, StoreError> {
-                let done = sqlx::query(concat!(
-                    "UPDATE deliveries SET state = 'done', finished_at = $4, locked_by = NULL, locked_until = NULL, last_error = NULL",
-                    $crate::store::sql::held_by_claim!()
-                ))
-                .bind(claim.seq)
-                .bind(&claim.claimed_by)
-                .bind(claim.attempts)
-                .bind(now)
-                .execute(&self.writes)
-                .await?;
-                Ok(done.rows_affected() == 1)
             }
 
             async fn mark_retry(&self, claim: &ClaimedDelivery, error: &str, next_attempt_at: i64) -> Result<bool, StoreError> {
