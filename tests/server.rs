@@ -888,6 +888,8 @@ struct Gated {
     started: tokio::sync::mpsc::UnboundedSender<String>,
     gates: std::collections::HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>,
     running: RunningPerInstallation,
+    /// Deliveries whose handling hits GitHub's rate limit (reset in 90 s).
+    rate_limited: Vec<String>,
 }
 
 #[async_trait::async_trait]
@@ -906,6 +908,13 @@ impl shipgate::handlers::Handler for Gated {
         _: &shipgate::handlers::Context,
         d: &shipgate::store::ClaimedDelivery,
     ) -> Result<(), shipgate::handlers::HandlerError> {
+        if self.rate_limited.contains(&d.delivery_id) {
+            let _ = self.started.send(d.delivery_id.clone());
+            return Err(shipgate::handlers::HandlerError::RateLimited(
+                "GitHub's rate limit is used up".into(),
+                std::time::Duration::from_secs(90),
+            ));
+        }
         if let Some(i) = d.installation_id {
             let mut running = self.running.lock().unwrap();
             let (now, most) = running.entry(i).or_default();
@@ -1031,6 +1040,7 @@ async fn one_installation_cannot_hold_every_worker() {
         started: started_tx,
         gates: gates.clone(),
         running: running.clone(),
+        rate_limited: Vec::new(),
     };
     let server = shipgate::server::start(
         settings,
@@ -1130,6 +1140,17 @@ async fn gated_worker(
     concurrency: usize,
     gates: &[(&str, std::sync::Arc<tokio::sync::Semaphore>)],
 ) -> GatedWorker {
+    rate_limited_worker(gh, dir, concurrency, gates, &[]).await
+}
+
+/// [`gated_worker`] whose handler hits the rate limit on `rate_limited`.
+async fn rate_limited_worker(
+    gh: &common::FakeGitHub,
+    dir: &tempfile::TempDir,
+    concurrency: usize,
+    gates: &[(&str, std::sync::Arc<tokio::sync::Semaphore>)],
+    rate_limited: &[&str],
+) -> GatedWorker {
     let db = format!("sqlite://{}", dir.path().join("s.db").display());
     let mut settings = common::settings(gh, &db, &[]);
     settings.worker.concurrency = concurrency;
@@ -1147,6 +1168,7 @@ async fn gated_worker(
             .map(|(id, gate)| (id.to_string(), gate.clone()))
             .collect(),
         running: running.clone(),
+        rate_limited: rate_limited.iter().map(|id| id.to_string()).collect(),
     };
     let metrics = shipgate::metrics::Metrics::new();
     let wake = shipgate::worker::Wake::default();
@@ -1869,4 +1891,56 @@ async fn a_push_counted_by_another_replica_ends_a_missing_config_here() {
     assert_eq!(config_reads(&a, "acme/app"), [404, 200]);
     assert_eq!(a.gh.deployments("acme/app").len(), 1);
     a.finish().await;
+}
+
+/// One claim takes a, b and c of one repository. b hits GitHub's rate limit:
+/// it is retried no sooner than the reset (not failed), a stays done, and c,
+/// which must wait behind b, is given back unprocessed, its attempt not
+/// counted.
+#[tokio::test]
+async fn a_rate_limited_delivery_mid_batch_waits_for_the_reset_and_holds_its_queue() {
+    use std::time::Duration;
+
+    let gh = common::FakeGitHub::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let GatedWorker {
+        worker,
+        store,
+        mut started,
+        mut finished,
+        ..
+    } = rate_limited_worker(&gh, &dir, 1, &[], &["b"]).await;
+    for (at, id) in ["a", "b", "c"].iter().enumerate() {
+        store
+            .insert_delivery(&stored_delivery(id, "o/r", Some(1)), at as i64)
+            .await
+            .unwrap();
+    }
+    let before = shipgate::now_ms();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let run = tokio::spawn(worker.run(stop.clone()));
+    tokio::time::timeout(Duration::from_secs(10), finished.wait_for(|n| *n >= 2))
+        .await
+        .expect("a and b finished")
+        .unwrap();
+    stop.cancel();
+    run.await.unwrap();
+
+    assert_eq!(next_started(&mut started).await, "a");
+    assert_eq!(next_started(&mut started).await, "b");
+    assert!(started.try_recv().is_err(), "c never ran");
+    let state = |id: &'static str| {
+        let store = store.clone();
+        async move { store.delivery_record(id).await.unwrap().unwrap().0 }
+    };
+    let (a, b, c) = (state("a").await, state("b").await, state("c").await);
+    assert_eq!((a.state, a.attempts), (DeliveryState::Done, 1));
+    assert_eq!((b.state, b.attempts), (DeliveryState::Received, 1));
+    assert!(
+        b.next_attempt_at >= before + 90_000,
+        "retried only after the reset: {} < {}",
+        b.next_attempt_at,
+        before + 90_000
+    );
+    assert_eq!((c.state, c.attempts), (DeliveryState::Received, 0));
 }
