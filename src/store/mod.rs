@@ -641,8 +641,6 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<(), StoreError>;
 
-    /// The epoch of a commit's policy evaluations: the job an event stores
-    /// now is the one for this epoch (0 when none ran yet).
     /// The repository's config generation: how many pushes to it were
     /// processed (0 before the first).
     async fn config_generation(&self, repository: &str) -> Result<i64, StoreError>;
@@ -650,6 +648,8 @@ pub trait Store: Send + Sync + 'static {
     /// Counts a push to the repository; returns the new generation.
     async fn bump_config_generation(&self, repository: &str) -> Result<i64, StoreError>;
 
+    /// The epoch of a commit's policy evaluations: the job an event stores
+    /// now is the one for this epoch (0 when none ran yet).
     async fn policy_epoch(&self, repository: &str, sha: &str) -> Result<i64, StoreError>;
 
     /// A policy job starts: events from now on store the next epoch's job.
