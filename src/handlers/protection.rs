@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{Context, Handler, HandlerError};
-use crate::events::PushEvent;
+use crate::events::{PushEvent, RepositoryRef};
 use crate::github::repos::{CheckRunOutput, NewCheckRun, ProtectionRead};
 use crate::github::{Api, GitHubError};
 use crate::policy;
@@ -84,9 +84,7 @@ impl Handler for Protection {
                     &p.repositories_added
                 };
                 for r in listed.iter().flatten() {
-                    let Some(name) = r.full_name.as_deref() else {
-                        continue;
-                    };
+                    let name = r.full_name.as_str();
                     let job = json!({
                         "repository": { "full_name": name },
                         "installation": { "id": installation },
@@ -293,11 +291,11 @@ impl Handler for Protection {
 #[derive(Deserialize, Default)]
 struct Fields {
     #[serde(default)]
-    installation: Option<IdField>,
+    installation: Option<NullableId>,
     #[serde(default)]
-    sender: Option<LoginField>,
+    sender: Option<NullableLogin>,
     #[serde(default)]
-    repository: Option<RepositoryFields>,
+    repository: Option<RepositoryRef>,
     #[serde(default)]
     pull_request: Option<PullRequestFields>,
     #[serde(default)]
@@ -312,25 +310,23 @@ struct Fields {
     #[serde(default)]
     trigger: Option<String>,
     #[serde(default)]
-    repositories: Option<Vec<RepositoryFields>>,
+    repositories: Option<Vec<RepositoryRef>>,
     #[serde(default)]
-    repositories_added: Option<Vec<RepositoryFields>>,
+    repositories_added: Option<Vec<RepositoryRef>>,
 }
 
+/// `events::IdOnly`, but the jobs this handler stores for itself write
+/// `"id": null` in token mode.
 #[derive(Deserialize)]
-struct IdField {
+struct NullableId {
     id: Option<i64>,
 }
 
+/// `events::User`, but an enforcement job writes `"login": null` when no
+/// sender is known.
 #[derive(Deserialize)]
-struct LoginField {
+struct NullableLogin {
     login: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct RepositoryFields {
-    full_name: Option<String>,
-    default_branch: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -380,7 +376,7 @@ fn decode(event: &str, payload: &str) -> Result<Input, HandlerError> {
         _ => None,
     };
     let (repo, default_branch) = match p.repository.take() {
-        Some(r) => (r.full_name, r.default_branch),
+        Some(r) => (Some(r.full_name), r.default_branch),
         None => (None, None),
     };
     Ok(Input {
