@@ -183,6 +183,11 @@ if [ "$ONLY" != probot ]; then
   sg_phase sat16 16 "$DURATION" 0
   sg_phase sat64 64 "$DURATION" 0
   SG_HWM=$(hwm_kib "$SG_PID"); SG_RSS=$(rss_kib "$SG_PID")
+  # Bytes the server process sent towards the disk (database, WAL, and its
+  # log file), per delivery stored: the store's write cost, free of timing noise.
+  SG_WRITTEN=$(awk '/^write_bytes:/ {print $2}' "/proc/$SG_PID/io")
+  SG_ROWS=$(db_query "select count(*) from deliveries")
+  echo "shipgate disk writes: $((SG_WRITTEN >> 20)) MiB for $SG_ROWS deliveries, $(awk -v b="$SG_WRITTEN" -v n="$SG_ROWS" 'BEGIN { printf "%.1f", b / n / 1024 }') KiB each"
   echo "shipgate peak RSS (VmHWM) ${SG_HWM} KiB, RSS now ${SG_RSS} KiB"
   printf 'shipgate\tpeak-rss\t-\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\n' "$SG_HWM" >>"$RESULTS"
   STUB_CPU=$(awk -v a="$STUB_T0" -v b="$(cpu_ticks "$STUB_PID")" -v t="$TCK" 'BEGIN { printf "%.1f", (b - a) / t }')
