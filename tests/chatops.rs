@@ -459,7 +459,7 @@ async fn fifty_concurrent_deploys_give_one_deployment_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_deploys_give_one_deployment_on_postgres() {
-    let db = common::fresh_postgres_url().await;
+    let db = postgres_or_skip!();
     fifty_way_race(
         Harness::start_with(&[("DATABASE_URL", &db), ("SHIPGATE_WORKER_CONCURRENCY", "8")]).await,
     )

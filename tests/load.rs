@@ -324,7 +324,7 @@ async fn two_replicas_on_postgres_process_each_delivery_once_and_share_locks() {
     }
     gh.set_role(locks_repo, "alice", "write");
 
-    let db = common::fresh_postgres_url().await;
+    let db = postgres_or_skip!();
     let a = Child::serve(&gh, &db, &app_env(&[])).await;
     let b = Child::serve(&gh, &db, &app_env(&[])).await;
     gh.set_hook_target(&a.url("/webhook"), SECRET);

@@ -1872,7 +1872,7 @@ async fn a_missing_config_is_asked_for_once_until_a_push() {
 
 #[tokio::test]
 async fn a_push_counted_by_another_replica_ends_a_missing_config_here() {
-    let pg = common::fresh_postgres_url().await;
+    let pg = postgres_or_skip!();
     let a = Harness::start_with(&[("DATABASE_URL", &pg)]).await;
     let pr = repo_without_config(&a, "acme/app");
     a.comment("acme/app", pr, "alice", "/deploy staging").await;

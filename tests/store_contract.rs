@@ -19,11 +19,11 @@ async fn sqlite() -> (DynStore, tempfile::TempDir) {
     (s, dir)
 }
 
-async fn postgres() -> DynStore {
-    let url = DatabaseUrl::new(common::fresh_postgres_url().await);
+async fn postgres() -> Option<DynStore> {
+    let url = DatabaseUrl::new(common::fresh_postgres_url().await?);
     let s = store::connect(&url).await.unwrap();
     s.migrate().await.unwrap();
-    s
+    Some(s)
 }
 
 fn delivery(id: &str, repo: Option<&str>) -> NewDelivery {
@@ -769,7 +769,8 @@ async fn the_writer_commits_waiting_deliveries_together_on_sqlite() {
 
 #[tokio::test]
 async fn the_writer_commits_waiting_deliveries_together_on_postgres() {
-    the_writer_commits_waiting_deliveries_together(postgres().await).await;
+    let Some(s) = postgres().await else { return };
+    the_writer_commits_waiting_deliveries_together(s).await;
 }
 
 // ------------------------------------------------------------- operators
@@ -1114,7 +1115,8 @@ macro_rules! contract {
             use super::*;
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $name() {
-                super::$name(postgres().await).await;
+                let Some(s) = postgres().await else { return };
+                super::$name(s).await;
             })*
         }
     };

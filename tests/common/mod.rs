@@ -7,6 +7,7 @@
 pub mod conformance;
 pub mod fake_github;
 pub mod openapi;
+pub mod postgres;
 pub mod shapes;
 
 use std::process::Stdio;
@@ -23,26 +24,34 @@ pub use fake_github::FakeGitHub;
 
 pub const SECRET: &str = "test-webhook-secret";
 
-/// The PostgreSQL the tests use (a fresh schema per test).
-pub fn postgres_base_url() -> String {
-    std::env::var("SHIPGATE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// Creates an empty schema and returns a URL whose connections use it.
-pub async fn fresh_postgres_url() -> String {
+/// Creates an empty schema on the tests' PostgreSQL (see `postgres`) and
+/// returns a URL whose connections use it; `None` when the PostgreSQL tests
+/// are skipped (`postgres::base_url` has said so, once).
+pub async fn fresh_postgres_url() -> Option<String> {
     use sqlx::Connection;
-    let base = postgres_base_url();
+    let base = postgres::base_url()?;
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&base)
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {base} is needed for this test (set SHIPGATE_TEST_POSTGRES_URL): {e}"));
+        .unwrap_or_else(|e| panic!("cannot connect to the tests' PostgreSQL at {base}: {e}"));
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&mut conn)
         .await
         .unwrap();
     let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+    Some(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+/// The start of every test that needs PostgreSQL: a fresh schema's URL, or
+/// return from the test when the PostgreSQL tests are skipped.
+#[macro_export]
+macro_rules! postgres_or_skip {
+    () => {
+        match common::fresh_postgres_url().await {
+            Some(url) => url,
+            None => return,
+        }
+    };
 }
 
 /// Settings for a test server: loopback, random port, the fake's URL.
