@@ -10,6 +10,7 @@
 
 pub mod action;
 pub mod admin;
+pub mod backoff;
 pub mod check;
 pub mod cli;
 pub mod commands;

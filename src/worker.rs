@@ -8,15 +8,16 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::handlers::{Context, HandlerError, Handlers};
 use crate::metrics::Metrics;
 use crate::settings::WorkerSettings;
-use crate::store::{backoff_ms, ClaimedDelivery, DynStore, StoreError};
+use crate::store::{ClaimedDelivery, DynStore, StoreError};
 
 /// The outcome of one processing attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +60,17 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// The wait before a delivery's next attempt: from
+    /// `SHIPGATE_RETRY_BASE_MS`, at most ten minutes, ±50 % so retries of
+    /// many deliveries spread out.
+    fn retry_backoff(&self) -> Backoff {
+        Backoff {
+            base: self.settings.backoff_base,
+            cap: Duration::from_secs(600),
+            jitter: 0.5,
+        }
+    }
+
     /// Runs `settings.concurrency` loops until `shutdown` is cancelled and
     /// each loop has finished the delivery it holds.
     pub async fn run(self, shutdown: CancellationToken) {
@@ -320,10 +332,7 @@ impl Worker {
                 if (d.attempts as u32) < self.settings.max_attempts =>
             {
                 tracing::warn!(delivery = %d.delivery_id, event = %d.event, attempts = d.attempts, error = %e, "delivery will be retried");
-                let mut delay = backoff_ms(
-                    self.settings.backoff_base.as_millis() as u64,
-                    d.attempts as u32,
-                );
+                let mut delay = self.retry_backoff().delay(d.attempts as u32).as_millis() as i64;
                 // A rate limit is not over before GitHub's reset time.
                 if let HandlerError::RateLimited(_, wait) = &e {
                     delay = delay.max(wait.as_millis() as i64);

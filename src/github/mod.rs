@@ -396,11 +396,16 @@ impl Api {
     }
 }
 
+/// The wait before retrying a request after failed attempt `attempt`.
 fn exponential(base: Duration, attempt: u32) -> Duration {
-    use rand::Rng;
-    let factor = 1u32 << (attempt.saturating_sub(1)).min(10);
-    let jitter: f64 = rand::rng().random_range(0.75..1.25);
-    base.saturating_mul(factor).mul_f64(jitter)
+    crate::backoff::Backoff {
+        base,
+        // Far above what `max_attempts` reaches with the default base; a
+        // request that needs longer is better retried with its delivery.
+        cap: Duration::from_secs(30),
+        jitter: 0.25,
+    }
+    .delay(attempt)
 }
 
 /// How long to wait before retrying a rate-limited response, or `None` when

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -530,14 +529,12 @@ pub(crate) async fn fetch_ready(
         if !retryable {
             return (r, attempts);
         }
-        let backoff = {
-            let exp = cx
-                .opts
-                .retry_base
-                .saturating_mul(1 << (attempts - 1).min(6))
-                .min(Duration::from_secs(5));
-            exp.mul_f64(rand::rng().random_range(0.75..1.25))
-        };
+        let backoff = crate::backoff::Backoff {
+            base: cx.opts.retry_base,
+            cap: Duration::from_secs(5),
+            jitter: 0.25,
+        }
+        .delay(attempts);
         let retry_after = match &r {
             Ok(f) => f
                 .headers

@@ -783,30 +783,8 @@ pub async fn connect(url: &DatabaseUrl) -> Result<DynStore, StoreError> {
     }
 }
 
-/// Backoff before attempt `attempts + 1`: exponential from `base`, capped at
-/// ten minutes, with ±50% jitter so retries from many deliveries spread out.
-pub fn backoff_ms(base_ms: u64, attempts: u32) -> i64 {
-    use rand::Rng;
-    let exp = base_ms.saturating_mul(1u64 << attempts.saturating_sub(1).min(20));
-    let capped = exp.min(600_000) as f64;
-    let jitter: f64 = rand::rng().random_range(0.5..1.5);
-    (capped * jitter) as i64
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for _ in 0..100 {
-            let first = super::backoff_ms(1000, 1);
-            assert!((500..=1500).contains(&first), "{first}");
-            let third = super::backoff_ms(1000, 3);
-            assert!((2000..=6000).contains(&third), "{third}");
-            let late = super::backoff_ms(1000, 40);
-            assert!((300_000..=900_000).contains(&late), "{late}");
-        }
-    }
-
     #[test]
     fn payloads_are_stored_compressed_and_read_back() {
         let text = std::fs::read_to_string(concat!(
