@@ -7,10 +7,9 @@
 #   DELIVERIES=2000 RATE=500 bash bench/faults.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export SHIPGATE_TEST_POSTGRES_URL="${SHIPGATE_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export SHIPGATE_LOAD_DELIVERIES="${DELIVERIES:-10000}"
 export SHIPGATE_LOAD_RATE="${RATE:-1000}"
 echo "== $SHIPGATE_LOAD_DELIVERIES deliveries at $SHIPGATE_LOAD_RATE/s; $(nproc) cores; load $(cut -d' ' -f1-3 /proc/loadavg)"
 # One test at a time: each runs its own server(s) and load generator.
-cargo test --release --test load -- --test-threads=1 --nocapture 2>&1 |
+cargo test --release --test it load:: -- --test-threads=1 --nocapture 2>&1 |
   grep -E '^(test |sent |all done|killed at|[0-9]+ (deliveries|redeliveries))|test result|panicked|assert'

@@ -15,7 +15,7 @@
 //! runs cost (a second run without commands), and the `shipgate/policy`
 //! check runs written.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 # this script also fails when the whole run logged any, or validated none.
 #
 #   conformance/run.sh                          # the whole suite
-#   conformance/run.sh cargo test --test chatops
+#   conformance/run.sh cargo test --test it chatops::
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"

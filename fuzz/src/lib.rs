@@ -318,10 +318,10 @@ pub fn seeds(root: &Path) -> Vec<Seed> {
         .map(|(i, y)| (format!("readme-{i}"), y))
         .collect();
     for test in [
-        "tests/chatops.rs",
-        "tests/protection.rs",
-        "tests/protection_rules.rs",
-        "tests/previews.rs",
+        "tests/it/chatops.rs",
+        "tests/it/protection.rs",
+        "tests/it/protection_rules.rs",
+        "tests/it/previews.rs",
     ] {
         let stem = Path::new(test)
             .file_stem()

@@ -1,6 +1,6 @@
 //! One contract for the store, run against SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The real binary as a child process: crash recovery, replicas sharing
 //! PostgreSQL, graceful shutdown and the command line.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

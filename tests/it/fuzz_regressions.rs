@@ -4,7 +4,7 @@
 //! Long fuzzing runs are `bench/fuzz.sh` (see bench/BENCHMARKS.md).
 
 #[allow(dead_code)]
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 mod fuzz;
 
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! Branch protection policy stories through the real `/webhook` path.
 
-mod common;
+use crate::common;
 
 use common::fake_github::BOT_LOGIN;
 use common::Harness;

@@ -3,7 +3,7 @@
 //! and SECURITY.md names it. Every one of them failed on the code before its
 //! fix (see SECURITY.md).
 
-mod common;
+use crate::common;
 
 use common::fake_github::BOT_LOGIN;
 use common::Harness;
@@ -887,10 +887,11 @@ fn security_md_names_only_tests_that_exist() {
                 continue; // not a test name
             }
             let (first, test) = (parts[0], parts[parts.len() - 1]);
-            // `file::test` (or a test a macro of tests/file.rs makes), or a
+            // `file::test` (or a test a macro of tests/it/file.rs makes), or a
             // unit test under src/first.
-            let mut code = std::fs::read_to_string(root.join("tests").join(format!("{first}.rs")))
-                .unwrap_or_default();
+            let mut code =
+                std::fs::read_to_string(root.join("tests/it").join(format!("{first}.rs")))
+                    .unwrap_or_default();
             let module = root.join("src").join(first);
             if module.is_dir() {
                 sources(&module, &mut code);

@@ -16,7 +16,7 @@
 //! redelivery sweeper (App mode) asks the fake GitHub to redeliver what
 //! shipgate never stored, and the fake does.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

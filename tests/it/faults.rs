@@ -2,7 +2,7 @@
 //! the ways it does (5xx after the effect, timeouts, expired installation
 //! tokens) — handled with bounded retries and without duplicate effects.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

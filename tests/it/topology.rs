@@ -7,7 +7,7 @@
 //! fails, not skips, when it is missing. The deploy/ files' metric names are
 //! checked against the registry here as well.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

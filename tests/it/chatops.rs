@@ -1,6 +1,6 @@
 //! ChatOps stories through the real `/webhook` path against the fake GitHub.
 
-mod common;
+use crate::common;
 
 use common::fake_github::BOT_LOGIN;
 use common::Harness;

@@ -2,7 +2,7 @@
 //! runner-like environment (workspace, event file, output and summary files,
 //! `INPUT_*` variables including hyphenated ones), checking files and exit codes.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

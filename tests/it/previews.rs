@@ -1,7 +1,7 @@
 //! Preview comments, smoke check runs and automatic rollback, through the
 //! real `/webhook` path against the fake GitHub and a preview app on loopback.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

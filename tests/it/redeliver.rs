@@ -1,7 +1,7 @@
 //! The redelivery sweeper against the fake GitHub's App delivery log: failed
 //! deliveries shipgate never stored come back by themselves, once.
 
-mod common;
+use crate::common;
 
 use common::{app_auth, FakeGitHub, Harness, SECRET};
 

@@ -3,7 +3,7 @@
 //! exit codes and one-line errors the README promises, and nothing from
 //! outside (or from DATABASE_URL) reaching the terminal unescaped.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use shipgate::settings::DatabaseUrl;

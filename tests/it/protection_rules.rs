@@ -1,6 +1,6 @@
 //! shipgate as a custom deployment protection rule, through `/webhook`.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use serde_json::{json, Value};

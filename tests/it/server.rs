@@ -1,6 +1,6 @@
 //! Stories through the real `/webhook` path, against the fake GitHub.
 
-mod common;
+use crate::common;
 
 use common::{Harness, SECRET};
 use reqwest::StatusCode;

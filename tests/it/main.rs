@@ -1,0 +1,25 @@
+//! The integration tests: one binary, one module per area, so the harness
+//! (`common`) and the library are compiled and linked once, not once per
+//! file. Run one area with `cargo test --test it chatops::`.
+
+#[macro_use]
+mod common;
+
+mod action;
+mod admin;
+mod chatops;
+mod cli;
+mod faults;
+mod fuzz_regressions;
+mod load;
+mod previews;
+mod processes;
+mod protection;
+mod protection_rules;
+mod redeliver;
+mod secrets;
+mod security;
+mod server;
+mod smoke;
+mod store_contract;
+mod topology;
