@@ -1151,8 +1151,15 @@ fn route(
     body: &Value,
     if_none_match: Option<&str>,
 ) -> Routed {
-    type Area =
-        fn(&mut World, &Method, &[&str], &HashMap<String, String>, &Value, Option<&str>) -> Routed;
+    type Area = fn(
+        &mut World,
+        &str,
+        &Method,
+        &[&str],
+        &HashMap<String, String>,
+        &Value,
+        Option<&str>,
+    ) -> Routed;
     let area: Area = match seg {
         ["user"] | ["app", ..] | ["orgs", ..] => apps::route,
         ["repos", _, _, "deployments", ..] => deployments::route,
@@ -1165,7 +1172,13 @@ fn route(
         ["repos", ..] => repos::route,
         _ => return unimplemented(),
     };
-    area(w, method, seg, query, body, if_none_match)
+    let api = w.api.clone();
+    area(w, &api, method, seg, query, body, if_none_match)
+}
+
+/// A 200 with `body` and no ETag.
+fn ok(body: Value) -> Routed {
+    (200, body, None)
 }
 
 /// What the fake answers for an endpoint it does not implement; the request

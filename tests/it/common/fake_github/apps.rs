@@ -1,18 +1,17 @@
-//! The fake's user, App and organization endpoints: the bot's login, installation tokens, team membership.
+//! The fake's user, App and organization endpoints: the bot's login,
+//! installation tokens, team membership.
 
 use super::*;
 
 pub(super) fn route(
     w: &mut World,
+    api: &str,
     method: &Method,
     seg: &[&str],
     _query: &HashMap<String, String>,
     _body: &Value,
     _if_none_match: Option<&str>,
 ) -> Routed {
-    let ok = |v: Value| (200, v, None);
-    let api = w.api.clone();
-    let api = api.as_str();
     match (method.as_str(), seg) {
         ("GET", ["user"]) => ok(shapes::private_user(api, BOT_LOGIN)),
         ("GET", ["app"]) => ok(shapes::app(api, 1, "shipgate-test", "shipgate test")),

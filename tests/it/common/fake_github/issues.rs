@@ -4,15 +4,13 @@ use super::*;
 
 pub(super) fn route(
     w: &mut World,
+    api: &str,
     method: &Method,
     seg: &[&str],
     query: &HashMap<String, String>,
     body: &Value,
     _if_none_match: Option<&str>,
 ) -> Routed {
-    let ok = |v: Value| (200, v, None);
-    let api = w.api.clone();
-    let api = api.as_str();
     match (method.as_str(), seg) {
         ("GET", ["repos", owner, name, "collaborators", user, "permission"]) => {
             let full = format!("{owner}/{name}");

@@ -1,18 +1,17 @@
-//! The fake's repository endpoints: the repository, file contents (with ETags), commits, refs and comparisons.
+//! The fake's repository endpoints: the repository, file contents (with
+//! ETags), commits, refs and comparisons.
 
 use super::*;
 
 pub(super) fn route(
     w: &mut World,
+    api: &str,
     method: &Method,
     seg: &[&str],
     query: &HashMap<String, String>,
     _body: &Value,
     if_none_match: Option<&str>,
 ) -> Routed {
-    let ok = |v: Value| (200, v, None);
-    let api = w.api.clone();
-    let api = api.as_str();
     match (method.as_str(), seg) {
         ("GET", ["repos", owner, name]) => {
             let full = format!("{owner}/{name}");
