@@ -1151,16 +1151,7 @@ fn route(
     body: &Value,
     if_none_match: Option<&str>,
 ) -> Routed {
-    type Area = fn(
-        &mut World,
-        &str,
-        &Method,
-        &[&str],
-        &HashMap<String, String>,
-        &Value,
-        Option<&str>,
-    ) -> Routed;
-    let area: Area = match seg {
+    let area: fn(&mut World, &Req) -> Routed = match seg {
         ["user"] | ["app", ..] | ["orgs", ..] => apps::route,
         ["repos", _, _, "deployments", ..] => deployments::route,
         ["repos", _, _, "check-runs", ..]
@@ -1173,7 +1164,27 @@ fn route(
         _ => return unimplemented(),
     };
     let api = w.api.clone();
-    area(w, &api, method, seg, query, body, if_none_match)
+    let req = Req {
+        api: &api,
+        method,
+        seg,
+        query,
+        body,
+        if_none_match,
+    };
+    area(w, &req)
+}
+
+/// One API request, as an area's `route` reads it.
+#[derive(Clone, Copy)]
+struct Req<'a> {
+    /// The fake's base URL, for the URLs in its answers.
+    api: &'a str,
+    method: &'a Method,
+    seg: &'a [&'a str],
+    query: &'a HashMap<String, String>,
+    body: &'a Value,
+    if_none_match: Option<&'a str>,
 }
 
 /// A 200 with `body` and no ETag.

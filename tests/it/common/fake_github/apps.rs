@@ -3,15 +3,10 @@
 
 use super::*;
 
-pub(super) fn route(
-    w: &mut World,
-    api: &str,
-    method: &Method,
-    seg: &[&str],
-    _query: &HashMap<String, String>,
-    _body: &Value,
-    _if_none_match: Option<&str>,
-) -> Routed {
+pub(super) fn route(w: &mut World, req: &Req) -> Routed {
+    let Req {
+        api, method, seg, ..
+    } = *req;
     match (method.as_str(), seg) {
         ("GET", ["user"]) => ok(shapes::private_user(api, BOT_LOGIN)),
         ("GET", ["app"]) => ok(shapes::app(api, 1, "shipgate-test", "shipgate test")),

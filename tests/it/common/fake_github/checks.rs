@@ -2,15 +2,15 @@
 
 use super::*;
 
-pub(super) fn route(
-    w: &mut World,
-    api: &str,
-    method: &Method,
-    seg: &[&str],
-    query: &HashMap<String, String>,
-    body: &Value,
-    _if_none_match: Option<&str>,
-) -> Routed {
+pub(super) fn route(w: &mut World, req: &Req) -> Routed {
+    let Req {
+        api,
+        method,
+        seg,
+        query,
+        body,
+        ..
+    } = *req;
     match (method.as_str(), seg) {
         ("GET", ["repos", owner, name, "commits", git_ref, "status"]) => {
             let full = format!("{owner}/{name}");

@@ -2,15 +2,14 @@
 
 use super::*;
 
-pub(super) fn route(
-    w: &mut World,
-    api: &str,
-    method: &Method,
-    seg: &[&str],
-    _query: &HashMap<String, String>,
-    body: &Value,
-    _if_none_match: Option<&str>,
-) -> Routed {
+pub(super) fn route(w: &mut World, req: &Req) -> Routed {
+    let Req {
+        api,
+        method,
+        seg,
+        body,
+        ..
+    } = *req;
     match (method.as_str(), seg) {
         ("GET", ["repos", owner, name, "branches", branch, "protection"]) => {
             let full = format!("{owner}/{name}");

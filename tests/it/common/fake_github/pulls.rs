@@ -2,15 +2,14 @@
 
 use super::*;
 
-pub(super) fn route(
-    w: &mut World,
-    api: &str,
-    method: &Method,
-    seg: &[&str],
-    query: &HashMap<String, String>,
-    _body: &Value,
-    _if_none_match: Option<&str>,
-) -> Routed {
+pub(super) fn route(w: &mut World, req: &Req) -> Routed {
+    let Req {
+        api,
+        method,
+        seg,
+        query,
+        ..
+    } = *req;
     match (method.as_str(), seg) {
         ("GET", ["repos", owner, name, "pulls", number]) => {
             let full = format!("{owner}/{name}");

@@ -3,15 +3,15 @@
 
 use super::*;
 
-pub(super) fn route(
-    w: &mut World,
-    api: &str,
-    method: &Method,
-    seg: &[&str],
-    query: &HashMap<String, String>,
-    _body: &Value,
-    if_none_match: Option<&str>,
-) -> Routed {
+pub(super) fn route(w: &mut World, req: &Req) -> Routed {
+    let Req {
+        api,
+        method,
+        seg,
+        query,
+        if_none_match,
+        ..
+    } = *req;
     match (method.as_str(), seg) {
         ("GET", ["repos", owner, name]) => {
             let full = format!("{owner}/{name}");
