@@ -228,11 +228,9 @@ impl Metrics {
     }
 
     /// Queue depth and the oldest pending delivery's age, as of `now_ms`.
-    pub fn set_pending(&self, stats: crate::store::PendingStats, now_ms: i64) {
-        self.queue_depth.set(stats.depth);
-        let age_ms = stats
-            .oldest_received_at
-            .map_or(0, |at| now_ms.saturating_sub(at).max(0));
+    pub fn set_pending(&self, depth: i64, oldest_received_at: Option<i64>, now_ms: i64) {
+        self.queue_depth.set(depth);
+        let age_ms = oldest_received_at.map_or(0, |at| now_ms.saturating_sub(at).max(0));
         self.queue_oldest_age_seconds.set(age_ms as f64 / 1000.0);
     }
 
@@ -404,19 +402,13 @@ mod tests {
     #[test]
     fn the_oldest_pending_age_is_in_seconds_and_zero_when_the_queue_is_empty() {
         let m = Metrics::new();
-        m.set_pending(
-            crate::store::PendingStats {
-                depth: 3,
-                oldest_received_at: Some(10_000),
-            },
-            72_500,
-        );
+        m.set_pending(3, Some(10_000), 72_500);
         assert_eq!(
             line(&m, "shipgate_queue_oldest_age_seconds "),
             "shipgate_queue_oldest_age_seconds 62.5"
         );
         assert_eq!(line(&m, "shipgate_queue_depth "), "shipgate_queue_depth 3");
-        m.set_pending(crate::store::PendingStats::default(), 80_000);
+        m.set_pending(0, None, 80_000);
         assert_eq!(
             line(&m, "shipgate_queue_oldest_age_seconds "),
             "shipgate_queue_oldest_age_seconds 0"

@@ -11,10 +11,10 @@ use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
 use secrecy::SecretString;
-use shipgate::commands::{did_you_mean, parse_comment, USAGE};
+use shipgate::config::repo::RepoConfig;
+use shipgate::deploy::commands::{did_you_mean, parse_comment, USAGE};
+use shipgate::github::signature::{sign, verify, SignatureError};
 use shipgate::handlers::{HandlerError, Handlers};
-use shipgate::repo_config::RepoConfig;
-use shipgate::signature::{sign, verify, SignatureError};
 
 /// The targets, by name (`fuzz/fuzz_targets/<name>.rs`).
 pub const TARGETS: &[&str] = &["commands", "repo_config", "signature", "webhook_payload"];
@@ -190,7 +190,7 @@ pub type HandlerResult = (&'static str, Result<(), String>);
 pub fn decode_checked(event: &str, body: &[u8]) -> Result<Vec<HandlerResult>, String> {
     let handlers = Handlers::default();
     let decoded = handlers.decode(event, body);
-    let envelope = shipgate::events::Envelope::parse(body);
+    let envelope = shipgate::github::events::Envelope::parse(body);
     match &decoded {
         Err(_) if envelope.is_ok() => {
             assert!(std::str::from_utf8(body).is_err(), "{decoded:?}")

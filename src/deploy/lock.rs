@@ -6,10 +6,10 @@
 //! protection rule request passes it and its final status releases it. A
 //! deployment GitHub refuses gives the lock back at once.
 
-use crate::gates::{self, LockClaim};
+use crate::config::repo::EnvironmentConfig;
+use crate::deploy::gates::{self, LockClaim};
 use crate::github::repos::{Deployment, NewDeployment};
 use crate::github::{Api, GitHubError};
-use crate::repo_config::EnvironmentConfig;
 use crate::store::{DynStore, Lock, LockKind, LockOutcome, StoreError};
 
 /// Deploy locks expire after this when the environment sets no `lock_ttl`,

@@ -8,21 +8,24 @@
 //! The `shipgate/policy` check and the Action's `policy` gate count
 //! approvals with the same [`review_facts`].
 
+pub mod commands;
+pub mod gates;
 pub mod lock;
 pub mod payload;
+pub mod policy;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 
-use crate::freeze::active_freeze;
-use crate::gates::{
-    self, Actor, ApprovalRule, DecisiveReview, Gate, LockClaim, PullFacts, RefKind, ReviewerRoles,
+use crate::config::repo::{Deployers, EnvironmentConfig, RepoConfig, Role};
+use crate::deploy::gates::{
+    Actor, ApprovalRule, DecisiveReview, Gate, LockClaim, PullFacts, RefKind, ReviewerRoles,
     RollbackTargetFacts,
 };
+use crate::freeze::active_freeze;
 use crate::github::content::CommitStatus;
 use crate::github::repos::CheckRun;
 use crate::github::{Api, GitHubError};
-use crate::repo_config::{Deployers, EnvironmentConfig, RepoConfig, Role};
 use crate::store::{DynStore, Lock, StoreError};
 
 /// Reviewers whose roles one decision looks up at most; with more, the

@@ -19,7 +19,10 @@
 //! - 401/403/404/422 are returned at once as typed errors.
 
 pub mod content;
+pub mod events;
+pub mod protection;
 pub mod repos;
+pub mod signature;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,12 +33,35 @@ use http::{HeaderMap, Method, StatusCode};
 use http_body_util::BodyExt;
 use octocrab::models::{AppId, InstallationId};
 use octocrab::Octocrab;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::metrics::Metrics;
-use crate::settings::GitHubAuth;
+
+/// How shipgate authenticates to GitHub.
+#[derive(Clone)]
+pub enum GitHubAuth {
+    /// A personal access token or an Actions `GITHUB_TOKEN`.
+    Token(SecretString),
+    /// A GitHub App: a JWT signed with the private key is exchanged for an
+    /// installation token per installation.
+    App {
+        app_id: u64,
+        private_key: SecretString,
+    },
+}
+
+impl std::fmt::Debug for GitHubAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GitHubAuth::Token(_) => f.write_str("Token([REDACTED])"),
+            GitHubAuth::App { app_id, .. } => {
+                write!(f, "App {{ app_id: {app_id}, private_key: [REDACTED] }}")
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GitHubError {

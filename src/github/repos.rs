@@ -502,7 +502,7 @@ impl Api {
 /// The answer to a protection read.
 #[derive(Debug)]
 pub enum ProtectionRead {
-    Protected(Box<crate::policy::LiveProtection>),
+    Protected(Box<super::protection::LiveProtection>),
     Unprotected,
     BranchMissing,
 }
@@ -527,7 +527,7 @@ impl Api {
         branch: &str,
     ) -> Result<ProtectionRead, GitHubError> {
         let path = format!("/repos/{repo}/branches/{}/protection", encode_path(branch));
-        match self.get::<crate::policy::LiveProtection>(&path).await {
+        match self.get::<super::protection::LiveProtection>(&path).await {
             Ok(p) => Ok(ProtectionRead::Protected(Box::new(p))),
             Err(GitHubError::NotFound(m)) if m.contains("not protected") => {
                 Ok(ProtectionRead::Unprotected)

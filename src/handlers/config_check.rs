@@ -8,9 +8,9 @@
 use async_trait::async_trait;
 
 use super::{Context, Handler, HandlerError};
-use crate::events::{PullRequestEvent, PushEvent};
+use crate::config::repo::{ConfigSource, CONFIG_PATH};
 use crate::github::content::{NewStatus, StatusState};
-use crate::repo_config::{ConfigSource, CONFIG_PATH};
+use crate::github::events::{PullRequestEvent, PushEvent};
 use crate::store::ClaimedDelivery;
 
 pub const CONTEXT: &str = "shipgate/config";

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::config::repo::{ConfigCache, LoadedConfig};
 use crate::github::{GitHub, GitHubError};
-use crate::repo_config::{ConfigCache, LoadedConfig};
 use crate::store::{ClaimedDelivery, DynStore};
 
 /// What a handler needs to do its work.
@@ -30,7 +30,7 @@ pub struct Context {
     pub notifier: crate::notify::Notifier,
     pub smoke: crate::smoke::SmokeOptions,
     /// Wakes the worker when a handler stores follow-up work.
-    pub wake: crate::worker::Wake,
+    pub wake: crate::store::Wake,
     /// How long a stored policy job waits for more events of its commit.
     pub policy_delay: std::time::Duration,
 }
@@ -267,7 +267,7 @@ impl Handlers {
     /// payload as it does when processing it. Returns each wanting handler's
     /// name and result; none when no handler wants the event.
     pub fn decode(&self, event: &str, payload: &[u8]) -> Result<Vec<Decoded>, String> {
-        let envelope = crate::events::Envelope::parse(payload)?;
+        let envelope = crate::github::events::Envelope::parse(payload)?;
         let wanting: Vec<_> = self
             .list
             .iter()

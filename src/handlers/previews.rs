@@ -11,11 +11,11 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{Context, Handler, HandlerError};
-use crate::events::DeploymentStatusEvent;
+use crate::config::repo::RepoConfig;
+use crate::github::events::DeploymentStatusEvent;
 use crate::github::repos::{CheckRunOutput, NewCheckRun, NewDeployment};
 use crate::github::Api;
 use crate::render::{short, smoke_markdown};
-use crate::repo_config::RepoConfig;
 use crate::smoke::{self, Outcome, SmokeReport};
 use crate::store::{ClaimedDelivery, NewDelivery};
 

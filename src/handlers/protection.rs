@@ -12,11 +12,11 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{Context, Handler, HandlerError};
-use crate::events::{PushEvent, RepositoryRef};
+use crate::config::repo::{ConfigSource, ProtectionMode, RepoConfig, CONFIG_PATH};
+use crate::deploy::policy;
+use crate::github::events::{PushEvent, RepositoryRef};
 use crate::github::repos::{CheckRunOutput, NewCheckRun, ProtectionRead};
 use crate::github::{Api, GitHubError};
-use crate::policy;
-use crate::repo_config::{ConfigSource, ProtectionMode, RepoConfig, CONFIG_PATH};
 use crate::store::{ClaimedDelivery, PolicyLogEntry};
 
 pub const TRACKING_TITLE: &str = "shipgate policy";
@@ -394,7 +394,7 @@ fn decode(event: &str, payload: &str) -> Result<Input, HandlerError> {
 struct PolicyConfig {
     config: Option<std::sync::Arc<RepoConfig>>,
     /// The default branch's file does not load: its blob and the error.
-    broken: Option<(String, crate::repo_config::ConfigError)>,
+    broken: Option<(String, crate::config::repo::ConfigError)>,
 }
 
 async fn policy_config(

@@ -12,11 +12,11 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use super::{Context, Handler, HandlerError};
+use crate::config::repo::RepoConfig;
+use crate::deploy::gates::Gate;
 use crate::deploy::payload::{DeploymentKind, DeploymentPayload};
 use crate::deploy::{self, Purpose, Request, Sources};
-use crate::gates::Gate;
 use crate::github::Api;
-use crate::repo_config::RepoConfig;
 use crate::store::{ClaimedDelivery, NewDelivery, ProtectionRequest};
 
 pub const RECHECK_EVENT: &str = "shipgate_protection_recheck";

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::repo_config::DurationText;
+use crate::duration::DurationText;
 
 /// The most `samples` a check may ask for (`shipgate serve` allows fewer:
 /// `SHIPGATE_SMOKE_MAX_SAMPLES`).

@@ -8,7 +8,42 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::guard::Guard;
-use crate::settings::SmokeSettings;
+
+/// The smoke engine runs on the server's network for any repository that
+/// installs the App, so each run and each installation gets a bounded share
+/// of it. The Action (`shipgate check smoke`) runs on the user's own runner
+/// and is not limited by these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmokeSettings {
+    /// Checks run per suite; the rest are reported as not run.
+    pub max_checks: usize,
+    /// Latency samples per check (a check's `samples` is cut to this).
+    pub max_samples: u32,
+    /// Requests in a `rate_limit` burst (a check's `burst` is cut to this).
+    pub max_burst: u32,
+    /// Requests per smoke run, every retry, sample and redirect included.
+    pub max_requests: u32,
+    /// Requests of one run in flight at once.
+    pub concurrency: usize,
+    /// Requests per installation per hour, in this process.
+    pub hourly_budget: u32,
+    /// Whether a repository's `preview.allow_private` is honoured.
+    pub allow_private: bool,
+}
+
+impl Default for SmokeSettings {
+    fn default() -> Self {
+        SmokeSettings {
+            max_checks: 20,
+            max_samples: 50,
+            max_burst: 100,
+            max_requests: 300,
+            concurrency: 4,
+            hourly_budget: 5000,
+            allow_private: false,
+        }
+    }
+}
 
 /// Caps and the guard of one run (`None`: no limit).
 #[derive(Debug, Clone)]

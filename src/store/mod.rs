@@ -8,17 +8,56 @@
 mod postgres;
 mod sql;
 mod sqlite;
+mod wake;
 mod writer;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use wake::{Held, Wake};
 pub use writer::{DeliveryWriter, WriteError};
 
-use crate::settings::DatabaseUrl;
+/// GitHub caps webhook payloads at 25 MB: ingress refuses larger bodies, so
+/// no stored payload is larger.
+pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+
+/// The database URL; kept apart so a password in it never reaches a log.
+#[derive(Clone)]
+pub struct DatabaseUrl(pub SecretString);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(SecretString::from(url.into()))
+    }
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+    pub fn is_postgres(&self) -> bool {
+        let u = self.expose();
+        u.starts_with("postgres://") || u.starts_with("postgresql://")
+    }
+    /// The URL with any password replaced, for logs.
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(self.expose()) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("****"));
+                u.to_string()
+            }
+            Ok(u) => u.to_string(),
+            Err(_) => "<unparsable>".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -71,7 +110,7 @@ impl Payload {
             .split_first_chunk::<4>()
             .ok_or_else(|| corrupt("shorter than its length prefix"))?;
         let len = u32::from_le_bytes(*len) as usize;
-        if len > crate::ingress::MAX_BODY_BYTES {
+        if len > MAX_BODY_BYTES {
             return Err(corrupt("length beyond the body limit"));
         }
         let bytes = lz4_flex::block::decompress(block, len).map_err(|e| corrupt(&e.to_string()))?;

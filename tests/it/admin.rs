@@ -6,7 +6,7 @@
 use crate::common;
 
 use serde_json::Value;
-use shipgate::settings::DatabaseUrl;
+use shipgate::config::settings::DatabaseUrl;
 use shipgate::store::{
     self, DeliveryFilter, DeliveryState, DynStore, Lock, LockKind, LockOutcome, NewDelivery,
     ProtectionRequest, QueuedDeploy,

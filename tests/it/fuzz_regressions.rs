@@ -81,7 +81,7 @@ fn every_handled_fixture_payload_decodes() {
 fn repo_config_two_documents_are_refused() {
     let data = std::fs::read(root().join("fuzz/regressions/repo_config/two-documents")).unwrap();
     let text = std::str::from_utf8(&data[4..]).unwrap();
-    let e = shipgate::repo_config::RepoConfig::parse(text).unwrap_err();
+    let e = shipgate::config::repo::RepoConfig::parse(text).unwrap_err();
     assert!(e.message.contains("more than one document"), "{e}");
     fuzz::repo_config(&data);
 }
@@ -105,7 +105,7 @@ fn repo_config_an_environment_named_twice_is_refused() {
     let data =
         std::fs::read(root().join("fuzz/regressions/repo_config/duplicate-environment")).unwrap();
     let text = String::from_utf8_lossy(&data[4..]);
-    let e = shipgate::repo_config::RepoConfig::parse(&text).unwrap_err();
+    let e = shipgate::config::repo::RepoConfig::parse(&text).unwrap_err();
     assert!(e.message.contains("duplicate entry"), "{e}");
     assert!(e.location.is_some(), "{e}");
     fuzz::repo_config(&data);

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use common::{Child, FakeGitHub, SECRET};
 use rand::Rng;
-use shipgate::settings::DatabaseUrl;
+use shipgate::config::settings::DatabaseUrl;
 use shipgate::store::{DeliveryState, DynStore};
 
 const REPOS: usize = 8;
@@ -53,7 +53,7 @@ fn app_env(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'stati
         ("SHIPGATE_REDELIVER_INTERVAL_SECS", "1"),
         ("SHIPGATE_REDELIVER_MAX", "100000"),
         ("SHIPGATE_WORKER_CONCURRENCY", "8"),
-        ("RUST_LOG", "warn,shipgate::server=info"),
+        ("RUST_LOG", "warn,shipgate::serve=info"),
     ]);
     vars.extend_from_slice(extra);
     vars
@@ -123,7 +123,7 @@ async fn drive(
         let (http, items, gh) = (http.clone(), items.clone(), gh.clone());
         tasks.spawn(async move {
             let d = &items[i];
-            let sig = shipgate::signature::sign(SECRET.as_bytes(), &d.body);
+            let sig = shipgate::github::signature::sign(SECRET.as_bytes(), &d.body);
             let status = http
                 .post(url)
                 .header("content-type", "application/json")

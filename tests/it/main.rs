@@ -11,6 +11,7 @@ mod chatops;
 mod cli;
 mod faults;
 mod fuzz_regressions;
+mod layering;
 mod load;
 mod previews;
 mod processes;

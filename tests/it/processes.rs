@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{Child, FakeGitHub};
 use reqwest::StatusCode;
 use serde_json::json;
-use shipgate::settings::DatabaseUrl;
+use shipgate::config::settings::DatabaseUrl;
 use shipgate::store::DeliveryState;
 
 const CONFIG: &str = ".github/shipgate.yml";

@@ -62,7 +62,7 @@ async fn any_secret_in_the_rotation_list_is_accepted() {
     let t = Harness::start_with(&[("SHIPGATE_WEBHOOK_SECRET", "new-secret,old-secret")]).await;
     for secret in ["new-secret", "old-secret"] {
         let body = br#"{"zen":"Design for failure.","hook_id":1}"#.to_vec();
-        let sig = shipgate::signature::sign(secret.as_bytes(), &body);
+        let sig = shipgate::github::signature::sign(secret.as_bytes(), &body);
         let (status, _) = raw_post(&t, &signed_headers("ping", secret, &sig), body).await;
         assert_eq!(status, StatusCode::ACCEPTED, "signed with {secret}");
     }
@@ -74,7 +74,7 @@ async fn bad_signatures_get_401_and_nothing_is_stored() {
     let t = Harness::start().await;
     t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
     let body = serde_json::to_vec(&t.gh.push_payload("acme/app", "main", &[CONFIG])).unwrap();
-    let wrong = shipgate::signature::sign(b"not the secret", &body);
+    let wrong = shipgate::github::signature::sign(b"not the secret", &body);
     let cases: Vec<(&str, Option<String>)> = vec![
         ("wrong-secret", Some(wrong)),
         ("missing", None),
@@ -113,7 +113,7 @@ async fn bad_signatures_get_401_and_nothing_is_stored() {
 async fn malformed_requests_get_specific_errors() {
     let t = Harness::start().await;
     let body = br#"{"action":"opened"}"#.to_vec();
-    let sig = shipgate::signature::sign(SECRET.as_bytes(), &body);
+    let sig = shipgate::github::signature::sign(SECRET.as_bytes(), &body);
 
     let (s, b) = raw_post(
         &t,
@@ -159,7 +159,7 @@ async fn malformed_requests_get_specific_errors() {
     assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{b}");
 
     let not_json = b"{not json".to_vec();
-    let sig2 = shipgate::signature::sign(SECRET.as_bytes(), &not_json);
+    let sig2 = shipgate::github::signature::sign(SECRET.as_bytes(), &not_json);
     let (s, _) = raw_post(&t, &signed_headers("push", "d4", &sig2), not_json).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
@@ -182,7 +182,7 @@ async fn form_encoded_deliveries_are_accepted() {
     let form: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("payload", &payload)
         .finish();
-    let sig = shipgate::signature::sign(SECRET.as_bytes(), form.as_bytes());
+    let sig = shipgate::github::signature::sign(SECRET.as_bytes(), form.as_bytes());
     let (s, b) = raw_post(
         &t,
         &[
@@ -516,7 +516,7 @@ async fn a_github_outage_longer_than_the_client_retries_is_retried_by_the_worker
 async fn a_branch_config_read_is_revalidated_with_its_etag() {
     let t = Harness::start().await;
     t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
-    let configs = shipgate::repo_config::ConfigCache::default();
+    let configs = shipgate::config::repo::ConfigCache::default();
     let api = t.server.github.api(Some(42)).unwrap();
     let first = configs.load(&api, "acme/app", "main").await.unwrap();
     let second = configs.load(&api, "acme/app", "main").await.unwrap();
@@ -681,7 +681,7 @@ async fn a_delivery_whose_attempts_kept_dying_is_failed_instead_of_looping() {
     assert_eq!(claimed.attempts, 3);
 
     let metrics = shipgate::metrics::Metrics::new();
-    let worker = shipgate::worker::Worker {
+    let worker = shipgate::serve::worker::Worker {
         store: store.clone(),
         handlers: shipgate::handlers::Handlers::new(vec![std::sync::Arc::new(MustNotRun)]),
         context: shipgate::handlers::Context {
@@ -708,7 +708,7 @@ async fn a_delivery_whose_attempts_kept_dying_is_failed_instead_of_looping() {
     };
     assert_eq!(
         worker.process(claimed).await,
-        shipgate::worker::Outcome::Failed
+        shipgate::serve::worker::Outcome::Failed
     );
     let st = store.delivery_status("poison").await.unwrap().unwrap();
     assert_eq!(st.state, DeliveryState::Failed);
@@ -1042,9 +1042,9 @@ async fn one_installation_cannot_hold_every_worker() {
         running: running.clone(),
         rate_limited: Vec::new(),
     };
-    let server = shipgate::server::start(
+    let server = shipgate::serve::start(
         settings,
-        shipgate::server::StartOptions {
+        shipgate::serve::StartOptions {
             retry: Some(common::fast_retry()),
             handlers: Some(shipgate::handlers::Handlers::new(vec![Arc::new(handler)])),
             ..Default::default()
@@ -1127,7 +1127,7 @@ async fn one_installation_cannot_hold_every_worker() {
 
 /// A worker over a fresh SQLite store with the `Gated` handler, polling off.
 struct GatedWorker {
-    worker: shipgate::worker::Worker,
+    worker: shipgate::serve::worker::Worker,
     store: shipgate::store::DynStore,
     started: tokio::sync::mpsc::UnboundedReceiver<String>,
     finished: tokio::sync::watch::Receiver<u64>,
@@ -1171,9 +1171,9 @@ async fn rate_limited_worker(
         rate_limited: rate_limited.iter().map(|id| id.to_string()).collect(),
     };
     let metrics = shipgate::metrics::Metrics::new();
-    let wake = shipgate::worker::Wake::default();
+    let wake = shipgate::store::Wake::default();
     let (finished_tx, finished) = tokio::sync::watch::channel(0);
-    let worker = shipgate::worker::Worker {
+    let worker = shipgate::serve::worker::Worker {
         store: store.clone(),
         handlers: shipgate::handlers::Handlers::new(vec![std::sync::Arc::new(handler)]),
         context: shipgate::handlers::Context {
@@ -1318,7 +1318,10 @@ async fn a_worker_whose_claim_was_taken_over_leaves_the_newer_attempt_alone() {
         .unwrap();
     assert_eq!(newer.attempts, 2);
 
-    assert_eq!(worker.process(stale).await, shipgate::worker::Outcome::Done);
+    assert_eq!(
+        worker.process(stale).await,
+        shipgate::serve::worker::Outcome::Done
+    );
     assert_eq!(next_started(&mut started).await, "taken-over");
     let st = store.delivery_status("taken-over").await.unwrap().unwrap();
     assert_eq!(
@@ -1726,7 +1729,7 @@ async fn bodies_in_memory_share_one_byte_budget() {
     })
     .await;
     let body = vec![b' '; 10 << 20];
-    let sig = shipgate::signature::sign(SECRET.as_bytes(), &body);
+    let sig = shipgate::github::signature::sign(SECRET.as_bytes(), &body);
     let (status, b) = raw_post(&t, &signed_headers("ping", "second", &sig), body).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{b}");
     assert_eq!(
@@ -1798,7 +1801,7 @@ async fn a_delivery_whose_config_was_evicted_from_the_cache_reads_it_again() {
 async fn a_304_for_a_config_evicted_while_the_request_was_out_is_answered_from_the_parse_in_hand() {
     let t = Harness::start().await;
     t.gh.add_repo("acme/app", &[(CONFIG, VALID_CONFIG)]);
-    let configs = std::sync::Arc::new(shipgate::repo_config::ConfigCache::default());
+    let configs = std::sync::Arc::new(shipgate::config::repo::ConfigCache::default());
     let api = t.server.github.api(Some(42)).unwrap();
     configs.load(&api, "acme/app", "main").await.unwrap();
     let contents = "/repos/acme/app/contents/.github/shipgate.yml";
@@ -1882,7 +1885,7 @@ async fn a_push_counted_by_another_replica_ends_a_missing_config_here() {
     // Another replica processes the push: what its worker writes to the
     // shared store before any handler runs. This replica has seen nothing.
     a.gh.commit("acme/app", "main", &[(CONFIG, Some(VALID_CONFIG))]);
-    let other = shipgate::store::connect(&shipgate::settings::DatabaseUrl::new(pg))
+    let other = shipgate::store::connect(&shipgate::config::settings::DatabaseUrl::new(pg))
         .await
         .unwrap();
     other.bump_config_generation("acme/app").await.unwrap();

@@ -5,7 +5,7 @@ use crate::common;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use shipgate::settings::DatabaseUrl;
+use shipgate::config::settings::DatabaseUrl;
 use shipgate::store::{
     self, CommandRun, DeliveryFilter, DeliveryState, DynStore, InsertOutcome, Lock, LockKind,
     LockOutcome, NewDelivery, PendingStats, ProtectionRequest, QueuedDeploy, RetryOutcome,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::{Child, FakeGitHub};
 use reqwest::StatusCode;
-use shipgate::settings::DatabaseUrl;
+use shipgate::config::settings::DatabaseUrl;
 use shipgate::store::DeliveryState;
 
 const CONFIG: &str = ".github/shipgate.yml";
@@ -144,7 +144,7 @@ async fn post(
     delivery: &str,
     body: &[u8],
 ) -> Option<StatusCode> {
-    let sig = shipgate::signature::sign(common::SECRET.as_bytes(), body);
+    let sig = shipgate::github::signature::sign(common::SECRET.as_bytes(), body);
     http.post(url)
         .header("content-type", "application/json")
         .header("x-github-event", "pull_request")

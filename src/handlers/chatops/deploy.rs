@@ -4,16 +4,16 @@
 //! through a `LockGuard` with the typed payload.
 
 use super::{render_reply, Run, Section, Session};
-use crate::commands::{Command, RollbackTarget};
+use crate::config::repo::{EnvironmentConfig, Role};
+use crate::deploy::commands::{Command, RollbackTarget};
+use crate::deploy::gates::{self, Gate};
 use crate::deploy::lock::{Acquired, CreateError, DeployLock, LockGuard, Released};
 use crate::deploy::payload::{DeploymentKind, DeploymentPayload};
 use crate::deploy::{self, Decision, Purpose, Request, Sources};
-use crate::events::DeploymentStatusEvent;
-use crate::gates::{self, Gate};
+use crate::github::events::DeploymentStatusEvent;
 use crate::github::repos::{NewDeployment, Reaction};
 use crate::handlers::{Context, HandlerError};
 use crate::render::{short, DeployKind, DeployOutcome, DeployReply, DeploymentProgress};
-use crate::repo_config::{EnvironmentConfig, Role};
 use crate::store::QueuedDeploy;
 
 /// What became of a deploy or rollback command.

@@ -1,13 +1,13 @@
 //! `/lock`, `/unlock`, `/status`, `/help`, and pull requests closing.
 
 use super::{Run, Section, Session};
-use crate::commands::{Command, USAGE};
-use crate::events::PullRequestEvent;
+use crate::config::repo::{humanize, Deployers, Role};
+use crate::deploy::commands::{Command, USAGE};
+use crate::deploy::gates;
 use crate::freeze::active_freeze;
-use crate::gates;
+use crate::github::events::PullRequestEvent;
 use crate::handlers::{Context, HandlerError};
 use crate::render::short;
-use crate::repo_config::{humanize, Deployers, Role};
 use crate::store::{Lock, LockKind, LockOutcome};
 
 pub(crate) async fn lock(s: &Session<'_>, run: &Run<'_>) -> Result<(), HandlerError> {

@@ -19,12 +19,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Context, Handler, HandlerError};
-use crate::commands::{self, Command, CommandLine};
-use crate::events::{DeploymentStatusEvent, IssueCommentEvent, PullRequestEvent};
+use crate::config::repo::{EnvironmentConfig, RepoConfig, Role};
+use crate::deploy::commands::{self, Command, CommandLine};
+use crate::github::events::{DeploymentStatusEvent, IssueCommentEvent, PullRequestEvent};
 use crate::github::repos::Reaction;
 use crate::github::Api;
 use crate::render::{render_deploy_reply, render_message, run_marker, DeployReply};
-use crate::repo_config::{EnvironmentConfig, RepoConfig, Role};
 use crate::store::CommandRun;
 
 /// Command lines one comment runs at most; the rest get one line in the reply.

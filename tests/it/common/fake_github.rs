@@ -1482,7 +1482,7 @@ impl FakeGitHub {
                 (d, w.hook_target.clone().unwrap())
             });
             let body = serde_json::to_vec(&original.payload).unwrap();
-            let sig = shipgate::signature::sign(secret.as_bytes(), &body);
+            let sig = shipgate::github::signature::sign(secret.as_bytes(), &body);
             let status = reqwest::Client::new()
                 .post(&url)
                 .header("content-type", "application/json")

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
+use shipgate::config::settings::ServerSettings;
 use shipgate::github::RetryPolicy;
-use shipgate::server::{Running, StartOptions};
-use shipgate::settings::ServerSettings;
+use shipgate::serve::{Running, StartOptions};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 pub use fake_github::FakeGitHub;
@@ -147,7 +147,7 @@ impl Harness {
     ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let db = format!("sqlite://{}", dir.path().join("shipgate.db").display());
-        let server = shipgate::server::start(
+        let server = shipgate::serve::start(
             settings(&gh, &db, extra),
             StartOptions {
                 retry: Some(retry),
@@ -270,7 +270,7 @@ pub async fn post_signed(
     delivery: &str,
     body: Vec<u8>,
 ) -> (StatusCode, Value) {
-    let sig = shipgate::signature::sign(SECRET.as_bytes(), &body);
+    let sig = shipgate::github::signature::sign(SECRET.as_bytes(), &body);
     let resp = http
         .post(url)
         .header("content-type", "application/json")

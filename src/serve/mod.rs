@@ -1,5 +1,9 @@
 //! The webhook server: routes, startup and graceful shutdown.
 
+pub mod ingress;
+pub mod redeliver;
+pub mod worker;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -13,14 +17,15 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::repo::{ConfigCache, ConfigCacheLimits};
+use crate::config::settings::{ServerSettings, SettingsError};
 use crate::github::{GitHub, RetryPolicy};
 use crate::handlers::{Context, Handlers};
-use crate::ingress::{self, ClientAddr, Ingress, MAX_BODY_BYTES};
 use crate::metrics::Metrics;
-use crate::repo_config::{ConfigCache, ConfigCacheLimits};
-use crate::settings::{ServerSettings, SettingsError};
 use crate::store::{self, DeliveryWriter, DynStore};
-use crate::worker::{Wake, Worker};
+use crate::store::{Wake, MAX_BODY_BYTES};
+use ingress::{ClientAddr, Ingress};
+use worker::Worker;
 
 /// The HTTP routes. Kept apart from `start` so tests can serve them directly.
 pub fn router(ingress: Ingress) -> Router {
@@ -53,7 +58,9 @@ async fn readyz(State(ingress): State<Ingress>) -> impl IntoResponse {
 async fn metrics(State(ingress): State<Ingress>) -> impl IntoResponse {
     let now = crate::now_ms();
     if let Ok(stats) = ingress.store.pending_stats().await {
-        ingress.metrics.set_pending(stats, now);
+        ingress
+            .metrics
+            .set_pending(stats.depth, stats.oldest_received_at, now);
     }
     ingress.metrics.refresh_rate_limits(now);
     ingress
@@ -151,7 +158,7 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
 
     let worker_id = format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple());
     let sweeper = (settings.redeliver.enabled && github.is_app()).then(|| {
-        crate::redeliver::Sweeper::new(
+        crate::serve::redeliver::Sweeper::new(
             github.clone(),
             store.clone(),
             handlers.clone(),
@@ -238,7 +245,7 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
 async fn serve_http(
     listener: TcpListener,
     app: Router,
-    limits: &crate::settings::HttpSettings,
+    limits: &crate::config::settings::HttpSettings,
     stop: CancellationToken,
 ) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};

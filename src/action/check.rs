@@ -20,12 +20,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::action::{Annotation, Level, Runner};
+use crate::config::repo::{ReleaseConfig, RepoConfig, CONFIG_PATH};
 use crate::freeze::FreezeWindow;
 use crate::github::content::FileRead;
 use crate::github::repos::{ProtectionRead, MARKER_SEARCH_PAGES};
 use crate::github::{Api, GitHub, RetryPolicy};
 use crate::render::inline_text;
-use crate::repo_config::{ReleaseConfig, RepoConfig, CONFIG_PATH};
 use crate::secrets::git;
 use crate::smoke::{self, Outcome};
 
@@ -439,7 +439,7 @@ pub fn request(
     };
     for g in &gates {
         if !GATES.contains(&g.as_str()) {
-            let hint = crate::commands::did_you_mean(g, GATES.iter().copied())
+            let hint = crate::deploy::commands::did_you_mean(g, GATES.iter().copied())
                 .map(|s| format!(" (did you mean `{s}`?)"))
                 .unwrap_or_default();
             return Err(CheckError::UnknownGate(g.clone(), hint));
@@ -520,7 +520,7 @@ pub async fn run(
             "policy" => policy_gate(runner, req, config).await?,
             "protection" => protection_gate(runner, req, config).await?,
             "release" => release_gate(runner, req).await?,
-            "secrets" => crate::secrets_gate::run(runner, req, &gc)?,
+            "secrets" => crate::action::secrets_gate::run(runner, req, &gc)?,
             _ => unreachable!("gates are checked in `request`"),
         };
         out.push(r);
@@ -551,11 +551,11 @@ fn client(
         .to_string();
     let api_url = runner
         .var("GITHUB_API_URL")
-        .unwrap_or(crate::settings::DEFAULT_GITHUB_API_URL);
+        .unwrap_or(crate::config::settings::DEFAULT_GITHUB_API_URL);
     let api_url =
         url::Url::parse(api_url).map_err(|e| CheckError::Input(format!("GITHUB_API_URL: {e}")))?;
     let gh = GitHub::new(
-        &crate::settings::GitHubAuth::Token(secrecy::SecretString::from(token)),
+        &crate::config::settings::GitHubAuth::Token(secrecy::SecretString::from(token)),
         &api_url,
         RetryPolicy::default(),
         crate::metrics::Metrics::new(),
@@ -864,27 +864,28 @@ async fn policy_gate(
     let number = pr["number"].as_i64().unwrap_or_default();
     let head = pr["head"]["sha"].as_str().unwrap_or_default().to_string();
     let author = pr["user"]["login"].as_str().unwrap_or_default().to_string();
-    let facts = crate::policy::PullFacts {
+    let facts = crate::deploy::policy::PullFacts {
         number,
         head: &head,
         base: &base,
         author: &author,
     };
-    let gates = match crate::policy::evaluate_pull_request_live(&api, &repo, rules, &facts).await {
-        Ok(g) => g,
-        Err(e) => return Ok(api_failure("policy", e)),
-    };
-    let unmet = crate::policy::unmet(&gates);
+    let gates =
+        match crate::deploy::policy::evaluate_pull_request_live(&api, &repo, rules, &facts).await {
+            Ok(g) => g,
+            Err(e) => return Ok(api_failure("policy", e)),
+        };
+    let unmet = crate::deploy::policy::unmet(&gates);
     // Details name people (`by @bob`) and checks from the config.
-    let shown: Vec<crate::gates::Gate> = gates
+    let shown: Vec<crate::deploy::gates::Gate> = gates
         .iter()
-        .map(|g| crate::gates::Gate {
+        .map(|g| crate::deploy::gates::Gate {
             name: inline_text(&g.name),
             detail: inline_text(&g.detail),
             ..g.clone()
         })
         .collect();
-    let md = crate::policy::conditions_table(&shown);
+    let md = crate::deploy::policy::conditions_table(&shown);
     let (outcome, headline) = if unmet.is_empty() {
         (
             Outcome::Pass,
@@ -928,7 +929,7 @@ async fn protection_gate(
             }
             Err(e) => return Ok(api_failure("protection", e)),
         };
-        let diffs = crate::policy::diff(desired, live.as_ref());
+        let diffs = crate::deploy::policy::diff(desired, live.as_ref());
         if diffs.is_empty() {
             md.push_str(&format!("✅ `{shown}` matches the policy.\n\n"));
         } else {

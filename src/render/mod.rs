@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::gates::Gate;
+use crate::deploy::gates::Gate;
 pub use crate::text::{inline_text, short};
 
 /// A hidden marker that ties a reply to the command it answers, so a
@@ -149,7 +149,7 @@ pub fn render_message(icon: &str, text: &str, marker: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gates::Verdict;
+    use crate::deploy::gates::Verdict;
 
     #[test]
     fn short_shas_cut_at_a_character() {

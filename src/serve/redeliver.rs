@@ -20,10 +20,10 @@ use std::collections::HashMap;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::settings::RedeliverSettings;
 use crate::github::{GitHub, GitHubError};
 use crate::handlers::Handlers;
 use crate::metrics::Metrics;
-use crate::settings::RedeliverSettings;
 use crate::store::{DynStore, Lock, LockKind, LockOutcome};
 
 /// Redeliveries of one delivery GitHub may already show before the sweeper

@@ -4,8 +4,8 @@
 //! secret redacted everywhere. Excludes and `.shipgateignore` come from the
 //! gate configuration (in a pull request, its base's).
 
+use crate::action::check::{CheckError, CheckRequest, GateConfig, GateResult};
 use crate::action::{Annotation, Level, Runner};
-use crate::check::{CheckError, CheckRequest, GateConfig, GateResult};
 use crate::render::inline_text;
 use crate::secrets::{self, git, Finding, ScanOptions, Severity};
 use crate::smoke::Outcome;
@@ -165,7 +165,7 @@ pub fn run(
         });
     }
     if let Some(path) = &req.sarif {
-        crate::check::check_output_path(&ws, path, "sarif")?;
+        crate::action::check::check_output_path(&ws, path, "sarif")?;
         let sarif = secrets::sarif(&report, env!("CARGO_PKG_VERSION"));
         std::fs::write(
             path,

@@ -2,6 +2,9 @@
 //! outputs (`$GITHUB_OUTPUT`), the job summary (`$GITHUB_STEP_SUMMARY`),
 //! workflow commands (annotations, masks, stop-commands) and their escaping.
 
+pub mod check;
+pub mod secrets_gate;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;

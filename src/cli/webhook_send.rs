@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::signature;
+use crate::github::signature;
 
 pub struct SendRequest<'a> {
     pub url: &'a str,

@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::settings::DatabaseUrl;
+use crate::config::settings::DatabaseUrl;
 use crate::store::{
     DeliveryFilter, DeliveryRecord, DeliveryState, DynStore, Lock, ProtectionRequest, RetryOutcome,
     StoreError,

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://shipgate.db";
@@ -31,48 +31,9 @@ fn bad(var: &'static str, problem: impl Into<String>) -> SettingsError {
     }
 }
 
-/// How shipgate authenticates to GitHub.
-#[derive(Clone)]
-pub enum GitHubAuth {
-    /// A personal access token or an Actions `GITHUB_TOKEN`.
-    Token(SecretString),
-    /// A GitHub App: a JWT signed with the private key is exchanged for an
-    /// installation token per installation.
-    App {
-        app_id: u64,
-        private_key: SecretString,
-    },
-}
+pub use crate::github::GitHubAuth;
 
-impl std::fmt::Debug for GitHubAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            GitHubAuth::Token(_) => f.write_str("Token([REDACTED])"),
-            GitHubAuth::App { app_id, .. } => {
-                write!(f, "App {{ app_id: {app_id}, private_key: [REDACTED] }}")
-            }
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Json,
-    Pretty,
-}
-
-impl LogFormat {
-    pub fn parse(var: &'static str, value: &str) -> Result<Self, SettingsError> {
-        match value.trim().to_ascii_lowercase().as_str() {
-            "json" => Ok(LogFormat::Json),
-            "pretty" | "text" => Ok(LogFormat::Pretty),
-            other => Err(bad(
-                var,
-                format!("expected `json` or `pretty`, got `{other}`"),
-            )),
-        }
-    }
-}
+pub use crate::telemetry::LogFormat;
 
 /// Tuning of the delivery worker.
 #[derive(Debug, Clone)]
@@ -191,41 +152,7 @@ impl Default for RedeliverSettings {
 
 // ---- Smoke probes: what a repository's smoke suite may do from the server.
 
-/// The smoke engine runs on the server's network for any repository that
-/// installs the App, so each run and each installation gets a bounded share
-/// of it. The Action (`shipgate check smoke`) runs on the user's own runner
-/// and is not limited by these.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmokeSettings {
-    /// Checks run per suite; the rest are reported as not run.
-    pub max_checks: usize,
-    /// Latency samples per check (a check's `samples` is cut to this).
-    pub max_samples: u32,
-    /// Requests in a `rate_limit` burst (a check's `burst` is cut to this).
-    pub max_burst: u32,
-    /// Requests per smoke run, every retry, sample and redirect included.
-    pub max_requests: u32,
-    /// Requests of one run in flight at once.
-    pub concurrency: usize,
-    /// Requests per installation per hour, in this process.
-    pub hourly_budget: u32,
-    /// Whether a repository's `preview.allow_private` is honoured.
-    pub allow_private: bool,
-}
-
-impl Default for SmokeSettings {
-    fn default() -> Self {
-        SmokeSettings {
-            max_checks: 20,
-            max_samples: 50,
-            max_burst: 100,
-            max_requests: 300,
-            concurrency: 4,
-            hourly_budget: 5000,
-            allow_private: false,
-        }
-    }
-}
+pub use crate::smoke::limits::SmokeSettings;
 
 // ---- Limits that keep a stranger or a config file from stalling the server.
 
@@ -401,39 +328,7 @@ pub struct ServerSettings {
     pub smoke: SmokeSettings,
 }
 
-/// The database URL; kept apart so a password in it never reaches a log.
-#[derive(Clone)]
-pub struct DatabaseUrl(pub SecretString);
-
-impl DatabaseUrl {
-    pub fn new(url: impl Into<String>) -> Self {
-        DatabaseUrl(SecretString::from(url.into()))
-    }
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-    pub fn is_postgres(&self) -> bool {
-        let u = self.expose();
-        u.starts_with("postgres://") || u.starts_with("postgresql://")
-    }
-    /// The URL with any password replaced, for logs.
-    pub fn redacted(&self) -> String {
-        match url::Url::parse(self.expose()) {
-            Ok(mut u) if u.password().is_some() => {
-                let _ = u.set_password(Some("****"));
-                u.to_string()
-            }
-            Ok(u) => u.to_string(),
-            Err(_) => "<unparsable>".into(),
-        }
-    }
-}
-
-impl std::fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DatabaseUrl({})", self.redacted())
-    }
-}
+pub use crate::store::DatabaseUrl;
 
 /// The raw environment as envy reads it: every value as text, checked below.
 #[derive(Deserialize, Default)]
@@ -523,7 +418,7 @@ fn database_url(value: Option<String>) -> Result<DatabaseUrl, SettingsError> {
 pub fn log_format_from_env(default: LogFormat) -> Result<LogFormat, SettingsError> {
     match non_empty(std::env::var("SHIPGATE_LOG_FORMAT").ok()) {
         None => Ok(default),
-        Some(v) => LogFormat::parse("SHIPGATE_LOG_FORMAT", &v),
+        Some(v) => LogFormat::parse(&v).map_err(|e| bad("SHIPGATE_LOG_FORMAT", e)),
     }
 }
 
@@ -594,7 +489,7 @@ impl ServerSettings {
 
         let log_format = match non_empty(raw.shipgate_log_format) {
             None => LogFormat::Json,
-            Some(v) => LogFormat::parse("SHIPGATE_LOG_FORMAT", &v)?,
+            Some(v) => LogFormat::parse(&v).map_err(|e| bad("SHIPGATE_LOG_FORMAT", e))?,
         };
 
         let defaults = WorkerSettings::default();
@@ -838,6 +733,8 @@ fn github_auth(
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Result<ServerSettings, SettingsError> {

@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::config::repo::{Deployers, EnvironmentConfig, RepoConfig, RequiredCheck, Role};
 use crate::freeze::active_freeze;
 use crate::github::content::{CommitStatus, StatusState};
 use crate::github::repos::{CheckRun, Review};
-use crate::repo_config::{Deployers, EnvironmentConfig, RepoConfig, RequiredCheck, Role};
 use crate::store::{Lock, LockKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::repo_config::DurationText;
+use crate::duration::DurationText;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {

@@ -3,13 +3,16 @@
 //! stdout or stderr is a closed pipe (`shipgate check | head -1`; see
 //! [`crate::stdio`]).
 
+pub mod admin;
+pub mod webhook_send;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::repo_config::{RepoConfig, CONFIG_PATH};
-use crate::settings::{self, LogFormat, ServerSettings};
+use crate::config::repo::{RepoConfig, CONFIG_PATH};
+use crate::config::settings::{self, LogFormat, ServerSettings};
 use crate::store::DeliveryState;
 
 #[derive(Parser)]
@@ -97,8 +100,8 @@ enum DeliveriesCommand {
         /// OWNER/NAME
         #[arg(long)]
         repo: Option<String>,
-        #[arg(long, default_value_t = crate::admin::DEFAULT_LIST_LIMIT,
-              value_parser = clap::value_parser!(i64).range(1..=crate::admin::MAX_LIST_LIMIT))]
+        #[arg(long, default_value_t = crate::cli::admin::DEFAULT_LIST_LIMIT,
+              value_parser = clap::value_parser!(i64).range(1..=crate::cli::admin::MAX_LIST_LIMIT))]
         limit: i64,
         #[command(flatten)]
         format: FormatArg,
@@ -200,7 +203,7 @@ pub fn run() -> ExitCode {
                 Err(e) => return usage_error(e),
             };
             crate::telemetry::init(settings.log_format);
-            runtime(async move { crate::server::serve(settings).await })
+            runtime(async move { crate::serve::serve(settings).await })
         }
         Command::Check {
             gates,
@@ -220,7 +223,7 @@ pub fn run() -> ExitCode {
                     );
                 }));
             }
-            let req = match crate::check::request(
+            let req = match crate::action::check::request(
                 &runner,
                 gates,
                 config,
@@ -234,7 +237,8 @@ pub fn run() -> ExitCode {
             };
             if req.gates.is_empty() {
                 // Still check the config, so a broken file is caught.
-                if let Err(e) = crate::check::load_config(&runner.workspace(), &req.config) {
+                if let Err(e) = crate::action::check::load_config(&runner.workspace(), &req.config)
+                {
                     return check_error(&runner, e);
                 }
                 crate::outln!("no gates selected: nothing to check");
@@ -244,12 +248,12 @@ pub fn run() -> ExitCode {
                 Ok(rt) => rt,
                 Err(e) => return usage_error(e),
             };
-            match rt.block_on(crate::check::run(&runner, &req)) {
+            match rt.block_on(crate::action::check::run(&runner, &req)) {
                 Ok((gate_config, results)) => {
-                    let code = crate::check::report(&runner, &req, &gate_config, &results);
+                    let code = crate::action::check::report(&runner, &req, &gate_config, &results);
                     if runner.bool_input("comment").ok().flatten() == Some(true) {
                         if let Err(e) =
-                            rt.block_on(crate::check::post_comment(&runner, &req, &results))
+                            rt.block_on(crate::action::check::post_comment(&runner, &req, &results))
                         {
                             // The gates ran; a comment that cannot be posted only warns.
                             let a = crate::action::Annotation {
@@ -315,14 +319,15 @@ pub fn run() -> ExitCode {
                 .map(str::trim)
                 .find(|s| !s.is_empty())
                 .unwrap_or("");
-            let (status, body) = crate::webhook_send::send(crate::webhook_send::SendRequest {
-                url: &url,
-                secret,
-                event: &event,
-                delivery: delivery.as_deref(),
-                file: &file,
-            })
-            .await?;
+            let (status, body) =
+                crate::cli::webhook_send::send(crate::cli::webhook_send::SendRequest {
+                    url: &url,
+                    secret,
+                    event: &event,
+                    delivery: delivery.as_deref(),
+                    file: &file,
+                })
+                .await?;
             crate::outln!("{status} {body}");
             if (200..300).contains(&status) {
                 Ok(())
@@ -338,7 +343,7 @@ pub fn run() -> ExitCode {
                     limit,
                     format,
                 } => (
-                    crate::admin::Request::ListDeliveries {
+                    crate::cli::admin::Request::ListDeliveries {
                         state: status.map(|s| match s {
                             StateArg::Received => DeliveryState::Received,
                             StateArg::Processing => DeliveryState::Processing,
@@ -354,21 +359,24 @@ pub fn run() -> ExitCode {
                     id,
                     payload,
                     format,
-                } => (crate::admin::Request::ShowDelivery { id, payload }, format),
+                } => (
+                    crate::cli::admin::Request::ShowDelivery { id, payload },
+                    format,
+                ),
                 DeliveriesCommand::Retry { id, format } => {
-                    (crate::admin::Request::RetryDelivery { id }, format)
+                    (crate::cli::admin::Request::RetryDelivery { id }, format)
                 }
             };
             admin(request, format)
         }
         Command::Locks { command } => match command {
-            LocksCommand::List { format } => admin(crate::admin::Request::ListLocks, format),
+            LocksCommand::List { format } => admin(crate::cli::admin::Request::ListLocks, format),
             LocksCommand::Release {
                 repo,
                 environment,
                 format,
             } => admin(
-                crate::admin::Request::ReleaseLock {
+                crate::cli::admin::Request::ReleaseLock {
                     repository: repo,
                     environment,
                 },
@@ -377,7 +385,7 @@ pub fn run() -> ExitCode {
         },
         Command::Requests {
             command: RequestsCommand::List { format },
-        } => admin(crate::admin::Request::ListRequests, format),
+        } => admin(crate::cli::admin::Request::ListRequests, format),
         Command::Migrate => {
             crate::telemetry::init(log_format(LogFormat::Pretty));
             let url = match settings::database_url_from_env() {
@@ -402,23 +410,23 @@ pub fn run() -> ExitCode {
 
 /// A toolbox command (src/admin.rs) on DATABASE_URL: its text on stdout,
 /// or one line on stderr and the error's exit code.
-fn admin(request: crate::admin::Request, format: FormatArg) -> ExitCode {
+fn admin(request: crate::cli::admin::Request, format: FormatArg) -> ExitCode {
     let url = match settings::database_url_from_env() {
         Ok(u) => u,
         Err(e) => return usage_error(e),
     };
     let format = if format.json {
-        crate::admin::Format::Json
+        crate::cli::admin::Format::Json
     } else {
-        crate::admin::Format::Table
+        crate::cli::admin::Format::Table
     };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return usage_error(e),
     };
     let result = rt.block_on(async {
-        let store = crate::admin::open(&url).await?;
-        let out = crate::admin::run(&store, &url, &request, format, crate::now_ms()).await;
+        let store = crate::cli::admin::open(&url).await?;
+        let out = crate::cli::admin::run(&store, &url, &request, format, crate::now_ms()).await;
         store.close().await;
         out
     });
@@ -446,7 +454,7 @@ fn log_format(default: LogFormat) -> LogFormat {
 /// A configuration error of `check`: one line, an annotation in Actions, exit 2.
 /// The message can quote a repository's config or a response, and the
 /// runner reads stderr for workflow commands too: it is escaped on both.
-fn check_error(runner: &crate::action::Runner, e: crate::check::CheckError) -> ExitCode {
+fn check_error(runner: &crate::action::Runner, e: crate::action::check::CheckError) -> ExitCode {
     let message = e.to_string();
     if runner.in_actions() {
         let a = crate::action::Annotation {

@@ -35,16 +35,12 @@ use secrecy::SecretString;
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::events::Envelope;
+use crate::config::settings::BodyLimits;
+use crate::github::events::Envelope;
+use crate::github::signature;
 use crate::handlers::Handlers;
 use crate::metrics::Metrics;
-use crate::settings::BodyLimits;
-use crate::signature;
-use crate::store::{DeliveryWriter, DynStore, InsertOutcome, NewDelivery};
-use crate::worker::Wake;
-
-/// GitHub caps payloads at 25 MB; anything larger is not from GitHub.
-pub const MAX_BODY_BYTES: usize = 25 * 1024 * 1024;
+use crate::store::{DeliveryWriter, DynStore, InsertOutcome, NewDelivery, Wake, MAX_BODY_BYTES};
 
 /// How long a body may take before the minimum rate applies: enough for
 /// any connection to get going, far too little to hold anything for long.
