@@ -3,7 +3,9 @@
 //! workflow commands (annotations, masks, stop-commands) and their escaping.
 
 pub mod check;
-pub mod secrets_gate;
+pub mod config;
+pub mod gates;
+pub mod request;
 
 use std::collections::HashMap;
 use std::io::Write;

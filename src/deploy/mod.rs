@@ -117,7 +117,7 @@ impl Decision {
 
     /// Only gates that may open by themselves are closed.
     pub fn only_waiting(&self) -> bool {
-        !self.allowed() && self.gates.iter().all(|g| g.passed() || g.temporary)
+        !self.allowed() && self.gates.iter().all(|g| g.passed() || g.waiting())
     }
 
     /// Every gate but the lock passes (a deploy that may queue).
@@ -133,8 +133,8 @@ impl Decision {
     pub fn freeze_override(&self) -> Option<String> {
         self.gates
             .iter()
-            .find(|g| g.name == gates::FREEZE && g.passed() && g.detail.contains("overridden"))
-            .map(|g| g.detail.clone())
+            .find(|g| g.name == gates::FREEZE && g.passed() && g.reason.contains("overridden"))
+            .map(|g| g.reason.clone())
     }
 }
 
@@ -291,7 +291,7 @@ pub fn evaluate(req: &Request<'_>, facts: &Facts) -> Vec<Gate> {
             out.push(if !lock.passed() && may_force {
                 Gate::pass(
                     gates::LOCK,
-                    format!("{} — overridden with `force`", lock.detail),
+                    format!("{} — overridden with `force`", lock.reason),
                 )
             } else {
                 lock

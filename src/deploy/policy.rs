@@ -328,22 +328,8 @@ pub fn unmet(gates: &[Gate]) -> Vec<String> {
     gates
         .iter()
         .filter(|g| !g.passed())
-        .map(|g| format!("{}: {}", g.name, g.detail))
+        .map(|g| format!("{}: {}", g.name, g.reason))
         .collect()
-}
-
-/// A Markdown table of conditions.
-pub fn conditions_table(gates: &[Gate]) -> String {
-    let mut out = String::from("| Condition | | |\n|---|---|---|\n");
-    for g in gates {
-        out.push_str(&format!(
-            "| {} | {} | {} |\n",
-            g.name,
-            if g.passed() { "✅" } else { "❌" },
-            g.detail
-        ));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -477,7 +463,7 @@ mod tests {
         let failing: Vec<_> = gates
             .iter()
             .filter(|g| !g.passed())
-            .map(|g| g.detail.as_str())
+            .map(|g| g.reason.as_str())
             .collect();
         assert_eq!(
             failing,

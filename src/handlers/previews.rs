@@ -583,7 +583,7 @@ async fn auto_rollback(
             .gates
             .iter()
             .filter(|g| !g.passed())
-            .map(|g| format!("{}: {}", g.name, g.detail))
+            .map(|g| format!("{}: {}", g.name, g.reason))
             .collect();
         let why = if why.is_empty() {
             "the environment's lock was taken meanwhile".to_string()

@@ -745,7 +745,7 @@ async fn policy_check(
             format!("{} unmet: {}", unmet.len(), unmet.join("; ")),
         ),
     };
-    let mut summary = policy::conditions_table(&gates);
+    let mut summary = crate::render::gates::gate_table("Condition", &gates);
     if let Some((_, e)) = &policy.broken {
         let basis = if rules.is_some() {
             "The conditions above are the last valid policy's."

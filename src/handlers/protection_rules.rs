@@ -217,24 +217,6 @@ fn callback_path(url: &str) -> String {
     }
 }
 
-fn comment(verdict: &str, gates: &[Gate]) -> String {
-    let mut out = format!("shipgate: {verdict}");
-    for g in gates {
-        let icon = if g.passed() {
-            "✅"
-        } else if g.temporary {
-            "⏳"
-        } else {
-            "❌"
-        };
-        out.push_str(&format!("\n{icon} {}: {}", g.name, g.detail));
-    }
-    if out.chars().count() > 1024 {
-        out = out.chars().take(1023).collect::<String>() + "…";
-    }
-    out
-}
-
 /// The deploy decision for a request. A deployment shipgate created for a
 /// command (the store knows it) is decided as that command again, with its
 /// actor, pull request and `force`; one created under a lock by an
@@ -337,10 +319,24 @@ async fn evaluate(
     let deadline = if first { now + timeout } else { r.deadline };
     let gates = gates_for(cx, &api, r, &config).await?;
     if gates.iter().all(Gate::passed) {
-        return answer(cx, &api, r, "approved", &comment("approved", &gates)).await;
+        return answer(
+            cx,
+            &api,
+            r,
+            "approved",
+            &crate::render::gates::protection_rule_comment("approved", &gates),
+        )
+        .await;
     }
-    if gates.iter().any(|g| !g.passed() && !g.temporary) {
-        return answer(cx, &api, r, "rejected", &comment("rejected", &gates)).await;
+    if gates.iter().any(|g| !g.passed() && !g.waiting()) {
+        return answer(
+            cx,
+            &api,
+            r,
+            "rejected",
+            &crate::render::gates::protection_rule_comment("rejected", &gates),
+        )
+        .await;
     }
     // Only temporary gates are closed: wait, unless a freeze outlasts the deadline.
     let env = config.environments.get(&r.environment);
@@ -352,7 +348,10 @@ async fn evaluate(
             &api,
             r,
             "rejected",
-            &comment("rejected — the deadline passed while waiting", &gates),
+            &crate::render::gates::protection_rule_comment(
+                "rejected — the deadline passed while waiting",
+                &gates,
+            ),
         )
         .await;
     }
@@ -363,7 +362,10 @@ async fn evaluate(
                 &api,
                 r,
                 "rejected",
-                &comment("rejected — the freeze outlasts the wait limit", &gates),
+                &crate::render::gates::protection_rule_comment(
+                    "rejected — the freeze outlasts the wait limit",
+                    &gates,
+                ),
             )
             .await;
         }
@@ -371,7 +373,7 @@ async fn evaluate(
     let next = freeze
         .map(|f| f.ends_at.timestamp_millis().min(deadline))
         .unwrap_or(deadline);
-    let text = comment("waiting", &gates);
+    let text = crate::render::gates::protection_rule_comment("waiting", &gates);
     let mut posts = r.progress_posts;
     if r.last_comment.as_deref() != Some(text.as_str()) && posts < MAX_PROGRESS_POSTS {
         post(&api, r, None, &text).await?;

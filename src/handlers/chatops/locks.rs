@@ -21,7 +21,7 @@ pub(crate) async fn lock(s: &Session<'_>, run: &Run<'_>) -> Result<(), HandlerEr
     let permission = gates::permission_gate(&env_name, &env_cfg, &actor);
     if !permission.passed() {
         return s
-            .refuse(run, &format!("cannot lock: {}", permission.detail))
+            .refuse(run, &format!("cannot lock: {}", permission.reason))
             .await;
     }
     let now = crate::now_ms();

@@ -4,11 +4,12 @@
 //! secret redacted everywhere. Excludes and `.shipgateignore` come from the
 //! gate configuration (in a pull request, its base's).
 
-use crate::action::check::{CheckError, CheckRequest, GateConfig, GateResult};
+use crate::action::config::GateConfig;
+use crate::action::request::{CheckError, CheckRequest, GateResult};
 use crate::action::{Annotation, Level, Runner};
+use crate::deploy::gates::Verdict;
 use crate::render::inline_text;
 use crate::secrets::{self, git, Finding, ScanOptions, Severity};
-use crate::smoke::Outcome;
 
 /// Annotations per severity at most; the summary lists everything.
 const ANNOTATIONS_PER_LEVEL: usize = 10;
@@ -70,11 +71,11 @@ pub fn run(
     let errors = report.errors();
     let warnings = report.warnings() + report.too_large.len();
     let outcome = if errors > 0 {
-        Outcome::Fail
+        Verdict::Fail
     } else if warnings > 0 {
-        Outcome::Warn
+        Verdict::Warn
     } else {
-        Outcome::Pass
+        Verdict::Pass
     };
     let stats = format!(
         "{} files, {:.1} MiB in {} ms ({:.0} MiB/s); skipped {} binary and {} large files; {} suppressed",

@@ -1,0 +1,73 @@
+//! The `policy` gate: a pull request against its base branch's protection
+//! policy, with the gates the server's `shipgate/policy` check uses.
+
+use crate::action::request::{api_failure, client, CheckError, CheckRequest, GateResult};
+use crate::action::Runner;
+use crate::config::repo::RepoConfig;
+use crate::deploy::gates::Verdict;
+use crate::render::inline_text;
+
+pub async fn run(
+    runner: &Runner,
+    req: &CheckRequest,
+    config: &RepoConfig,
+) -> Result<GateResult, CheckError> {
+    let Some(event) = runner.event().filter(|e| e["pull_request"].is_object()) else {
+        return Ok(GateResult::new(
+            "policy",
+            Verdict::Skipped,
+            "not a pull request event",
+            "⏭️ policy: not a pull request event.\n",
+        ));
+    };
+    let pr = &event["pull_request"];
+    let base = pr["base"]["ref"].as_str().unwrap_or_default().to_string();
+    let Some(rules) = config.protection.branches.get(&base) else {
+        return Ok(GateResult::new(
+            "policy",
+            Verdict::Pass,
+            format!("no policy for `{base}`"),
+            format!(
+                "✅ policy: `{}` has no protection policy.\n",
+                inline_text(&base)
+            ),
+        ));
+    };
+    let (_, api, repo) = client(runner, req, "policy")?;
+    let number = pr["number"].as_i64().unwrap_or_default();
+    let head = pr["head"]["sha"].as_str().unwrap_or_default().to_string();
+    let author = pr["user"]["login"].as_str().unwrap_or_default().to_string();
+    let facts = crate::deploy::policy::PullFacts {
+        number,
+        head: &head,
+        base: &base,
+        author: &author,
+    };
+    let gates =
+        match crate::deploy::policy::evaluate_pull_request_live(&api, &repo, rules, &facts).await {
+            Ok(g) => g,
+            Err(e) => return Ok(api_failure("policy", e)),
+        };
+    let unmet = crate::deploy::policy::unmet(&gates);
+    // Details name people (`by @bob`) and checks from the config.
+    let shown: Vec<crate::deploy::gates::Gate> = gates
+        .iter()
+        .map(|g| crate::deploy::gates::Gate {
+            name: inline_text(&g.name),
+            reason: inline_text(&g.reason),
+            ..g.clone()
+        })
+        .collect();
+    let md = crate::render::gates::gate_table("Condition", &shown);
+    let (outcome, headline) = if unmet.is_empty() {
+        (
+            Verdict::Pass,
+            format!("#{number} meets the `{base}` policy"),
+        )
+    } else {
+        (Verdict::Fail, unmet.join("; "))
+    };
+    let mut r = GateResult::new("policy", outcome, headline, md);
+    r.errors = unmet.len();
+    Ok(r)
+}

@@ -1,0 +1,102 @@
+//! The `smoke` gate: the smoke engine against the deployed URL, reported
+//! as a deployment status when a `deployment` event triggered the step.
+
+use serde_json::Value;
+
+use crate::action::request::{client, environment_name, CheckError, CheckRequest, GateResult};
+use crate::action::{Annotation, Level, Runner};
+use crate::config::repo::RepoConfig;
+use crate::deploy::gates::Verdict;
+use crate::render::inline_text;
+use crate::smoke::{self, Outcome};
+
+pub async fn run(
+    runner: &Runner,
+    req: &CheckRequest,
+    config: &RepoConfig,
+) -> Result<GateResult, CheckError> {
+    let env = environment_name(req, config);
+    let url = req.url.clone().or_else(|| env.as_ref().and_then(|e| config.environments.get(e)).and_then(|e| e.url.clone())).ok_or_else(|| {
+        CheckError::Input("the `smoke` gate needs a URL: the `url` input, or `url:` of the environment in the config".into())
+    })?;
+    let target = url::Url::parse(&url)
+        .map_err(|e| CheckError::Input(format!("url: `{url}` is not a URL: {e}")))?;
+    let suite = config.smoke_suite(env.as_deref().unwrap_or(""));
+    // The user's own runner: no server caps, no SSRF guard.
+    let report = smoke::run(
+        &target,
+        suite,
+        &smoke::SmokeOptions::default(),
+        &smoke::Limits::none(),
+    )
+    .await;
+    let outcome = report.outcome();
+    // Check names come from the config, reasons quote responses.
+    let mut shown = report.clone();
+    shown.url = inline_text(&shown.url);
+    for c in &mut shown.results {
+        c.name = inline_text(&c.name);
+        c.reason = inline_text(&c.reason);
+    }
+    let mut r = GateResult::new(
+        "smoke",
+        Verdict::from(outcome),
+        report.summary(),
+        crate::render::smoke_markdown(&shown),
+    );
+    r.errors = report.count(Outcome::Fail);
+    r.warnings = report.count(Outcome::Warn);
+    for c in report
+        .results
+        .iter()
+        .filter(|c| matches!(c.outcome, Outcome::Fail | Outcome::Warn))
+    {
+        r.annotations.push(Annotation {
+            level: if c.outcome == Outcome::Fail {
+                Level::Error
+            } else {
+                Level::Warning
+            },
+            file: None,
+            line: None,
+            column: None,
+            title: format!("smoke: {}", c.name),
+            message: c.reason.clone(),
+        });
+    }
+    // Triggered by a deployment: report it as that deployment's status.
+    if runner.event_name() == Some("deployment") {
+        if let Some(id) = runner.event().and_then(|e| e["deployment"]["id"].as_i64()) {
+            let (_, api, repo) = client(runner, req, "smoke")?;
+            let log_url = format!(
+                "{}/{}/actions/runs/{}",
+                runner
+                    .var("GITHUB_SERVER_URL")
+                    .unwrap_or("https://github.com"),
+                repo,
+                runner.var("GITHUB_RUN_ID").unwrap_or("0")
+            );
+            let state = if outcome == Outcome::Fail {
+                "failure"
+            } else {
+                "success"
+            };
+            let body = serde_json::json!({ "state": state, "log_url": log_url, "environment_url": url, "description": format!("shipgate smoke: {}", report.summary()).chars().take(140).collect::<String>() });
+            if let Err(e) = api
+                .post::<_, Value>(&format!("/repos/{repo}/deployments/{id}/statuses"), &body)
+                .await
+            {
+                r.annotations.push(Annotation {
+                    level: Level::Warning,
+                    file: None,
+                    line: None,
+                    column: None,
+                    title: "smoke".into(),
+                    message: format!("could not post the deployment status: {e}"),
+                });
+            }
+        }
+    }
+    r.data = serde_json::to_value(&report).unwrap_or(Value::Null);
+    Ok(r)
+}
