@@ -10,6 +10,7 @@ pub mod action;
 pub mod chatops;
 pub mod gates;
 pub mod policy;
+pub mod previews;
 pub mod smoke;
 
 pub use crate::text::{inline_text, short};

@@ -1,0 +1,245 @@
+//! Preview URLs and smoke results on pull requests, the `shipgate/smoke`
+//! check run, and automatic rollback when production smoke fails.
+//!
+//! A successful deployment status with a URL updates one comment per open
+//! PR whose head is that commit (rows per environment, replaced on every
+//! new commit) and stores a smoke job as an internal delivery. The job runs
+//! with its own ordering key, so a slow warm-up never holds up `/deploy`
+//! commands of the same repository; it only updates comments that exist.
+
+mod rollback;
+mod smoke_job;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{Context, Handler, HandlerError};
+use crate::github::events::DeploymentStatusEvent;
+use crate::github::Api;
+use crate::render::previews as render;
+use crate::render::previews::{PreviewRow, SmokeCell, PREVIEW_MARKER};
+use crate::store::{ClaimedDelivery, NewDelivery};
+pub use smoke_job::SmokeJob;
+
+pub const SMOKE_EVENT: &str = "shipgate_smoke";
+pub const CHECK_NAME: &str = "shipgate/smoke";
+
+/// The smoke job stored for a successful deployment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SmokeJobPayload {
+    pub repository: String,
+    pub installation: Option<i64>,
+    pub default_branch: String,
+    pub deployment_id: i64,
+    pub environment: String,
+    pub sha: String,
+    pub url: String,
+    pub prs: Vec<i64>,
+    /// `deploy`, `rollback` or absent (not a shipgate deployment).
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// The PR that deployed (from the deployment payload), for auto-rollback comments.
+    #[serde(default)]
+    pub deployed_from: Option<i64>,
+}
+
+pub(super) async fn rows(
+    cx: &Context,
+    repo: &str,
+    pr: i64,
+) -> Result<Vec<PreviewRow>, HandlerError> {
+    Ok(cx
+        .store
+        .preview_rows(repo, pr)
+        .await?
+        .into_iter()
+        .filter_map(|(_, data, _)| serde_json::from_str(&data).ok())
+        .collect())
+}
+
+/// Renders a PR's rows into its comment. `may_create`: whether this caller
+/// may post the comment (only the serialized deployment-status path does, so
+/// two comments can never appear).
+pub(super) async fn sync_comment(
+    cx: &Context,
+    api: &Api,
+    repo: &str,
+    pr: i64,
+    may_create: bool,
+) -> Result<(), HandlerError> {
+    let mut id = cx.store.preview_comment(repo, pr).await?;
+    if id.is_none() && may_create {
+        // Adopt a comment posted before the store knew of it — but only one
+        // shipgate itself wrote: a user pasting the marker cannot hijack it.
+        let me = cx.github.bot_login().await?;
+        let existing = api
+            .list_comments(repo, pr, crate::github::repos::MARKER_SEARCH_PAGES)
+            .await?;
+        id = existing
+            .iter()
+            .find(|c| {
+                c.body
+                    .as_deref()
+                    .is_some_and(|b| b.contains(PREVIEW_MARKER))
+                    && c.user.as_ref().is_some_and(|u| u.login == me)
+            })
+            .map(|c| c.id);
+        if let Some(found) = id {
+            cx.store.set_preview_comment(repo, pr, found).await?;
+        }
+    }
+    // Re-render until the rows did not change while we wrote (a smoke job
+    // and a deployment status may update the same comment).
+    for _ in 0..3 {
+        let current = rows(cx, repo, pr).await?;
+        let body = render::preview_comment(&current);
+        match id {
+            Some(comment) => api.update_comment(repo, comment, &body).await?,
+            None if may_create => {
+                let created = api.create_comment(repo, pr, &body).await?;
+                id = Some(cx.store.set_preview_comment(repo, pr, created.id).await?);
+            }
+            None => return Ok(()),
+        }
+        if rows(cx, repo, pr).await? == current {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+pub struct Previews;
+
+#[async_trait]
+impl Handler for Previews {
+    fn name(&self) -> &'static str {
+        "previews"
+    }
+
+    fn wants(&self, event: &str, _: Option<&str>) -> bool {
+        event == "deployment_status"
+    }
+
+    fn decode(&self, _: &str, payload: &str) -> Result<(), HandlerError> {
+        serde_json::from_str::<DeploymentStatusEvent>(payload)?;
+        Ok(())
+    }
+
+    async fn handle(&self, cx: &Context, d: &ClaimedDelivery) -> Result<(), HandlerError> {
+        let ev: DeploymentStatusEvent = serde_json::from_str(&d.payload)?;
+        let repo = ev.repository.full_name.clone();
+        let installation = ev.installation.as_ref().map(|i| i.id);
+        let state = ev.deployment_status.state.clone();
+        let env = ev.deployment.environment.clone();
+        let sha = ev.deployment.sha.clone();
+        let url = ev.deployment_status.url();
+        let log_url = ev.deployment_status.log();
+        let payload = crate::deploy::payload::DeploymentPayload::read(&ev.deployment.payload);
+        let kind = payload.kind.map(|k| match k {
+            crate::deploy::payload::DeploymentKind::Deploy => "deploy".to_string(),
+            crate::deploy::payload::DeploymentKind::Rollback => "rollback".to_string(),
+        });
+        let deployed_from = payload.pr;
+
+        match state.as_str() {
+            "success" => {
+                cx.notifier
+                    .send(render::notify_deployed(&repo, &sha, &env, url.as_deref()))
+            }
+            "failure" | "error" => cx.notifier.send(render::notify_deploy_failed(
+                &repo,
+                &sha,
+                &env,
+                &state,
+                log_url.as_deref(),
+            )),
+            _ => {}
+        }
+
+        let api = cx.github.api(installation)?;
+        let default_branch = ev
+            .repository
+            .default_branch
+            .clone()
+            .unwrap_or_else(|| "main".into());
+        let config = match cx.config(&api, &repo, &default_branch).await?.config {
+            Ok(c) => c,
+            Err(_) => return Ok(()), // the shipgate/config status reports it
+        };
+        let will_smoke = state == "success" && url.is_some();
+        let prs: Vec<i64> = if config.preview.enabled {
+            api.pulls_for_commit(&repo, &sha)
+                .await?
+                .into_iter()
+                .filter(|p| p.state == "open" && p.head.sha == sha)
+                .map(|p| p.number)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let now = crate::now_ms();
+        for pr in &prs {
+            // Rows start with a URL; later states (in progress, failure) of an
+            // environment already shown update its row.
+            let shown = cx
+                .store
+                .preview_rows(&repo, *pr)
+                .await?
+                .iter()
+                .any(|(e, _, _)| *e == env);
+            if url.is_none() && !shown {
+                continue;
+            }
+            let row = PreviewRow {
+                environment: env.clone(),
+                state: state.clone(),
+                url: url.clone(),
+                log_url: log_url.clone(),
+                sha: sha.clone(),
+                smoke: if will_smoke {
+                    SmokeCell::Running
+                } else {
+                    SmokeCell::None
+                },
+                updated_at: now,
+            };
+            let data = serde_json::to_string(&row).expect("row serializes");
+            cx.store
+                .upsert_preview_row(&repo, *pr, &env, &data, now)
+                .await?;
+            sync_comment(cx, &api, &repo, *pr, true).await?;
+        }
+        let auto_rollback = config
+            .environments
+            .get(&env)
+            .is_some_and(|e| e.auto_rollback);
+        if will_smoke
+            && (!prs.is_empty() || auto_rollback || config.environments.contains_key(&env))
+        {
+            let job = SmokeJobPayload {
+                repository: repo.clone(),
+                installation,
+                default_branch,
+                deployment_id: ev.deployment.id,
+                environment: env,
+                sha,
+                url: url.unwrap_or_default(),
+                prs,
+                kind,
+                deployed_from,
+            };
+            let new = NewDelivery {
+                delivery_id: format!("smoke:{repo}:{}", ev.deployment.id),
+                event: SMOKE_EVENT.into(),
+                action: None,
+                installation_id: installation,
+                // Its own ordering key: smoke runs wait for each other, not for commands.
+                repository: Some(format!("{repo}#smoke")),
+                payload: serde_json::to_string(&job).expect("job serializes").into(),
+            };
+            cx.store.insert_delivery(&new, crate::now_ms()).await?;
+            cx.wake.notify_one();
+        }
+        Ok(())
+    }
+}
