@@ -13,6 +13,7 @@ pub mod gates;
 pub mod lock;
 pub mod payload;
 pub mod policy;
+pub mod refusal;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::gates::gate_table;
+use super::link;
 use crate::deploy::gates::Gate;
 use crate::text::short;
 
@@ -112,10 +113,10 @@ pub fn render_deploy_reply(r: &DeployReply, marker: &str) -> String {
     }
     if let Some(p) = &r.progress {
         if let Some(url) = &p.environment_url {
-            out.push_str(&format!("| Environment | {url} |\n"));
+            out.push_str(&format!("| Environment | {} |\n", link(url)));
         }
         if let Some(url) = &p.log_url {
-            out.push_str(&format!("| Logs | [{url}]({url}) |\n"));
+            out.push_str(&format!("| Logs | {} |\n", link(url)));
         }
     }
     if !r.gates.is_empty() {
@@ -179,6 +180,54 @@ mod tests {
             text.starts_with("### ✅ Deploy to `staging`: success"),
             "{text}"
         );
-        assert!(text.contains("| Environment | https://staging.example.com |"));
+        assert!(text.contains(
+            "| Environment | [https://staging.example.com](https://staging.example.com) |"
+        ));
+    }
+
+    #[test]
+    fn deploy_and_rollback_replies() {
+        let base = DeployReply {
+            kind: DeployKind::Deploy,
+            environment: "production".into(),
+            requested: "#12 head".into(),
+            sha: Some("0123456789abcdef".into()),
+            from_sha: None,
+            actor: "alice".into(),
+            gates: vec![
+                Gate::pass("Permission", "@alice has `maintain`"),
+                Gate::wait("Lock", "locked by #9 (@bob)"),
+                Gate::fail("Approvals", "1 of 2 approvals (by @carol)"),
+            ],
+            outcome: DeployOutcome::Refused,
+            progress: None,
+            notes: vec!["⚠️ Freeze overridden: Friday freeze".into()],
+        };
+        let queued = DeployReply {
+            outcome: DeployOutcome::Queued { position: 2 },
+            notes: vec![],
+            ..base.clone()
+        };
+        let rollback = DeployReply {
+            kind: DeployKind::Rollback,
+            requested: "last good deployment".into(),
+            from_sha: Some("fedcba9876543210".into()),
+            gates: vec![Gate::pass("Permission", "@alice has `maintain`")],
+            outcome: DeployOutcome::Created { deployment_id: 77 },
+            progress: Some(DeploymentProgress {
+                state: "failure".into(),
+                environment_url: None,
+                log_url: Some("https://ci.example/run/1".into()),
+            }),
+            notes: vec![],
+            ..base.clone()
+        };
+        insta::assert_snapshot!([
+            render_deploy_reply(&base, &run_marker(7, 1)),
+            render_deploy_reply(&queued, &run_marker(7, 2)),
+            render_deploy_reply(&rollback, &run_marker(7, 3)),
+            render_message("🔒", "`production` is not locked.", &run_marker(7, 4)),
+        ]
+        .join("\n\n---\n\n"));
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::gates::outcome_icon;
 use super::smoke::smoke_markdown;
+use super::{link, link_target};
 use crate::smoke::{Outcome, SmokeReport};
 use crate::text::{inline_text, short};
 
@@ -39,42 +40,6 @@ pub enum SmokeCell {
         summary: String,
         failed: Vec<String>,
     },
-}
-
-/// An http(s) URL as a Markdown link target: characters that would end the
-/// link or the table cell are percent-encoded; anything else is no link.
-fn link_target(url: &str) -> Option<String> {
-    let parsed = url::Url::parse(url).ok()?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return None;
-    }
-    let mut out = String::with_capacity(url.len());
-    for c in url.trim().chars() {
-        match c {
-            '(' => out.push_str("%28"),
-            ')' => out.push_str("%29"),
-            '|' => out.push_str("%7C"),
-            '<' => out.push_str("%3C"),
-            '>' => out.push_str("%3E"),
-            '[' => out.push_str("%5B"),
-            ']' => out.push_str("%5D"),
-            c if c.is_whitespace() || c.is_control() => {
-                for b in c.encode_utf8(&mut [0; 4]).bytes() {
-                    out.push_str(&format!("%{b:02X}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    Some(out)
-}
-
-/// A URL from a deployment status, shown as a link when it is http(s).
-fn link(url: &str) -> String {
-    match link_target(url) {
-        Some(target) => format!("[{}]({target})", inline_text(url).replace(['[', ']'], "")),
-        None => inline_text(url),
-    }
 }
 
 fn state_label(state: &str) -> (&'static str, &'static str) {

@@ -125,7 +125,8 @@ async fn a_writer_deploys_staging_with_green_checks_and_the_reply_follows_the_de
         body.starts_with("### ✅ Deploy to `staging`: success"),
         "{body}"
     );
-    assert!(body.contains("| Environment | https://staging.example.com |"));
+    assert!(body
+        .contains("| Environment | [https://staging.example.com](https://staging.example.com) |"));
     let comments = t.gh.bot_comments(REPO, pr);
     assert_eq!(comments[0].id, reply.id, "one reply, updated in place");
     // The deployment had a URL: it also shows in the PR's preview comment.
@@ -655,7 +656,7 @@ async fn help_lists_the_commands_and_each_environments_gates() {
     assert!(
         reply
             .body
-            .contains("| `/rollback ENV [to=REF|DEPLOYMENT_ID] [force]` |"),
+            .contains("| `/rollback ENV [to=REF\\|DEPLOYMENT_ID] [force]` |"),
         "{}",
         reply.body
     );

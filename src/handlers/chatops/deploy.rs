@@ -9,11 +9,12 @@ use crate::deploy::commands::{Command, RollbackTarget};
 use crate::deploy::gates::{self, Gate};
 use crate::deploy::lock::{Acquired, CreateError, DeployLock, LockGuard, Released};
 use crate::deploy::payload::{DeploymentKind, DeploymentPayload};
+use crate::deploy::refusal::Refusal;
 use crate::deploy::{self, Decision, Purpose, Request, Sources};
 use crate::github::events::DeploymentStatusEvent;
 use crate::github::repos::{NewDeployment, Reaction};
 use crate::handlers::{Context, HandlerError};
-use crate::render::{short, DeployKind, DeployOutcome, DeployReply, DeploymentProgress};
+use crate::render::{DeployKind, DeployOutcome, DeployReply, DeploymentProgress};
 use crate::store::QueuedDeploy;
 
 /// What became of a deploy or rollback command.
@@ -37,11 +38,11 @@ async fn resolve_or_refuse(
         Err(
             crate::github::GitHubError::NotFound(_) | crate::github::GitHubError::Unprocessable(_),
         ) => {
-            let msg = format!(
-                "`{arg}={}` is not a branch, tag or commit of this repository",
-                crate::text::inline_text(git_ref)
-            );
-            s.refuse(run, &msg).await?;
+            let refusal = Refusal::NotARef {
+                arg: arg.to_string(),
+                value: git_ref.to_string(),
+            };
+            s.refuse(run, refusal).await?;
             Ok(None)
         }
         Err(e) => Err(e.into()),
@@ -149,11 +150,7 @@ async fn deploy(
         .unwrap_or_else(|| format!("#{} head", s.issue));
     let mut reply = reply_model(s, DeployKind::Deploy, env_name, requested);
     if !s.is_pr {
-        s.refuse(
-            run,
-            "`/deploy` works in pull request comments; use `/rollback` here",
-        )
-        .await?;
+        s.refuse(run, Refusal::DeployOutsidePullRequest).await?;
         return Ok(Outcome::Refused);
     }
     // Permission first: a refused user learns the role needed, and nothing else happens.
@@ -186,7 +183,9 @@ async fn deploy(
     reply.sha = decision.facts.sha.clone();
     reply.gates = decision.gates.clone();
     if let Some(detail) = decision.freeze_override() {
-        reply.notes.push(format!("⚠️ Freeze overridden: {detail}"));
+        reply
+            .notes
+            .push(crate::render::commands::freeze_overridden(&detail));
     }
     let Some(sha) = decision.facts.sha.clone() else {
         return refuse(s, run, &reply).await;
@@ -259,13 +258,12 @@ async fn create(
     mut reply: DeployReply,
     guard: LockGuard,
 ) -> Result<Outcome, HandlerError> {
-    let description = match reply.kind {
-        DeployKind::Deploy => format!(
-            "shipgate: /deploy {env_name} by @{} from #{}",
-            s.actor, s.issue
-        ),
-        DeployKind::Rollback => format!("shipgate: /rollback {env_name} by @{}", s.actor),
-    };
+    let description = crate::render::commands::deployment_description(
+        reply.kind == DeployKind::Rollback,
+        env_name,
+        &s.actor,
+        s.issue,
+    );
     let request = NewDeployment {
         git_ref: sha,
         environment: env_name,
@@ -300,8 +298,8 @@ async fn create(
             Err(Released { error, released }) => {
                 return match error {
                     CreateError::GitHub(e) if !e.is_transient() => {
-                        s.refuse(run, &format!("GitHub refused the deployment: {e}"))
-                            .await?;
+                        let error = e.to_string();
+                        s.refuse(run, Refusal::GitHubRefused { error }).await?;
                         if released && !run.from_queue {
                             crate::handlers::lock_released(s.cx, &s.repo, env_name, s.installation)
                                 .await?;
@@ -397,22 +395,16 @@ async fn rollback(
         Some(RollbackTarget::Deployment(id)) => match s.api.deployment(&s.repo, *id as i64).await {
             Ok(d) if d.environment == env_name => Some(d.sha),
             Ok(d) => {
-                s.refuse(
-                    run,
-                    &format!(
-                        "deployment {id} is a deployment to `{}`, not `{env_name}`",
-                        crate::text::inline_text(&d.environment)
-                    ),
-                )
-                .await?;
+                let refusal = Refusal::DeploymentElsewhere {
+                    id: *id,
+                    environment: d.environment.clone(),
+                    wanted: env_name.to_string(),
+                };
+                s.refuse(run, refusal).await?;
                 return Ok(Outcome::Refused);
             }
             Err(crate::github::GitHubError::NotFound(_)) => {
-                s.refuse(
-                    run,
-                    &format!("there is no deployment {id} in this repository"),
-                )
-                .await?;
+                s.refuse(run, Refusal::NoSuchDeployment { id: *id }).await?;
                 return Ok(Outcome::Refused);
             }
             Err(e) => return Err(e.into()),
@@ -424,11 +416,11 @@ async fn rollback(
         None => deploy::last_good(&s.api, &s.repo, &history).await?,
     };
     let Some(target) = target else {
-        let msg = match current {
-            None => format!("`{env_name}` has no deployments yet, so there is nothing to roll back to"),
-            Some(c) => format!("`{env_name}` has no successful deployment before the current one (`{}`) to roll back to", short(&c.sha)),
+        let refusal = Refusal::NothingToRollBack {
+            environment: env_name.to_string(),
+            current: current.map(|c| c.sha.clone()),
         };
-        s.refuse(run, &msg).await?;
+        s.refuse(run, refusal).await?;
         return Ok(Outcome::Refused);
     };
     let may_force = *force && actor.at_least(Role::Maintain);
@@ -454,10 +446,9 @@ async fn rollback(
     let guard = match LockGuard::acquire(&s.cx.store, &lock).await? {
         Acquired::Guard(g) => g,
         Acquired::HeldBy(held) if may_force => {
-            reply.notes.push(format!(
-                "⚠️ Lock overridden with `force`: {}",
-                gates::describe_lock(&held)
-            ));
+            reply
+                .notes
+                .push(crate::render::commands::lock_overridden(&held));
             LockGuard::overriding(&s.cx.store, &s.repo, env_name)
         }
         Acquired::HeldBy(held) => {

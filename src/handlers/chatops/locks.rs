@@ -1,13 +1,14 @@
 //! `/lock`, `/unlock`, `/status`, `/help`, and pull requests closing.
 
 use super::{Run, Section, Session};
-use crate::config::repo::{humanize, Deployers, Role};
-use crate::deploy::commands::{Command, USAGE};
+use crate::config::repo::Role;
+use crate::deploy::commands::Command;
 use crate::deploy::gates;
+use crate::deploy::refusal::Refusal;
 use crate::freeze::active_freeze;
 use crate::github::events::PullRequestEvent;
 use crate::handlers::{Context, HandlerError};
-use crate::render::short;
+use crate::render::commands as render;
 use crate::store::{Lock, LockKind, LockOutcome};
 
 pub(crate) async fn lock(s: &Session<'_>, run: &Run<'_>) -> Result<(), HandlerError> {
@@ -20,9 +21,8 @@ pub(crate) async fn lock(s: &Session<'_>, run: &Run<'_>) -> Result<(), HandlerEr
     let actor = crate::deploy::actor_facts(&s.api, &s.repo, &s.actor, &env_cfg).await?;
     let permission = gates::permission_gate(&env_name, &env_cfg, &actor);
     if !permission.passed() {
-        return s
-            .refuse(run, &format!("cannot lock: {}", permission.reason))
-            .await;
+        let reason = permission.reason;
+        return s.refuse(run, Refusal::CannotLock { reason }).await;
     }
     let now = crate::now_ms();
     let ttl = ttl.or(env_cfg.lock_ttl.map(|d| d.0));
@@ -40,36 +40,19 @@ pub(crate) async fn lock(s: &Session<'_>, run: &Run<'_>) -> Result<(), HandlerEr
     };
     match s.cx.store.acquire_lock(&lock, now).await? {
         LockOutcome::Acquired => {
-            let until = ttl
-                .map(|t| format!(" for {}", humanize(t)))
-                .unwrap_or_else(|| " until `/unlock` or this PR closes".into());
-            s.say(
-                run,
-                "🔒",
-                &format!(
-                    "`{env_name}` is locked by @{} for #{}{until}.",
-                    s.actor, s.issue
-                ),
-            )
-            .await
+            let text = render::locked(&env_name, &s.actor, s.issue, ttl);
+            s.say(run, "🔒", &text).await
         }
         LockOutcome::HeldBy(held) if held.pr == Some(s.issue) => {
-            s.say(
-                run,
-                "🔒",
-                &format!(
-                    "`{env_name}` is already held by this pull request ({}).",
-                    gates::describe_lock(&held)
-                ),
-            )
-            .await
+            s.say(run, "🔒", &render::already_held(&env_name, &held))
+                .await
         }
         LockOutcome::HeldBy(held) => {
-            s.refuse(
-                run,
-                &format!("`{env_name}` is {}.", gates::describe_lock(&held)),
-            )
-            .await
+            let refusal = Refusal::LockHeld {
+                environment: env_name,
+                lock: held,
+            };
+            s.refuse(run, refusal).await
         }
     }
 }
@@ -86,35 +69,25 @@ pub(crate) async fn unlock(s: &Session<'_>, run: &Run<'_>) -> Result<(), Handler
             .get_lock(&s.repo, &env_name, crate::now_ms())
             .await?
     else {
-        return s
-            .say(run, "🔓", &format!("`{env_name}` is not locked."))
-            .await;
+        return s.say(run, "🔓", &render::not_locked(&env_name)).await;
     };
     if !held.holder.eq_ignore_ascii_case(&s.actor) {
         let actor = crate::deploy::actor_facts(&s.api, &s.repo, &s.actor, &env_cfg).await?;
         if !actor.at_least(Role::Maintain) {
-            let msg = format!(
-                "only @{} (who holds it) or a user with `maintain` or `admin` can unlock `{env_name}`; @{} has `{}`",
-                held.holder,
-                s.actor,
-                actor.role.map(Role::as_str).unwrap_or("no access")
-            );
-            return s.refuse(run, &msg).await;
+            let refusal = Refusal::NotTheHolder {
+                holder: held.holder.clone(),
+                environment: env_name,
+                actor: s.actor.clone(),
+                role: actor.role,
+            };
+            return s.refuse(run, refusal).await;
         }
     }
     s.cx.store
         .release_lock(&s.repo, &env_name, &held.owner_token)
         .await?;
-    s.say(
-        run,
-        "🔓",
-        &format!(
-            "`{env_name}` unlocked by @{} (was {}).",
-            s.actor,
-            gates::describe_lock(&held)
-        ),
-    )
-    .await?;
+    s.say(run, "🔓", &render::unlocked(&env_name, &s.actor, &held))
+        .await?;
     crate::handlers::lock_released(s.cx, &s.repo, &env_name, s.installation).await
 }
 
@@ -130,140 +103,63 @@ pub(crate) async fn status(s: &Session<'_>, run: &Run<'_>) -> Result<(), Handler
         None => s.config.environments.keys().cloned().collect(),
     };
     if names.is_empty() {
-        return s
-            .say(
-                run,
-                "ℹ️",
-                "no environments are configured in `.github/shipgate.yml`.",
-            )
-            .await;
+        return s.say(run, "ℹ️", render::NO_ENVIRONMENTS).await;
     }
-    let now = crate::now_ms();
-    let mut out = String::from("### Deployment status\n");
-    for name in &names {
-        let env_cfg = &s.config.environments[name];
-        let current = match s
-            .api
-            .deployments(&s.repo, name, 1)
-            .await?
-            .into_iter()
-            .next()
-        {
-            None => "none yet".to_string(),
-            Some(d) => {
-                let state = s
-                    .api
-                    .deployment_statuses(&s.repo, d.id)
-                    .await?
-                    .first()
-                    .map(|st| st.state.clone())
-                    .unwrap_or_else(|| "pending".into());
-                let payload = crate::deploy::payload::DeploymentPayload::read(&d.payload);
-                let pr = payload
-                    .pr
-                    .map(|n| format!(" from #{n}"))
-                    .unwrap_or_default();
-                // Another tool's payload is outside text.
-                let who = payload
-                    .actor
-                    .or(d.creator.map(|c| c.login))
-                    .map(|w| crate::text::inline_text(&format!("@{w}")))
-                    .unwrap_or_default();
-                format!(
-                    "`{}`{pr} by {who} at {} — {}",
-                    short(&d.sha),
-                    crate::text::inline_text(&d.created_at),
-                    crate::text::inline_text(&state)
-                )
-            }
-        };
-        let lock =
-            s.cx.store
-                .get_lock(&s.repo, name, now)
+    let mut environments = Vec::new();
+    for name in names {
+        environments.push(environment_status(s, name).await?);
+    }
+    let body = render::status(&environments);
+    s.reply(run, Section::Markdown { body }).await.map(|_| ())
+}
+
+/// What `/status` shows of one environment.
+async fn environment_status(
+    s: &Session<'_>,
+    name: String,
+) -> Result<render::EnvironmentStatus, HandlerError> {
+    let env_cfg = &s.config.environments[&name];
+    let current = match s
+        .api
+        .deployments(&s.repo, &name, 1)
+        .await?
+        .into_iter()
+        .next()
+    {
+        None => None,
+        Some(d) => {
+            let state = s
+                .api
+                .deployment_statuses(&s.repo, d.id)
                 .await?
-                .map(|l| gates::describe_lock(&l))
-                .unwrap_or_else(|| "not locked".into());
-        let freeze = active_freeze(s.config.freeze_windows(env_cfg), chrono::Utc::now())
-            .map(|f| {
-                format!(
-                    "{} until {}",
-                    f.description,
-                    f.ends_at.format("%Y-%m-%d %H:%M UTC")
-                )
+                .first()
+                .map(|st| st.state.clone())
+                .unwrap_or_else(|| "pending".into());
+            let payload = crate::deploy::payload::DeploymentPayload::read(&d.payload);
+            Some(render::CurrentDeployment {
+                sha: d.sha,
+                pr: payload.pr,
+                by: payload.actor.or(d.creator.map(|c| c.login)),
+                created_at: d.created_at,
+                state,
             })
-            .unwrap_or_else(|| "none active".into());
-        let queue = s.cx.store.queued_deploys(&s.repo, name).await?;
-        let queue = if queue.is_empty() {
-            "empty".to_string()
-        } else {
-            queue
-                .iter()
-                .map(|q| format!("#{} (@{})", q.pr, q.actor))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        out.push_str(&format!(
-            "\n#### `{name}`\n\n| | |\n|---|---|\n| Current deployment | {current} |\n| Lock | {lock} |\n| Freeze | {freeze} |\n| Queue | {queue} |\n"
-        ));
-    }
-    s.reply(run, Section::Markdown { body: out })
-        .await
-        .map(|_| ())
+        }
+    };
+    let lock = s.cx.store.get_lock(&s.repo, &name, crate::now_ms()).await?;
+    let freeze = active_freeze(s.config.freeze_windows(env_cfg), chrono::Utc::now());
+    let queue = s.cx.store.queued_deploys(&s.repo, &name).await?;
+    Ok(render::EnvironmentStatus {
+        name,
+        current,
+        lock,
+        freeze,
+        queue: queue.into_iter().map(|q| (q.pr, q.actor)).collect(),
+    })
 }
 
 pub(crate) async fn help(s: &Session<'_>, run: &Run<'_>) -> Result<(), HandlerError> {
-    let mut out = String::from("### shipgate commands\n\n| Command | |\n|---|---|\n");
-    for (_, usage, what) in USAGE {
-        out.push_str(&format!("| `{usage}` | {what} |\n"));
-    }
-    if s.config.environments.is_empty() {
-        out.push_str("\nNo environments are configured in `.github/shipgate.yml` yet.\n");
-    } else {
-        out.push_str("\n| Environment | Deployers | Approvals | Checks | Other gates |\n|---|---|---|---|---|\n");
-        for (name, env) in &s.config.environments {
-            let deployers = match env.deployers() {
-                Deployers::Role(r) => format!("`{}`+", r.as_str()),
-                Deployers::List(l) => l.join(", "),
-            };
-            let checks = if env.required_checks.is_empty() {
-                "—".to_string()
-            } else {
-                env.required_checks
-                    .iter()
-                    .map(|c| c.label())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let mut other = Vec::new();
-            if !env.base_branches.is_empty() {
-                other.push(format!("from PRs into {}", env.base_branches.join(", ")));
-            }
-            let windows = s.config.freeze_windows(env).count();
-            if windows > 0 {
-                other.push(format!("{windows} freeze window(s)"));
-            }
-            if let Some(ttl) = env.lock_ttl {
-                other.push(format!("lock TTL {}", humanize(ttl.0)));
-            }
-            let default = if s.config.default_environment() == Some(name.as_str()) {
-                " (default)"
-            } else {
-                ""
-            };
-            out.push_str(&format!(
-                "| `{name}`{default} | {deployers} | {} | {checks} | {} |\n",
-                env.required_approvals,
-                if other.is_empty() {
-                    "—".into()
-                } else {
-                    other.join("; ")
-                }
-            ));
-        }
-    }
-    s.reply(run, Section::Markdown { body: out })
-        .await
-        .map(|_| ())
+    let body = render::help(&s.config);
+    s.reply(run, Section::Markdown { body }).await.map(|_| ())
 }
 
 /// A closed pull request gives up its locks and its queued deploys.

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use super::{Context, Handler, HandlerError};
 use crate::config::repo::{EnvironmentConfig, RepoConfig, Role};
 use crate::deploy::commands::{self, Command, CommandLine};
+use crate::deploy::refusal::Refusal;
 use crate::github::events::{DeploymentStatusEvent, IssueCommentEvent, PullRequestEvent};
 use crate::github::repos::Reaction;
 use crate::github::Api;
@@ -296,50 +297,35 @@ impl Session<'_> {
         let wanted = match name.or_else(|| self.config.default_environment()) {
             Some(n) => n,
             None if envs.is_empty() => {
-                self.refuse(
-                    run,
-                    "no environments are configured in `.github/shipgate.yml`",
-                )
-                .await?;
+                self.refuse(run, Refusal::NoEnvironments).await?;
                 return Ok(None);
             }
             None => {
-                let msg =
-                    format!(
-                    "name an environment: there is no `default_environment` and several exist ({})",
-                    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
-                );
-                self.refuse(run, &msg).await?;
+                let environments = names.iter().map(|n| n.to_string()).collect();
+                self.refuse(run, Refusal::NameAnEnvironment { environments })
+                    .await?;
                 return Ok(None);
             }
         };
         match envs.get(wanted) {
             Some(env) => Ok(Some((wanted.to_string(), env.clone()))),
             None => {
-                let hint = commands::did_you_mean(wanted, names.iter().copied())
-                    .map(|s| format!("; did you mean `{s}`?"))
-                    .unwrap_or_default();
-                let list = names
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                self.refuse(
-                    run,
-                    &format!(
-                        "unknown environment `{}`{hint} (environments: {list})",
-                        crate::text::inline_text(wanted)
-                    ),
-                )
-                .await?;
+                let refusal = Refusal::UnknownEnvironment {
+                    wanted: wanted.to_string(),
+                    suggestion: commands::did_you_mean(wanted, names.iter().copied())
+                        .map(str::to_string),
+                    environments: names.iter().map(|n| n.to_string()).collect(),
+                };
+                self.refuse(run, refusal).await?;
                 Ok(None)
             }
         }
     }
 
     /// Replies with a refusal and reacts 😕.
-    pub async fn refuse(&self, run: &Run<'_>, text: &str) -> Result<(), HandlerError> {
-        self.say(run, "⚠️", text).await?;
+    pub async fn refuse(&self, run: &Run<'_>, refusal: Refusal) -> Result<(), HandlerError> {
+        self.say(run, "⚠️", &crate::render::commands::refusal(&refusal))
+            .await?;
         self.react(Reaction::Confused).await
     }
 }
@@ -446,7 +432,13 @@ async fn on_comment(
                 return Ok(());
             }
             return s
-                .refuse(&run, &format!("commands cannot run: `.github/shipgate.yml` on `{default_branch}` is invalid: {e}"))
+                .refuse(
+                    &run,
+                    Refusal::ConfigInvalid {
+                        default_branch,
+                        error: e.to_string(),
+                    },
+                )
                 .await;
         }
     };
@@ -465,7 +457,8 @@ async fn on_comment(
                 if done(&run) {
                     continue;
                 }
-                s.refuse(&run, &e.message).await?;
+                let message = e.message.clone();
+                s.refuse(&run, Refusal::BadCommand { message }).await?;
             }
             Ok(cmd) => {
                 let prior = begin(&s, *key, position, cmd.name(), cmd.env()).await?;
@@ -493,9 +486,7 @@ async fn on_comment(
         };
         s.saw(&run);
         if !done(&run) {
-            let text = format!(
-                "{skipped} more command line(s) were not run: a comment runs at most {MAX_COMMANDS_PER_COMMENT}."
-            );
+            let text = crate::render::commands::lines_not_run(skipped, MAX_COMMANDS_PER_COMMENT);
             s.say(&run, "ℹ️", &text).await?;
         }
     }
