@@ -11,6 +11,7 @@ use super::{Context, Handler, HandlerError};
 use crate::config::repo::{ConfigSource, CONFIG_PATH};
 use crate::github::content::{NewStatus, StatusState};
 use crate::github::events::{PullRequestEvent, PushEvent};
+use crate::render::config::{config_status, ConfigState};
 use crate::store::ClaimedDelivery;
 
 pub const CONTEXT: &str = "shipgate/config";
@@ -89,22 +90,18 @@ impl Handler for ConfigCheck {
         };
         let api = cx.github.api(installation)?;
         let loaded = cx.config(&api, &repo, &sha).await?;
-        let (state, description) = match (&loaded.source, &loaded.config) {
+        let error;
+        let (state, shown) = match (&loaded.source, &loaded.config) {
             // No file and nothing changed it: stay quiet on pull requests.
             (ConfigSource::Missing, _) if !always_report => return Ok(()),
-            (ConfigSource::Missing, _) => (
-                StatusState::Success,
-                format!("no {CONFIG_PATH}; defaults apply"),
-            ),
-            (ConfigSource::File { .. }, Ok(_)) => {
-                (StatusState::Success, format!("{CONFIG_PATH} is valid"))
-            }
+            (ConfigSource::Missing, _) => (StatusState::Success, ConfigState::Missing),
+            (ConfigSource::File { .. }, Ok(_)) => (StatusState::Success, ConfigState::Valid),
             (ConfigSource::File { .. }, Err(e)) => {
-                (StatusState::Failure, format!("{CONFIG_PATH}: {e}"))
+                error = e.to_string();
+                (StatusState::Failure, ConfigState::Invalid { error: &error })
             }
         };
-        // GitHub limits status descriptions to 140 characters.
-        let description = truncate(&description, 140);
+        let description = config_status(&shown);
         let current = api.combined_status(&repo, &sha).await?;
         let already = current.iter().any(|s| {
             s.context == CONTEXT
@@ -126,23 +123,5 @@ impl Handler for ConfigCheck {
         )
         .await?;
         Ok(())
-    }
-}
-
-fn truncate(s: &str, max_chars: usize) -> String {
-    if s.chars().count() <= max_chars {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max_chars - 1).collect();
-    out.push('…');
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn truncate_counts_characters() {
-        assert_eq!(super::truncate("abc", 3), "abc");
-        assert_eq!(super::truncate("abcdé", 4), "abc…");
     }
 }

@@ -304,7 +304,7 @@ async fn evaluate(
                 &api,
                 r,
                 "rejected",
-                &format!("shipgate: rejected\n❌ .github/shipgate.yml is invalid: {e}"),
+                &crate::render::config::protection_rule_config_invalid(&e.to_string()),
             )
             .await;
         }

@@ -9,6 +9,7 @@
 pub mod action;
 pub mod chatops;
 pub mod commands;
+pub mod config;
 pub mod gates;
 pub mod policy;
 pub mod previews;
