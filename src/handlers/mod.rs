@@ -76,52 +76,120 @@ impl Context {
     }
 }
 
-/// Why a handler did not finish. Transient failures are retried with
-/// backoff; permanent ones mark the delivery failed at once.
-#[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
-    #[error("{0}")]
-    Transient(String),
-    /// GitHub's rate limit: retry no sooner than the reset.
-    #[error("{0}")]
-    RateLimited(String, std::time::Duration),
-    #[error("{0}")]
-    Permanent(String),
+/// How the worker treats a delivery a handler did not finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Retried with backoff.
+    Transient,
+    /// GitHub's rate limit: retried no sooner than the reset.
+    RateLimited(std::time::Duration),
+    /// The delivery fails at once.
+    Permanent,
+}
+
+/// What made a handler fail, with its own chain of sources.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a handler did not finish: how to retry, in which handler, and the
+/// cause, whose chain of sources is kept (`source()`), not flattened into
+/// text. [`HandlerError::report`] writes the whole chain, once each.
+#[derive(Debug)]
+pub struct HandlerError {
+    pub retry: Retry,
+    handler: Option<&'static str>,
+    cause: Cause,
 }
 
 impl HandlerError {
-    fn prefixed(self, prefix: &str) -> Self {
-        match self {
-            HandlerError::Transient(m) => HandlerError::Transient(format!("{prefix}: {m}")),
-            HandlerError::RateLimited(m, wait) => {
-                HandlerError::RateLimited(format!("{prefix}: {m}"), wait)
-            }
-            HandlerError::Permanent(m) => HandlerError::Permanent(format!("{prefix}: {m}")),
+    pub fn transient(cause: impl Into<Cause>) -> Self {
+        Self::new(Retry::Transient, cause)
+    }
+    pub fn rate_limited(cause: impl Into<Cause>, wait: std::time::Duration) -> Self {
+        Self::new(Retry::RateLimited(wait), cause)
+    }
+    pub fn permanent(cause: impl Into<Cause>) -> Self {
+        Self::new(Retry::Permanent, cause)
+    }
+    fn new(retry: Retry, cause: impl Into<Cause>) -> Self {
+        HandlerError {
+            retry,
+            handler: None,
+            cause: cause.into(),
         }
     }
+
+    /// The same failure, as the named handler's.
+    pub fn in_handler(mut self, name: &'static str) -> Self {
+        self.handler = Some(name);
+        self
+    }
+
+    pub fn is_permanent(&self) -> bool {
+        self.retry == Retry::Permanent
+    }
+
+    /// The handler, the cause and each of its sources: `chatops: GitHub
+    /// answered 502: …`. What the store records and operators read.
+    pub fn report(&self) -> String {
+        let mut out = self.to_string();
+        let mut next = std::error::Error::source(self);
+        while let Some(e) = next {
+            // Errors that also print their source (`"database error: {0}"`
+            // with `#[from]`) would say it twice.
+            let text = e.to_string();
+            if !out.contains(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
+            next = e.source();
+        }
+        out
+    }
 }
+
+/// The handler and the cause; the cause's sources follow through `source()`.
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(h) = self.handler {
+            write!(f, "{h}: ")?;
+        }
+        write!(f, "{}", self.cause)
+    }
+}
+
+impl std::error::Error for HandlerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // The cause itself is already in `Display`.
+        self.cause.source()
+    }
+}
+
+/// A payload a handler cannot read: the delivery fails for good.
+#[derive(Debug, thiserror::Error)]
+#[error("payload does not have the expected shape")]
+pub struct PayloadShape(#[from] pub serde_json::Error);
 
 impl From<GitHubError> for HandlerError {
     fn from(e: GitHubError) -> Self {
         if let GitHubError::RateLimited { retry_after } = e {
-            HandlerError::RateLimited(e.to_string(), retry_after)
+            HandlerError::rate_limited(e, retry_after)
         } else if e.is_transient() {
-            HandlerError::Transient(e.to_string())
+            HandlerError::transient(e)
         } else {
-            HandlerError::Permanent(e.to_string())
+            HandlerError::permanent(e)
         }
     }
 }
 
 impl From<serde_json::Error> for HandlerError {
     fn from(e: serde_json::Error) -> Self {
-        HandlerError::Permanent(format!("payload does not have the expected shape: {e}"))
+        HandlerError::permanent(PayloadShape(e))
     }
 }
 
 impl From<crate::store::StoreError> for HandlerError {
     fn from(e: crate::store::StoreError) -> Self {
-        HandlerError::Transient(e.to_string())
+        HandlerError::transient(e)
     }
 }
 
@@ -315,14 +383,61 @@ impl Handlers {
             let result = h.handle(cx, d).await;
             observe(h.name(), started.elapsed());
             if let Err(e) = result {
-                tracing::warn!(handler = h.name(), delivery = %d.delivery_id, error = %e, "handler failed");
-                let e = e.prefixed(h.name());
-                worst = match (worst, e) {
-                    (Some(p @ HandlerError::Permanent(_)), _) => Some(p),
-                    (_, e) => Some(e),
+                tracing::warn!(handler = h.name(), delivery = %d.delivery_id, error = %e.report(), "handler failed");
+                let e = e.in_handler(h.name());
+                worst = match worst {
+                    Some(p) if p.is_permanent() => Some(p),
+                    _ => Some(e),
                 };
             }
         }
         worst.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handler_error_keeps_its_cause_chain_and_reports_each_link_once() {
+        let bad: serde_json::Error = serde_json::from_str::<i64>("{").unwrap_err();
+        let e = HandlerError::from(bad).in_handler("chatops");
+        assert!(e.is_permanent());
+        assert_eq!(
+            e.to_string(),
+            "chatops: payload does not have the expected shape"
+        );
+        let source = std::error::Error::source(&e).expect("the JSON error is kept");
+        assert!(source.is::<serde_json::Error>());
+        assert_eq!(
+            e.report(),
+            "chatops: payload does not have the expected shape: invalid type: map, expected i64 at line 1 column 0"
+        );
+        // A cause that prints its own source is not repeated.
+        let store = crate::store::StoreError::Database(sqlx::Error::PoolTimedOut);
+        let e = HandlerError::from(store).in_handler("previews");
+        assert_eq!(e.retry, Retry::Transient);
+        assert_eq!(
+            e.report(),
+            "previews: database error: pool timed out while waiting for an open connection"
+        );
+    }
+
+    #[test]
+    fn github_errors_keep_their_retry_class() {
+        let limited = HandlerError::from(GitHubError::RateLimited {
+            retry_after: std::time::Duration::from_secs(60),
+        });
+        assert_eq!(
+            limited.retry,
+            Retry::RateLimited(std::time::Duration::from_secs(60))
+        );
+        let down = HandlerError::from(GitHubError::Status {
+            status: 502,
+            message: "bad gateway".into(),
+        });
+        assert_eq!(down.retry, Retry::Transient);
+        assert!(HandlerError::from(GitHubError::NotFound("x".into())).is_permanent());
     }
 }

@@ -112,9 +112,8 @@ fn decode(event: &str, payload: &str, now: i64) -> Result<Input, HandlerError> {
                 p["deployment_callback_url"].as_str(),
                 p["deployment"].as_object(),
             ) else {
-                return Err(HandlerError::Permanent(
-                    "deployment_protection_rule without environment, deployment or callback URL"
-                        .into(),
+                return Err(HandlerError::permanent(
+                    "deployment_protection_rule without environment, deployment or callback URL",
                 ));
             };
             let request = ProtectionRequest {

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::config::settings::WorkerSettings;
-use crate::handlers::{Context, HandlerError, Handlers};
+use crate::handlers::{Context, HandlerError, Handlers, Retry};
 use crate::metrics::Metrics;
 use crate::store::{ClaimedDelivery, DynStore, Held, StoreError, Wake};
 
@@ -305,13 +305,13 @@ impl Worker {
                 .await
             {
                 Ok(r) => r,
-                Err(_) => Err(HandlerError::Transient(format!(
+                Err(_) => Err(HandlerError::transient(format!(
                     "handlers did not finish within {timeout:?}"
                 ))),
             }
         })
         .await
-        .unwrap_or_else(|join| Err(HandlerError::Permanent(format!("handler panicked: {join}"))));
+        .unwrap_or_else(|join| Err(HandlerError::permanent(format!("handler panicked: {join}"))));
         self.metrics
             .handler_seconds
             .with_label_values(&[d.event.as_str()])
@@ -325,22 +325,23 @@ impl Worker {
             }
             Err(e) => e,
         };
-        let (outcome, recorded) = match e {
-            HandlerError::Transient(_) | HandlerError::RateLimited(..)
+        let report = e.report();
+        let (outcome, recorded) = match e.retry {
+            Retry::Transient | Retry::RateLimited(_)
                 if (d.attempts as u32) < self.settings.max_attempts =>
             {
-                tracing::warn!(delivery = %d.delivery_id, event = %d.event, attempts = d.attempts, error = %e, "delivery will be retried");
+                tracing::warn!(delivery = %d.delivery_id, event = %d.event, attempts = d.attempts, error = %report, "delivery will be retried");
                 let mut delay = self.retry_backoff().delay(d.attempts as u32).as_millis() as i64;
                 // A rate limit is not over before GitHub's reset time.
-                if let HandlerError::RateLimited(_, wait) = &e {
+                if let Retry::RateLimited(wait) = e.retry {
                     delay = delay.max(wait.as_millis() as i64);
                 }
-                let recorded = self.store.mark_retry(&d, &e.to_string(), now + delay).await;
+                let recorded = self.store.mark_retry(&d, &report, now + delay).await;
                 (Outcome::Retry, recorded)
             }
-            e => {
-                tracing::error!(delivery = %d.delivery_id, event = %d.event, attempts = d.attempts, error = %e, "delivery failed");
-                let recorded = self.store.mark_failed(&d, &e.to_string(), now).await;
+            _ => {
+                tracing::error!(delivery = %d.delivery_id, event = %d.event, attempts = d.attempts, error = %report, "delivery failed");
+                let recorded = self.store.mark_failed(&d, &report, now).await;
                 (Outcome::Failed, recorded)
             }
         };

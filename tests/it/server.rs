@@ -910,8 +910,8 @@ impl shipgate::handlers::Handler for Gated {
     ) -> Result<(), shipgate::handlers::HandlerError> {
         if self.rate_limited.contains(&d.delivery_id) {
             let _ = self.started.send(d.delivery_id.clone());
-            return Err(shipgate::handlers::HandlerError::RateLimited(
-                "GitHub's rate limit is used up".into(),
+            return Err(shipgate::handlers::HandlerError::rate_limited(
+                "GitHub's rate limit is used up",
                 std::time::Duration::from_secs(90),
             ));
         }

@@ -76,7 +76,7 @@ impl Handler for SmokeJob {
             Err(_) => return Ok(()),
         };
         let target = url::Url::parse(&job.url)
-            .map_err(|e| HandlerError::Permanent(format!("bad URL {}: {e}", job.url)))?;
+            .map_err(|e| HandlerError::permanent(format!("bad URL {}: {e}", job.url)))?;
         let cell;
         let mut report: Option<SmokeReport> = None;
         match probe(cx, &config, &job, &target).await {
