@@ -24,8 +24,9 @@ const LAYERS: &[(&str, &[&str])] = &[
 /// every layer.
 const ROOT_ITEMS: &[&str] = &["now_ms", "outln", "errln"];
 
-/// Files allowed past [`MAX_FILE_LINES`]: tables of rules, data more than code.
-const RULE_TABLES: &[&str] = &["src/secrets/rules.rs", "src/smoke/rules.rs"];
+/// Files allowed past [`MAX_FILE_LINES`], and whose functions may pass
+/// [`MAX_FN_LINES`]: tables of rules, data more than code.
+const RULE_TABLES: &[&str] = &["src/secrets/rules.rs"];
 const MAX_FILE_LINES: usize = 700;
 const MAX_FN_LINES: usize = 120;
 
@@ -283,6 +284,7 @@ fn long_functions(rel: &str, text: &str) -> Vec<String> {
 fn no_function_in_src_is_over_120_lines() {
     let long: Vec<String> = read_src()
         .iter()
+        .filter(|(rel, _)| !RULE_TABLES.contains(&rel.as_str()))
         .flat_map(|(rel, text)| long_functions(rel, text))
         .collect();
     assert!(

@@ -443,10 +443,26 @@ async fn on_comment(
         }
     };
     let s = session(config);
+    run_lines(&s, &lines, skipped).await?;
+    // Processed before (a retry after a crash): a section stored just before
+    // the crash may be missing from the posted reply.
+    if s.seen_before.load(std::sync::atomic::Ordering::Relaxed) {
+        s.post_reply().await?;
+    }
+    Ok(())
+}
+
+/// Runs a comment's command lines in order (each once, however often the
+/// delivery is processed), and notes the lines past the limit.
+async fn run_lines(
+    s: &Session<'_>,
+    lines: &[(i64, CommandLine)],
+    skipped: usize,
+) -> Result<(), HandlerError> {
     for (position, (key, line)) in lines.iter().enumerate() {
         match &line.parsed {
             Err(e) => {
-                let prior = begin(&s, *key, position, "invalid", None).await?;
+                let prior = begin(s, *key, position, "invalid", None).await?;
                 let run = Run {
                     line: *key,
                     prior,
@@ -461,7 +477,7 @@ async fn on_comment(
                 s.refuse(&run, Refusal::BadCommand { message }).await?;
             }
             Ok(cmd) => {
-                let prior = begin(&s, *key, position, cmd.name(), cmd.env()).await?;
+                let prior = begin(s, *key, position, cmd.name(), cmd.env()).await?;
                 let run = Run {
                     line: *key,
                     prior,
@@ -472,7 +488,7 @@ async fn on_comment(
                 if done(&run) {
                     continue;
                 }
-                run_command(&s, &run).await?;
+                run_command(s, &run).await?;
             }
         }
     }
@@ -480,7 +496,7 @@ async fn on_comment(
         let key = line_key("(command lines over the limit)", 0);
         let run = Run {
             line: key,
-            prior: begin(&s, key, MAX_COMMANDS_PER_COMMENT, "skipped", None).await?,
+            prior: begin(s, key, MAX_COMMANDS_PER_COMMENT, "skipped", None).await?,
             command: &Command::Help,
             from_queue: false,
         };
@@ -489,11 +505,6 @@ async fn on_comment(
             let text = crate::render::commands::lines_not_run(skipped, MAX_COMMANDS_PER_COMMENT);
             s.say(&run, "ℹ️", &text).await?;
         }
-    }
-    // Processed before (a retry after a crash): a section stored just before
-    // the crash may be missing from the posted reply.
-    if s.seen_before.load(std::sync::atomic::Ordering::Relaxed) {
-        s.post_reply().await?;
     }
     Ok(())
 }

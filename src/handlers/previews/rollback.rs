@@ -3,7 +3,9 @@
 //! failed deployment is still the newest of its environment.
 
 use super::SmokeJobPayload;
-use crate::config::repo::RepoConfig;
+use crate::config::repo::{EnvironmentConfig, RepoConfig};
+use crate::deploy::lock::{Acquired, DeployLock, LockGuard};
+use crate::deploy::{Purpose, Request, Sources};
 use crate::github::repos::NewDeployment;
 use crate::github::Api;
 use crate::handlers::{Context, HandlerError};
@@ -22,9 +24,8 @@ pub async fn auto_rollback(
     report: &SmokeReport,
     retried: bool,
 ) -> Result<(), HandlerError> {
-    use crate::deploy::lock::{Acquired, CreateError, DeployLock, LockGuard, Released};
+    use crate::deploy::lock::{CreateError, Released};
     use crate::deploy::payload::{DeploymentKind, DeploymentPayload};
-    use crate::deploy::{Purpose, Request, Sources};
 
     let repo = &job.repository;
     let Some(env) = config.environments.get(&job.environment) else {
@@ -53,58 +54,15 @@ pub async fn auto_rollback(
     let Some(target) = crate::deploy::last_good(api, repo, &history).await? else {
         return tell(cx, api, job, &RollbackNote::NothingEarlier, &failed).await;
     };
-    let src = Sources {
-        api,
-        store: &cx.store,
-        repo,
-    };
-    let request = Request {
-        purpose: Purpose::AutomaticRollback,
-        environment: &job.environment,
-        env,
-        config,
-        pr: None,
-        sha: Some(&target),
-        git_ref: None,
-        reviewed_sha: None,
-        force: false,
-        deployment_id: None,
-    };
-    let decision = crate::deploy::decide(&src, &request, None).await?;
-    let lock = DeployLock {
-        repository: repo,
-        environment: &job.environment,
-        env,
-        holder: "shipgate",
-        pr: None,
-        owner_token: format!("auto-rollback:{}", job.deployment_id),
-        reason: Some("automatic rollback"),
-    };
-    let guard = if decision.allowed() {
-        match LockGuard::acquire(&cx.store, &lock).await? {
-            Acquired::Guard(g) => Some(g),
-            Acquired::HeldBy(_) => None,
+    let guard = match decide_and_lock(cx, api, config, job, env, &target).await? {
+        Ok(guard) => guard,
+        Err(why) => {
+            let note = RollbackNote::Refused {
+                target: &target,
+                why: &why,
+            };
+            return tell(cx, api, job, &note, &failed).await;
         }
-    } else {
-        None
-    };
-    let Some(guard) = guard else {
-        let why: Vec<String> = decision
-            .gates
-            .iter()
-            .filter(|g| !g.passed())
-            .map(|g| format!("{}: {}", g.name, g.reason))
-            .collect();
-        let why = if why.is_empty() {
-            "the environment's lock was taken meanwhile".to_string()
-        } else {
-            why.join("; ")
-        };
-        let note = RollbackNote::Refused {
-            target: &target,
-            why: &why,
-        };
-        return tell(cx, api, job, &note, &failed).await;
     };
     let description = render::rollback_deployment_description(&job.sha);
     let payload = DeploymentPayload {
@@ -148,6 +106,64 @@ pub async fn auto_rollback(
         deployment_id: created.id,
     };
     tell(cx, api, job, &note, &failed).await
+}
+
+/// The deploy decision for rolling back to `target`, and the environment's
+/// lock when it allows: the guard, or why there is no rollback.
+async fn decide_and_lock<'a>(
+    cx: &'a Context,
+    api: &Api,
+    config: &RepoConfig,
+    job: &'a SmokeJobPayload,
+    env: &'a EnvironmentConfig,
+    target: &str,
+) -> Result<Result<LockGuard, String>, HandlerError> {
+    let repo = &job.repository;
+    let src = Sources {
+        api,
+        store: &cx.store,
+        repo,
+    };
+    let request = Request {
+        purpose: Purpose::AutomaticRollback,
+        environment: &job.environment,
+        env,
+        config,
+        pr: None,
+        sha: Some(target),
+        git_ref: None,
+        reviewed_sha: None,
+        force: false,
+        deployment_id: None,
+    };
+    let decision = crate::deploy::decide(&src, &request, None).await?;
+    let why: Vec<String> = decision
+        .gates
+        .iter()
+        .filter(|g| !g.passed())
+        .map(|g| format!("{}: {}", g.name, g.reason))
+        .collect();
+    let taken = || "the environment's lock was taken meanwhile".to_string();
+    if !decision.allowed() {
+        return Ok(Err(if why.is_empty() {
+            taken()
+        } else {
+            why.join("; ")
+        }));
+    }
+    let lock = DeployLock {
+        repository: repo,
+        environment: &job.environment,
+        env,
+        holder: "shipgate",
+        pr: None,
+        owner_token: format!("auto-rollback:{}", job.deployment_id),
+        reason: Some("automatic rollback"),
+    };
+    Ok(match LockGuard::acquire(&cx.store, &lock).await? {
+        Acquired::Guard(g) => Ok(g),
+        Acquired::HeldBy(_) => Err(taken()),
+    })
 }
 
 /// Comments on the PR that deployed (if any) and notifies.
