@@ -48,7 +48,7 @@ fn percentile(sorted_ms: &[u64], p: f64) -> u64 {
 pub(super) async fn request_check(cx: &Ctx, base: &Url, c: &CheckSpec) -> CheckResult {
     let (name, req, timeout) = match planned_request(cx, base, c) {
         Ok(planned) => planned,
-        Err(bad_check) => return bad_check,
+        Err(bad_check) => return *bad_check,
     };
     let (first, attempts) = fetch_ready(cx, &req, timeout).await;
     let first = match first {
@@ -101,16 +101,16 @@ fn planned_request(
     cx: &Ctx,
     base: &Url,
     c: &CheckSpec,
-) -> Result<(String, Req, Duration), CheckResult> {
+) -> Result<(String, Req, Duration), Box<CheckResult>> {
     let url = match target_url(base, c) {
         Ok(u) => u,
         Err(e) => {
-            return Err(result(
+            return Err(Box::new(result(
                 c.name.clone().unwrap_or_else(|| "request".into()),
                 Outcome::Fail,
                 e,
                 0,
-            ))
+            )))
         }
     };
     let name = check_name(c, &url);
@@ -123,12 +123,12 @@ fn planned_request(
     ) {
         Ok(m) => m,
         Err(_) => {
-            return Err(result(
+            return Err(Box::new(result(
                 name,
                 Outcome::Fail,
                 format!("bad method `{}`", c.method.as_deref().unwrap_or("")),
                 0,
-            ))
+            )))
         }
     };
     let timeout = c.timeout.map(|t| t.0).unwrap_or(cx.opts.request_timeout);

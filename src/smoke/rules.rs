@@ -505,11 +505,11 @@ async fn tls_check(cx: &Ctx, url: &Url, c: &CheckSpec) -> CheckResult {
     let _permit = cx.in_flight.acquire().await.expect("never closed");
     let addrs = match tls_addresses(cx, url, &host, port).await {
         Ok(addrs) => addrs,
-        Err(r) => return r,
+        Err(why) => return result(String::new(), Outcome::Fail, why, 1),
     };
     let config = match tls_client_config(cx) {
         Ok(config) => config,
-        Err(r) => return r,
+        Err(why) => return result(String::new(), Outcome::Fail, why, 0),
     };
     let Ok(server_name) = rustls::pki_types::ServerName::try_from(host.clone()) else {
         return result(
@@ -545,13 +545,14 @@ async fn tls_check(cx: &Ctx, url: &Url, c: &CheckSpec) -> CheckResult {
 }
 
 /// The addresses to connect to: the URL's IP, or the host resolved through
-/// the run's resolver (so the SSRF guard sees it).
+/// the run's resolver (so the SSRF guard sees it); why not, as the
+/// check's failure.
 async fn tls_addresses(
     cx: &Ctx,
     url: &Url,
     host: &str,
     port: u16,
-) -> Result<Vec<std::net::SocketAddr>, CheckResult> {
+) -> Result<Vec<std::net::SocketAddr>, String> {
     Ok(match url.host() {
         Some(url::Host::Ipv4(ip)) => vec![std::net::SocketAddr::new(ip.into(), port)],
         Some(url::Host::Ipv6(ip)) => vec![std::net::SocketAddr::new(ip.into(), port)],
@@ -565,14 +566,14 @@ async fn tls_addresses(
                     Some(refused) => format!("refused: {refused}"),
                     None => format!("cannot resolve {host}: {e}"),
                 };
-                return Err(result(String::new(), Outcome::Fail, why, 1));
+                return Err(why);
             }
         },
     })
 }
 
 /// A client trusting the web's roots and the run's extra ones.
-fn tls_client_config(cx: &Ctx) -> Result<rustls::ClientConfig, CheckResult> {
+fn tls_client_config(cx: &Ctx) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     for extra in &cx.opts.extra_roots {
@@ -583,12 +584,7 @@ fn tls_client_config(cx: &Ctx) -> Result<rustls::ClientConfig, CheckResult> {
         .with_safe_default_protocol_versions()
     {
         Ok(b) => Ok(b.with_root_certificates(roots).with_no_client_auth()),
-        Err(e) => Err(result(
-            String::new(),
-            Outcome::Fail,
-            format!("TLS setup: {e}"),
-            0,
-        )),
+        Err(e) => Err(format!("TLS setup: {e}")),
     }
 }
 
