@@ -61,70 +61,85 @@ impl Default for Metrics {
     }
 }
 
+/// Buckets of the handler timings, in seconds.
+const HANDLER_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A counter with one label.
+fn counter_vec(name: &str, help: &str, label: &str) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric")
+}
+
+fn int_gauge(name: &str, help: &str) -> IntGauge {
+    IntGauge::new(name, help).expect("valid metric")
+}
+
+/// A handler timing with one label, in [`HANDLER_BUCKETS`].
+fn timing_vec(name: &str, help: &str, label: &str) -> HistogramVec {
+    HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(HANDLER_BUCKETS.to_vec()),
+        &[label],
+    )
+    .expect("valid metric")
+}
+
+/// Registers `collectors`; returns their full names (`shipgate_…`), in order.
+fn register_all(
+    registry: &Registry,
+    collectors: Vec<Box<dyn prometheus::core::Collector>>,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    for c in collectors {
+        // The registry adds the prefix when it gathers.
+        names.extend(c.desc().iter().map(|d| format!("shipgate_{}", d.fq_name)));
+        registry.register(c).expect("metric registered once");
+    }
+    names
+}
+
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new_custom(Some("shipgate".into()), None).expect("valid prefix");
-        let deliveries_received = IntCounterVec::new(
-            Opts::new(
-                "deliveries_received_total",
-                "Webhook deliveries acknowledged, by outcome",
-            ),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        let deliveries_rejected = IntCounterVec::new(
-            Opts::new(
-                "deliveries_rejected_total",
-                "Webhook deliveries refused, by reason",
-            ),
-            &["reason"],
-        )
-        .expect("valid metric");
-        let deliveries_processed = IntCounterVec::new(
-            Opts::new(
-                "deliveries_processed_total",
-                "Delivery processing attempts, by outcome",
-            ),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        let queue_depth = IntGauge::new(
+        let deliveries_received = counter_vec(
+            "deliveries_received_total",
+            "Webhook deliveries acknowledged, by outcome",
+            "outcome",
+        );
+        let deliveries_rejected = counter_vec(
+            "deliveries_rejected_total",
+            "Webhook deliveries refused, by reason",
+            "reason",
+        );
+        let deliveries_processed = counter_vec(
+            "deliveries_processed_total",
+            "Delivery processing attempts, by outcome",
+            "outcome",
+        );
+        let queue_depth = int_gauge(
             "queue_depth",
             "Deliveries stored and not yet done or failed",
-        )
-        .expect("valid metric");
+        );
         let queue_oldest_age_seconds = Gauge::new(
             "queue_oldest_age_seconds",
             "Seconds since the oldest delivery not yet done or failed arrived (0 when none)",
         )
         .expect("valid metric");
-        let github_api_calls = IntCounterVec::new(
-            Opts::new("github_api_calls_total", "GitHub API responses, by status"),
-            &["status"],
-        )
-        .expect("valid metric");
-        let handler_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "handler_duration_seconds",
-                "Time to process one delivery, by event",
-            )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]),
-            &["event"],
-        )
-        .expect("valid metric");
-        let handler_run_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "handler_run_duration_seconds",
-                "Time of one handler on one delivery, by handler",
-            )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]),
-            &["handler"],
-        )
-        .expect("valid metric");
+        let github_api_calls = counter_vec(
+            "github_api_calls_total",
+            "GitHub API responses, by status",
+            "status",
+        );
+        let handler_seconds = timing_vec(
+            "handler_duration_seconds",
+            "Time to process one delivery, by event",
+            "event",
+        );
+        let handler_run_seconds = timing_vec(
+            "handler_run_duration_seconds",
+            "Time of one handler on one delivery, by handler",
+            "handler",
+        );
         let github_rate_limit_remaining = IntGaugeVec::new(
             Opts::new(
                 "github_rate_limit_remaining",
@@ -133,39 +148,32 @@ impl Metrics {
             &["resource"],
         )
         .expect("valid metric");
-        let redelivery_sweeps = IntCounterVec::new(
-            Opts::new("redelivery_sweeps_total", "Redelivery sweeps, by outcome"),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        let redeliveries = IntCounterVec::new(
-            Opts::new(
-                "redeliveries_total",
-                "Redeliveries asked of GitHub for deliveries never stored, by outcome",
-            ),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        let redelivery_missing = IntGauge::new(
+        let redelivery_sweeps = counter_vec(
+            "redelivery_sweeps_total",
+            "Redelivery sweeps, by outcome",
+            "outcome",
+        );
+        let redeliveries = counter_vec(
+            "redeliveries_total",
+            "Redeliveries asked of GitHub for deliveries never stored, by outcome",
+            "outcome",
+        );
+        let redelivery_missing = int_gauge(
             "redelivery_missing",
             "Failed deliveries shipgate never stored, as of the last sweep",
-        )
-        .expect("valid metric");
-        let webhooks_in_flight = IntGauge::new(
+        );
+        let webhooks_in_flight = int_gauge(
             "webhooks_in_flight",
             "Webhook requests being handled (reading, verifying, storing)",
-        )
-        .expect("valid metric");
-        let webhook_bodies_reading = IntGauge::new(
+        );
+        let webhook_bodies_reading = int_gauge(
             "webhook_bodies_reading",
             "Webhook requests whose body is still being read (before an in-flight permit)",
-        )
-        .expect("valid metric");
-        let webhook_body_bytes = IntGauge::new(
+        );
+        let webhook_body_bytes = int_gauge(
             "webhook_body_bytes",
             "Bytes of webhook bodies held in memory (SHIPGATE_BODY_BUFFER_MIB in use)",
-        )
-        .expect("valid metric");
+        );
         let delivery_batch_rows = Histogram::with_opts(
             HistogramOpts::new(
                 "delivery_batch_rows",
@@ -174,31 +182,7 @@ impl Metrics {
             .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
         )
         .expect("valid metric");
-        let collectors = [
-            Box::new(deliveries_received.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(deliveries_rejected.clone()),
-            Box::new(deliveries_processed.clone()),
-            Box::new(queue_depth.clone()),
-            Box::new(queue_oldest_age_seconds.clone()),
-            Box::new(github_api_calls.clone()),
-            Box::new(handler_seconds.clone()),
-            Box::new(handler_run_seconds.clone()),
-            Box::new(github_rate_limit_remaining.clone()),
-            Box::new(redelivery_sweeps.clone()),
-            Box::new(redeliveries.clone()),
-            Box::new(redelivery_missing.clone()),
-            Box::new(webhooks_in_flight.clone()),
-            Box::new(webhook_bodies_reading.clone()),
-            Box::new(webhook_body_bytes.clone()),
-            Box::new(delivery_batch_rows.clone()),
-        ];
-        let mut names = Vec::new();
-        for c in collectors {
-            // The registry adds the prefix when it gathers.
-            names.extend(c.desc().iter().map(|d| format!("shipgate_{}", d.fq_name)));
-            registry.register(c).expect("metric registered once");
-        }
-        Metrics {
+        let mut metrics = Metrics {
             registry,
             deliveries_received,
             deliveries_rejected,
@@ -210,7 +194,7 @@ impl Metrics {
             handler_run_seconds,
             github_rate_limit_remaining,
             rate_limits: Arc::default(),
-            names: Arc::new(names),
+            names: Arc::default(),
             redelivery_sweeps,
             redeliveries,
             redelivery_missing,
@@ -218,7 +202,32 @@ impl Metrics {
             webhook_bodies_reading,
             webhook_body_bytes,
             delivery_batch_rows,
-        }
+        };
+        let names = register_all(&metrics.registry, metrics.collectors());
+        metrics.names = Arc::new(names);
+        metrics
+    }
+
+    /// Every metric, in the order they are registered.
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.deliveries_received.clone()),
+            Box::new(self.deliveries_rejected.clone()),
+            Box::new(self.deliveries_processed.clone()),
+            Box::new(self.queue_depth.clone()),
+            Box::new(self.queue_oldest_age_seconds.clone()),
+            Box::new(self.github_api_calls.clone()),
+            Box::new(self.handler_seconds.clone()),
+            Box::new(self.handler_run_seconds.clone()),
+            Box::new(self.github_rate_limit_remaining.clone()),
+            Box::new(self.redelivery_sweeps.clone()),
+            Box::new(self.redeliveries.clone()),
+            Box::new(self.redelivery_missing.clone()),
+            Box::new(self.webhooks_in_flight.clone()),
+            Box::new(self.webhook_bodies_reading.clone()),
+            Box::new(self.webhook_body_bytes.clone()),
+            Box::new(self.delivery_batch_rows.clone()),
+        ]
     }
 
     /// Every metric's full name (`shipgate_…`), including those with no

@@ -15,22 +15,23 @@
 //! (`--json`), so no escape sequence reaches the terminal. A password in
 //! `DATABASE_URL` never appears, errors included.
 
-use std::fmt::Write as _;
-
 use serde_json::{json, Value};
 
-use crate::config::settings::DatabaseUrl;
-use crate::store::{
-    DeliveryFilter, DeliveryRecord, DeliveryState, DynStore, Lock, ProtectionRequest, RetryOutcome,
-    StoreError,
+mod output;
+
+use output::{
+    deliveries_table, delivery_details, lock_json, locks_table, record_json, request_json,
+    requests_table,
 };
+pub use output::{json_text, terminal_text};
+
+use crate::config::settings::DatabaseUrl;
+use crate::store::{DeliveryFilter, DeliveryState, DynStore, RetryOutcome, StoreError};
 
 /// Rows `deliveries list` shows unless `--limit` says otherwise.
 pub const DEFAULT_LIST_LIMIT: i64 = 50;
 /// The longest `--limit`.
 pub const MAX_LIST_LIMIT: i64 = 10_000;
-/// Characters of an error message a table cell shows (`show` has it all).
-const ERROR_CELL_CHARS: usize = 80;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -150,51 +151,13 @@ pub async fn run(
     format: Format,
     now: i64,
 ) -> Result<String, AdminError> {
-    let db =
-        |e: StoreError| AdminError::Failed(format!("database: {}", scrub(url, &e.to_string())));
+    let db = db_error(url);
     match request {
         Request::ListDeliveries {
             state,
             repository,
             limit,
-        } => {
-            if let Some(repo) = repository {
-                check_repository(repo)?;
-            }
-            if !(1..=MAX_LIST_LIMIT).contains(limit) {
-                return Err(AdminError::Usage(format!(
-                    "--limit must be between 1 and {MAX_LIST_LIMIT}"
-                )));
-            }
-            let filter = DeliveryFilter {
-                state: *state,
-                repository: repository.clone(),
-                limit: *limit,
-            };
-            let rows = store.list_deliveries(&filter).await.map_err(db)?;
-            if rows.is_empty() {
-                if let Some(repo) = repository {
-                    if store
-                        .repository_installation(repo)
-                        .await
-                        .map_err(db)?
-                        .is_none()
-                    {
-                        return Err(AdminError::NotFound(format!(
-                            "repository {} not found: no delivery of it is stored",
-                            terminal_text(repo)
-                        )));
-                    }
-                }
-            }
-            Ok(match format {
-                Format::Json => json_text(&Value::Array(
-                    rows.iter().map(|r| record_json(r, None)).collect(),
-                )),
-                Format::Table if rows.is_empty() => "no deliveries match\n".into(),
-                Format::Table => deliveries_table(&rows),
-            })
-        }
+        } => list_deliveries(store, url, *state, repository.as_deref(), *limit, format).await,
         Request::ShowDelivery { id, payload } => {
             let (record, text) = store
                 .delivery_record(id)
@@ -233,56 +196,7 @@ pub async fn run(
         Request::ReleaseLock {
             repository,
             environment,
-        } => {
-            check_repository(repository)?;
-            let lock = store
-                .get_lock(repository, environment, now)
-                .await
-                .map_err(db)?
-                .ok_or_else(|| {
-                    AdminError::NotFound(format!(
-                        "no lock on environment {} of {}",
-                        terminal_text(environment),
-                        terminal_text(repository)
-                    ))
-                })?;
-            // Compare-and-delete on the holder's token: a lock someone took
-            // between the read and now is theirs, and stays.
-            let released = store
-                .release_lock(repository, environment, &lock.owner_token)
-                .await
-                .map_err(db)?;
-            if !released {
-                return Err(AdminError::Failed(format!(
-                    "the lock on environment {} of {} changed hands meanwhile; nothing released (see `shipgate locks list`)",
-                    terminal_text(environment),
-                    terminal_text(repository)
-                )));
-            }
-            // What the server does after any release, run by whichever
-            // replica's worker takes it: the queue, then waiting requests.
-            let installation = installation_of(store, repository, environment)
-                .await
-                .map_err(db)?;
-            let delivery =
-                crate::handlers::lock_released_delivery(repository, environment, installation);
-            store.insert_delivery(&delivery, now).await.map_err(db)?;
-            Ok(match format {
-                Format::Json => json_text(&json!({
-                    "released": lock_json(&lock),
-                    "delivery_id": delivery.delivery_id,
-                })),
-                Format::Table => format!(
-                    "released the {} lock on {} of {} (held by {}{}); its deploy queue and waiting protection rule requests start with delivery {}\n",
-                    lock.kind.as_str(),
-                    terminal_text(environment),
-                    terminal_text(repository),
-                    terminal_text(&lock.holder),
-                    lock.pr.map(|pr| format!(", #{pr}")).unwrap_or_default(),
-                    terminal_text(&delivery.delivery_id),
-                ),
-            })
-        }
+        } => release_lock(store, url, repository, environment, format, now).await,
         Request::ListRequests => {
             let requests = store.all_pending_protection_requests().await.map_err(db)?;
             Ok(match format {
@@ -296,6 +210,120 @@ pub async fn run(
             })
         }
     }
+}
+
+/// A database error as the toolbox reports it: without the URL's password.
+fn db_error(url: &DatabaseUrl) -> impl Fn(StoreError) -> AdminError + Copy + '_ {
+    move |e| AdminError::Failed(format!("database: {}", scrub(url, &e.to_string())))
+}
+
+/// `deliveries list`: newest first; a repository with no delivery stored at
+/// all is not found rather than an empty list.
+async fn list_deliveries(
+    store: &DynStore,
+    url: &DatabaseUrl,
+    state: Option<DeliveryState>,
+    repository: Option<&str>,
+    limit: i64,
+    format: Format,
+) -> Result<String, AdminError> {
+    let db = db_error(url);
+    if let Some(repo) = repository {
+        check_repository(repo)?;
+    }
+    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(AdminError::Usage(format!(
+            "--limit must be between 1 and {MAX_LIST_LIMIT}"
+        )));
+    }
+    let filter = DeliveryFilter {
+        state,
+        repository: repository.map(str::to_string),
+        limit,
+    };
+    let rows = store.list_deliveries(&filter).await.map_err(db)?;
+    if rows.is_empty() {
+        if let Some(repo) = repository {
+            if store
+                .repository_installation(repo)
+                .await
+                .map_err(db)?
+                .is_none()
+            {
+                return Err(AdminError::NotFound(format!(
+                    "repository {} not found: no delivery of it is stored",
+                    terminal_text(repo)
+                )));
+            }
+        }
+    }
+    Ok(match format {
+        Format::Json => json_text(&Value::Array(
+            rows.iter().map(|r| record_json(r, None)).collect(),
+        )),
+        Format::Table if rows.is_empty() => "no deliveries match\n".into(),
+        Format::Table => deliveries_table(&rows),
+    })
+}
+
+/// `locks release`: compare-and-delete on the lock's token, then the step
+/// the server runs after any release, stored as a delivery.
+async fn release_lock(
+    store: &DynStore,
+    url: &DatabaseUrl,
+    repository: &str,
+    environment: &str,
+    format: Format,
+    now: i64,
+) -> Result<String, AdminError> {
+    let db = db_error(url);
+    check_repository(repository)?;
+    let lock = store
+        .get_lock(repository, environment, now)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| {
+            AdminError::NotFound(format!(
+                "no lock on environment {} of {}",
+                terminal_text(environment),
+                terminal_text(repository)
+            ))
+        })?;
+    // Compare-and-delete on the holder's token: a lock someone took
+    // between the read and now is theirs, and stays.
+    let released = store
+        .release_lock(repository, environment, &lock.owner_token)
+        .await
+        .map_err(db)?;
+    if !released {
+        return Err(AdminError::Failed(format!(
+            "the lock on environment {} of {} changed hands meanwhile; nothing released (see `shipgate locks list`)",
+            terminal_text(environment),
+            terminal_text(repository)
+        )));
+    }
+    // What the server does after any release, run by whichever
+    // replica's worker takes it: the queue, then waiting requests.
+    let installation = installation_of(store, repository, environment)
+        .await
+        .map_err(db)?;
+    let delivery = crate::handlers::lock_released_delivery(repository, environment, installation);
+    store.insert_delivery(&delivery, now).await.map_err(db)?;
+    Ok(match format {
+        Format::Json => json_text(&json!({
+            "released": lock_json(&lock),
+            "delivery_id": delivery.delivery_id,
+        })),
+        Format::Table => format!(
+            "released the {} lock on {} of {} (held by {}{}); its deploy queue and waiting protection rule requests start with delivery {}\n",
+            lock.kind.as_str(),
+            terminal_text(environment),
+            terminal_text(repository),
+            terminal_text(&lock.holder),
+            lock.pr.map(|pr| format!(", #{pr}")).unwrap_or_default(),
+            terminal_text(&delivery.delivery_id),
+        ),
+    })
 }
 
 /// The installation a lock-released step acts as: the one of the first
@@ -349,318 +377,9 @@ fn check_repository(repo: &str) -> Result<(), AdminError> {
     }
 }
 
-// ------------------------------------------------------------------ output
-
-/// Text from outside made inert for a terminal, on one line: control
-/// characters (C0 with ESC, DEL, C1 with CSI), bidirectional overrides and
-/// line separators are shown as `\x1b`, `\u{202e}`… instead of acting.
-pub fn terminal_text(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if is_dangerous(c) {
-            if (c as u32) < 0x80 {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            } else {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn is_dangerous(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
-}
-
-/// Pretty JSON with every character a terminal could act on escaped
-/// (`serde_json` escapes C0 itself; DEL, C1 and the bidirectional
-/// controls it writes as they are). They occur only inside strings, where
-/// `\uXXXX` means the same character.
-pub fn json_text(value: &Value) -> String {
-    let raw = serde_json::to_string_pretty(value).expect("a Value serializes");
-    let mut out = String::with_capacity(raw.len() + 1);
-    for c in raw.chars() {
-        if is_dangerous(c) && c != '\n' {
-            let _ = write!(out, "\\u{:04x}", c as u32);
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\n');
-    out
-}
-
-/// A millisecond timestamp as RFC 3339 (UTC, seconds).
-fn time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|| ms.to_string())
-}
-
-fn opt<T: ToString>(v: &Option<T>) -> String {
-    v.as_ref().map_or_else(|| "-".into(), T::to_string)
-}
-
-fn cut(text: &str, chars: usize) -> String {
-    if text.chars().count() <= chars {
-        text.to_string()
-    } else {
-        let mut s: String = text.chars().take(chars - 1).collect();
-        s.push('…');
-        s
-    }
-}
-
-/// Columns padded to their widest cell. Cells are already inert.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut l = String::new();
-        for (i, cell) in cells.enumerate() {
-            if i > 0 {
-                l.push_str("  ");
-            }
-            l.push_str(cell);
-            let pad = widths[i].saturating_sub(cell.chars().count());
-            l.extend(std::iter::repeat_n(' ', pad));
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(&mut headers.iter().copied());
-    for row in rows {
-        line(&mut row.iter().map(String::as_str));
-    }
-    out
-}
-
-fn deliveries_table(rows: &[DeliveryRecord]) -> String {
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                terminal_text(&r.delivery_id),
-                terminal_text(&match &r.action {
-                    Some(a) => format!("{}.{a}", r.event),
-                    None => r.event.clone(),
-                }),
-                terminal_text(&opt(&r.repository)),
-                r.state.as_str().into(),
-                r.attempts.to_string(),
-                time(r.received_at),
-                terminal_text(&cut(&opt(&r.last_error), ERROR_CELL_CHARS)),
-            ]
-        })
-        .collect();
-    table(
-        &[
-            "ID",
-            "EVENT",
-            "REPOSITORY",
-            "STATE",
-            "ATTEMPTS",
-            "RECEIVED",
-            "LAST ERROR",
-        ],
-        &cells,
-    )
-}
-
-fn delivery_details(r: &DeliveryRecord, payload: Option<&str>) -> String {
-    let fields: Vec<(&str, String)> = vec![
-        ("id", terminal_text(&r.delivery_id)),
-        ("event", terminal_text(&r.event)),
-        ("action", terminal_text(&opt(&r.action))),
-        ("repository", terminal_text(&opt(&r.repository))),
-        ("installation", opt(&r.installation_id)),
-        ("state", r.state.as_str().into()),
-        ("attempts", r.attempts.to_string()),
-        ("received", time(r.received_at)),
-        ("next attempt", time(r.next_attempt_at)),
-        ("finished", r.finished_at.map_or_else(|| "-".into(), time)),
-        ("claimed by", terminal_text(&opt(&r.locked_by))),
-        (
-            "claim until",
-            r.locked_until.map_or_else(|| "-".into(), time),
-        ),
-        ("last error", terminal_text(&opt(&r.last_error))),
-    ];
-    let mut out = String::new();
-    for (k, v) in fields {
-        let _ = writeln!(out, "{:<14}{v}", format!("{k}:"));
-    }
-    if let Some(p) = payload {
-        out.push_str("payload:\n");
-        // Pretty when it is JSON; either way escaped, one line per line.
-        let text = serde_json::from_str::<Value>(p)
-            .ok()
-            .and_then(|v| serde_json::to_string_pretty(&v).ok())
-            .unwrap_or_else(|| p.to_string());
-        for line in text.lines() {
-            let _ = writeln!(out, "  {}", terminal_text(line));
-        }
-    }
-    out
-}
-
-fn record_json(r: &DeliveryRecord, payload: Option<&str>) -> Value {
-    let mut v = json!({
-        "id": r.delivery_id,
-        "event": r.event,
-        "action": r.action,
-        "repository": r.repository,
-        "installation_id": r.installation_id,
-        "state": r.state.as_str(),
-        "attempts": r.attempts,
-        "last_error": r.last_error,
-        "received_at": time(r.received_at),
-        "next_attempt_at": time(r.next_attempt_at),
-        "finished_at": r.finished_at.map(time),
-        "claimed_by": r.locked_by,
-        "claimed_until": r.locked_until.map(time),
-    });
-    if let Some(p) = payload {
-        v["payload"] =
-            serde_json::from_str::<Value>(p).unwrap_or_else(|_| Value::String(p.to_string()));
-    }
-    v
-}
-
-fn locks_table(locks: &[Lock]) -> String {
-    let cells: Vec<Vec<String>> = locks
-        .iter()
-        .map(|l| {
-            vec![
-                terminal_text(&l.repository),
-                terminal_text(&l.environment),
-                l.kind.as_str().into(),
-                terminal_text(&l.holder),
-                l.pr.map_or_else(|| "-".into(), |pr| format!("#{pr}")),
-                opt(&l.deployment_id),
-                time(l.created_at),
-                l.expires_at.map_or_else(|| "-".into(), time),
-                terminal_text(&cut(&opt(&l.reason), ERROR_CELL_CHARS)),
-            ]
-        })
-        .collect();
-    table(
-        &[
-            "REPOSITORY",
-            "ENVIRONMENT",
-            "KIND",
-            "HOLDER",
-            "PR",
-            "DEPLOYMENT",
-            "SINCE",
-            "EXPIRES",
-            "REASON",
-        ],
-        &cells,
-    )
-}
-
-/// A lock without its owner token (what releases it; nobody reads it here).
-fn lock_json(l: &Lock) -> Value {
-    json!({
-        "repository": l.repository,
-        "environment": l.environment,
-        "kind": l.kind.as_str(),
-        "holder": l.holder,
-        "pr": l.pr,
-        "deployment_id": l.deployment_id,
-        "reason": l.reason,
-        "created_at": time(l.created_at),
-        "expires_at": l.expires_at.map(time),
-    })
-}
-
-fn requests_table(requests: &[ProtectionRequest]) -> String {
-    let cells: Vec<Vec<String>> = requests
-        .iter()
-        .map(|r| {
-            vec![
-                r.id.to_string(),
-                terminal_text(&r.repository),
-                terminal_text(&r.environment),
-                r.deployment_id.to_string(),
-                terminal_text(&r.git_ref),
-                terminal_text(crate::text::short(&r.sha)),
-                r.pr.map_or_else(|| "-".into(), |pr| format!("#{pr}")),
-                time(r.created_at),
-                time(r.deadline),
-            ]
-        })
-        .collect();
-    table(
-        &[
-            "ID",
-            "REPOSITORY",
-            "ENVIRONMENT",
-            "DEPLOYMENT",
-            "REF",
-            "SHA",
-            "PR",
-            "SINCE",
-            "DEADLINE",
-        ],
-        &cells,
-    )
-}
-
-fn request_json(r: &ProtectionRequest) -> Value {
-    json!({
-        "id": r.id,
-        "repository": r.repository,
-        "environment": r.environment,
-        "deployment_id": r.deployment_id,
-        "ref": r.git_ref,
-        "sha": r.sha,
-        "pr": r.pr,
-        "installation_id": r.installation_id,
-        "created_at": time(r.created_at),
-        "deadline": time(r.deadline),
-        "next_check_at": time(r.next_check_at),
-        "last_comment": r.last_comment,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn terminal_text_leaves_no_escape_sequence_acting() {
-        let evil = "acme/\u{1b}[2J\u{1b}]0;pwned\u{7}app\r\n\u{9b}31m\u{202e}gpj.exe\u{7f}";
-        let safe = terminal_text(evil);
-        assert!(!safe.chars().any(is_dangerous), "{safe:?}");
-        assert_eq!(
-            safe,
-            "acme/\\x1b[2J\\x1b]0;pwned\\x07app\\x0d\\x0a\\u{9b}31m\\u{202e}gpj.exe\\x7f"
-        );
-        // Ordinary text, accents and all, is kept.
-        assert_eq!(terminal_text("café / staging-é"), "café / staging-é");
-    }
-
-    #[test]
-    fn json_text_escapes_what_serde_json_leaves_raw_and_stays_json() {
-        let v = json!({ "name": "a\u{1b}[31m\u{9b}b\u{202e}c\u{7f}" });
-        let text = json_text(&v);
-        assert!(
-            !text.chars().any(|c| is_dangerous(c) && c != '\n'),
-            "{text:?}"
-        );
-        let back: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(back, v, "the same value after escaping");
-    }
 
     #[test]
     fn repositories_must_be_owner_slash_name() {
@@ -689,18 +408,6 @@ mod tests {
         let out = scrub(&url, text);
         assert!(!out.contains("s3cr"), "{out}");
         assert!(out.contains("****"));
-    }
-
-    #[test]
-    fn tables_align_on_characters() {
-        let t = table(
-            &["A", "B"],
-            &[
-                vec!["é".into(), "x".into()],
-                vec!["long".into(), "y".into()],
-            ],
-        );
-        assert_eq!(t, "A     B\né     x\nlong  y\n");
     }
 
     #[test]

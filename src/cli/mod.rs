@@ -212,69 +212,103 @@ pub fn run() -> ExitCode {
             url,
             fail_on,
             scan,
-        } => {
-            let runner = crate::action::Runner::from_env();
-            if runner.in_actions() {
-                // A panic's message can quote anything: one escaped line.
-                std::panic::set_hook(Box::new(|info| {
-                    crate::errln!(
-                        "shipgate: internal error: {}",
-                        crate::action::escape_log(&info.to_string())
-                    );
-                }));
-            }
-            let req = match crate::action::check::request(
-                &runner,
-                gates,
-                config,
+        } => check(gates, config, environment, url, fail_on, scan),
+        Command::Config { command } => config(command),
+        Command::Webhook { command } => webhook(command),
+        Command::Deliveries { command } => deliveries(command),
+        Command::Locks { command } => match command {
+            LocksCommand::List { format } => admin(crate::cli::admin::Request::ListLocks, format),
+            LocksCommand::Release {
+                repo,
                 environment,
-                url,
-                fail_on,
-                scan,
-            ) {
-                Ok(r) => r,
-                Err(e) => return check_error(&runner, e),
-            };
-            if req.gates.is_empty() {
-                // Still check the config, so a broken file is caught.
-                if let Err(e) = crate::action::check::load_config(&runner.workspace(), &req.config)
-                {
-                    return check_error(&runner, e);
-                }
-                crate::outln!("no gates selected: nothing to check");
-                return ExitCode::SUCCESS;
-            }
-            let rt = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => return usage_error(e),
-            };
-            match rt.block_on(crate::action::check::run(&runner, &req)) {
-                Ok((gate_config, results)) => {
-                    let code = crate::action::check::report(&runner, &req, &gate_config, &results);
-                    if runner.bool_input("comment").ok().flatten() == Some(true) {
-                        if let Err(e) =
-                            rt.block_on(crate::action::check::post_comment(&runner, &req, &results))
-                        {
-                            // The gates ran; a comment that cannot be posted only warns.
-                            let a = crate::action::Annotation {
-                                level: crate::action::Level::Warning,
-                                file: None,
-                                line: None,
-                                column: None,
-                                title: "shipgate".into(),
-                                message: e.to_string(),
-                            };
-                            crate::outln!("{}", a.command());
-                        }
-                    }
-                    ExitCode::from(code)
-                }
-                Err(e) => check_error(&runner, e),
-            }
+                format,
+            } => admin(
+                crate::cli::admin::Request::ReleaseLock {
+                    repository: repo,
+                    environment,
+                },
+                format,
+            ),
+        },
+        Command::Requests {
+            command: RequestsCommand::List { format },
+        } => admin(crate::cli::admin::Request::ListRequests, format),
+        Command::Migrate => migrate(),
+    }
+}
+
+/// `shipgate check`: the Action's gates, run here.
+fn check(
+    gates: Vec<String>,
+    config: Option<PathBuf>,
+    environment: Option<String>,
+    url: Option<String>,
+    fail_on: Option<String>,
+    scan: Option<String>,
+) -> ExitCode {
+    let runner = crate::action::Runner::from_env();
+    if runner.in_actions() {
+        // A panic's message can quote anything: one escaped line.
+        std::panic::set_hook(Box::new(|info| {
+            crate::errln!(
+                "shipgate: internal error: {}",
+                crate::action::escape_log(&info.to_string())
+            );
+        }));
+    }
+    let req = match crate::action::check::request(
+        &runner,
+        gates,
+        config,
+        environment,
+        url,
+        fail_on,
+        scan,
+    ) {
+        Ok(r) => r,
+        Err(e) => return check_error(&runner, e),
+    };
+    if req.gates.is_empty() {
+        // Still check the config, so a broken file is caught.
+        if let Err(e) = crate::action::check::load_config(&runner.workspace(), &req.config) {
+            return check_error(&runner, e);
         }
-        Command::Config {
-            command: ConfigCommand::Validate { path },
-        } => match std::fs::read_to_string(&path) {
+        crate::outln!("no gates selected: nothing to check");
+        return ExitCode::SUCCESS;
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return usage_error(e),
+    };
+    match rt.block_on(crate::action::check::run(&runner, &req)) {
+        Ok((gate_config, results)) => {
+            let code = crate::action::check::report(&runner, &req, &gate_config, &results);
+            if runner.bool_input("comment").ok().flatten() == Some(true) {
+                if let Err(e) =
+                    rt.block_on(crate::action::check::post_comment(&runner, &req, &results))
+                {
+                    // The gates ran; a comment that cannot be posted only warns.
+                    let a = crate::action::Annotation {
+                        level: crate::action::Level::Warning,
+                        file: None,
+                        line: None,
+                        column: None,
+                        title: "shipgate".into(),
+                        message: e.to_string(),
+                    };
+                    crate::outln!("{}", a.command());
+                }
+            }
+            ExitCode::from(code)
+        }
+        Err(e) => check_error(&runner, e),
+    }
+}
+
+/// `shipgate config validate|schema`.
+fn config(command: ConfigCommand) -> ExitCode {
+    match command {
+        ConfigCommand::Validate { path } => match std::fs::read_to_string(&path) {
             Ok(text) => match RepoConfig::parse(&text) {
                 Ok(c) => {
                     crate::outln!(
@@ -294,9 +328,7 @@ pub fn run() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Config {
-            command: ConfigCommand::Schema,
-        } => {
+        ConfigCommand::Schema => {
             crate::outln!(
                 "{}",
                 serde_json::to_string_pretty(&RepoConfig::json_schema())
@@ -304,112 +336,98 @@ pub fn run() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Webhook {
-            command:
-                WebhookCommand::Send {
-                    url,
-                    secret,
-                    event,
-                    delivery,
-                    file,
-                },
-        } => runtime(async move {
-            let secret = secret
-                .split(',')
-                .map(str::trim)
-                .find(|s| !s.is_empty())
-                .unwrap_or("");
-            let (status, body) =
-                crate::cli::webhook_send::send(crate::cli::webhook_send::SendRequest {
-                    url: &url,
-                    secret,
-                    event: &event,
-                    delivery: delivery.as_deref(),
-                    file: &file,
-                })
-                .await?;
-            crate::outln!("{status} {body}");
-            if (200..300).contains(&status) {
-                Ok(())
-            } else {
-                Err(anyhow::anyhow!("the server answered {status}"))
-            }
-        }),
-        Command::Deliveries { command } => {
-            let (request, format) = match command {
-                DeliveriesCommand::List {
-                    status,
-                    repo,
-                    limit,
-                    format,
-                } => (
-                    crate::cli::admin::Request::ListDeliveries {
-                        state: status.map(|s| match s {
-                            StateArg::Received => DeliveryState::Received,
-                            StateArg::Processing => DeliveryState::Processing,
-                            StateArg::Done => DeliveryState::Done,
-                            StateArg::Failed => DeliveryState::Failed,
-                        }),
-                        repository: repo,
-                        limit,
-                    },
-                    format,
-                ),
-                DeliveriesCommand::Show {
-                    id,
-                    payload,
-                    format,
-                } => (
-                    crate::cli::admin::Request::ShowDelivery { id, payload },
-                    format,
-                ),
-                DeliveriesCommand::Retry { id, format } => {
-                    (crate::cli::admin::Request::RetryDelivery { id }, format)
-                }
-            };
-            admin(request, format)
-        }
-        Command::Locks { command } => match command {
-            LocksCommand::List { format } => admin(crate::cli::admin::Request::ListLocks, format),
-            LocksCommand::Release {
-                repo,
-                environment,
-                format,
-            } => admin(
-                crate::cli::admin::Request::ReleaseLock {
-                    repository: repo,
-                    environment,
-                },
-                format,
-            ),
-        },
-        Command::Requests {
-            command: RequestsCommand::List { format },
-        } => admin(crate::cli::admin::Request::ListRequests, format),
-        Command::Migrate => {
-            crate::telemetry::init(log_format(LogFormat::Pretty));
-            let url = match settings::database_url_from_env() {
-                Ok(u) => u,
-                Err(e) => return usage_error(e),
-            };
-            runtime(async move {
-                let store =
-                    crate::store::connect(&url)
-                        .await
-                        .map_err(|e| settings::SettingsError {
-                            var: "DATABASE_URL",
-                            problem: format!("cannot open {}: {e}", url.redacted()),
-                        })?;
-                store.migrate().await?;
-                crate::outln!("migrations applied to {}", url.redacted());
-                Ok(())
-            })
-        }
     }
 }
 
-/// A toolbox command (src/admin.rs) on DATABASE_URL: its text on stdout,
-/// or one line on stderr and the error's exit code.
+/// `shipgate webhook send`: one signed delivery to a server.
+fn webhook(command: WebhookCommand) -> ExitCode {
+    let WebhookCommand::Send {
+        url,
+        secret,
+        event,
+        delivery,
+        file,
+    } = command;
+    runtime(async move {
+        let secret = secret
+            .split(',')
+            .map(str::trim)
+            .find(|s| !s.is_empty())
+            .unwrap_or("");
+        let (status, body) =
+            crate::cli::webhook_send::send(crate::cli::webhook_send::SendRequest {
+                url: &url,
+                secret,
+                event: &event,
+                delivery: delivery.as_deref(),
+                file: &file,
+            })
+            .await?;
+        crate::outln!("{status} {body}");
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("the server answered {status}"))
+        }
+    })
+}
+
+/// `shipgate deliveries list|show|retry`, through the toolbox.
+fn deliveries(command: DeliveriesCommand) -> ExitCode {
+    let (request, format) = match command {
+        DeliveriesCommand::List {
+            status,
+            repo,
+            limit,
+            format,
+        } => (
+            crate::cli::admin::Request::ListDeliveries {
+                state: status.map(|s| match s {
+                    StateArg::Received => DeliveryState::Received,
+                    StateArg::Processing => DeliveryState::Processing,
+                    StateArg::Done => DeliveryState::Done,
+                    StateArg::Failed => DeliveryState::Failed,
+                }),
+                repository: repo,
+                limit,
+            },
+            format,
+        ),
+        DeliveriesCommand::Show {
+            id,
+            payload,
+            format,
+        } => (
+            crate::cli::admin::Request::ShowDelivery { id, payload },
+            format,
+        ),
+        DeliveriesCommand::Retry { id, format } => {
+            (crate::cli::admin::Request::RetryDelivery { id }, format)
+        }
+    };
+    admin(request, format)
+}
+
+/// `shipgate migrate`: the migrations of `DATABASE_URL`'s backend.
+fn migrate() -> ExitCode {
+    crate::telemetry::init(log_format(LogFormat::Pretty));
+    let url = match settings::database_url_from_env() {
+        Ok(u) => u,
+        Err(e) => return usage_error(e),
+    };
+    runtime(async move {
+        let store = crate::store::connect(&url)
+            .await
+            .map_err(|e| settings::SettingsError {
+                var: "DATABASE_URL",
+                problem: format!("cannot open {}: {e}", url.redacted()),
+            })?;
+        store.migrate().await?;
+        crate::outln!("migrations applied to {}", url.redacted());
+        Ok(())
+    })
+}
+
 fn admin(request: crate::cli::admin::Request, format: FormatArg) -> ExitCode {
     let url = match settings::database_url_from_env() {
         Ok(u) => u,

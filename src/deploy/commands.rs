@@ -178,88 +178,178 @@ pub fn parse_comment(body: &str) -> Vec<CommandLine> {
 }
 
 fn parse_command(name: &str, args: &[&str]) -> Result<Command, ParseError> {
-    let err = |message: String| Err(ParseError { message });
-    let mut positional: Vec<&str> = Vec::new();
-    let mut keyed: Vec<(&str, &str)> = Vec::new();
-    let mut flags: Vec<&str> = Vec::new();
-    let known_keys: &[&str] = match name {
+    let args = Args::split(name, args)?;
+    match name {
+        "deploy" => {
+            args.at_most(1)?;
+            Ok(Command::Deploy {
+                env: args.positional.first().map(|s| s.to_string()),
+                git_ref: args.key("ref"),
+                force: args.flag("force"),
+                queue: args.flag("queue"),
+            })
+        }
+        "rollback" => {
+            let env = args.env()?;
+            args.at_most(1)?;
+            let to = args.key("to").map(|t| match t.parse::<u64>() {
+                Ok(id) if !t.starts_with('0') && t.len() < 16 => RollbackTarget::Deployment(id),
+                _ => RollbackTarget::Ref(t),
+            });
+            Ok(Command::Rollback {
+                env,
+                to,
+                force: args.flag("force"),
+            })
+        }
+        "lock" => {
+            let env = args.env()?;
+            let ttl = match args.key("ttl") {
+                None => None,
+                Some(t) => Some(
+                    DurationText::parse(&t)
+                        .map_err(|m| ParseError {
+                            message: format!("ttl: {}", shown(&m)),
+                        })?
+                        .0,
+                ),
+            };
+            let reason = args.positional[1..].join(" ");
+            Ok(Command::Lock {
+                env,
+                ttl,
+                reason: (!reason.is_empty()).then_some(reason),
+            })
+        }
+        "unlock" => {
+            let env = args.env()?;
+            args.at_most(1)?;
+            Ok(Command::Unlock { env })
+        }
+        "status" => {
+            args.at_most(1)?;
+            Ok(Command::Status {
+                env: args.positional.first().map(|s| s.to_string()),
+            })
+        }
+        _ => Ok(Command::Help),
+    }
+}
+
+/// The `key=` arguments each command knows.
+fn known_keys(name: &str) -> &'static [&'static str] {
+    match name {
         "deploy" => &["ref"],
         "rollback" => &["to"],
         "lock" => &["ttl"],
         _ => &[],
-    };
-    let known_flags: &[&str] = match name {
+    }
+}
+
+/// The flags each command knows.
+fn known_flags(name: &str) -> &'static [&'static str] {
+    match name {
         "deploy" => &["force", "queue"],
         "rollback" => &["force"],
         _ => &[],
-    };
-    for (i, arg) in args.iter().enumerate() {
-        if name == "lock" && !positional.is_empty() && !arg.starts_with("ttl=") {
-            // Everything after ENV (but ttl=) is the reason.
-            positional.extend_from_slice(&args[i..]);
-            break;
-        }
-        if let Some((k, v)) = arg.split_once('=') {
-            let key = k.to_ascii_lowercase();
-            if !known_keys.contains(&key.as_str()) {
-                let hint = did_you_mean(&key, known_keys.iter().copied())
-                    .map(|s| format!("; did you mean `{s}=`?"))
-                    .unwrap_or_default();
-                return err(format!(
-                    "unknown argument `{}` for `/{name}`{hint} (usage: `{}`)",
-                    shown(arg),
-                    usage(name)
-                ));
-            }
-            if v.is_empty() {
-                return err(format!(
-                    "`{}=` needs a value (usage: `{}`)",
-                    shown(k),
-                    usage(name)
-                ));
-            }
-            if keyed.iter().any(|(existing, _)| *existing == key) {
-                return err(format!("`{}=` is given twice", shown(k)));
-            }
-            keyed.push((
-                known_keys
-                    .iter()
-                    .find(|k| **k == key)
-                    .copied()
-                    .unwrap_or(""),
-                v,
-            ));
-        } else if known_flags.contains(&arg.to_ascii_lowercase().as_str()) {
-            flags.push(
-                known_flags
-                    .iter()
-                    .find(|f| **f == arg.to_ascii_lowercase())
-                    .copied()
-                    .unwrap_or(""),
-            );
-        } else {
-            positional.push(arg);
-        }
     }
-    let key = |k: &str| {
-        keyed
+}
+
+/// One command's arguments, sorted: the `key=value` pairs and flags it
+/// knows, and the rest (the environment, a lock's reason) in order.
+struct Args<'a> {
+    name: &'a str,
+    positional: Vec<&'a str>,
+    keyed: Vec<(&'static str, &'a str)>,
+    flags: Vec<&'static str>,
+}
+
+impl<'a> Args<'a> {
+    /// Sorts `args`; an unknown, empty or repeated `key=` is an error.
+    fn split(name: &'a str, args: &[&'a str]) -> Result<Self, ParseError> {
+        let err = |message: String| Err(ParseError { message });
+        let keys = known_keys(name);
+        let flags = known_flags(name);
+        let mut split = Args {
+            name,
+            positional: Vec::new(),
+            keyed: Vec::new(),
+            flags: Vec::new(),
+        };
+        for (i, arg) in args.iter().enumerate() {
+            if name == "lock" && !split.positional.is_empty() && !arg.starts_with("ttl=") {
+                // Everything after ENV (but ttl=) is the reason.
+                split.positional.extend_from_slice(&args[i..]);
+                break;
+            }
+            if let Some((k, v)) = arg.split_once('=') {
+                let key = k.to_ascii_lowercase();
+                if !keys.contains(&key.as_str()) {
+                    let hint = did_you_mean(&key, keys.iter().copied())
+                        .map(|s| format!("; did you mean `{s}=`?"))
+                        .unwrap_or_default();
+                    return err(format!(
+                        "unknown argument `{}` for `/{name}`{hint} (usage: `{}`)",
+                        shown(arg),
+                        usage(name)
+                    ));
+                }
+                if v.is_empty() {
+                    return err(format!(
+                        "`{}=` needs a value (usage: `{}`)",
+                        shown(k),
+                        usage(name)
+                    ));
+                }
+                if split.keyed.iter().any(|(existing, _)| *existing == key) {
+                    return err(format!("`{}=` is given twice", shown(k)));
+                }
+                split
+                    .keyed
+                    .push((keys.iter().find(|k| **k == key).copied().unwrap_or(""), v));
+            } else if flags.contains(&arg.to_ascii_lowercase().as_str()) {
+                split.flags.push(
+                    flags
+                        .iter()
+                        .find(|f| **f == arg.to_ascii_lowercase())
+                        .copied()
+                        .unwrap_or(""),
+                );
+            } else {
+                split.positional.push(arg);
+            }
+        }
+        Ok(split)
+    }
+
+    fn key(&self, k: &str) -> Option<String> {
+        self.keyed
             .iter()
             .find(|(key, _)| *key == k)
             .map(|(_, v)| v.to_string())
-    };
-    let flag = |f: &str| flags.contains(&f);
-    let needs_env = |positional: &[&str]| -> Result<String, ParseError> {
-        positional
+    }
+
+    fn flag(&self, f: &str) -> bool {
+        self.flags.contains(&f)
+    }
+
+    /// The environment, the first positional argument, which the command needs.
+    fn env(&self) -> Result<String, ParseError> {
+        let name = self.name;
+        self.positional
             .first()
             .map(|s| s.to_string())
             .ok_or_else(|| ParseError {
                 message: format!("`/{name}` needs an environment (usage: `{}`)", usage(name)),
             })
-    };
-    let at_most = |n: usize| -> Result<(), ParseError> {
-        match positional.get(n) {
+    }
+
+    /// No more than `n` positional arguments; the first extra one is an error.
+    fn at_most(&self, n: usize) -> Result<(), ParseError> {
+        let name = self.name;
+        match self.positional.get(n) {
             Some(extra) => {
-                let hint = did_you_mean(extra, known_flags.iter().copied())
+                let hint = did_you_mean(extra, known_flags(name).iter().copied())
                     .map(|s| format!("; did you mean `{s}`?"))
                     .unwrap_or_default();
                 Err(ParseError {
@@ -272,61 +362,6 @@ fn parse_command(name: &str, args: &[&str]) -> Result<Command, ParseError> {
             }
             None => Ok(()),
         }
-    };
-    match name {
-        "deploy" => {
-            at_most(1)?;
-            Ok(Command::Deploy {
-                env: positional.first().map(|s| s.to_string()),
-                git_ref: key("ref"),
-                force: flag("force"),
-                queue: flag("queue"),
-            })
-        }
-        "rollback" => {
-            let env = needs_env(&positional)?;
-            at_most(1)?;
-            let to = key("to").map(|t| match t.parse::<u64>() {
-                Ok(id) if !t.starts_with('0') && t.len() < 16 => RollbackTarget::Deployment(id),
-                _ => RollbackTarget::Ref(t),
-            });
-            Ok(Command::Rollback {
-                env,
-                to,
-                force: flag("force"),
-            })
-        }
-        "lock" => {
-            let env = needs_env(&positional)?;
-            let ttl = match key("ttl") {
-                None => None,
-                Some(t) => Some(
-                    DurationText::parse(&t)
-                        .map_err(|m| ParseError {
-                            message: format!("ttl: {}", shown(&m)),
-                        })?
-                        .0,
-                ),
-            };
-            let reason = positional[1..].join(" ");
-            Ok(Command::Lock {
-                env,
-                ttl,
-                reason: (!reason.is_empty()).then_some(reason),
-            })
-        }
-        "unlock" => {
-            let env = needs_env(&positional)?;
-            at_most(1)?;
-            Ok(Command::Unlock { env })
-        }
-        "status" => {
-            at_most(1)?;
-            Ok(Command::Status {
-                env: positional.first().map(|s| s.to_string()),
-            })
-        }
-        _ => Ok(Command::Help),
     }
 }
 

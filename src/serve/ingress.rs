@@ -357,56 +357,9 @@ async fn accept(ingress: &Ingress, headers: &HeaderMap, body: Bytes) -> Result<R
     )
     .map_err(|e| Refusal(StatusCode::UNAUTHORIZED, "signature", e.to_string()))?;
 
-    let content_type = header(headers, "content-type").unwrap_or("");
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let payload: Bytes = match mime.as_str() {
-        "application/json" => body,
-        "application/x-www-form-urlencoded" => form_payload(&body).ok_or_else(|| {
-            Refusal(StatusCode::BAD_REQUEST, "bad_form", "form body has no `payload` field".into())
-        })?,
-        _ => {
-            return Err(Refusal(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "content_type",
-                format!("content type `{content_type}` is not application/json or application/x-www-form-urlencoded"),
-            ))
-        }
-    };
+    let payload = payload_of(headers, body)?;
 
-    let event = header(headers, "x-github-event").ok_or_else(|| {
-        Refusal(
-            StatusCode::BAD_REQUEST,
-            "missing_event",
-            "missing X-GitHub-Event header".into(),
-        )
-    })?;
-    let delivery_id = header(headers, "x-github-delivery").ok_or_else(|| {
-        Refusal(
-            StatusCode::BAD_REQUEST,
-            "missing_delivery",
-            "missing X-GitHub-Delivery header".into(),
-        )
-    })?;
-    if event.starts_with("shipgate_") {
-        // Internal follow-up work (e.g. smoke runs) is never accepted from outside.
-        return Err(Refusal(
-            StatusCode::BAD_REQUEST,
-            "bad_header",
-            format!("`{event}` is not a GitHub event"),
-        ));
-    }
-    if delivery_id.len() > 200 || event.len() > 100 {
-        return Err(Refusal(
-            StatusCode::BAD_REQUEST,
-            "bad_header",
-            "X-GitHub-Event or X-GitHub-Delivery is too long".into(),
-        ));
-    }
+    let (event, delivery_id) = event_and_delivery(headers)?;
 
     let envelope = Envelope::parse(&payload).map_err(|e| {
         Refusal(
@@ -446,6 +399,78 @@ async fn accept(ingress: &Ingress, headers: &HeaderMap, body: Bytes) -> Result<R
         repository: envelope.repository.map(|r| r.full_name),
         payload: text.into(),
     };
+    store(ingress, new, delivery_id, event).await
+}
+
+/// The payload a delivery carries: the body itself (JSON) or its form's
+/// `payload` field; any other content type is refused.
+fn payload_of(headers: &HeaderMap, body: Bytes) -> Result<Bytes, Refusal> {
+    let content_type = header(headers, "content-type").unwrap_or("");
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    Ok(match mime.as_str() {
+        "application/json" => body,
+        "application/x-www-form-urlencoded" => form_payload(&body).ok_or_else(|| {
+            Refusal(StatusCode::BAD_REQUEST, "bad_form", "form body has no `payload` field".into())
+        })?,
+        _ => {
+            return Err(Refusal(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "content_type",
+                format!("content type `{content_type}` is not application/json or application/x-www-form-urlencoded"),
+            ))
+        }
+    })
+}
+
+/// The `X-GitHub-Event` and `X-GitHub-Delivery` headers, checked: present,
+/// of a sane length, and not one of shipgate's internal events.
+fn event_and_delivery(headers: &HeaderMap) -> Result<(&str, &str), Refusal> {
+    let event = header(headers, "x-github-event").ok_or_else(|| {
+        Refusal(
+            StatusCode::BAD_REQUEST,
+            "missing_event",
+            "missing X-GitHub-Event header".into(),
+        )
+    })?;
+    let delivery_id = header(headers, "x-github-delivery").ok_or_else(|| {
+        Refusal(
+            StatusCode::BAD_REQUEST,
+            "missing_delivery",
+            "missing X-GitHub-Delivery header".into(),
+        )
+    })?;
+    if event.starts_with("shipgate_") {
+        // Internal follow-up work (e.g. smoke runs) is never accepted from outside.
+        return Err(Refusal(
+            StatusCode::BAD_REQUEST,
+            "bad_header",
+            format!("`{event}` is not a GitHub event"),
+        ));
+    }
+    if delivery_id.len() > 200 || event.len() > 100 {
+        return Err(Refusal(
+            StatusCode::BAD_REQUEST,
+            "bad_header",
+            "X-GitHub-Event or X-GitHub-Delivery is too long".into(),
+        ));
+    }
+    Ok((event, delivery_id))
+}
+
+/// Stores an accepted delivery and wakes the workers; a delivery stored
+/// before is answered as a duplicate. `delivery_id` and `event` are the
+/// headers' (what `new` holds), for the log and the answer.
+async fn store(
+    ingress: &Ingress,
+    new: NewDelivery,
+    delivery_id: &str,
+    event: &str,
+) -> Result<Response, Refusal> {
     let (repository, installation) = (new.repository.clone(), new.installation_id);
     match ingress.writer.insert(new).await {
         Ok(InsertOutcome::Inserted) => {

@@ -109,20 +109,7 @@ pub struct StartOptions {
 /// HTTP server and the worker. Returns once the server accepts connections.
 pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::Result<Running> {
     let metrics = Metrics::new();
-    let store = store::connect(&settings.database_url)
-        .await
-        .map_err(|e| SettingsError {
-            var: "DATABASE_URL",
-            problem: format!("cannot open {}: {e}", settings.database_url.redacted()),
-        })?;
-    store.migrate().await?;
-    let requeued = store.requeue_processing().await?;
-    if requeued > 0 {
-        tracing::info!(
-            requeued,
-            "resuming deliveries left in processing by an earlier run"
-        );
-    }
+    let store = open_store(&settings).await?;
     let github = GitHub::new(
         &settings.github_auth,
         &settings.github_api_url,
@@ -131,23 +118,7 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
     )?;
     let handlers = options.handlers.unwrap_or_default();
     let wake = Wake::default();
-    let ingress = Ingress {
-        secrets: Arc::new(settings.webhook_secrets.clone()),
-        store: store.clone(),
-        writer: {
-            let batch_rows = metrics.delivery_batch_rows.clone();
-            DeliveryWriter::spawn(store.clone(), move |rows| batch_rows.observe(rows as f64))
-        },
-        handlers: handlers.clone(),
-        metrics: metrics.clone(),
-        wake: wake.clone(),
-        body_timeout: settings.http.body_timeout,
-        in_flight: Arc::new(tokio::sync::Semaphore::new(settings.http.max_in_flight)),
-        max_in_flight: settings.http.max_in_flight,
-        bodies: settings.bodies.clone(),
-        readers: Default::default(),
-        body_buffer: Arc::new(tokio::sync::Semaphore::new(settings.bodies.buffer_bytes)),
-    };
+    let ingress = ingress(&settings, &store, &handlers, &metrics, &wake);
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| SettingsError {
@@ -196,17 +167,7 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
         finished: finished_tx,
     };
 
-    // Learn the bot's login now, so handlers can ignore the bot's own
-    // comments; a GitHub outage must not stop ingress, so failure only warns.
-    let gh = github.clone();
-    tokio::spawn(async move {
-        match gh.bot_login().await {
-            Ok(login) => tracing::info!(%login, "acting on GitHub as"),
-            Err(e) => {
-                tracing::warn!(error = %e, "could not learn the bot's login yet; will retry when needed")
-            }
-        }
-    });
+    learn_bot_login(github.clone());
 
     let shutdown = CancellationToken::new();
     let app = router(ingress);
@@ -235,6 +196,67 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
         shutdown,
         task,
     })
+}
+
+/// The store, migrated, with the work an earlier run of this process left
+/// in processing put back (SQLite; PostgreSQL waits for the leases).
+async fn open_store(settings: &ServerSettings) -> anyhow::Result<DynStore> {
+    let store = store::connect(&settings.database_url)
+        .await
+        .map_err(|e| SettingsError {
+            var: "DATABASE_URL",
+            problem: format!("cannot open {}: {e}", settings.database_url.redacted()),
+        })?;
+    store.migrate().await?;
+    let requeued = store.requeue_processing().await?;
+    if requeued > 0 {
+        tracing::info!(
+            requeued,
+            "resuming deliveries left in processing by an earlier run"
+        );
+    }
+    Ok(store)
+}
+
+/// The webhook face: its secrets, the store's writer, and the limits on
+/// requests and bodies.
+fn ingress(
+    settings: &ServerSettings,
+    store: &DynStore,
+    handlers: &Handlers,
+    metrics: &Metrics,
+    wake: &Wake,
+) -> Ingress {
+    Ingress {
+        secrets: Arc::new(settings.webhook_secrets.clone()),
+        store: store.clone(),
+        writer: {
+            let batch_rows = metrics.delivery_batch_rows.clone();
+            DeliveryWriter::spawn(store.clone(), move |rows| batch_rows.observe(rows as f64))
+        },
+        handlers: handlers.clone(),
+        metrics: metrics.clone(),
+        wake: wake.clone(),
+        body_timeout: settings.http.body_timeout,
+        in_flight: Arc::new(tokio::sync::Semaphore::new(settings.http.max_in_flight)),
+        max_in_flight: settings.http.max_in_flight,
+        bodies: settings.bodies.clone(),
+        readers: Default::default(),
+        body_buffer: Arc::new(tokio::sync::Semaphore::new(settings.bodies.buffer_bytes)),
+    }
+}
+
+/// Learns the bot's login now, so handlers can ignore the bot's own
+/// comments; a GitHub outage must not stop ingress, so failure only warns.
+fn learn_bot_login(github: GitHub) {
+    tokio::spawn(async move {
+        match github.bot_login().await {
+            Ok(login) => tracing::info!(%login, "acting on GitHub as"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not learn the bot's login yet; will retry when needed")
+            }
+        }
+    });
 }
 
 /// Accepts connections until `stop`, then lets open ones finish their

@@ -49,22 +49,34 @@ fn csp_directive<'a>(csp: &'a str, name: &str) -> Option<Vec<&'a str>> {
 
 /// The HTTP Observatory's pass criteria for six headers.
 pub fn evaluate_security_headers(h: &HeaderMap, https: bool) -> Vec<HeaderFinding> {
-    let mut out = Vec::new();
-    let mut push = |header: &'static str, outcome: Outcome, reason: String| {
-        out.push(HeaderFinding {
-            header,
-            outcome,
-            reason,
-        })
-    };
+    let csp = get(h, "content-security-policy");
+    vec![
+        strict_transport_security(h, https),
+        content_type_options(h),
+        frame_options(h, csp),
+        referrer_policy(h),
+        permissions_policy(h),
+        content_security_policy(csp),
+    ]
+}
 
+fn finding(header: &'static str, outcome: Outcome, reason: String) -> HeaderFinding {
+    HeaderFinding {
+        header,
+        outcome,
+        reason,
+    }
+}
+
+/// HSTS over HTTPS with a max-age of at least 180 days.
+fn strict_transport_security(h: &HeaderMap, https: bool) -> HeaderFinding {
     match (https, get(h, "strict-transport-security")) {
-        (false, _) => push(
+        (false, _) => finding(
             "Strict-Transport-Security",
             Outcome::Fail,
             "not served over HTTPS".into(),
         ),
-        (true, None) => push("Strict-Transport-Security", Outcome::Fail, "missing".into()),
+        (true, None) => finding("Strict-Transport-Security", Outcome::Fail, "missing".into()),
         (true, Some(v)) => {
             let max_age = v.split(';').find_map(|p| {
                 p.trim()
@@ -73,17 +85,17 @@ pub fn evaluate_security_headers(h: &HeaderMap, https: bool) -> Vec<HeaderFindin
                     .map(|n| n.trim_matches('"').parse::<u64>().ok())
             });
             match max_age.flatten() {
-                Some(n) if n >= 15_552_000 => push(
+                Some(n) if n >= 15_552_000 => finding(
                     "Strict-Transport-Security",
                     Outcome::Pass,
                     format!("max-age={n}"),
                 ),
-                Some(n) => push(
+                Some(n) => finding(
                     "Strict-Transport-Security",
                     Outcome::Fail,
                     format!("max-age={n} is under 15552000 (180 days)"),
                 ),
-                None => push(
+                None => finding(
                     "Strict-Transport-Security",
                     Outcome::Fail,
                     format!("no valid max-age in {v:?}"),
@@ -91,23 +103,28 @@ pub fn evaluate_security_headers(h: &HeaderMap, https: bool) -> Vec<HeaderFindin
             }
         }
     }
+}
 
+/// `X-Content-Type-Options: nosniff`.
+fn content_type_options(h: &HeaderMap) -> HeaderFinding {
     match get(h, "x-content-type-options") {
         Some(v) if v.eq_ignore_ascii_case("nosniff") => {
-            push("X-Content-Type-Options", Outcome::Pass, "nosniff".into())
+            finding("X-Content-Type-Options", Outcome::Pass, "nosniff".into())
         }
-        Some(v) => push(
+        Some(v) => finding(
             "X-Content-Type-Options",
             Outcome::Fail,
             format!("{v:?} is not nosniff"),
         ),
-        None => push("X-Content-Type-Options", Outcome::Fail, "missing".into()),
+        None => finding("X-Content-Type-Options", Outcome::Fail, "missing".into()),
     }
+}
 
-    let csp = get(h, "content-security-policy");
+/// Framing forbidden: `X-Frame-Options` DENY or SAMEORIGIN, or CSP `frame-ancestors`.
+fn frame_options(h: &HeaderMap, csp: Option<&str>) -> HeaderFinding {
     let frame_ancestors = csp.and_then(|c| csp_directive(c, "frame-ancestors"));
     match (get(h, "x-frame-options"), frame_ancestors) {
-        (_, Some(_)) => push(
+        (_, Some(_)) => finding(
             "X-Frame-Options",
             Outcome::Pass,
             "CSP frame-ancestors is set".into(),
@@ -115,22 +132,25 @@ pub fn evaluate_security_headers(h: &HeaderMap, https: bool) -> Vec<HeaderFindin
         (Some(v), None)
             if v.eq_ignore_ascii_case("deny") || v.eq_ignore_ascii_case("sameorigin") =>
         {
-            push("X-Frame-Options", Outcome::Pass, v.to_ascii_uppercase())
+            finding("X-Frame-Options", Outcome::Pass, v.to_ascii_uppercase())
         }
-        (Some(v), None) => push(
+        (Some(v), None) => finding(
             "X-Frame-Options",
             Outcome::Fail,
             format!("{v:?} (use DENY, SAMEORIGIN or CSP frame-ancestors)"),
         ),
-        (None, None) => push(
+        (None, None) => finding(
             "X-Frame-Options",
             Outcome::Fail,
             "missing, and no CSP frame-ancestors".into(),
         ),
     }
+}
 
+/// A `Referrer-Policy` that keeps URLs from other origins.
+fn referrer_policy(h: &HeaderMap) -> HeaderFinding {
     match get(h, "referrer-policy") {
-        None => push(
+        None => finding(
             "Referrer-Policy",
             Outcome::Warn,
             "missing (browsers default to strict-origin-when-cross-origin)".into(),
@@ -149,9 +169,9 @@ pub fn evaluate_security_headers(h: &HeaderMap, https: bool) -> Vec<HeaderFindin
                 "strict-origin-when-cross-origin",
             ];
             if strict.contains(&last.as_str()) {
-                push("Referrer-Policy", Outcome::Pass, last)
+                finding("Referrer-Policy", Outcome::Pass, last)
             } else {
-                push(
+                finding(
                     "Referrer-Policy",
                     Outcome::Fail,
                     format!("{last:?} leaks URLs to other origins"),
@@ -159,25 +179,31 @@ pub fn evaluate_security_headers(h: &HeaderMap, https: bool) -> Vec<HeaderFindin
             }
         }
     }
+}
 
+/// A `Permissions-Policy` that parses.
+fn permissions_policy(h: &HeaderMap) -> HeaderFinding {
     match get(h, "permissions-policy") {
-        None => push("Permissions-Policy", Outcome::Warn, "missing".into()),
+        None => finding("Permissions-Policy", Outcome::Warn, "missing".into()),
         Some(v) if permissions_policy_parses(v) => {
-            push("Permissions-Policy", Outcome::Pass, "present".into())
+            finding("Permissions-Policy", Outcome::Pass, "present".into())
         }
-        Some(v) => push(
+        Some(v) => finding(
             "Permissions-Policy",
             Outcome::Fail,
             format!("not a valid policy: {v:?}"),
         ),
     }
+}
 
+/// A CSP whose scripts allow neither eval nor inline code without a nonce or hash.
+fn content_security_policy(csp: Option<&str>) -> HeaderFinding {
     match csp {
-        None => push("Content-Security-Policy", Outcome::Fail, "missing".into()),
+        None => finding("Content-Security-Policy", Outcome::Fail, "missing".into()),
         Some(c) => {
             let script = csp_directive(c, "script-src").or_else(|| csp_directive(c, "default-src"));
             match script {
-                None => push(
+                None => finding(
                     "Content-Security-Policy",
                     Outcome::Fail,
                     "no script-src or default-src".into(),
@@ -192,19 +218,19 @@ pub fn evaluate_security_headers(h: &HeaderMap, https: bool) -> Vec<HeaderFindin
                             || s.starts_with("'sha512-")
                     });
                     if has("'unsafe-eval'") {
-                        push(
+                        finding(
                             "Content-Security-Policy",
                             Outcome::Fail,
                             "script-src allows 'unsafe-eval'".into(),
                         )
                     } else if has("'unsafe-inline'") && !nonce_or_hash {
-                        push(
+                        finding(
                             "Content-Security-Policy",
                             Outcome::Fail,
                             "script-src allows 'unsafe-inline' without a nonce or hash".into(),
                         )
                     } else {
-                        push(
+                        finding(
                             "Content-Security-Policy",
                             Outcome::Pass,
                             "script-src is restricted".into(),
@@ -214,7 +240,6 @@ pub fn evaluate_security_headers(h: &HeaderMap, https: bool) -> Vec<HeaderFindin
             }
         }
     }
-    out
 }
 
 /// A structured-field dictionary: `feature=()`, `feature=(self "https://x")`, `feature=*`.
@@ -473,41 +498,18 @@ async fn tls_check(cx: &Ctx, url: &Url, c: &CheckSpec) -> CheckResult {
         return result(String::new(), Outcome::Fail, "URL has no host".into(), 0);
     };
     let port = url.port_or_known_default().unwrap_or(443);
-    let warn_days = c.warn_days.unwrap_or(30) as i64;
-    let fail_days = c.fail_days.unwrap_or(7) as i64;
     let timeout = cx.opts.request_timeout;
     if let Err(e) = cx.admit(url, 0) {
         return failed(String::new(), &e, 1);
     }
     let _permit = cx.in_flight.acquire().await.expect("never closed");
-    let addrs: Vec<std::net::SocketAddr> = match url.host() {
-        Some(url::Host::Ipv4(ip)) => vec![std::net::SocketAddr::new(ip.into(), port)],
-        Some(url::Host::Ipv6(ip)) => vec![std::net::SocketAddr::new(ip.into(), port)],
-        _ => match cx.resolver.lookup(&host, port).await {
-            Ok(a) => a
-                .iter()
-                .map(|a| std::net::SocketAddr::new(a.ip(), port))
-                .collect(),
-            Err(e) => {
-                let why = match e.downcast_ref::<super::guard::Refused>() {
-                    Some(refused) => format!("refused: {refused}"),
-                    None => format!("cannot resolve {host}: {e}"),
-                };
-                return result(String::new(), Outcome::Fail, why, 1);
-            }
-        },
+    let addrs = match tls_addresses(cx, url, &host, port).await {
+        Ok(addrs) => addrs,
+        Err(why) => return result(String::new(), Outcome::Fail, why, 1),
     };
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for extra in &cx.opts.extra_roots {
-        let _ = roots.add(extra.clone());
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = match rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-    {
-        Ok(b) => b.with_root_certificates(roots).with_no_client_auth(),
-        Err(e) => return result(String::new(), Outcome::Fail, format!("TLS setup: {e}"), 0),
+    let config = match tls_client_config(cx) {
+        Ok(config) => config,
+        Err(why) => return result(String::new(), Outcome::Fail, why, 0),
     };
     let Ok(server_name) = rustls::pki_types::ServerName::try_from(host.clone()) else {
         return result(
@@ -539,6 +541,58 @@ async fn tls_check(cx: &Ctx, url: &Url, c: &CheckSpec) -> CheckResult {
         }
     };
     let (_, conn) = tls.get_ref();
+    tls_verdict(conn, &host, c)
+}
+
+/// The addresses to connect to: the URL's IP, or the host resolved through
+/// the run's resolver (so the SSRF guard sees it); why not, as the
+/// check's failure.
+async fn tls_addresses(
+    cx: &Ctx,
+    url: &Url,
+    host: &str,
+    port: u16,
+) -> Result<Vec<std::net::SocketAddr>, String> {
+    Ok(match url.host() {
+        Some(url::Host::Ipv4(ip)) => vec![std::net::SocketAddr::new(ip.into(), port)],
+        Some(url::Host::Ipv6(ip)) => vec![std::net::SocketAddr::new(ip.into(), port)],
+        _ => match cx.resolver.lookup(host, port).await {
+            Ok(a) => a
+                .iter()
+                .map(|a| std::net::SocketAddr::new(a.ip(), port))
+                .collect(),
+            Err(e) => {
+                let why = match e.downcast_ref::<super::guard::Refused>() {
+                    Some(refused) => format!("refused: {refused}"),
+                    None => format!("cannot resolve {host}: {e}"),
+                };
+                return Err(why);
+            }
+        },
+    })
+}
+
+/// A client trusting the web's roots and the run's extra ones.
+fn tls_client_config(cx: &Ctx) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for extra in &cx.opts.extra_roots {
+        let _ = roots.add(extra.clone());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    match rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+    {
+        Ok(b) => Ok(b.with_root_certificates(roots).with_no_client_auth()),
+        Err(e) => Err(format!("TLS setup: {e}")),
+    }
+}
+
+/// The verdict on a finished handshake: the TLS version negotiated and how
+/// long the server's certificate has left.
+fn tls_verdict(conn: &rustls::ClientConnection, host: &str, c: &CheckSpec) -> CheckResult {
+    let warn_days = c.warn_days.unwrap_or(30) as i64;
+    let fail_days = c.fail_days.unwrap_or(7) as i64;
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "1.3",
         Some(rustls::ProtocolVersion::TLSv1_2) => "1.2",
