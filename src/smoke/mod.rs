@@ -17,6 +17,7 @@ pub mod rules;
 mod check;
 mod fetch;
 mod report;
+mod tls;
 
 use std::time::{Duration, Instant};
 
