@@ -8,6 +8,7 @@
 
 pub mod action;
 pub mod chatops;
+pub mod freeze;
 pub mod gates;
 pub mod smoke;
 
