@@ -10,6 +10,9 @@ pub mod action;
 pub mod chatops;
 pub mod freeze;
 pub mod gates;
+pub mod policy;
+pub mod protection;
+pub mod release;
 pub mod smoke;
 
 pub use crate::text::{inline_text, short};

@@ -6,6 +6,7 @@ use crate::action::Runner;
 use crate::config::repo::RepoConfig;
 use crate::deploy::gates::Verdict;
 use crate::render::inline_text;
+use crate::render::policy::{no_branch_policy, not_a_pull_request};
 
 pub async fn run(
     runner: &Runner,
@@ -17,7 +18,7 @@ pub async fn run(
             "policy",
             Verdict::Skipped,
             "not a pull request event",
-            "⏭️ policy: not a pull request event.\n",
+            not_a_pull_request(),
         ));
     };
     let pr = &event["pull_request"];
@@ -27,10 +28,7 @@ pub async fn run(
             "policy",
             Verdict::Pass,
             format!("no policy for `{base}`"),
-            format!(
-                "✅ policy: `{}` has no protection policy.\n",
-                inline_text(&base)
-            ),
+            no_branch_policy(&base),
         ));
     };
     let (_, api, repo) = client(runner, req, "policy")?;
