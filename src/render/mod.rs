@@ -13,6 +13,7 @@ pub mod gates;
 pub mod policy;
 pub mod protection;
 pub mod release;
+pub mod secrets;
 pub mod smoke;
 
 pub use crate::text::{inline_text, short};
