@@ -1,5 +1,6 @@
 //! A smoke report three ways: Markdown for comments, check runs and job
-//! summaries; one line per check for terminals; JSON.
+//! summaries; one line per check for terminals; JSON. And the one line a
+//! deployment status carries.
 
 use super::gates::outcome_icon;
 use crate::smoke::SmokeReport;
@@ -46,6 +47,15 @@ pub fn smoke_text(r: &SmokeReport) -> String {
         r.url
     ));
     out
+}
+
+/// The description of the deployment status the Action posts for the
+/// report: plain text, at most 140 characters (GitHub's limit).
+pub fn deployment_status_description(r: &SmokeReport) -> String {
+    format!("shipgate smoke: {}", r.summary())
+        .chars()
+        .take(140)
+        .collect()
 }
 
 /// The report as JSON.
@@ -96,6 +106,25 @@ mod tests {
         assert!(!md.contains("<!--") && !md.contains("| forged"), "{md}");
         // The header, its rule and one row per check: no row was forged.
         assert_eq!(md.lines().filter(|l| l.starts_with('|')).count(), 4, "{md}");
+    }
+
+    #[test]
+    fn markdown() {
+        insta::assert_snapshot!(smoke_markdown(&report()));
+    }
+
+    #[test]
+    fn text() {
+        insta::assert_snapshot!(smoke_text(&report()));
+    }
+
+    #[test]
+    fn deployment_status() {
+        let r = report();
+        assert_eq!(
+            deployment_status_description(&r),
+            "shipgate smoke: 1 passed, 1 warned, 0 failed"
+        );
     }
 
     #[test]

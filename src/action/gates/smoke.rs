@@ -81,7 +81,7 @@ pub async fn run(
             } else {
                 "success"
             };
-            let body = serde_json::json!({ "state": state, "log_url": log_url, "environment_url": url, "description": format!("shipgate smoke: {}", report.summary()).chars().take(140).collect::<String>() });
+            let body = serde_json::json!({ "state": state, "log_url": log_url, "environment_url": url, "description": crate::render::smoke::deployment_status_description(&report) });
             if let Err(e) = api
                 .post::<_, Value>(&format!("/repos/{repo}/deployments/{id}/statuses"), &body)
                 .await
