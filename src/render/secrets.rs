@@ -67,8 +67,9 @@ pub fn not_scanned(too_large: &[String], max_file_bytes: u64) -> String {
     )
 }
 
-/// The findings as a table: rule, file and line, description and the
-/// redacted value; empty when there are none.
+/// The findings as a table: rule, file and line (only the file for a path
+/// rule, which has no line), description and the redacted value; empty
+/// when there are none.
 pub fn findings_table(findings: &[Finding]) -> String {
     if findings.is_empty() {
         return String::new();
@@ -80,13 +81,15 @@ pub fn findings_table(findings: &[Finding]) -> String {
         } else {
             "⚠️"
         };
+        let place = match f.line {
+            0 => inline_text(&f.path),
+            line => format!("{}:{line}", inline_text(&f.path)),
+        };
+        let finding = format!("{} {}", f.description, inline_text(&f.redacted));
         out.push_str(&format!(
-            "| {icon} `{}` | `{}:{}` | {} {} |\n",
+            "| {icon} `{}` | `{place}` | {} |\n",
             f.rule,
-            inline_text(&f.path),
-            f.line,
-            f.description,
-            inline_text(&f.redacted)
+            finding.trim_end()
         ));
     }
     out
