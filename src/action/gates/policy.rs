@@ -5,8 +5,7 @@ use crate::action::request::{api_failure, client, CheckError, CheckRequest, Gate
 use crate::action::Runner;
 use crate::config::repo::RepoConfig;
 use crate::deploy::gates::Verdict;
-use crate::render::inline_text;
-use crate::render::policy::{no_branch_policy, not_a_pull_request};
+use crate::render::policy::{conditions_table, no_branch_policy, not_a_pull_request};
 
 pub async fn run(
     runner: &Runner,
@@ -47,16 +46,7 @@ pub async fn run(
             Err(e) => return Ok(api_failure("policy", e)),
         };
     let unmet = crate::deploy::policy::unmet(&gates);
-    // Details name people (`by @bob`) and checks from the config.
-    let shown: Vec<crate::deploy::gates::Gate> = gates
-        .iter()
-        .map(|g| crate::deploy::gates::Gate {
-            name: inline_text(&g.name),
-            reason: inline_text(&g.reason),
-            ..g.clone()
-        })
-        .collect();
-    let md = crate::render::gates::gate_table("Condition", &shown);
+    let md = conditions_table(&gates);
     let (outcome, headline) = if unmet.is_empty() {
         (
             Verdict::Pass,
