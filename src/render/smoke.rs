@@ -11,7 +11,8 @@ pub fn smoke_markdown(r: &SmokeReport) -> String {
     let mut out = format!(
         "{} **Smoke checks against {}**: {} ({} ms)\n\n| Check | | Result |\n|---|---|---|\n",
         outcome_icon(r.outcome()),
-        r.url,
+        // From a config or a deployment payload, like the names below.
+        inline_text(&r.url),
         r.summary(),
         r.duration_ms
     );
@@ -101,8 +102,10 @@ mod tests {
         let mut r = report();
         r.results[0].name = "@acme/admins | <!-- shipgate:previews -->".into();
         r.results[1].reason = "body said @octocat\n| forged | row |".into();
+        r.url = "https://app.example/ @hubot <!-- x -->".into();
         let md = smoke_markdown(&r);
         assert!(!md.contains("@acme") && !md.contains("@octocat"), "{md}");
+        assert!(!md.contains("@hubot"), "{md}");
         assert!(!md.contains("<!--") && !md.contains("| forged"), "{md}");
         // The header, its rule and one row per check: no row was forged.
         assert_eq!(md.lines().filter(|l| l.starts_with('|')).count(), 4, "{md}");
