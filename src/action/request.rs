@@ -236,9 +236,6 @@ pub fn api_failure(gate: &str, e: crate::github::GitHubError) -> GateResult {
         gate,
         Verdict::Fail,
         format!("GitHub API: {e}"),
-        format!(
-            "❌ GitHub answered: {}\n",
-            crate::render::inline_text(&e.to_string())
-        ),
+        crate::render::policy::github_failure(&e.to_string()),
     )
 }

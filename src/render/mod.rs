@@ -10,9 +10,13 @@ pub mod action;
 pub mod chatops;
 pub mod commands;
 pub mod config;
+pub mod freeze;
 pub mod gates;
 pub mod policy;
 pub mod previews;
+pub mod protection;
+pub mod release;
+pub mod secrets;
 pub mod smoke;
 
 pub use crate::text::{inline_text, short};

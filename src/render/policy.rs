@@ -1,13 +1,47 @@
 //! Branch protection as code, as people read it: the tracking issue and its
 //! comments (drift restored or audited, problems that need a human), the
-//! plan of a pull request that edits the policy, and the `shipgate/policy`
-//! check run.
+//! plan of a pull request that edits the policy, the `shipgate/policy`
+//! check run, and the Action's `policy` gate; and any gate that reads GitHub
+//! when GitHub fails.
 
 use super::gates::gate_table;
 use crate::config::repo::CONFIG_PATH;
 use crate::deploy::gates::Gate;
 use crate::deploy::policy::FieldDiff;
 use crate::text::inline_text;
+
+/// The policy's conditions as a table headed `Condition`. Names come from
+/// the config and reasons name people (`by @bob`): both are escaped.
+pub fn conditions_table(conditions: &[Gate]) -> String {
+    let shown: Vec<Gate> = conditions
+        .iter()
+        .map(|g| Gate {
+            name: inline_text(&g.name),
+            reason: inline_text(&g.reason),
+            ..g.clone()
+        })
+        .collect();
+    gate_table("Condition", &shown)
+}
+
+/// The gate's details when the step was not started by a pull request.
+pub fn not_a_pull_request() -> String {
+    "⏭️ policy: not a pull request event.\n".to_string()
+}
+
+/// The gate's details when the config has no policy for the pull request's
+/// base branch.
+pub fn no_branch_policy(base: &str) -> String {
+    format!(
+        "✅ policy: `{}` has no protection policy.\n",
+        inline_text(base)
+    )
+}
+
+/// A gate's details when a GitHub API call failed: what GitHub answered.
+pub fn github_failure(error: &str) -> String {
+    format!("❌ GitHub answered: {}\n", inline_text(error))
+}
 
 /// The tracking issue's body, written once when shipgate opens it.
 pub const TRACKING_ISSUE_BODY: &str = "shipgate keeps branch protection as declared in `.github/shipgate.yml` (`protection:`). Every drift it finds and every change it makes is reported here, one comment per event.";
@@ -179,7 +213,7 @@ pub fn policy_check(
         None if unmet.is_empty() => format!("meets the `{base}` policy"),
         None => format!("{} unmet: {}", unmet.len(), unmet.join("; ")),
     };
-    let mut summary = gate_table("Condition", gates);
+    let mut summary = conditions_table(gates);
     if let Some((e, rules_known)) = broken {
         let basis = if rules_known {
             "The conditions above are the last valid policy's."
@@ -283,5 +317,24 @@ mod tests {
         insta::assert_snapshot!(format!(
             "{title}\n\n{summary}\n---\n{broken_title}\n\n{broken_summary}"
         ));
+    }
+
+    #[test]
+    fn conditions_table() {
+        insta::assert_snapshot!(super::conditions_table(&[
+            Gate::pass("Approvals", "2 of 2 approvals (by @alice, @bob)"),
+            Gate::fail("Checks `ci | lint`", "`ci` failed on `abc1234`"),
+            Gate::skipped("Linear history", "not required"),
+        ]));
+    }
+
+    #[test]
+    fn policy_notes() {
+        insta::assert_snapshot!([
+            not_a_pull_request(),
+            no_branch_policy("release | @acme/ops"),
+            github_failure("422 Unprocessable Entity: <b>@octocat</b>\nretry"),
+        ]
+        .concat());
     }
 }

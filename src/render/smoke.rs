@@ -1,5 +1,6 @@
 //! A smoke report three ways: Markdown for comments, check runs and job
-//! summaries; one line per check for terminals; JSON.
+//! summaries; one line per check for terminals; JSON. And the one line a
+//! deployment status carries.
 
 use super::gates::outcome_icon;
 use crate::smoke::SmokeReport;
@@ -10,7 +11,8 @@ pub fn smoke_markdown(r: &SmokeReport) -> String {
     let mut out = format!(
         "{} **Smoke checks against {}**: {} ({} ms)\n\n| Check | | Result |\n|---|---|---|\n",
         outcome_icon(r.outcome()),
-        r.url,
+        // From a config or a deployment payload, like the names below.
+        inline_text(&r.url),
         r.summary(),
         r.duration_ms
     );
@@ -46,6 +48,15 @@ pub fn smoke_text(r: &SmokeReport) -> String {
         r.url
     ));
     out
+}
+
+/// The description of the deployment status the Action posts for the
+/// report: plain text, at most 140 characters (GitHub's limit).
+pub fn deployment_status_description(r: &SmokeReport) -> String {
+    format!("shipgate smoke: {}", r.summary())
+        .chars()
+        .take(140)
+        .collect()
 }
 
 /// The report as JSON.
@@ -91,11 +102,32 @@ mod tests {
         let mut r = report();
         r.results[0].name = "@acme/admins | <!-- shipgate:previews -->".into();
         r.results[1].reason = "body said @octocat\n| forged | row |".into();
+        r.url = "https://app.example/ @hubot <!-- x -->".into();
         let md = smoke_markdown(&r);
         assert!(!md.contains("@acme") && !md.contains("@octocat"), "{md}");
+        assert!(!md.contains("@hubot"), "{md}");
         assert!(!md.contains("<!--") && !md.contains("| forged"), "{md}");
         // The header, its rule and one row per check: no row was forged.
         assert_eq!(md.lines().filter(|l| l.starts_with('|')).count(), 4, "{md}");
+    }
+
+    #[test]
+    fn markdown() {
+        insta::assert_snapshot!(smoke_markdown(&report()));
+    }
+
+    #[test]
+    fn text() {
+        insta::assert_snapshot!(smoke_text(&report()));
+    }
+
+    #[test]
+    fn deployment_status() {
+        let r = report();
+        assert_eq!(
+            deployment_status_description(&r),
+            "shipgate smoke: 1 passed, 1 warned, 0 failed"
+        );
     }
 
     #[test]

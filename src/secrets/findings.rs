@@ -5,7 +5,6 @@
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 /// How bad a finding is.
@@ -125,65 +124,6 @@ pub(super) fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
         (&a.path, a.line, a.column, &a.rule).cmp(&(&b.path, b.line, b.column, &b.rule))
     });
-}
-
-fn level(s: Severity) -> &'static str {
-    match s {
-        Severity::Error => "error",
-        Severity::Warning => "warning",
-    }
-}
-
-/// The report as SARIF 2.1.0 (for GitHub code scanning). Never contains a
-/// secret: messages carry the redacted form only.
-pub fn sarif(report: &ScanReport, tool_version: &str) -> Value {
-    let mut rules: Vec<Value> = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for f in &report.findings {
-        if !seen.contains(&f.rule.as_str()) {
-            seen.push(&f.rule);
-            rules.push(json!({
-                "id": f.rule,
-                "shortDescription": { "text": f.description },
-                "defaultConfiguration": { "level": level(f.severity) },
-            }));
-        }
-    }
-    let results: Vec<Value> = report
-        .findings
-        .iter()
-        .map(|f| {
-            let text = if f.redacted.is_empty() {
-                f.description.clone()
-            } else {
-                format!("{} ({})", f.description, f.redacted)
-            };
-            let mut physical = json!({ "artifactLocation": { "uri": f.path } });
-            if f.line > 0 {
-                physical["region"] = json!({ "startLine": f.line, "startColumn": f.column });
-            }
-            json!({
-                "ruleId": f.rule,
-                "level": level(f.severity),
-                "message": { "text": text },
-                "locations": [{ "physicalLocation": physical }],
-                "partialFingerprints": { "shipgate/v1": f.fingerprint },
-            })
-        })
-        .collect();
-    json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": { "driver": {
-                "name": "shipgate",
-                "version": tool_version,
-                "informationUri": "https://github.com/shipgate/shipgate",
-                "rules": rules,
-            }},
-            "results": results,
-        }],
-    })
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ use std::time::Instant;
 pub use diff::scan_patch;
 use findings::sort_findings;
 pub(crate) use findings::{fingerprint_line, path_fingerprint, redact};
-pub use findings::{sarif, Finding, ScanReport, Severity};
+pub use findings::{Finding, ScanReport, Severity};
 use ignores::blank_fingerprints;
 pub use ignores::{load_ignore_file, parse_ignore_file, Excludes};
 pub use paths::path_findings;

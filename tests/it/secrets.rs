@@ -7,8 +7,9 @@
 use std::fs;
 use std::path::Path;
 
+use shipgate::render::secrets::sarif;
 use shipgate::secrets::{
-    load_ignore_file, path_findings, sarif, scan_text, scan_tree, Finding, ScanOptions, Severity,
+    load_ignore_file, path_findings, scan_text, scan_tree, Finding, ScanOptions, Severity,
 };
 
 fn opts() -> ScanOptions {

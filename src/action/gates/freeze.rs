@@ -5,7 +5,10 @@ use crate::action::config::GateConfig;
 use crate::action::request::{client, environment_name, CheckError, CheckRequest, GateResult};
 use crate::action::Runner;
 use crate::deploy::gates::Verdict;
-use crate::render::inline_text;
+use crate::render::freeze::{
+    freeze_headline, freeze_markdown, no_freeze_headline, no_freeze_markdown, FreezeInForce,
+    Override,
+};
 
 /// The pull request's issue events are read this many pages of 100 deep
 /// to find who added the override label.
@@ -99,15 +102,8 @@ pub async fn run(
                 .any(|l| l["name"].as_str() == Some(label.as_str()))
         })
     });
-    let what = env_name
-        .as_deref()
-        .map(|e| format!("`{}`", inline_text(e)))
-        .unwrap_or_else(|| "all environments".into());
-    let shown_label = inline_text(&label);
     let r = match crate::freeze::active_freeze(&windows, now) {
         Some(f) => {
-            let until = f.ends_at.format("%Y-%m-%d %H:%M UTC");
-            let description = inline_text(&f.description);
             let overridden = if labelled {
                 let number = pull_request
                     .as_ref()
@@ -117,59 +113,35 @@ pub async fn run(
             } else {
                 None
             };
-            match overridden {
-                Some(Ok(by)) => GateResult::new(
-                    "freeze",
-                    Verdict::Warn,
-                    format!(
-                        "{} — overridden by the `{label}` label (added by {by})",
-                        f.description
-                    ),
-                    format!(
-                        "⚠️ Deploy freeze on {what}: {description} until {until}, overridden by the `{shown_label}` label (added by {}).\n",
-                        inline_text(&by)
-                    ),
-                ),
-                Some(Err(why)) => GateResult::new(
-                    "freeze",
-                    Verdict::Fail,
-                    format!(
-                        "{} until {until}; the `{label}` label does not count: {why}",
-                        f.description
-                    ),
-                    format!(
-                        "❌ Deploy freeze on {what}: {description} until {until}. The `{shown_label}` label does not count: {}. Only a maintainer or an admin can override a freeze.\n",
-                        inline_text(&why)
-                    ),
-                ),
-                None => GateResult::new(
-                    "freeze",
-                    Verdict::Fail,
-                    format!("{} until {until}", f.description),
-                    format!(
-                        "❌ Deploy freeze on {what}: {description} until {until}. A maintainer or an admin can add the `{shown_label}` label to override.\n"
-                    ),
-                ),
-            }
+            let (verdict, override_) = match &overridden {
+                Some(Ok(by)) => (Verdict::Warn, Override::By(by)),
+                Some(Err(why)) => (Verdict::Fail, Override::Refused(why)),
+                None => (Verdict::Fail, Override::Absent),
+            };
+            let shown = FreezeInForce {
+                environment: env_name.as_deref(),
+                freeze: &f,
+                label: &label,
+                override_,
+            };
+            GateResult::new(
+                "freeze",
+                verdict,
+                freeze_headline(&shown),
+                freeze_markdown(&shown),
+            )
         }
         None => {
             // The next window, looking two weeks ahead in 15-minute steps.
             let next = (1..=14 * 96)
                 .map(|i| now + chrono::Duration::minutes(15 * i))
                 .find_map(|t| crate::freeze::active_freeze(&windows, t).map(|f| (t, f)));
-            let text = match next {
-                Some((t, f)) => format!(
-                    "no freeze now; next: {} from about {}",
-                    f.description,
-                    t.format("%Y-%m-%d %H:%M UTC")
-                ),
-                None => "no freeze now or in the next 14 days".to_string(),
-            };
+            let next = next.as_ref().map(|(t, f)| (*t, f));
             GateResult::new(
                 "freeze",
                 Verdict::Pass,
-                text.clone(),
-                format!("✅ {what}: {}\n", inline_text(&text)),
+                no_freeze_headline(next),
+                no_freeze_markdown(env_name.as_deref(), next),
             )
         }
     };

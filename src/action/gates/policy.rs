@@ -5,7 +5,7 @@ use crate::action::request::{api_failure, client, CheckError, CheckRequest, Gate
 use crate::action::Runner;
 use crate::config::repo::RepoConfig;
 use crate::deploy::gates::Verdict;
-use crate::render::inline_text;
+use crate::render::policy::{conditions_table, no_branch_policy, not_a_pull_request};
 
 pub async fn run(
     runner: &Runner,
@@ -17,7 +17,7 @@ pub async fn run(
             "policy",
             Verdict::Skipped,
             "not a pull request event",
-            "⏭️ policy: not a pull request event.\n",
+            not_a_pull_request(),
         ));
     };
     let pr = &event["pull_request"];
@@ -27,10 +27,7 @@ pub async fn run(
             "policy",
             Verdict::Pass,
             format!("no policy for `{base}`"),
-            format!(
-                "✅ policy: `{}` has no protection policy.\n",
-                inline_text(&base)
-            ),
+            no_branch_policy(&base),
         ));
     };
     let (_, api, repo) = client(runner, req, "policy")?;
@@ -49,16 +46,7 @@ pub async fn run(
             Err(e) => return Ok(api_failure("policy", e)),
         };
     let unmet = crate::deploy::policy::unmet(&gates);
-    // Details name people (`by @bob`) and checks from the config.
-    let shown: Vec<crate::deploy::gates::Gate> = gates
-        .iter()
-        .map(|g| crate::deploy::gates::Gate {
-            name: inline_text(&g.name),
-            reason: inline_text(&g.reason),
-            ..g.clone()
-        })
-        .collect();
-    let md = crate::render::gates::gate_table("Condition", &shown);
+    let md = conditions_table(&gates);
     let (outcome, headline) = if unmet.is_empty() {
         (
             Verdict::Pass,

@@ -5,7 +5,9 @@ use crate::action::Runner;
 use crate::config::repo::RepoConfig;
 use crate::deploy::gates::Verdict;
 use crate::github::repos::ProtectionRead;
-use crate::render::inline_text;
+use crate::render::protection::{
+    branch_matches, branch_missing, drift_table, no_protection_policy,
+};
 
 pub async fn run(
     runner: &Runner,
@@ -17,19 +19,18 @@ pub async fn run(
             "protection",
             Verdict::Pass,
             "no protection policy",
-            "✅ protection: no `protection:` policy in the config.\n",
+            no_protection_policy(),
         ));
     }
     let (_, api, repo) = client(runner, req, "protection")?;
     let mut md = String::new();
     let mut drifted = 0;
     for (branch, desired) in &config.protection.branches {
-        let shown = inline_text(branch);
         let live = match api.protection(&repo, branch).await {
             Ok(ProtectionRead::Protected(l)) => Some(*l),
             Ok(ProtectionRead::Unprotected) => None,
             Ok(ProtectionRead::BranchMissing) => {
-                md.push_str(&format!("⏭️ `{shown}` does not exist.\n\n"));
+                md.push_str(&branch_missing(branch));
                 continue;
             }
             Err(crate::github::GitHubError::Forbidden(m)) => {
@@ -39,19 +40,10 @@ pub async fn run(
         };
         let diffs = crate::deploy::policy::diff(desired, live.as_ref());
         if diffs.is_empty() {
-            md.push_str(&format!("✅ `{shown}` matches the policy.\n\n"));
+            md.push_str(&branch_matches(branch));
         } else {
             drifted += 1;
-            md.push_str(&format!("❌ `{shown}` differs from the policy:\n\n| Setting | Found | Policy |\n|---|---|---|\n"));
-            for d in &diffs {
-                md.push_str(&format!(
-                    "| `{}` | {} | {} |\n",
-                    inline_text(&d.field),
-                    inline_text(&d.live),
-                    inline_text(&d.desired)
-                ));
-            }
-            md.push('\n');
+            md.push_str(&drift_table(branch, &diffs));
         }
     }
     let mut r = if drifted == 0 {

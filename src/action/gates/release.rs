@@ -7,7 +7,7 @@ use crate::action::Runner;
 use crate::config::repo::ReleaseConfig;
 use crate::config::repo::RepoConfig;
 use crate::deploy::gates::Verdict;
-use crate::render::inline_text;
+use crate::render::release::{not_a_tag_push, release_checks};
 use crate::secrets::git;
 
 const SEMVER_TAG: &str =
@@ -112,7 +112,7 @@ pub async fn run(runner: &Runner, req: &CheckRequest) -> Result<GateResult, Chec
             "release",
             Verdict::Skipped,
             "not a tag push",
-            "⏭️ release: not a tag push.\n",
+            not_a_tag_push(),
         ));
     };
     let ws = runner.workspace();
@@ -195,13 +195,7 @@ pub async fn run(runner: &Runner, req: &CheckRequest) -> Result<GateResult, Chec
         }
         Err(_) => problems.push(format!("`{changelog}` is missing")),
     }
-    let mut md = String::new();
-    for p in &passed {
-        md.push_str(&format!("- ✅ {}\n", inline_text(p)));
-    }
-    for p in &problems {
-        md.push_str(&format!("- ❌ {}\n", inline_text(p)));
-    }
+    let md = release_checks(&passed, &problems);
     let mut r = if problems.is_empty() {
         GateResult::new(
             "release",

@@ -8,13 +8,11 @@ use crate::action::config::GateConfig;
 use crate::action::request::{CheckError, CheckRequest, GateResult};
 use crate::action::{Annotation, Level, Runner};
 use crate::deploy::gates::Verdict;
-use crate::render::inline_text;
+use crate::render::secrets as render;
 use crate::secrets::{self, git, Finding, ScanOptions, Severity};
 
 /// Annotations per severity at most; the summary lists everything.
 const ANNOTATIONS_PER_LEVEL: usize = 10;
-/// Files named in the summary as not scanned, at most.
-const TOO_LARGE_LISTED: usize = 50;
 
 fn scan_error(e: secrets::ScanError) -> CheckError {
     CheckError::Input(format!("secrets: {e}"))
@@ -77,55 +75,8 @@ pub fn run(
     } else {
         Verdict::Pass
     };
-    let stats = format!(
-        "{} files, {:.1} MiB in {} ms ({:.0} MiB/s); skipped {} binary and {} large files; {} suppressed",
-        report.files_scanned,
-        report.bytes_scanned as f64 / (1024.0 * 1024.0),
-        report.duration_ms,
-        report.mib_per_s(),
-        report.skipped_binary,
-        report.skipped_large,
-        report.suppressed
-    );
-    let mut md = format!("Scanned ({}): {stats}.\n\n", req.scan);
-    if !report.too_large.is_empty() {
-        let listed: Vec<String> = report
-            .too_large
-            .iter()
-            .take(TOO_LARGE_LISTED)
-            .map(|p| format!("`{}`", inline_text(p)))
-            .collect();
-        let more = report.too_large.len().saturating_sub(TOO_LARGE_LISTED);
-        md.push_str(&format!(
-            "⚠️ Not scanned, larger than {} MiB: {}{}.\n\n",
-            opts.max_file_bytes / (1024 * 1024),
-            listed.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            }
-        ));
-    }
-    if !report.findings.is_empty() {
-        md.push_str("| Rule | Where | Finding |\n|---|---|---|\n");
-        for f in &report.findings {
-            let icon = if f.severity == Severity::Error {
-                "❌"
-            } else {
-                "⚠️"
-            };
-            md.push_str(&format!(
-                "| {icon} `{}` | `{}:{}` | {} {} |\n",
-                f.rule,
-                inline_text(&f.path),
-                f.line,
-                f.description,
-                inline_text(&f.redacted)
-            ));
-        }
-    }
-    let headline = format!("{errors} secret(s), {warnings} warning(s); {stats}");
+    let headline = render::secrets_headline(errors, warnings, &report);
+    let md = render::secrets_markdown(&req.scan, &report, opts.max_file_bytes);
     let mut r = GateResult::new("secrets", outcome, headline, md);
     r.errors = errors;
     r.warnings = warnings;
@@ -158,16 +109,13 @@ pub fn run(
             file: Some(path.clone()),
             line: None,
             column: None,
-            title: "shipgate secrets: not scanned".into(),
-            message: format!(
-                "larger than {} MiB, so not scanned for secrets",
-                opts.max_file_bytes / (1024 * 1024)
-            ),
+            title: render::not_scanned_title(),
+            message: render::not_scanned_message(opts.max_file_bytes),
         });
     }
     if let Some(path) = &req.sarif {
         crate::action::check::check_output_path(&ws, path, "sarif")?;
-        let sarif = secrets::sarif(&report, env!("CARGO_PKG_VERSION"));
+        let sarif = render::sarif(&report, env!("CARGO_PKG_VERSION"));
         std::fs::write(
             path,
             serde_json::to_vec_pretty(&sarif).expect("SARIF serializes"),
@@ -188,9 +136,7 @@ fn annotation(f: &Finding) -> Annotation {
         file: Some(f.path.clone()),
         line: Some(f.line),
         column: Some(f.column),
-        title: format!("shipgate secrets: {}", f.rule),
-        message: format!("{} {}", f.description, f.redacted)
-            .trim()
-            .to_string(),
+        title: render::finding_title(f),
+        message: render::finding_message(f),
     }
 }

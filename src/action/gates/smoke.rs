@@ -7,7 +7,6 @@ use crate::action::request::{client, environment_name, CheckError, CheckRequest,
 use crate::action::{Annotation, Level, Runner};
 use crate::config::repo::RepoConfig;
 use crate::deploy::gates::Verdict;
-use crate::render::inline_text;
 use crate::smoke::{self, Outcome};
 
 pub async fn run(
@@ -31,18 +30,11 @@ pub async fn run(
     )
     .await;
     let outcome = report.outcome();
-    // Check names come from the config, reasons quote responses.
-    let mut shown = report.clone();
-    shown.url = inline_text(&shown.url);
-    for c in &mut shown.results {
-        c.name = inline_text(&c.name);
-        c.reason = inline_text(&c.reason);
-    }
     let mut r = GateResult::new(
         "smoke",
         Verdict::from(outcome),
         report.summary(),
-        crate::render::smoke_markdown(&shown),
+        crate::render::smoke_markdown(&report),
     );
     r.errors = report.count(Outcome::Fail);
     r.warnings = report.count(Outcome::Warn);
@@ -81,7 +73,7 @@ pub async fn run(
             } else {
                 "success"
             };
-            let body = serde_json::json!({ "state": state, "log_url": log_url, "environment_url": url, "description": format!("shipgate smoke: {}", report.summary()).chars().take(140).collect::<String>() });
+            let body = serde_json::json!({ "state": state, "log_url": log_url, "environment_url": url, "description": crate::render::smoke::deployment_status_description(&report) });
             if let Err(e) = api
                 .post::<_, Value>(&format!("/repos/{repo}/deployments/{id}/statuses"), &body)
                 .await
