@@ -168,10 +168,7 @@ pub async fn post_comment(
     req: &CheckRequest,
     results: &[GateResult],
 ) -> Result<(), CheckError> {
-    let Some(number) = runner
-        .event()
-        .and_then(|e| e["pull_request"]["number"].as_i64())
-    else {
+    let Some(number) = runner.pull_request().and_then(|pr| pr.number) else {
         return Ok(()); // not a pull request: nothing to comment on
     };
     let (gh, api, repo) = client(runner, req, "comment")?;

@@ -137,14 +137,10 @@ pub fn judged_config(
 
 /// The base commit of the pull request the step runs for, if it does.
 fn pull_request_base(runner: &Runner) -> Result<Option<String>, CheckError> {
-    let Some(event) = runner.event() else {
+    let Some(pr) = runner.pull_request() else {
         return Ok(None);
     };
-    let pr = &event["pull_request"];
-    if !pr.is_object() {
-        return Ok(None);
-    }
-    match pr["base"]["sha"].as_str() {
+    match pr.base_sha() {
         Some(sha) if git::is_commit_id(sha) => Ok(Some(sha.to_string())),
         _ => Err(CheckError::Input(
             "the pull_request event has no base.sha: cannot read the configuration the pull request is judged by".into(),

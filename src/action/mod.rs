@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::github::events::{WorkflowEvent, WorkflowPullRequest};
+
 /// GitHub rejects job summaries over 1 MiB; keep well under it.
 pub const SUMMARY_LIMIT: usize = 1024 * 1024 - 4096;
 
@@ -22,18 +24,21 @@ pub struct InputError(pub String);
 #[derive(Debug, Clone, Default)]
 pub struct Runner {
     vars: HashMap<String, String>,
+    event: std::sync::OnceLock<Option<WorkflowEvent>>,
 }
 
 impl Runner {
     pub fn from_env() -> Self {
         Runner {
             vars: std::env::vars().collect(),
+            event: Default::default(),
         }
     }
 
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
         Runner {
             vars: vars.into_iter().collect(),
+            event: Default::default(),
         }
     }
 
@@ -76,10 +81,20 @@ impl Runner {
             .unwrap_or_else(|| PathBuf::from("."))
     }
 
-    /// The triggering event's payload, if any.
-    pub fn event(&self) -> Option<serde_json::Value> {
-        let path = self.var("GITHUB_EVENT_PATH")?;
-        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    /// The triggering event, decoded once per run; `None` without an
+    /// event file.
+    pub fn event(&self) -> Option<&WorkflowEvent> {
+        self.event
+            .get_or_init(|| {
+                let path = self.var("GITHUB_EVENT_PATH")?;
+                Some(WorkflowEvent::parse(&std::fs::read(path).ok()?))
+            })
+            .as_ref()
+    }
+
+    /// The pull request the step runs for, if it does.
+    pub fn pull_request(&self) -> Option<&WorkflowPullRequest> {
+        self.event()?.pull_request.as_ref()
     }
 
     pub fn event_name(&self) -> Option<&str> {

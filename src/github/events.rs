@@ -90,6 +90,17 @@ pub struct PullRequestEvent {
     pub repository: RepositoryRef,
     #[serde(default)]
     pub installation: Option<IdOnly>,
+    #[serde(default)]
+    pub sender: Option<User>,
+    /// For `edited`: what changed; `base` is present when the base branch did.
+    #[serde(default)]
+    pub changes: Option<PullRequestChanges>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PullRequestChanges {
+    #[serde(default)]
+    pub base: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -117,6 +128,8 @@ pub struct PushEvent {
     pub repository: RepositoryRef,
     #[serde(default)]
     pub installation: Option<IdOnly>,
+    #[serde(default)]
+    pub sender: Option<User>,
 }
 
 impl PushEvent {
@@ -232,6 +245,8 @@ pub struct DeploymentStatusEvent {
     pub repository: RepositoryRef,
     #[serde(default)]
     pub installation: Option<IdOnly>,
+    #[serde(default)]
+    pub sender: Option<User>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -269,4 +284,359 @@ pub struct DeploymentRef {
     pub environment: String,
     #[serde(default)]
     pub payload: serde_json::Value,
+}
+
+/// The repository, installation and sender of the events that carry only
+/// those (`repository`, `branch_protection_rule`, `pull_request_review`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RepositoryEvent {
+    #[serde(default)]
+    pub action: Option<String>,
+    pub repository: RepositoryRef,
+    #[serde(default)]
+    pub installation: Option<IdOnly>,
+    #[serde(default)]
+    pub sender: Option<User>,
+    /// `pull_request_review`: the reviewed pull request.
+    #[serde(default)]
+    pub pull_request: Option<PullRequestHead>,
+}
+
+/// A pull request's number and head, as a review event carries it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PullRequestHead {
+    pub number: i64,
+    pub head: ShaOnly,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShaOnly {
+    pub sha: String,
+}
+
+/// `check_run` and `check_suite` events: the check (`check_run` or
+/// `check_suite` in the payload).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckEvent {
+    #[serde(alias = "check_suite")]
+    pub check_run: CheckRef,
+    pub repository: RepositoryRef,
+    #[serde(default)]
+    pub installation: Option<IdOnly>,
+    #[serde(default)]
+    pub sender: Option<User>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckRef {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub head_sha: Option<String>,
+    #[serde(default)]
+    pub app: Option<AppRef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AppRef {
+    #[serde(default)]
+    pub slug: Option<String>,
+}
+
+/// `installation` and `installation_repositories` events: the
+/// repositories the App was installed on or added to.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InstallationEvent {
+    #[serde(default)]
+    pub installation: Option<IdOnly>,
+    #[serde(default)]
+    pub sender: Option<User>,
+    #[serde(default)]
+    pub repositories: Option<Vec<RepositoryRef>>,
+    #[serde(default)]
+    pub repositories_added: Option<Vec<RepositoryRef>>,
+}
+
+/// `deployment_protection_rule` events: a deployment waiting for shipgate.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeploymentProtectionRuleEvent {
+    #[serde(default)]
+    pub environment: Option<String>,
+    #[serde(default)]
+    pub deployment_callback_url: Option<String>,
+    #[serde(default)]
+    pub deployment: Option<ProtectedDeployment>,
+    /// The full ref (`refs/heads/main`, `refs/tags/v1`), when GitHub sends it.
+    #[serde(default, rename = "ref")]
+    pub git_ref: Option<String>,
+    #[serde(default)]
+    pub pull_requests: Vec<PullRequestHead>,
+    pub repository: RepositoryRef,
+    #[serde(default)]
+    pub installation: Option<IdOnly>,
+    #[serde(default)]
+    pub sender: Option<User>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProtectedDeployment {
+    #[serde(default)]
+    pub id: i64,
+    #[serde(default)]
+    pub sha: String,
+    #[serde(default, rename = "ref")]
+    pub git_ref: Option<String>,
+}
+
+/// A delivery's webhook, decoded once for every handler: the typed payload
+/// of the events shipgate reads, and in one place the fields every handler
+/// asks of any event (installation, repository, default branch, sender).
+#[derive(Debug, Clone)]
+pub enum Event {
+    IssueComment(Box<IssueCommentEvent>),
+    PullRequest(Box<PullRequestEvent>),
+    PullRequestReview(Box<RepositoryEvent>),
+    Push(Box<PushEvent>),
+    DeploymentStatus(Box<DeploymentStatusEvent>),
+    DeploymentProtectionRule(Box<DeploymentProtectionRuleEvent>),
+    CheckRun(Box<CheckEvent>),
+    CheckSuite(Box<CheckEvent>),
+    Installation(Box<InstallationEvent>),
+    InstallationRepositories(Box<InstallationEvent>),
+    BranchProtectionRule(Box<RepositoryEvent>),
+    Repository(Box<RepositoryEvent>),
+    /// One of shipgate's own jobs (`shipgate_*`): the handler that stored it
+    /// reads its payload.
+    Internal,
+    /// An event no handler reads.
+    Other,
+}
+
+/// The prefix of shipgate's own events, which GitHub never sends.
+pub const INTERNAL_PREFIX: &str = "shipgate_";
+
+impl Event {
+    /// Decodes `payload` as the webhook `event`. A payload that does not
+    /// have its event's shape is an error, and the delivery fails for good.
+    pub fn decode(event: &str, payload: &str) -> Result<Event, serde_json::Error> {
+        fn boxed<T: serde::de::DeserializeOwned>(p: &str) -> Result<Box<T>, serde_json::Error> {
+            serde_json::from_str(p).map(Box::new)
+        }
+        Ok(match event {
+            "issue_comment" => Event::IssueComment(boxed(payload)?),
+            "pull_request" => Event::PullRequest(boxed(payload)?),
+            "pull_request_review" => Event::PullRequestReview(boxed(payload)?),
+            "push" => Event::Push(boxed(payload)?),
+            "deployment_status" => Event::DeploymentStatus(boxed(payload)?),
+            "deployment_protection_rule" => Event::DeploymentProtectionRule(boxed(payload)?),
+            "check_run" => Event::CheckRun(boxed(payload)?),
+            "check_suite" => Event::CheckSuite(boxed(payload)?),
+            "installation" => Event::Installation(boxed(payload)?),
+            "installation_repositories" => Event::InstallationRepositories(boxed(payload)?),
+            "branch_protection_rule" => Event::BranchProtectionRule(boxed(payload)?),
+            "repository" => Event::Repository(boxed(payload)?),
+            e if e.starts_with(INTERNAL_PREFIX) => Event::Internal,
+            _ => Event::Other,
+        })
+    }
+
+    /// The repository the event is about.
+    pub fn repository(&self) -> Option<&RepositoryRef> {
+        Some(match self {
+            Event::IssueComment(e) => &e.repository,
+            Event::PullRequest(e) => &e.repository,
+            Event::PullRequestReview(e) | Event::BranchProtectionRule(e) | Event::Repository(e) => {
+                &e.repository
+            }
+            Event::Push(e) => &e.repository,
+            Event::DeploymentStatus(e) => &e.repository,
+            Event::DeploymentProtectionRule(e) => &e.repository,
+            Event::CheckRun(e) | Event::CheckSuite(e) => &e.repository,
+            Event::Installation(_)
+            | Event::InstallationRepositories(_)
+            | Event::Internal
+            | Event::Other => return None,
+        })
+    }
+
+    /// The repository's full name (`owner/name`).
+    pub fn repo(&self) -> Option<&str> {
+        self.repository().map(|r| r.full_name.as_str())
+    }
+
+    /// The repository's default branch; `main` when the payload omits it.
+    pub fn default_branch(&self) -> &str {
+        self.repository()
+            .and_then(|r| r.default_branch.as_deref())
+            .unwrap_or("main")
+    }
+
+    /// The installation the event was sent for (GitHub App mode).
+    pub fn installation_id(&self) -> Option<i64> {
+        let id = match self {
+            Event::IssueComment(e) => &e.installation,
+            Event::PullRequest(e) => &e.installation,
+            Event::PullRequestReview(e) | Event::BranchProtectionRule(e) | Event::Repository(e) => {
+                &e.installation
+            }
+            Event::Push(e) => &e.installation,
+            Event::DeploymentStatus(e) => &e.installation,
+            Event::DeploymentProtectionRule(e) => &e.installation,
+            Event::CheckRun(e) | Event::CheckSuite(e) => &e.installation,
+            Event::Installation(e) | Event::InstallationRepositories(e) => &e.installation,
+            Event::Internal | Event::Other => return None,
+        };
+        id.as_ref().map(|i| i.id)
+    }
+
+    /// Who caused the event.
+    pub fn sender(&self) -> Option<&str> {
+        let sender = match self {
+            Event::IssueComment(e) => &e.sender,
+            Event::PullRequest(e) => &e.sender,
+            Event::PullRequestReview(e) | Event::BranchProtectionRule(e) | Event::Repository(e) => {
+                &e.sender
+            }
+            Event::Push(e) => &e.sender,
+            Event::DeploymentStatus(e) => &e.sender,
+            Event::DeploymentProtectionRule(e) => &e.sender,
+            Event::CheckRun(e) | Event::CheckSuite(e) => &e.sender,
+            Event::Installation(e) | Event::InstallationRepositories(e) => &e.sender,
+            Event::Internal | Event::Other => return None,
+        };
+        sender.as_ref().map(|u| u.login.as_str())
+    }
+
+    /// Whether shipgate itself (signed in as `bot_login`) caused the event:
+    /// its own writes come back as events and must not be acted on again.
+    pub fn sent_by(&self, bot_login: &str) -> bool {
+        self.sender()
+            .is_some_and(|s| s.eq_ignore_ascii_case(bot_login))
+    }
+}
+
+/// The event file of a workflow run (`GITHUB_EVENT_PATH`), as the Action
+/// reads it: decoded once per run, every field lenient (an odd field reads
+/// as absent, never as an error).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WorkflowEvent {
+    #[serde(default, deserialize_with = "lenient")]
+    pub pull_request: Option<WorkflowPullRequest>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub deployment: Option<IdOnly>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub repository: Option<RepositoryRef>,
+}
+
+/// A workflow event's pull request: whatever of it is there.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WorkflowPullRequest {
+    #[serde(default, deserialize_with = "lenient")]
+    pub number: Option<i64>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub base: Option<WorkflowRef>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub head: Option<WorkflowRef>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub user: Option<User>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub labels: Option<Vec<LabelRef>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WorkflowRef {
+    #[serde(default, rename = "ref", deserialize_with = "lenient")]
+    pub git_ref: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub sha: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LabelRef {
+    pub name: String,
+}
+
+impl WorkflowEvent {
+    /// Reads an event file's text; one that is not a JSON object reads as
+    /// an event with nothing in it.
+    pub fn parse(text: &[u8]) -> WorkflowEvent {
+        serde_json::from_slice(text).unwrap_or_default()
+    }
+
+    /// The default branch of the repository, as the event names it.
+    pub fn default_branch(&self) -> Option<&str> {
+        self.repository.as_ref()?.default_branch.as_deref()
+    }
+}
+
+impl WorkflowPullRequest {
+    pub fn base_sha(&self) -> Option<&str> {
+        self.base.as_ref()?.sha.as_deref()
+    }
+    pub fn base_ref(&self) -> Option<&str> {
+        self.base.as_ref()?.git_ref.as_deref()
+    }
+    pub fn head_sha(&self) -> Option<&str> {
+        self.head.as_ref()?.sha.as_deref()
+    }
+    pub fn author(&self) -> Option<&str> {
+        self.user.as_ref().map(|u| u.login.as_str())
+    }
+    pub fn has_label(&self, name: &str) -> bool {
+        self.labels.iter().flatten().any(|l| l.name == name)
+    }
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+
+    #[test]
+    fn common_fields_are_read_in_one_place_for_every_event() {
+        let comment = r#"{"action":"created","issue":{"number":3},"comment":{"id":9,"user":{"login":"alice"}},
+            "sender":{"login":"Shipgate[bot]"},"repository":{"full_name":"o/r","default_branch":"trunk"},
+            "installation":{"id":42}}"#;
+        let e = Event::decode("issue_comment", comment).unwrap();
+        assert_eq!(e.repo(), Some("o/r"));
+        assert_eq!(e.default_branch(), "trunk");
+        assert_eq!(e.installation_id(), Some(42));
+        assert!(e.sent_by("shipgate[bot]"));
+        let check = r#"{"action":"completed","check_suite":{"head_sha":"abc","app":{"slug":"ci"}},
+            "repository":{"full_name":"o/r"}}"#;
+        let e = Event::decode("check_suite", check).unwrap();
+        assert_eq!(e.default_branch(), "main");
+        assert!(
+            matches!(&e, Event::CheckSuite(c) if c.check_run.head_sha.as_deref() == Some("abc"))
+        );
+        assert!(matches!(
+            Event::decode("shipgate_smoke", "{}").unwrap(),
+            Event::Internal
+        ));
+        assert!(matches!(Event::decode("star", "{}").unwrap(), Event::Other));
+        assert!(Event::decode("pull_request", r#"{"action":"opened"}"#).is_err());
+    }
+
+    #[test]
+    fn a_workflow_event_reads_what_is_there_and_nothing_else() {
+        let e = WorkflowEvent::parse(
+            br#"{"pull_request":{"number":7,"base":{"ref":"main","sha":"abc"},"head":{"sha":"def"},
+                "user":{"login":"alice"},"labels":[{"name":"freeze-override"}]},
+                "repository":{"full_name":"o/r","default_branch":"trunk"}}"#,
+        );
+        let pr = e.pull_request.as_ref().unwrap();
+        assert_eq!(
+            (pr.number, pr.base_ref(), pr.base_sha(), pr.head_sha()),
+            (Some(7), Some("main"), Some("abc"), Some("def"))
+        );
+        assert_eq!(pr.author(), Some("alice"));
+        assert!(pr.has_label("freeze-override") && !pr.has_label("x"));
+        assert_eq!(e.default_branch(), Some("trunk"));
+        let odd = WorkflowEvent::parse(
+            br#"{"pull_request":{"number":"7","base":5},"deployment":{"id":3}}"#,
+        );
+        let pr = odd.pull_request.as_ref().unwrap();
+        assert_eq!((pr.number, pr.base_sha()), (None, None));
+        assert_eq!(odd.deployment.map(|d| d.id), Some(3));
+        assert!(WorkflowEvent::parse(b"[1]").pull_request.is_none());
+    }
 }

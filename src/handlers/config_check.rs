@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use super::{Context, Handler, HandlerError};
 use crate::config::repo::{ConfigSource, CONFIG_PATH};
 use crate::github::content::{NewStatus, StatusState};
-use crate::github::events::{PullRequestEvent, PushEvent};
+use crate::github::events::Event;
 use crate::render::config::{config_status, ConfigState};
 use crate::store::ClaimedDelivery;
 
@@ -28,36 +28,32 @@ struct Target {
 }
 
 /// The commit to check, if the delivery asks for one.
-fn decode(event: &str, payload: &str) -> Result<Option<Target>, HandlerError> {
-    Ok(match event {
-        "pull_request" => {
-            let ev: PullRequestEvent = serde_json::from_str(payload)?;
-            Some(Target {
-                repo: ev.repository.full_name,
-                sha: ev.pull_request.head.sha,
-                installation: ev.installation.map(|i| i.id),
-                always_report: false,
-            })
-        }
-        "push" => {
-            let ev: PushEvent = serde_json::from_str(payload)?;
+fn target(event: &Event) -> Option<Target> {
+    match event {
+        Event::PullRequest(ev) => Some(Target {
+            repo: ev.repository.full_name.clone(),
+            sha: ev.pull_request.head.sha.clone(),
+            installation: event.installation_id(),
+            always_report: false,
+        }),
+        Event::Push(ev) => {
             let default = ev.repository.default_branch.as_deref();
             if ev.deleted
                 || ev.branch().is_none()
                 || ev.branch() != default
                 || !ev.touches(CONFIG_PATH)
             {
-                return Ok(None);
+                return None;
             }
             Some(Target {
-                repo: ev.repository.full_name,
-                sha: ev.after,
-                installation: ev.installation.map(|i| i.id),
+                repo: ev.repository.full_name.clone(),
+                sha: ev.after.clone(),
+                installation: event.installation_id(),
                 always_report: true,
             })
         }
         _ => None,
-    })
+    }
 }
 
 #[async_trait]
@@ -74,17 +70,18 @@ impl Handler for ConfigCheck {
         }
     }
 
-    fn decode(&self, event: &str, payload: &str) -> Result<(), HandlerError> {
-        decode(event, payload).map(drop)
-    }
-
-    async fn handle(&self, cx: &Context, d: &ClaimedDelivery) -> Result<(), HandlerError> {
+    async fn handle(
+        &self,
+        cx: &Context,
+        _: &ClaimedDelivery,
+        event: &Event,
+    ) -> Result<(), HandlerError> {
         let Some(Target {
             repo,
             sha,
             installation,
             always_report,
-        }) = decode(&d.event, &d.payload)?
+        }) = target(event)
         else {
             return Ok(());
         };

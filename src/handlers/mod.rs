@@ -13,6 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::repo::{ConfigCache, LoadedConfig};
+use crate::github::events::Event;
 use crate::github::{GitHub, GitHubError};
 use crate::store::{ClaimedDelivery, DynStore};
 
@@ -288,11 +289,19 @@ pub trait Handler: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Whether this handler acts on `event` with `action`.
     fn wants(&self, event: &str, action: Option<&str>) -> bool;
-    /// Reads a wanted delivery's payload the way [`Handler::handle`] does,
-    /// without acting on it: `handle` starts with this same decoding, so a
-    /// payload refused here is refused there with the same error.
-    fn decode(&self, event: &str, payload: &str) -> Result<(), HandlerError>;
-    async fn handle(&self, cx: &Context, delivery: &ClaimedDelivery) -> Result<(), HandlerError>;
+    /// Reads the payload of one of the handler's own jobs (`shipgate_*`
+    /// events) the way [`Handler::handle`] does, without acting on it.
+    /// Webhooks are decoded once for all handlers ([`Event::decode`]).
+    fn decode_internal(&self, _event: &str, _payload: &str) -> Result<(), HandlerError> {
+        Ok(())
+    }
+    /// Processes a delivery: `event` is its webhook, decoded once.
+    async fn handle(
+        &self,
+        cx: &Context,
+        delivery: &ClaimedDelivery,
+        event: &Event,
+    ) -> Result<(), HandlerError>;
 }
 
 /// A handler's name and how its decoding of a payload went.
@@ -345,9 +354,17 @@ impl Handlers {
             return Ok(Vec::new());
         }
         let text = std::str::from_utf8(payload).map_err(|_| "body is not UTF-8".to_string())?;
+        let decoded = Event::decode(event, text);
         Ok(wanting
             .into_iter()
-            .map(|h| (h.name(), h.decode(event, text)))
+            .map(|h| {
+                let result = match &decoded {
+                    Err(e) => Err(HandlerError::permanent(e.to_string())),
+                    Ok(Event::Internal) => h.decode_internal(event, text),
+                    Ok(_) => Ok(()),
+                };
+                (h.name(), result)
+            })
             .collect())
     }
 
@@ -366,6 +383,7 @@ impl Handlers {
         observe: impl Fn(&'static str, std::time::Duration) + Send + Sync,
     ) -> Result<(), HandlerError> {
         let mut worst: Option<HandlerError> = None;
+        let event = Event::decode(&d.event, &d.payload)?;
         if d.event == "push" {
             if let Some(repo) = &d.repository {
                 // Before any handler reads a config: a push may add
@@ -380,7 +398,7 @@ impl Handlers {
             .filter(|h| h.wants(&d.event, d.action.as_deref()))
         {
             let started = std::time::Instant::now();
-            let result = h.handle(cx, d).await;
+            let result = h.handle(cx, d, &event).await;
             observe(h.name(), started.elapsed());
             if let Err(e) = result {
                 tracing::warn!(handler = h.name(), delivery = %d.delivery_id, error = %e.report(), "handler failed");

@@ -9,13 +9,14 @@
 //! deadline (`pending_timeout`, default 1h). Pending requests survive restarts.
 
 use async_trait::async_trait;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::{Context, Handler, HandlerError};
 use crate::config::repo::RepoConfig;
 use crate::deploy::gates::Gate;
 use crate::deploy::payload::{DeploymentKind, DeploymentPayload};
 use crate::deploy::{self, Purpose, Request, Sources};
+use crate::github::events::{Event, RepositoryRef};
 use crate::github::Api;
 use crate::store::{ClaimedDelivery, NewDelivery, ProtectionRequest};
 
@@ -41,12 +42,20 @@ impl Handler for ProtectionRules {
         }
     }
 
-    fn decode(&self, event: &str, payload: &str) -> Result<(), HandlerError> {
-        decode(event, payload, crate::now_ms()).map(drop)
+    fn decode_internal(&self, event: &str, payload: &str) -> Result<(), HandlerError> {
+        if event == RECHECK_EVENT {
+            serde_json::from_str::<RecheckJob>(payload)?;
+        }
+        Ok(())
     }
 
-    async fn handle(&self, cx: &Context, d: &ClaimedDelivery) -> Result<(), HandlerError> {
-        match decode(&d.event, &d.payload, crate::now_ms())? {
+    async fn handle(
+        &self,
+        cx: &Context,
+        d: &ClaimedDelivery,
+        event: &Event,
+    ) -> Result<(), HandlerError> {
+        match decode(d, event, crate::now_ms())? {
             Input::Request {
                 request,
                 default_branch,
@@ -95,59 +104,44 @@ enum Input {
     Nothing,
 }
 
-fn decode(event: &str, payload: &str, now: i64) -> Result<Input, HandlerError> {
-    let p: Value = serde_json::from_str(payload)?;
-    let Some(repo) = p["repository"]["full_name"].as_str().map(str::to_string) else {
-        return Ok(Input::Nothing);
-    };
-    let installation = p["installation"]["id"].as_i64();
-    let default_branch = p["repository"]["default_branch"]
-        .as_str()
-        .unwrap_or("main")
-        .to_string();
+/// The payload of [`RECHECK_EVENT`].
+#[derive(serde::Deserialize)]
+struct RecheckJob {
+    repository: RepositoryRef,
+}
+
+fn decode(d: &ClaimedDelivery, event: &Event, now: i64) -> Result<Input, HandlerError> {
     Ok(match event {
-        "deployment_protection_rule" => {
+        Event::DeploymentProtectionRule(ev) => {
             let (Some(env), Some(callback), Some(deployment)) = (
-                p["environment"].as_str(),
-                p["deployment_callback_url"].as_str(),
-                p["deployment"].as_object(),
+                ev.environment.as_deref(),
+                ev.deployment_callback_url.as_deref(),
+                ev.deployment.as_ref(),
             ) else {
                 return Err(HandlerError::permanent(
                     "deployment_protection_rule without environment, deployment or callback URL",
                 ));
             };
+            let pr = ev.pull_requests.first();
             let request = ProtectionRequest {
                 id: 0,
-                repository: repo,
+                repository: ev.repository.full_name.clone(),
                 environment: env.to_string(),
-                deployment_id: deployment
-                    .get("id")
-                    .and_then(Value::as_i64)
-                    .unwrap_or_default(),
+                deployment_id: deployment.id,
                 callback_url: callback.to_string(),
-                sha: deployment
-                    .get("sha")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
+                sha: deployment.sha.clone(),
                 // A full ref (`refs/tags/v1`) says what it is; the
                 // deployment's own ref may be a short name.
-                git_ref: p["ref"]
-                    .as_str()
+                git_ref: ev
+                    .git_ref
+                    .as_deref()
                     .filter(|r| r.starts_with("refs/"))
-                    .or_else(|| deployment.get("ref").and_then(Value::as_str))
+                    .or(deployment.git_ref.as_deref())
                     .unwrap_or_default()
                     .to_string(),
-                pr: p["pull_requests"]
-                    .as_array()
-                    .and_then(|prs| prs.first())
-                    .and_then(|pr| pr["number"].as_i64()),
-                reviewed_sha: p["pull_requests"]
-                    .as_array()
-                    .and_then(|prs| prs.first())
-                    .and_then(|pr| pr["head"]["sha"].as_str())
-                    .map(str::to_string),
-                installation_id: installation,
+                pr: pr.map(|pr| pr.number),
+                reviewed_sha: pr.map(|pr| pr.head.sha.clone()),
+                installation_id: event.installation_id(),
                 state: "pending".into(),
                 deadline: now, // set from the config on the first evaluation
                 next_check_at: now,
@@ -157,14 +151,26 @@ fn decode(event: &str, payload: &str, now: i64) -> Result<Input, HandlerError> {
             };
             Input::Request {
                 request: Box::new(request),
-                default_branch,
+                default_branch: event.default_branch().to_string(),
             }
         }
-        "check_run" | RECHECK_EVENT => Input::Recheck {
-            repo,
-            sha: p["check_run"]["head_sha"].as_str().map(str::to_string),
-            default_branch,
+        Event::CheckRun(ev) => Input::Recheck {
+            repo: ev.repository.full_name.clone(),
+            sha: ev.check_run.head_sha.clone(),
+            default_branch: event.default_branch().to_string(),
         },
+        Event::Internal if d.event == RECHECK_EVENT => {
+            let job: RecheckJob = serde_json::from_str(&d.payload)?;
+            Input::Recheck {
+                default_branch: job
+                    .repository
+                    .default_branch
+                    .clone()
+                    .unwrap_or_else(|| "main".into()),
+                repo: job.repository.full_name,
+                sha: None,
+            }
+        }
         _ => Input::Nothing,
     })
 }

@@ -91,24 +91,12 @@ pub async fn run(
         .override_label
         .clone()
         .unwrap_or_else(|| "freeze-override".into());
-    let pull_request = runner
-        .event()
-        .map(|e| e["pull_request"].clone())
-        .filter(|pr| pr.is_object());
-    let labelled = pull_request.as_ref().is_some_and(|pr| {
-        pr["labels"].as_array().is_some_and(|labels| {
-            labels
-                .iter()
-                .any(|l| l["name"].as_str() == Some(label.as_str()))
-        })
-    });
+    let pull_request = runner.pull_request();
+    let labelled = pull_request.is_some_and(|pr| pr.has_label(&label));
     let r = match crate::freeze::active_freeze(&windows, now) {
         Some(f) => {
             let overridden = if labelled {
-                let number = pull_request
-                    .as_ref()
-                    .and_then(|pr| pr["number"].as_i64())
-                    .unwrap_or_default();
+                let number = pull_request.and_then(|pr| pr.number).unwrap_or_default();
                 Some(override_added_by(runner, req, number, &label).await)
             } else {
                 None

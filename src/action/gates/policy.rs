@@ -12,7 +12,7 @@ pub async fn run(
     req: &CheckRequest,
     config: &RepoConfig,
 ) -> Result<GateResult, CheckError> {
-    let Some(event) = runner.event().filter(|e| e["pull_request"].is_object()) else {
+    let Some(pr) = runner.pull_request() else {
         return Ok(GateResult::new(
             "policy",
             Verdict::Skipped,
@@ -20,8 +20,7 @@ pub async fn run(
             not_a_pull_request(),
         ));
     };
-    let pr = &event["pull_request"];
-    let base = pr["base"]["ref"].as_str().unwrap_or_default().to_string();
+    let base = pr.base_ref().unwrap_or_default().to_string();
     let Some(rules) = config.protection.branches.get(&base) else {
         return Ok(GateResult::new(
             "policy",
@@ -31,9 +30,9 @@ pub async fn run(
         ));
     };
     let (_, api, repo) = client(runner, req, "policy")?;
-    let number = pr["number"].as_i64().unwrap_or_default();
-    let head = pr["head"]["sha"].as_str().unwrap_or_default().to_string();
-    let author = pr["user"]["login"].as_str().unwrap_or_default().to_string();
+    let number = pr.number.unwrap_or_default();
+    let head = pr.head_sha().unwrap_or_default().to_string();
+    let author = pr.author().unwrap_or_default().to_string();
     let facts = crate::deploy::policy::PullFacts {
         number,
         head: &head,

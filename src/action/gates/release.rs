@@ -118,12 +118,9 @@ pub async fn run(runner: &Runner, req: &CheckRequest) -> Result<GateResult, Chec
     let ws = runner.workspace();
     let default_branch = runner
         .event()
-        .and_then(|e| {
-            e["repository"]["default_branch"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| "main".into());
+        .and_then(|e| e.default_branch())
+        .unwrap_or("main")
+        .to_string();
     if !plain_branch_name(&default_branch) {
         return Err(CheckError::Input(format!(
             "release: the event's default branch `{}` is not a branch name shipgate can use",

@@ -33,23 +33,18 @@ pub fn run(
     };
     let report = match req.scan.as_str() {
         "diff" => {
-            let event = runner.event();
-            let from_event = |side: &str| {
-                event
-                    .as_ref()
-                    .and_then(|e| e["pull_request"][side]["sha"].as_str().map(str::to_string))
-            };
+            let pr = runner.pull_request();
             let base = req
                 .base
                 .clone()
-                .or_else(|| from_event("base"))
+                .or_else(|| pr.and_then(|pr| pr.base_sha()).map(str::to_string))
                 .ok_or_else(|| {
                     CheckError::Input("scan: diff needs `base` (or a pull_request event)".into())
                 })?;
             let head = req
                 .head
                 .clone()
-                .or_else(|| from_event("head"))
+                .or_else(|| pr.and_then(|pr| pr.head_sha()).map(str::to_string))
                 .unwrap_or_else(|| "HEAD".into());
             secrets::scan_diff(&ws, &base, &head, &opts).map_err(scan_error)?
         }

@@ -58,7 +58,11 @@ pub async fn run(
     }
     // Triggered by a deployment: report it as that deployment's status.
     if runner.event_name() == Some("deployment") {
-        if let Some(id) = runner.event().and_then(|e| e["deployment"]["id"].as_i64()) {
+        if let Some(id) = runner
+            .event()
+            .and_then(|e| e.deployment.as_ref())
+            .map(|d| d.id)
+        {
             let (_, api, repo) = client(runner, req, "smoke")?;
             let log_url = format!(
                 "{}/{}/actions/runs/{}",

@@ -11,7 +11,7 @@ use crate::deploy::lock::{Acquired, CreateError, DeployLock, LockGuard, Released
 use crate::deploy::payload::{DeploymentKind, DeploymentPayload};
 use crate::deploy::refusal::Refusal;
 use crate::deploy::{self, Decision, Purpose, Request, Sources};
-use crate::github::events::DeploymentStatusEvent;
+use crate::github::events::{DeploymentStatusEvent, Event};
 use crate::github::repos::{NewDeployment, Reaction};
 use crate::handlers::{Context, HandlerError};
 use crate::render::{DeployKind, DeployOutcome, DeployReply, DeploymentProgress};
@@ -478,10 +478,11 @@ const FINAL_STATES: &[&str] = &["success", "failure", "error", "inactive"];
 /// releases its lock (the lock-released step runs the queue).
 pub(crate) async fn on_deployment_status(
     cx: &Context,
-    ev: DeploymentStatusEvent,
+    event: &Event,
+    ev: &DeploymentStatusEvent,
 ) -> Result<(), HandlerError> {
     let repo = ev.repository.full_name.clone();
-    let installation = ev.installation.map(|i| i.id);
+    let installation = event.installation_id();
     let state = ev.deployment_status.state.clone();
     if let Some(run) = cx.store.run_for_deployment(&repo, ev.deployment.id).await? {
         if let (Some(reply_id), Some(Section::Deploy(mut model))) =

@@ -6,7 +6,7 @@ use crate::deploy::commands::Command;
 use crate::deploy::gates;
 use crate::deploy::refusal::Refusal;
 use crate::freeze::active_freeze;
-use crate::github::events::PullRequestEvent;
+use crate::github::events::{Event, PullRequestEvent};
 use crate::handlers::{Context, HandlerError};
 use crate::render::commands as render;
 use crate::store::{Lock, LockKind, LockOutcome};
@@ -165,7 +165,8 @@ pub(crate) async fn help(s: &Session<'_>, run: &Run<'_>) -> Result<(), HandlerEr
 /// A closed pull request gives up its locks and its queued deploys.
 pub(crate) async fn on_pull_request_closed(
     cx: &Context,
-    ev: PullRequestEvent,
+    event: &Event,
+    ev: &PullRequestEvent,
 ) -> Result<(), HandlerError> {
     if ev.action != "closed" {
         return Ok(());
@@ -174,7 +175,7 @@ pub(crate) async fn on_pull_request_closed(
     let pr = ev.pull_request.number as i64;
     cx.store.drop_pr_queue(repo, pr).await?;
     let freed = cx.store.release_pr_locks(repo, pr).await?;
-    let installation = ev.installation.as_ref().map(|i| i.id);
+    let installation = event.installation_id();
     for env in freed {
         crate::handlers::lock_released(cx, repo, &env, installation).await?;
     }

@@ -22,7 +22,7 @@ use super::{Context, Handler, HandlerError};
 use crate::config::repo::{EnvironmentConfig, RepoConfig, Role};
 use crate::deploy::commands::{self, Command, CommandLine};
 use crate::deploy::refusal::Refusal;
-use crate::github::events::{DeploymentStatusEvent, IssueCommentEvent, PullRequestEvent};
+use crate::github::events::{Event, IssueCommentEvent};
 use crate::github::repos::Reaction;
 use crate::github::Api;
 use crate::render::{render_deploy_reply, render_message, run_marker, DeployReply};
@@ -58,23 +58,28 @@ impl Handler for ChatOps {
         }
     }
 
-    fn decode(&self, event: &str, payload: &str) -> Result<(), HandlerError> {
-        decode(event, payload).map(drop)
+    fn decode_internal(&self, event: &str, payload: &str) -> Result<(), HandlerError> {
+        if event == LOCK_RELEASED_EVENT {
+            serde_json::from_str::<LockReleased>(payload)?;
+        }
+        Ok(())
     }
 
     async fn handle(
         &self,
         cx: &Context,
         d: &crate::store::ClaimedDelivery,
+        event: &Event,
     ) -> Result<(), HandlerError> {
-        match decode(&d.event, &d.payload)? {
-            Input::Comment(ev, lines) => on_comment(cx, *ev, lines).await,
-            Input::DeploymentStatus(ev) => deploy::on_deployment_status(cx, *ev).await,
-            Input::PullRequest(ev) => locks::on_pull_request_closed(cx, *ev).await,
-            Input::LockReleased(ev) => {
+        match event {
+            Event::IssueComment(ev) => on_comment(cx, event, ev, new_lines(ev)).await,
+            Event::DeploymentStatus(ev) => deploy::on_deployment_status(cx, event, ev).await,
+            Event::PullRequest(ev) => locks::on_pull_request_closed(cx, event, ev).await,
+            Event::Internal if d.event == LOCK_RELEASED_EVENT => {
+                let ev: LockReleased = serde_json::from_str(&d.payload)?;
                 super::lock_released(cx, &ev.repository, &ev.environment, ev.installation).await
             }
-            Input::Other => Ok(()),
+            _ => Ok(()),
         }
     }
 }
@@ -85,30 +90,6 @@ pub struct LockReleased {
     pub repository: String,
     pub environment: String,
     pub installation: Option<i64>,
-}
-
-/// A delivery as ChatOps reads it.
-enum Input {
-    /// The comment and its command lines to run.
-    Comment(Box<IssueCommentEvent>, Vec<(i64, CommandLine)>),
-    DeploymentStatus(Box<DeploymentStatusEvent>),
-    PullRequest(Box<PullRequestEvent>),
-    LockReleased(LockReleased),
-    Other,
-}
-
-fn decode(event: &str, payload: &str) -> Result<Input, HandlerError> {
-    Ok(match event {
-        "issue_comment" => {
-            let ev: IssueCommentEvent = serde_json::from_str(payload)?;
-            let lines = new_lines(&ev);
-            Input::Comment(Box::new(ev), lines)
-        }
-        "deployment_status" => Input::DeploymentStatus(Box::new(serde_json::from_str(payload)?)),
-        "pull_request" => Input::PullRequest(Box::new(serde_json::from_str(payload)?)),
-        LOCK_RELEASED_EVENT => Input::LockReleased(serde_json::from_str(payload)?),
-        _ => Input::Other,
-    })
 }
 
 /// One repository's view for a command: API client, config, where to reply.
@@ -368,7 +349,8 @@ fn new_lines(ev: &IssueCommentEvent) -> Vec<(i64, CommandLine)> {
 
 async fn on_comment(
     cx: &Context,
-    ev: IssueCommentEvent,
+    event: &Event,
+    ev: &IssueCommentEvent,
     mut lines: Vec<(i64, CommandLine)>,
 ) -> Result<(), HandlerError> {
     if lines.is_empty() {
@@ -376,11 +358,7 @@ async fn on_comment(
     }
     // The command runs with the rights of whoever wrote its text: for an
     // edited comment that is the editor (`sender`), not the author.
-    let actor = ev
-        .sender
-        .as_ref()
-        .map(|s| s.login.clone())
-        .unwrap_or_else(|| ev.comment.user.login.clone());
+    let actor = event.sender().unwrap_or(&ev.comment.user.login).to_string();
     // The bot's own comments (its replies quote usage) are never commands.
     let me = cx.github.bot_login().await?;
     if me == ev.comment.user.login || me == actor {
@@ -389,7 +367,7 @@ async fn on_comment(
     let skipped = lines.len().saturating_sub(MAX_COMMANDS_PER_COMMENT);
     lines.truncate(MAX_COMMANDS_PER_COMMENT);
 
-    let installation = ev.installation.map(|i| i.id);
+    let installation = event.installation_id();
     let api = cx.github.api(installation)?;
     let repo = ev.repository.full_name.clone();
     if !may_get_replies(cx, &api, &repo, &actor).await? {

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{Context, Handler, HandlerError};
-use crate::github::events::DeploymentStatusEvent;
+use crate::github::events::Event;
 use crate::github::Api;
 use crate::render::previews as render;
 use crate::render::previews::{PreviewRow, SmokeCell, PREVIEW_MARKER};
@@ -120,15 +120,17 @@ impl Handler for Previews {
         event == "deployment_status"
     }
 
-    fn decode(&self, _: &str, payload: &str) -> Result<(), HandlerError> {
-        serde_json::from_str::<DeploymentStatusEvent>(payload)?;
-        Ok(())
-    }
-
-    async fn handle(&self, cx: &Context, d: &ClaimedDelivery) -> Result<(), HandlerError> {
-        let ev: DeploymentStatusEvent = serde_json::from_str(&d.payload)?;
+    async fn handle(
+        &self,
+        cx: &Context,
+        _: &ClaimedDelivery,
+        event: &Event,
+    ) -> Result<(), HandlerError> {
+        let Event::DeploymentStatus(ev) = event else {
+            return Ok(());
+        };
         let repo = ev.repository.full_name.clone();
-        let installation = ev.installation.as_ref().map(|i| i.id);
+        let installation = event.installation_id();
         let state = ev.deployment_status.state.clone();
         let env = ev.deployment.environment.clone();
         let sha = ev.deployment.sha.clone();
@@ -157,11 +159,7 @@ impl Handler for Previews {
         }
 
         let api = cx.github.api(installation)?;
-        let default_branch = ev
-            .repository
-            .default_branch
-            .clone()
-            .unwrap_or_else(|| "main".into());
+        let default_branch = event.default_branch().to_string();
         let config = match cx.config(&api, &repo, &default_branch).await?.config {
             Ok(c) => c,
             Err(_) => return Ok(()), // the shipgate/config status reports it

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use super::{SmokeCell, SmokeJobPayload, CHECK_NAME, SMOKE_EVENT};
 use crate::config::repo::RepoConfig;
+use crate::github::events::Event;
 use crate::github::repos::{CheckRunOutput, NewCheckRun};
 use crate::handlers::{Context, Handler, HandlerError};
 use crate::render::previews as render;
@@ -59,12 +60,17 @@ impl Handler for SmokeJob {
         event == SMOKE_EVENT
     }
 
-    fn decode(&self, _: &str, payload: &str) -> Result<(), HandlerError> {
+    fn decode_internal(&self, _: &str, payload: &str) -> Result<(), HandlerError> {
         serde_json::from_str::<SmokeJobPayload>(payload)?;
         Ok(())
     }
 
-    async fn handle(&self, cx: &Context, d: &ClaimedDelivery) -> Result<(), HandlerError> {
+    async fn handle(
+        &self,
+        cx: &Context,
+        d: &ClaimedDelivery,
+        _: &Event,
+    ) -> Result<(), HandlerError> {
         let job: SmokeJobPayload = serde_json::from_str(&d.payload)?;
         let api = cx.github.api(job.installation)?;
         let config = match cx

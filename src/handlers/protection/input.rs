@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::HandlerError;
-use crate::github::events::{PushEvent, RepositoryRef};
+use crate::github::events::{CheckRef, Event, PushEvent, RepositoryRef};
 
 /// The fields of a payload the policy handler reads, whichever the event:
 /// only these are decoded (reading a whole 28 KB pull request payload into a
@@ -89,19 +89,69 @@ pub struct Input {
     pub push: Option<PushEvent>,
 }
 
-pub fn decode(event: &str, payload: &str) -> Result<Input, HandlerError> {
-    let mut p: Fields = serde_json::from_str(payload)?;
-    let push = match event {
-        "push" => Some(serde_json::from_str::<PushEvent>(payload)?),
-        _ => None,
+/// The policy handler's view of a delivery: a webhook's typed event (decoded
+/// once for every handler) brought to [`Fields`], or one of its own jobs
+/// read from its payload.
+pub fn decode(payload: &str, event: &Event) -> Result<Input, HandlerError> {
+    let mut p = match event {
+        Event::Internal => serde_json::from_str::<Fields>(payload)?,
+        _ => Fields::default(),
     };
-    let (repo, default_branch) = match p.repository.take() {
-        Some(r) => (Some(r.full_name), r.default_branch),
-        None => (None, None),
+    let check = |c: &CheckRef| CheckFields {
+        name: c.name.clone(),
+        head_sha: c.head_sha.clone(),
+        app: c.app.as_ref().map(|a| AppField {
+            slug: a.slug.clone(),
+        }),
+    };
+    let pull = |number: i64, sha: &str| PullRequestFields {
+        number: Some(number),
+        head: Some(ShaField {
+            sha: Some(sha.to_string()),
+        }),
+    };
+    let mut push = None;
+    match event {
+        Event::Installation(ev) => p.repositories = ev.repositories.clone(),
+        Event::InstallationRepositories(ev) => p.repositories_added = ev.repositories_added.clone(),
+        Event::PullRequest(ev) => {
+            p.pull_request = Some(pull(
+                ev.pull_request.number as i64,
+                &ev.pull_request.head.sha,
+            ));
+            p.changes = ev.changes.as_ref().map(|c| ChangesFields {
+                base: c.base.as_ref().map(|_| serde::de::IgnoredAny),
+            });
+        }
+        Event::PullRequestReview(ev) => {
+            p.pull_request = ev
+                .pull_request
+                .as_ref()
+                .map(|pr| pull(pr.number, &pr.head.sha));
+        }
+        Event::CheckRun(ev) => p.check_run = Some(check(&ev.check_run)),
+        Event::CheckSuite(ev) => p.check_suite = Some(check(&ev.check_run)),
+        Event::Push(ev) => push = Some((**ev).clone()),
+        _ => {}
+    }
+    let (repo, default_branch) = match (event, p.repository.take()) {
+        (Event::Internal, Some(r)) => (Some(r.full_name), r.default_branch),
+        (Event::Internal, None) => (None, None),
+        (e, _) => (
+            e.repo().map(str::to_string),
+            e.repository().and_then(|r| r.default_branch.clone()),
+        ),
+    };
+    let (installation, sender) = match event {
+        Event::Internal => (
+            p.installation.as_ref().and_then(|i| i.id),
+            p.sender.as_mut().and_then(|s| s.login.take()),
+        ),
+        e => (e.installation_id(), e.sender().map(str::to_string)),
     };
     Ok(Input {
-        installation: p.installation.as_ref().and_then(|i| i.id),
-        sender: p.sender.as_mut().and_then(|s| s.login.take()),
+        installation,
+        sender,
         repo,
         default_branch,
         push,

@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::{Context, Handler, HandlerError};
 use crate::config::repo::CONFIG_PATH;
+use crate::github::events::Event;
 use crate::store::ClaimedDelivery;
 use check::{policy_check, request_policy_check};
 use enforce::{enforce, policy_config, report_broken};
@@ -63,12 +64,17 @@ impl Handler for Protection {
         }
     }
 
-    fn decode(&self, event: &str, payload: &str) -> Result<(), HandlerError> {
-        decode(event, payload).map(drop)
+    fn decode_internal(&self, _: &str, payload: &str) -> Result<(), HandlerError> {
+        decode(payload, &Event::Internal).map(drop)
     }
 
-    async fn handle(&self, cx: &Context, d: &ClaimedDelivery) -> Result<(), HandlerError> {
-        let input = decode(&d.event, &d.payload)?;
+    async fn handle(
+        &self,
+        cx: &Context,
+        d: &ClaimedDelivery,
+        event: &Event,
+    ) -> Result<(), HandlerError> {
+        let input = decode(&d.payload, event)?;
         let installation = input.installation;
         let sender = input.sender.as_deref();
         let repo = input.repo.clone().unwrap_or_default();
