@@ -171,6 +171,57 @@ fn lower_layers_never_import_higher_ones() {
     );
 }
 
+/// Handlers never call each other: what two of them share lives in
+/// `handlers/mod.rs` or lower (the deploy domain, the store).
+fn handler_cross_imports(files: &[(String, String)]) -> Vec<String> {
+    let handler_of = |rel: &str| {
+        let inner = rel.strip_prefix("src/handlers/")?;
+        let first = inner.split('/').next()?;
+        let name = first.strip_suffix(".rs").unwrap_or(first);
+        (name != "mod").then(|| name.to_string())
+    };
+    let handlers: Vec<String> = files
+        .iter()
+        .filter_map(|(rel, _)| handler_of(rel))
+        .collect();
+    let mut out = Vec::new();
+    for (rel, text) in files {
+        let Some(own) = handler_of(rel) else { continue };
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            for other in handlers.iter().filter(|h| **h != own) {
+                if line.contains(&format!("handlers::{other}::"))
+                    || line.contains(&format!("super::{other}::"))
+                {
+                    out.push(format!(
+                        "{rel}:{}: handler `{own}` reaches into handler `{other}`",
+                        n + 1
+                    ));
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[test]
+fn handlers_never_call_each_other() {
+    let found = handler_cross_imports(&read_src());
+    assert!(found.is_empty(), "{}", found.join("\n"));
+    let planted = vec![
+        (
+            "src/handlers/previews/mod.rs".to_string(),
+            "use crate::handlers::chatops::deploy::last_good;".to_string(),
+        ),
+        ("src/handlers/chatops/mod.rs".to_string(), String::new()),
+    ];
+    assert_eq!(handler_cross_imports(&planted).len(), 1);
+}
+
 #[test]
 fn every_module_of_lib_rs_is_in_a_layer() {
     let lib =

@@ -361,7 +361,7 @@ async fn on_comment(
     let actor = event.sender().unwrap_or(&ev.comment.user.login).to_string();
     // The bot's own comments (its replies quote usage) are never commands.
     let me = cx.github.bot_login().await?;
-    if me == ev.comment.user.login || me == actor {
+    if event.sent_by(&me) || me.eq_ignore_ascii_case(&ev.comment.user.login) {
         return Ok(());
     }
     let skipped = lines.len().saturating_sub(MAX_COMMANDS_PER_COMMENT);

@@ -94,7 +94,7 @@ impl Handler for Protection {
             "branch_protection_rule" => {
                 // shipgate's own writes come back as events: never react to them.
                 let me = cx.github.bot_login().await?;
-                if sender == Some(me.as_str()) {
+                if event.sent_by(&me) {
                     return Ok(());
                 }
                 let api = cx.github.api(installation)?;
