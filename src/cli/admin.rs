@@ -17,13 +17,11 @@
 
 use serde_json::{json, Value};
 
-mod output;
-
-use output::{
+use crate::render::admin::{
     deliveries_table, delivery_details, lock_json, locks_table, record_json, request_json,
     requests_table,
 };
-pub use output::{json_text, terminal_text};
+pub use crate::render::admin::{json_text, terminal_text};
 
 use crate::config::settings::DatabaseUrl;
 use crate::store::{DeliveryFilter, DeliveryState, DynStore, RetryOutcome, StoreError};

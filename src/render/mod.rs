@@ -7,6 +7,7 @@
 //! Text from outside shipgate reaches it only through [`inline_text`].
 
 pub mod action;
+pub mod admin;
 pub mod chatops;
 pub mod commands;
 pub mod config;

@@ -1,6 +1,6 @@
-//! What the toolbox prints: text from outside made inert for a terminal,
-//! tables and `--json` documents of deliveries, locks and protection rule
-//! requests. Apart from the commands so everything printed passes one place.
+//! What the operator's toolbox prints: text from outside made inert for a
+//! terminal, and tables and `--json` documents of deliveries, locks and
+//! protection rule requests.
 
 use std::fmt::Write as _;
 
@@ -103,7 +103,7 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-pub(super) fn deliveries_table(rows: &[DeliveryRecord]) -> String {
+pub fn deliveries_table(rows: &[DeliveryRecord]) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -135,7 +135,7 @@ pub(super) fn deliveries_table(rows: &[DeliveryRecord]) -> String {
     )
 }
 
-pub(super) fn delivery_details(r: &DeliveryRecord, payload: Option<&str>) -> String {
+pub fn delivery_details(r: &DeliveryRecord, payload: Option<&str>) -> String {
     let fields: Vec<(&str, String)> = vec![
         ("id", terminal_text(&r.delivery_id)),
         ("event", terminal_text(&r.event)),
@@ -172,7 +172,7 @@ pub(super) fn delivery_details(r: &DeliveryRecord, payload: Option<&str>) -> Str
     out
 }
 
-pub(super) fn record_json(r: &DeliveryRecord, payload: Option<&str>) -> Value {
+pub fn record_json(r: &DeliveryRecord, payload: Option<&str>) -> Value {
     let mut v = json!({
         "id": r.delivery_id,
         "event": r.event,
@@ -195,7 +195,7 @@ pub(super) fn record_json(r: &DeliveryRecord, payload: Option<&str>) -> Value {
     v
 }
 
-pub(super) fn locks_table(locks: &[Lock]) -> String {
+pub fn locks_table(locks: &[Lock]) -> String {
     let cells: Vec<Vec<String>> = locks
         .iter()
         .map(|l| {
@@ -229,7 +229,7 @@ pub(super) fn locks_table(locks: &[Lock]) -> String {
 }
 
 /// A lock without its owner token (what releases it; nobody reads it here).
-pub(super) fn lock_json(l: &Lock) -> Value {
+pub fn lock_json(l: &Lock) -> Value {
     json!({
         "repository": l.repository,
         "environment": l.environment,
@@ -243,7 +243,7 @@ pub(super) fn lock_json(l: &Lock) -> Value {
     })
 }
 
-pub(super) fn requests_table(requests: &[ProtectionRequest]) -> String {
+pub fn requests_table(requests: &[ProtectionRequest]) -> String {
     let cells: Vec<Vec<String>> = requests
         .iter()
         .map(|r| {
@@ -276,7 +276,7 @@ pub(super) fn requests_table(requests: &[ProtectionRequest]) -> String {
     )
 }
 
-pub(super) fn request_json(r: &ProtectionRequest) -> Value {
+pub fn request_json(r: &ProtectionRequest) -> Value {
     json!({
         "id": r.id,
         "repository": r.repository,
@@ -332,5 +332,82 @@ mod tests {
             ],
         );
         assert_eq!(t, "A     B\né     x\nlong  y\n");
+    }
+
+    fn record() -> DeliveryRecord {
+        DeliveryRecord {
+            seq: 7,
+            delivery_id: "d-1".into(),
+            event: "issue_comment".into(),
+            action: Some("created".into()),
+            installation_id: Some(42),
+            repository: Some("acme/\u{1b}[31mapp".into()),
+            state: crate::store::DeliveryState::Failed,
+            attempts: 3,
+            last_error: Some("chatops: GitHub answered 502: bad gateway".into()),
+            received_at: 1_795_000_000_000,
+            next_attempt_at: 1_795_000_060_000,
+            locked_by: None,
+            locked_until: None,
+            finished_at: Some(1_795_000_120_000),
+        }
+    }
+
+    fn lock() -> Lock {
+        Lock {
+            repository: "acme/app".into(),
+            environment: "production".into(),
+            kind: crate::store::LockKind::Sticky,
+            holder: "bob".into(),
+            pr: Some(12),
+            owner_token: "run:1:2".into(),
+            deployment_id: None,
+            reason: Some("migration".into()),
+            expires_at: None,
+            created_at: 1_795_000_000_000,
+        }
+    }
+
+    fn request() -> ProtectionRequest {
+        ProtectionRequest {
+            id: 3,
+            repository: "acme/app".into(),
+            environment: "production".into(),
+            deployment_id: 99,
+            callback_url:
+                "https://api.github.com/repos/acme/app/actions/runs/1/deployment_protection_rule"
+                    .into(),
+            sha: "0123456789abcdef".into(),
+            git_ref: "refs/heads/main".into(),
+            pr: Some(12),
+            reviewed_sha: None,
+            installation_id: Some(42),
+            state: "pending".into(),
+            deadline: 1_795_003_600_000,
+            next_check_at: 1_795_000_060_000,
+            progress_posts: 1,
+            last_comment: Some("shipgate: waiting".into()),
+            created_at: 1_795_000_000_000,
+        }
+    }
+
+    #[test]
+    fn operator_tables() {
+        insta::assert_snapshot!([
+            deliveries_table(&[record()]),
+            delivery_details(&record(), Some(r#"{"action":"created"}"#)),
+            locks_table(&[lock()]),
+            requests_table(&[request()]),
+        ]
+        .join("\n---\n"));
+    }
+
+    #[test]
+    fn operator_json() {
+        insta::assert_json_snapshot!(json!([
+            record_json(&record(), None),
+            lock_json(&lock()),
+            request_json(&request()),
+        ]));
     }
 }
