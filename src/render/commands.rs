@@ -20,6 +20,15 @@ fn code_list(names: &[String]) -> String {
         .join(", ")
 }
 
+/// The icon of a refusal.
+pub const REFUSED: &str = "⚠️";
+/// The icon of a lock taken or held.
+pub const LOCKED: &str = "🔒";
+/// The icon of a lock released or absent.
+pub const UNLOCKED: &str = "🔓";
+/// The icon of a note.
+pub const NOTE: &str = "ℹ️";
+
 /// A refused command, in one line (shown after ⚠️).
 pub fn refusal(r: &Refusal) -> String {
     match r {

@@ -59,6 +59,16 @@ pub fn deployment_status_description(r: &SmokeReport) -> String {
         .collect()
 }
 
+/// The annotation of a check that failed or warned: its title.
+pub fn check_annotation_title(check: &str) -> String {
+    format!("smoke: {check}")
+}
+
+/// The warning when the Action could not post the deployment status.
+pub fn deployment_status_not_posted(error: &str) -> String {
+    format!("could not post the deployment status: {error}")
+}
+
 /// The report as JSON.
 pub fn smoke_json(r: &SmokeReport) -> String {
     serde_json::to_string_pretty(r).expect("a report serializes")
@@ -145,5 +155,16 @@ mod tests {
         );
         let back: SmokeReport = serde_json::from_str(&smoke_json(&r)).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn action_annotations() {
+        insta::assert_snapshot!(format!(
+            "{}\n{}",
+            check_annotation_title("health"),
+            deployment_status_not_posted(
+                "GitHub refused the request (403): Resource not accessible"
+            )
+        ));
     }
 }

@@ -14,14 +14,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn icon(self) -> &'static str {
-        match self {
-            Outcome::Pass => "✅",
-            Outcome::Warn => "⚠️",
-            Outcome::Fail => "❌",
-            Outcome::Skipped => "⏭️",
-        }
-    }
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Pass => "pass",

@@ -52,7 +52,7 @@ pub async fn run(
             file: None,
             line: None,
             column: None,
-            title: format!("smoke: {}", c.name),
+            title: crate::render::smoke::check_annotation_title(&c.name),
             message: c.reason.clone(),
         });
     }
@@ -88,7 +88,7 @@ pub async fn run(
                     line: None,
                     column: None,
                     title: "smoke".into(),
-                    message: format!("could not post the deployment status: {e}"),
+                    message: crate::render::smoke::deployment_status_not_posted(&e.to_string()),
                 });
             }
         }

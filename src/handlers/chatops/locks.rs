@@ -41,10 +41,10 @@ pub(crate) async fn lock(s: &Session<'_>, run: &Run<'_>) -> Result<(), HandlerEr
     match s.cx.store.acquire_lock(&lock, now).await? {
         LockOutcome::Acquired => {
             let text = render::locked(&env_name, &s.actor, s.issue, ttl);
-            s.say(run, "🔒", &text).await
+            s.say(run, render::LOCKED, &text).await
         }
         LockOutcome::HeldBy(held) if held.pr == Some(s.issue) => {
-            s.say(run, "🔒", &render::already_held(&env_name, &held))
+            s.say(run, render::LOCKED, &render::already_held(&env_name, &held))
                 .await
         }
         LockOutcome::HeldBy(held) => {
@@ -69,7 +69,9 @@ pub(crate) async fn unlock(s: &Session<'_>, run: &Run<'_>) -> Result<(), Handler
             .get_lock(&s.repo, &env_name, crate::now_ms())
             .await?
     else {
-        return s.say(run, "🔓", &render::not_locked(&env_name)).await;
+        return s
+            .say(run, render::UNLOCKED, &render::not_locked(&env_name))
+            .await;
     };
     if !held.holder.eq_ignore_ascii_case(&s.actor) {
         let actor = crate::deploy::actor_facts(&s.api, &s.repo, &s.actor, &env_cfg).await?;
@@ -86,8 +88,12 @@ pub(crate) async fn unlock(s: &Session<'_>, run: &Run<'_>) -> Result<(), Handler
     s.cx.store
         .release_lock(&s.repo, &env_name, &held.owner_token)
         .await?;
-    s.say(run, "🔓", &render::unlocked(&env_name, &s.actor, &held))
-        .await?;
+    s.say(
+        run,
+        render::UNLOCKED,
+        &render::unlocked(&env_name, &s.actor, &held),
+    )
+    .await?;
     crate::handlers::lock_released(s.cx, &s.repo, &env_name, s.installation).await
 }
 
@@ -103,7 +109,7 @@ pub(crate) async fn status(s: &Session<'_>, run: &Run<'_>) -> Result<(), Handler
         None => s.config.environments.keys().cloned().collect(),
     };
     if names.is_empty() {
-        return s.say(run, "ℹ️", render::NO_ENVIRONMENTS).await;
+        return s.say(run, render::NOTE, render::NO_ENVIRONMENTS).await;
     }
     let mut environments = Vec::new();
     for name in names {

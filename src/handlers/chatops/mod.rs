@@ -305,8 +305,12 @@ impl Session<'_> {
 
     /// Replies with a refusal and reacts 😕.
     pub async fn refuse(&self, run: &Run<'_>, refusal: Refusal) -> Result<(), HandlerError> {
-        self.say(run, "⚠️", &crate::render::commands::refusal(&refusal))
-            .await?;
+        self.say(
+            run,
+            crate::render::commands::REFUSED,
+            &crate::render::commands::refusal(&refusal),
+        )
+        .await?;
         self.react(Reaction::Confused).await
     }
 }
@@ -481,7 +485,7 @@ async fn run_lines(
         s.saw(&run);
         if !done(&run) {
             let text = crate::render::commands::lines_not_run(skipped, MAX_COMMANDS_PER_COMMENT);
-            s.say(&run, "ℹ️", &text).await?;
+            s.say(&run, crate::render::commands::NOTE, &text).await?;
         }
     }
     Ok(())
