@@ -143,7 +143,7 @@ impl Api {
         git_ref: &str,
     ) -> Result<Vec<CommitStatus>, GitHubError> {
         let mut all = Vec::new();
-        for page in 1..=super::repos::MAX_LIST_PAGES {
+        for page in 1..=super::MAX_LIST_PAGES {
             let body: CombinedStatus = self
                 .get(&format!(
                     "/repos/{repo}/commits/{}/status?per_page=100&page={page}",

@@ -24,6 +24,11 @@ pub mod protection;
 pub mod repos;
 pub mod signature;
 
+/// Pages of 100 read at most from a list endpoint (reviews, check runs,
+/// statuses, issues): enough for any real pull request, and a bound on what
+/// one hostile list costs.
+pub const MAX_LIST_PAGES: u32 = 20;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -101,10 +101,7 @@ struct CheckRuns {
     check_runs: Vec<CheckRun>,
 }
 
-/// Pages of 100 read at most from a list endpoint (reviews, check runs,
-/// statuses, issues): enough for any real pull request, and a bound on what
-/// one hostile list costs.
-pub const MAX_LIST_PAGES: u32 = 20;
+pub use super::MAX_LIST_PAGES;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct NewDeployment<'a> {

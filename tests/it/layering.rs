@@ -2,6 +2,7 @@
 //! drift: the layers and what each may import, the size of a file and of a
 //! function. docs/architecture.md explains the layers.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The layers, lowest first. A module imports only from lower layers and
@@ -220,6 +221,134 @@ fn handlers_never_call_each_other() {
         ("src/handlers/chatops/mod.rs".to_string(), String::new()),
     ];
     assert_eq!(handler_cross_imports(&planted).len(), 1);
+}
+
+/// A file's module path: `src/store/sql/rows.rs` → `store::sql::rows`,
+/// `src/deploy/mod.rs` → `deploy`.
+fn module_of(rel: &str) -> String {
+    let inner = rel
+        .strip_prefix("src/")
+        .unwrap()
+        .strip_suffix(".rs")
+        .unwrap();
+    let inner = inner.strip_suffix("/mod").unwrap_or(inner);
+    if inner == "lib" || inner == "main" {
+        String::new()
+    } else {
+        inner.replace('/', "::")
+    }
+}
+
+/// Which modules each module's code (tests aside) names through `crate::`
+/// or `super::`, resolved to the deepest module that exists. A module naming
+/// its own ancestor is how Rust nests (`use super::*`), not an edge.
+fn module_edges(files: &[(String, String)]) -> BTreeMap<String, BTreeSet<String>> {
+    let modules: BTreeSet<String> = files.iter().map(|(rel, _)| module_of(rel)).collect();
+    let resolve = |parts: &[&str]| {
+        (1..=parts.len())
+            .rev()
+            .map(|n| parts[..n].join("::"))
+            .find(|m| modules.contains(m))
+    };
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (rel, text) in files {
+        let own = module_of(rel);
+        let parent: Vec<&str> = own.split("::").filter(|p| !p.is_empty()).collect();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            let mut targets = Vec::new();
+            for (prefix, base) in [
+                ("crate::", Vec::new()),
+                ("super::", parent[..parent.len().saturating_sub(1)].to_vec()),
+            ] {
+                let mut rest = line;
+                while let Some(at) = rest.find(prefix) {
+                    let after = &rest[at + prefix.len()..];
+                    let path: String = after
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                        .collect();
+                    let mut parts = base.clone();
+                    parts.extend(path.split("::").filter(|p| !p.is_empty()));
+                    if let Some(t) = resolve(&parts) {
+                        targets.push(t);
+                    }
+                    rest = after;
+                }
+            }
+            for t in targets {
+                let ancestor = own == t || own.starts_with(&format!("{t}::")) || t.is_empty();
+                if !ancestor {
+                    edges.entry(own.clone()).or_default().insert(t);
+                }
+            }
+        }
+    }
+    edges
+}
+
+/// One import cycle among modules, if there is any, as `a → b → a`.
+fn a_cycle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<String> {
+    fn visit(
+        m: &str,
+        edges: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<String> {
+        if let Some(at) = path.iter().position(|p| p == m) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(m.to_string());
+            return Some(cycle.join(" → "));
+        }
+        if done.contains(m) {
+            return None;
+        }
+        path.push(m.to_string());
+        for next in edges.get(m).into_iter().flatten() {
+            if let Some(c) = visit(next, edges, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(m.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    edges
+        .keys()
+        .find_map(|m| visit(m, edges, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn no_module_imports_form_a_cycle() {
+    let edges = module_edges(&read_src());
+    assert!(edges.len() > 30, "{} modules import others", edges.len());
+    if let Some(cycle) = a_cycle(&edges) {
+        panic!("import cycle: {cycle}");
+    }
+    // The check finds one: two siblings naming each other.
+    let planted = vec![
+        (
+            "src/action/check.rs".to_string(),
+            "use crate::action::gates::secrets;".to_string(),
+        ),
+        (
+            "src/action/gates/secrets.rs".to_string(),
+            "use crate::action::check::report;".to_string(),
+        ),
+        (
+            "src/action/gates/mod.rs".to_string(),
+            "pub mod secrets;".to_string(),
+        ),
+        (
+            "src/action/mod.rs".to_string(),
+            "pub mod check;".to_string(),
+        ),
+    ];
+    assert_eq!(
+        a_cycle(&module_edges(&planted)).as_deref(),
+        Some("action::check → action::gates::secrets → action::check")
+    );
 }
 
 #[test]

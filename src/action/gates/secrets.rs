@@ -109,7 +109,7 @@ pub fn run(
         });
     }
     if let Some(path) = &req.sarif {
-        crate::action::check::check_output_path(&ws, path, "sarif")?;
+        crate::action::config::check_output_path(&ws, path, "sarif")?;
         let sarif = render::sarif(&report, env!("CARGO_PKG_VERSION"));
         std::fs::write(
             path,
