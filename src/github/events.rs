@@ -440,23 +440,32 @@ impl Event {
         })
     }
 
+    /// The fields every event carries, whatever its type: the repository,
+    /// the installation and the sender. One match, so a new event cannot
+    /// answer one of them and forget another.
+    fn common(&self) -> Option<(Option<&RepositoryRef>, &Option<IdOnly>, &Option<User>)> {
+        Some(match self {
+            Event::IssueComment(e) => (Some(&e.repository), &e.installation, &e.sender),
+            Event::PullRequest(e) => (Some(&e.repository), &e.installation, &e.sender),
+            Event::PullRequestReview(e) | Event::BranchProtectionRule(e) | Event::Repository(e) => {
+                (Some(&e.repository), &e.installation, &e.sender)
+            }
+            Event::Push(e) => (Some(&e.repository), &e.installation, &e.sender),
+            Event::DeploymentStatus(e) => (Some(&e.repository), &e.installation, &e.sender),
+            Event::DeploymentProtectionRule(e) => (Some(&e.repository), &e.installation, &e.sender),
+            Event::CheckRun(e) | Event::CheckSuite(e) => {
+                (Some(&e.repository), &e.installation, &e.sender)
+            }
+            Event::Installation(e) | Event::InstallationRepositories(e) => {
+                (None, &e.installation, &e.sender)
+            }
+            Event::Internal | Event::Other => return None,
+        })
+    }
+
     /// The repository the event is about.
     pub fn repository(&self) -> Option<&RepositoryRef> {
-        Some(match self {
-            Event::IssueComment(e) => &e.repository,
-            Event::PullRequest(e) => &e.repository,
-            Event::PullRequestReview(e) | Event::BranchProtectionRule(e) | Event::Repository(e) => {
-                &e.repository
-            }
-            Event::Push(e) => &e.repository,
-            Event::DeploymentStatus(e) => &e.repository,
-            Event::DeploymentProtectionRule(e) => &e.repository,
-            Event::CheckRun(e) | Event::CheckSuite(e) => &e.repository,
-            Event::Installation(_)
-            | Event::InstallationRepositories(_)
-            | Event::Internal
-            | Event::Other => return None,
-        })
+        self.common()?.0
     }
 
     /// The repository's full name (`owner/name`).
@@ -473,38 +482,12 @@ impl Event {
 
     /// The installation the event was sent for (GitHub App mode).
     pub fn installation_id(&self) -> Option<i64> {
-        let id = match self {
-            Event::IssueComment(e) => &e.installation,
-            Event::PullRequest(e) => &e.installation,
-            Event::PullRequestReview(e) | Event::BranchProtectionRule(e) | Event::Repository(e) => {
-                &e.installation
-            }
-            Event::Push(e) => &e.installation,
-            Event::DeploymentStatus(e) => &e.installation,
-            Event::DeploymentProtectionRule(e) => &e.installation,
-            Event::CheckRun(e) | Event::CheckSuite(e) => &e.installation,
-            Event::Installation(e) | Event::InstallationRepositories(e) => &e.installation,
-            Event::Internal | Event::Other => return None,
-        };
-        id.as_ref().map(|i| i.id)
+        self.common()?.1.as_ref().map(|i| i.id)
     }
 
     /// Who caused the event.
     pub fn sender(&self) -> Option<&str> {
-        let sender = match self {
-            Event::IssueComment(e) => &e.sender,
-            Event::PullRequest(e) => &e.sender,
-            Event::PullRequestReview(e) | Event::BranchProtectionRule(e) | Event::Repository(e) => {
-                &e.sender
-            }
-            Event::Push(e) => &e.sender,
-            Event::DeploymentStatus(e) => &e.sender,
-            Event::DeploymentProtectionRule(e) => &e.sender,
-            Event::CheckRun(e) | Event::CheckSuite(e) => &e.sender,
-            Event::Installation(e) | Event::InstallationRepositories(e) => &e.sender,
-            Event::Internal | Event::Other => return None,
-        };
-        sender.as_ref().map(|u| u.login.as_str())
+        self.common()?.2.as_ref().map(|u| u.login.as_str())
     }
 
     /// Whether shipgate itself (signed in as `bot_login`) caused the event:
