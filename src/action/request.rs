@@ -103,17 +103,40 @@ impl GateResult {
     }
 }
 
+/// `shipgate check`'s arguments; each one left out is read from its
+/// `INPUT_*` (the Action's inputs).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CheckArgs {
+    /// Gates to run: smoke, secrets, freeze, release, policy, protection
+    /// (default: the `gates` input).
+    pub gates: Vec<String>,
+    /// Repository config file (default .github/shipgate.yml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Environment for smoke and freeze (default: default_environment).
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// URL for the smoke gate.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// error (default), warning or never.
+    #[arg(long)]
+    pub fail_on: Option<String>,
+    /// secrets: tree (default), diff or history.
+    #[arg(long)]
+    pub scan: Option<String>,
+}
+
 /// Reads the request: command-line values win over `INPUT_*`.
-#[allow(clippy::too_many_arguments)]
-pub fn request(
-    runner: &Runner,
-    gates: Vec<String>,
-    config: Option<PathBuf>,
-    environment: Option<String>,
-    url: Option<String>,
-    fail_on: Option<String>,
-    scan: Option<String>,
-) -> Result<CheckRequest, CheckError> {
+pub fn request(runner: &Runner, args: CheckArgs) -> Result<CheckRequest, CheckError> {
+    let CheckArgs {
+        gates,
+        config,
+        environment,
+        url,
+        fail_on,
+        scan,
+    } = args;
     let gates: Vec<String> = if gates.is_empty() {
         runner
             .input("gates")

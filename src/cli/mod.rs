@@ -27,26 +27,7 @@ enum Command {
     /// Run the GitHub App webhook server.
     Serve,
     /// Run gate checks (the same gates the GitHub Action runs).
-    Check {
-        /// Gates to run: smoke, secrets, freeze, release, policy, protection
-        /// (default: the `gates` input).
-        gates: Vec<String>,
-        /// Repository config file (default .github/shipgate.yml).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Environment for smoke and freeze (default: default_environment).
-        #[arg(long)]
-        environment: Option<String>,
-        /// URL for the smoke gate.
-        #[arg(long)]
-        url: Option<String>,
-        /// error (default), warning or never.
-        #[arg(long)]
-        fail_on: Option<String>,
-        /// secrets: tree (default), diff or history.
-        #[arg(long)]
-        scan: Option<String>,
-    },
+    Check(crate::action::request::CheckArgs),
     /// Work with the repository config (.github/shipgate.yml).
     Config {
         #[command(subcommand)]
@@ -205,14 +186,7 @@ pub fn run() -> ExitCode {
             crate::telemetry::init(settings.log_format);
             runtime(async move { crate::serve::serve(settings).await })
         }
-        Command::Check {
-            gates,
-            config,
-            environment,
-            url,
-            fail_on,
-            scan,
-        } => check(gates, config, environment, url, fail_on, scan),
+        Command::Check(args) => check(args),
         Command::Config { command } => config(command),
         Command::Webhook { command } => webhook(command),
         Command::Deliveries { command } => deliveries(command),
@@ -238,14 +212,7 @@ pub fn run() -> ExitCode {
 }
 
 /// `shipgate check`: the Action's gates, run here.
-fn check(
-    gates: Vec<String>,
-    config: Option<PathBuf>,
-    environment: Option<String>,
-    url: Option<String>,
-    fail_on: Option<String>,
-    scan: Option<String>,
-) -> ExitCode {
+fn check(args: crate::action::request::CheckArgs) -> ExitCode {
     let runner = crate::action::Runner::from_env();
     if runner.in_actions() {
         // A panic's message can quote anything: one escaped line.
@@ -256,15 +223,7 @@ fn check(
             );
         }));
     }
-    let req = match crate::action::check::request(
-        &runner,
-        gates,
-        config,
-        environment,
-        url,
-        fail_on,
-        scan,
-    ) {
+    let req = match crate::action::check::request(&runner, args) {
         Ok(r) => r,
         Err(e) => return check_error(&runner, e),
     };
