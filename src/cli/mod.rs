@@ -232,7 +232,7 @@ fn check(args: crate::action::request::CheckArgs) -> ExitCode {
         if let Err(e) = crate::action::check::load_config(&runner.workspace(), &req.config) {
             return check_error(&runner, e);
         }
-        crate::outln!("no gates selected: nothing to check");
+        crate::outln!("{}", crate::render::cli::NO_GATES);
         return ExitCode::SUCCESS;
     }
     let rt = match tokio::runtime::Runtime::new() {
@@ -270,11 +270,11 @@ fn config(command: ConfigCommand) -> ExitCode {
         ConfigCommand::Validate { path } => match std::fs::read_to_string(&path) {
             Ok(text) => match RepoConfig::parse(&text) {
                 Ok(c) => {
-                    crate::outln!(
-                        "{}: valid ({} environment(s))",
-                        path.display(),
-                        c.environments.len()
+                    let line = crate::render::cli::config_valid(
+                        &path.display().to_string(),
+                        c.environments.len(),
                     );
+                    crate::outln!("{line}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -322,7 +322,7 @@ fn webhook(command: WebhookCommand) -> ExitCode {
                 file: &file,
             })
             .await?;
-        crate::outln!("{status} {body}");
+        crate::outln!("{}", crate::render::cli::server_answer(status, &body));
         if (200..300).contains(&status) {
             Ok(())
         } else {
@@ -382,7 +382,10 @@ fn migrate() -> ExitCode {
                 problem: format!("cannot open {}: {e}", url.redacted()),
             })?;
         store.migrate().await?;
-        crate::outln!("migrations applied to {}", url.redacted());
+        crate::outln!(
+            "{}",
+            crate::render::cli::migrations_applied(&url.redacted())
+        );
         Ok(())
     })
 }

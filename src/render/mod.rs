@@ -9,6 +9,7 @@
 pub mod action;
 pub mod admin;
 pub mod chatops;
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod freeze;
