@@ -386,10 +386,6 @@ pub async fn role_of(api: &Api, repo: &str, login: &str) -> Result<Option<Role>,
 /// A pull request as the gates see it.
 pub async fn pull_facts(api: &Api, repo: &str, number: i64) -> Result<PullFacts, GitHubError> {
     let pr = api.pull_request(repo, number).await?;
-    let fork = match &pr.head.repo {
-        Some(head) => !head.full_name.eq_ignore_ascii_case(repo),
-        None => true,
-    };
     Ok(PullFacts {
         number: pr.number,
         open: pr.state == "open",
@@ -397,8 +393,39 @@ pub async fn pull_facts(api: &Api, repo: &str, number: i64) -> Result<PullFacts,
         base_ref: pr.base.git_ref.clone(),
         author: pr.user.login.clone(),
         head_sha: pr.head.sha.clone(),
-        fork,
+        fork: is_fork(pr.head.repo.as_ref().map(|r| r.full_name.as_str()), repo),
     })
+}
+
+/// A pull request listed for a commit, as the gates see it; `default_base`
+/// when the listing leaves its base out.
+pub fn pull_facts_of(
+    pr: &crate::github::repos::PullSummary,
+    repo: &str,
+    default_base: &str,
+) -> PullFacts {
+    PullFacts {
+        number: pr.number,
+        open: pr.state == "open",
+        draft: pr.draft,
+        base_ref: pr
+            .base
+            .as_ref()
+            .map_or(default_base, |b| b.git_ref.as_str())
+            .to_string(),
+        author: pr
+            .user
+            .as_ref()
+            .map(|u| u.login.clone())
+            .unwrap_or_default(),
+        head_sha: pr.head.sha.clone(),
+        fork: is_fork(pr.head.repo.as_ref().map(|r| r.full_name.as_str()), repo),
+    }
+}
+
+/// A head in another repository, or in one since deleted, is a fork's.
+pub fn is_fork(head_repo: Option<&str>, repo: &str) -> bool {
+    head_repo.is_none_or(|h| !h.eq_ignore_ascii_case(repo))
 }
 
 /// The latest decisive review of each reviewer of a pull request, and the

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::config::repo::{BranchProtection, RequiredCheck};
-use crate::deploy::gates::{self, ApprovalRule, DecisiveReview, Gate, ReviewerRoles};
+use crate::deploy::gates::{self, ApprovalRule, DecisiveReview, Gate, PullFacts, ReviewerRoles};
 use crate::github::content::CommitStatus;
 use crate::github::repos::CheckRun;
 
@@ -295,32 +295,23 @@ pub async fn evaluate_pull_request_live(
     api: &crate::github::Api,
     repo: &str,
     rules: &BranchProtection,
-    pr: &PullFacts<'_>,
+    pr: &PullFacts,
 ) -> Result<Vec<Gate>, crate::github::GitHubError> {
     let mut facts = PolicyFacts::default();
     if rules.required_approvals.is_some_and(|n| n > 0) {
         let (reviews, roles, too_many) =
-            crate::deploy::review_facts(api, repo, pr.number, pr.author).await?;
+            crate::deploy::review_facts(api, repo, pr.number, &pr.author).await?;
         facts.reviews = reviews;
         facts.roles = roles;
         facts.too_many_reviewers = too_many;
     }
     if rules.required_checks.is_some() {
-        (facts.runs, facts.statuses) = api.checks(repo, pr.head).await?;
+        (facts.runs, facts.statuses) = api.checks(repo, &pr.head_sha).await?;
     }
     if rules.strict == Some(true) {
-        facts.behind_by = Some(api.behind_by(repo, pr.base, pr.head).await?);
+        facts.behind_by = Some(api.behind_by(repo, &pr.base_ref, &pr.head_sha).await?);
     }
-    Ok(evaluate_pull_request(rules, pr.head, &facts))
-}
-
-/// The pull request facts the policy is evaluated for.
-#[derive(Debug, Clone, Copy)]
-pub struct PullFacts<'a> {
-    pub number: i64,
-    pub head: &'a str,
-    pub base: &'a str,
-    pub author: &'a str,
+    Ok(evaluate_pull_request(rules, &pr.head_sha, &facts))
 }
 
 /// The unmet conditions, one line each.

@@ -517,6 +517,10 @@ pub struct WorkflowPullRequest {
     #[serde(default, deserialize_with = "lenient")]
     pub number: Option<i64>,
     #[serde(default, deserialize_with = "lenient")]
+    pub state: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub draft: Option<bool>,
+    #[serde(default, deserialize_with = "lenient")]
     pub base: Option<WorkflowRef>,
     #[serde(default, deserialize_with = "lenient")]
     pub head: Option<WorkflowRef>,
@@ -532,6 +536,9 @@ pub struct WorkflowRef {
     pub git_ref: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     pub sha: Option<String>,
+    /// The repository the branch lives in; absent when it was deleted.
+    #[serde(default, deserialize_with = "lenient")]
+    pub repo: Option<RepositoryRef>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -561,6 +568,10 @@ impl WorkflowPullRequest {
     }
     pub fn head_sha(&self) -> Option<&str> {
         self.head.as_ref()?.sha.as_deref()
+    }
+    /// The repository the head branch lives in (`owner/name`).
+    pub fn head_repo(&self) -> Option<&str> {
+        Some(self.head.as_ref()?.repo.as_ref()?.full_name.as_str())
     }
     pub fn author(&self) -> Option<&str> {
         self.user.as_ref().map(|u| u.login.as_str())

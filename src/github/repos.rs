@@ -425,6 +425,8 @@ impl Api {
 pub struct PullSummary {
     pub number: i64,
     pub state: String,
+    #[serde(default)]
+    pub draft: bool,
     pub head: BranchRef,
     #[serde(default)]
     pub base: Option<BranchRef>,

@@ -4,7 +4,7 @@
 use crate::action::request::{api_failure, client, CheckError, CheckRequest, GateResult};
 use crate::action::Runner;
 use crate::config::repo::RepoConfig;
-use crate::deploy::gates::Verdict;
+use crate::deploy::gates::{PullFacts, Verdict};
 use crate::render::policy::{conditions_table, no_branch_policy, not_a_pull_request};
 
 pub async fn run(
@@ -31,13 +31,14 @@ pub async fn run(
     };
     let (_, api, repo) = client(runner, req, "policy")?;
     let number = pr.number.unwrap_or_default();
-    let head = pr.head_sha().unwrap_or_default().to_string();
-    let author = pr.author().unwrap_or_default().to_string();
-    let facts = crate::deploy::policy::PullFacts {
+    let facts = PullFacts {
         number,
-        head: &head,
-        base: &base,
-        author: &author,
+        open: pr.state.as_deref().is_none_or(|s| s == "open"),
+        draft: pr.draft.unwrap_or(false),
+        base_ref: base.clone(),
+        author: pr.author().unwrap_or_default().to_string(),
+        head_sha: pr.head_sha().unwrap_or_default().to_string(),
+        fork: crate::deploy::is_fork(pr.head_repo(), &repo),
     };
     let gates =
         match crate::deploy::policy::evaluate_pull_request_live(&api, &repo, rules, &facts).await {

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::enforce::PolicyConfig;
 use super::{Context, HandlerError, POLICY_CHECK, POLICY_EVENT};
+use crate::deploy::gates::PullFacts;
 use crate::deploy::policy;
 use crate::github::repos::{CheckRunOutput, NewCheckRun};
 use crate::github::Api;
@@ -63,32 +64,21 @@ pub async fn request_policy_check(
 }
 
 /// `shipgate/policy` on the PR's head: the base branch's policy, evaluated.
-#[allow(clippy::too_many_arguments)]
 pub async fn policy_check(
     cx: &Context,
     api: &Api,
     policy: &PolicyConfig,
     repo: &str,
-    number: i64,
-    head: &str,
-    base: &str,
-    author: &str,
+    pr: &PullFacts,
     default_branch: &str,
 ) -> Result<(), HandlerError> {
+    let (base, head) = (pr.base_ref.as_str(), pr.head_sha.as_str());
     let rules = policy
         .config
         .as_ref()
         .and_then(|c| c.protection.branches.get(base));
     let gates = match rules {
-        Some(rules) => {
-            let facts = policy::PullFacts {
-                number,
-                head,
-                base,
-                author,
-            };
-            policy::evaluate_pull_request_live(api, repo, rules, &facts).await?
-        }
+        Some(rules) => policy::evaluate_pull_request_live(api, repo, rules, pr).await?,
         None if policy.broken.is_none() => return Ok(()),
         None => Vec::new(),
     };

@@ -274,28 +274,8 @@ async fn run_policy_job(cx: &Context, input: &Input) -> Result<(), HandlerError>
         if pr.state != "open" || pr.head.sha != sha {
             continue;
         }
-        let base = pr
-            .base
-            .as_ref()
-            .map(|b| b.git_ref.clone())
-            .unwrap_or_else(|| default_branch.clone());
-        let author = pr
-            .user
-            .as_ref()
-            .map(|u| u.login.clone())
-            .unwrap_or_default();
-        policy_check(
-            cx,
-            &api,
-            &policy,
-            repo,
-            pr.number,
-            sha,
-            &base,
-            &author,
-            &default_branch,
-        )
-        .await?;
+        let facts = crate::deploy::pull_facts_of(&pr, repo, &default_branch);
+        policy_check(cx, &api, &policy, repo, &facts, &default_branch).await?;
     }
     Ok(())
 }
