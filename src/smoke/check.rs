@@ -141,7 +141,7 @@ fn planned_request(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         body: c.body.clone(),
-        follow: true,
+        follow: c.follow_redirects.unwrap_or(true),
     };
     Ok((name, req, timeout))
 }

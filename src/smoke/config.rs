@@ -114,6 +114,11 @@ pub struct CheckSpec {
     pub headers: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// Follow redirects (default `true`). With `false` a redirect is the
+    /// answer, so `expect` can assert on its status (`301`) and its
+    /// `location` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_redirects: Option<bool>,
     /// Per-request timeout (default 10s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<DurationText>,

@@ -84,6 +84,46 @@ async fn health_server(status: &'static str) -> String {
     format!("http://{addr}/")
 }
 
+/// A site whose old address answers `301` to its new one.
+async fn moved_site() -> String {
+    let router = Router::new().route(
+        "/old",
+        get(|| async {
+            (
+                axum::http::StatusCode::MOVED_PERMANENTLY,
+                [("location", "/new")],
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}/")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smoke_check_asserts_on_a_redirect_without_following_it() {
+    let site = moved_site().await;
+    for (location, code) in [("/new", 0), ("/elsewhere", 1)] {
+        let mut step = Step::new();
+        step.config(&format!(
+            "smoke:\n  checks:\n    - {{ name: moved, path: /old, follow_redirects: false, expect: {{ status: 301, headers: {{ location: {{ equals: \"{location}\" }} }} }} }}\n"
+        ));
+        step.set("INPUT_GATES", "smoke").set("INPUT_URL", &site);
+        let env = step.env.clone();
+        let ws = step.ws();
+        let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+            .await
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{location}: {}",
+            stdout(&out)
+        );
+    }
+}
+
 const SMOKE: &str = "smoke:\n  checks:\n    - { name: health, path: /api/health, expect: { json: ['$.status == \"healthy\"'] } }\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -694,6 +694,57 @@ async fn the_action_follows_redirects_anywhere_without_carrying_credentials() {
     assert_eq!(r.requests, 3);
 }
 
+/// A redirect can be the answer a check asserts on: `follow_redirects:
+/// false` stops at it, so the status and `location` are the redirect's own.
+#[tokio::test]
+async fn a_redirect_is_asserted_on_when_following_is_off() {
+    let (target, target_hits) = counting("127.0.0.1:0", || "new home".into_response()).await;
+    let to = format!("http://{target}/new");
+    let (old, _) = counting("127.0.0.1:0", move || {
+        (StatusCode::MOVED_PERMANENTLY, [("location", to.clone())]).into_response()
+    })
+    .await;
+    let base = Url::parse(&format!("http://{old}/")).unwrap();
+    let yaml = |location: &str| {
+        format!(
+            "checks:\n  - {{ name: moved, path: /old, follow_redirects: false, expect: {{ status: 301, headers: {{ location: {{ equals: \"{location}\" }} }} }} }}\n"
+        )
+    };
+    let r = smoke::run(
+        &base,
+        &suite(&yaml(&format!("http://{target}/new"))),
+        &fast(),
+        &Limits::none(),
+    )
+    .await;
+    assert_eq!(r.outcome(), Outcome::Pass, "{:?}", r.results);
+    assert_eq!(
+        target_hits.load(Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
+
+    let r = smoke::run(
+        &base,
+        &suite(&yaml("https://elsewhere.example/")),
+        &fast(),
+        &Limits::none(),
+    )
+    .await;
+    assert_eq!(r.outcome(), Outcome::Fail, "{:?}", r.results);
+    assert!(
+        r.results[0].reason.contains("location"),
+        "{:?}",
+        r.results[0]
+    );
+
+    // Following (the default), the same check sees the target's 200 instead.
+    let followed = suite("checks:\n  - { name: moved, path: /old, expect: { status: 301 } }\n");
+    let r = smoke::run(&base, &followed, &fast(), &Limits::none()).await;
+    assert_eq!(r.outcome(), Outcome::Fail, "{:?}", r.results);
+    assert_eq!(target_hits.load(Ordering::SeqCst), 1);
+}
+
 #[test]
 fn samples_and_bursts_out_of_range_are_config_errors() {
     for (yaml, want) in [
