@@ -662,6 +662,49 @@ async fn a_redirect_from_an_allowed_host_is_checked_like_the_first_hop() {
     t.finish().await;
 }
 
+/// A redirect the team expects is asserted on, not followed: the preview's
+/// check run passes on the `301` and its `location`, and the target the
+/// redirect names is never requested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_check_asserts_on_a_redirect_without_following_it() {
+    let t = Harness::start_with(&[PRIVATE_OK]).await;
+    let new_home = target(ok).await;
+    let location = format!("http://127.0.0.1:{}/", new_home.addr.port());
+    let moved = location.clone();
+    let preview = target(move |_| {
+        use axum::response::IntoResponse;
+        (
+            axum::http::StatusCode::MOVED_PERMANENTLY,
+            [("location", moved.clone())],
+        )
+            .into_response()
+    })
+    .await;
+    let config = format!(
+        "preview:\n  allowed_hosts: [\"127.0.0.1\"]\n  allow_private: true\nsmoke:\n  checks:\n    - {{ name: moved, path: /tienda, follow_redirects: false, expect: {{ status: 301, headers: {{ location: {{ equals: \"{location}\" }} }} }} }}\n"
+    );
+    let (pr, head) = setup(&t, &config);
+    let d =
+        t.gh.create_deployment(REPO, &head, "Preview – web", json!({}));
+    let url = format!("http://{}/", preview.addr);
+    t.send(
+        "deployment_status",
+        &provider_status(&t, "vercel", d, &head, &url),
+    )
+    .await;
+    t.settle().await;
+    let summary = check_run_summary(&t);
+    assert!(summary.contains("| moved | ✅ |"), "{summary}");
+    assert_eq!(preview.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        new_home.hits.load(Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
+    let _ = t.gh.next_bot_comment(REPO, pr);
+    t.finish().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allow_private_in_the_repository_alone_does_not_open_private_addresses() {
     // The operator has not set SHIPGATE_ALLOW_PRIVATE_PROBES.
