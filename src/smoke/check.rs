@@ -95,6 +95,13 @@ pub(super) async fn request_check(cx: &Ctx, base: &Url, c: &CheckSpec) -> CheckR
     r
 }
 
+/// The check's method (default GET), or why it is not one.
+pub(super) fn method_of(c: &CheckSpec) -> Result<reqwest::Method, String> {
+    let name = c.method.as_deref().unwrap_or("GET");
+    reqwest::Method::from_bytes(name.to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("bad method `{name}`"))
+}
+
 /// The check's name, request and timeout; a check whose URL or method is
 /// malformed is a failed result instead.
 fn planned_request(
@@ -114,22 +121,9 @@ fn planned_request(
         }
     };
     let name = check_name(c, &url);
-    let method = match reqwest::Method::from_bytes(
-        c.method
-            .as_deref()
-            .unwrap_or("GET")
-            .to_ascii_uppercase()
-            .as_bytes(),
-    ) {
+    let method = match method_of(c) {
         Ok(m) => m,
-        Err(_) => {
-            return Err(Box::new(result(
-                name,
-                Outcome::Fail,
-                format!("bad method `{}`", c.method.as_deref().unwrap_or("")),
-                0,
-            )))
-        }
+        Err(e) => return Err(Box::new(result(name, Outcome::Fail, e, 0))),
     };
     let timeout = c.timeout.map(|t| t.0).unwrap_or(cx.opts.request_timeout);
     let req = Req {

@@ -222,9 +222,15 @@ impl SmokeConfig {
     pub fn validate(&self, at: &str) -> Result<(), String> {
         for (i, c) in self.checks.iter().enumerate() {
             let here = format!("{at}.checks[{i}]");
-            if c.rule.is_some() && (c.body.is_some() || c.method.is_some() || c.samples.is_some()) {
+            // `rate_limit` sends the check's request (a login is limited on
+            // its POST); the other rules make requests of their own.
+            let sends_request = c.rule == Some(Rule::RateLimit);
+            if c.rule.is_some() && c.samples.is_some() {
+                return Err(format!("{here}: a `rule` check takes no samples"));
+            }
+            if c.rule.is_some() && !sends_request && (c.body.is_some() || c.method.is_some()) {
                 return Err(format!(
-                    "{here}: a `rule` check takes no body, method or samples"
+                    "{here}: only `rate_limit` of the rules takes a body or a method"
                 ));
             }
             if c.path.is_some() && c.url.is_some() {

@@ -408,7 +408,19 @@ async fn rate_limit_check(cx: &Ctx, url: &Url, c: &CheckSpec) -> CheckResult {
     }
     let wanted = c.burst.unwrap_or(50).clamp(1, super::config::MAX_BURST);
     let burst = cx.limits.max_burst.map_or(wanted, |max| wanted.min(max));
-    let req = Req::get(url);
+    // A login or a form is limited on its POST: the burst sends the check's
+    // method, headers and body.
+    let mut req = Req::get(url);
+    match super::check::method_of(c) {
+        Ok(m) => req.method = m,
+        Err(e) => return result(String::new(), Outcome::Fail, e, 0),
+    }
+    req.headers = c
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    req.body = c.body.clone();
     let statuses: Vec<Result<(u16, bool), FetchError>> = futures_util::stream::iter(0..burst)
         .map(|_| async {
             cx.send(&req, cx.opts.request_timeout, 0).await.map(|f| {

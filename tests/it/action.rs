@@ -124,6 +124,59 @@ async fn a_smoke_check_asserts_on_a_redirect_without_following_it() {
     }
 }
 
+/// A login limited to 10 POSTs: the Action's `rate_limit` check posts the
+/// check's body and passes on the 429s; without the limit it fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_check_posts_to_a_login() {
+    use axum::response::IntoResponse;
+    async fn login(limit: u32) -> String {
+        let posts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let router = Router::new().route(
+            "/login",
+            axum::routing::post(move |body: String| {
+                let posts = posts.clone();
+                async move {
+                    if body != "user=smoke" {
+                        return axum::http::StatusCode::BAD_REQUEST.into_response();
+                    }
+                    let n = posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if n >= limit {
+                        (
+                            axum::http::StatusCode::TOO_MANY_REQUESTS,
+                            [("retry-after", "900")],
+                        )
+                            .into_response()
+                    } else {
+                        axum::http::StatusCode::OK.into_response()
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        format!("http://{addr}/")
+    }
+    let config = "smoke:\n  checks:\n    - { rule: rate_limit, name: login, path: /login, method: POST, body: user=smoke, burst: 15 }\n";
+    for (limit, code) in [(10, 0), (1000, 1)] {
+        let site = login(limit).await;
+        let mut step = Step::new();
+        step.config(config);
+        step.set("INPUT_GATES", "smoke").set("INPUT_URL", &site);
+        let env = step.env.clone();
+        let ws = step.ws();
+        let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+            .await
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "limit {limit}: {}",
+            stdout(&out)
+        );
+    }
+}
+
 const SMOKE: &str = "smoke:\n  checks:\n    - { name: health, path: /api/health, expect: { json: ['$.status == \"healthy\"'] } }\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -694,6 +694,60 @@ async fn the_action_follows_redirects_anywhere_without_carrying_credentials() {
     assert_eq!(r.requests, 3);
 }
 
+/// A limit on a POST endpoint (a login, a lead form): the burst sends the
+/// check's method, headers and body, and only those requests are counted.
+#[tokio::test]
+async fn a_rate_limit_burst_posts_the_checks_body() {
+    let posts = Arc::new(AtomicU32::new(0));
+    let p2 = posts.clone();
+    let leads = Router::new().route(
+        "/api/leads",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let p2 = p2.clone();
+            async move {
+                let json = headers
+                    .get("content-type")
+                    .is_some_and(|v| v == "application/json");
+                if !json || body != r#"{"email":"smoke@example.com"}"# {
+                    return StatusCode::BAD_REQUEST.into_response();
+                }
+                if p2.fetch_add(1, Ordering::SeqCst) >= 10 {
+                    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "3600")]).into_response()
+                } else {
+                    StatusCode::CREATED.into_response()
+                }
+            }
+        }),
+    );
+    let addr = serve(leads).await;
+    let base = Url::parse(&format!("http://{addr}/")).unwrap();
+    let s = suite(
+        r#"
+checks:
+  - rule: rate_limit
+    path: /api/leads
+    method: POST
+    headers: { content-type: application/json }
+    body: '{"email":"smoke@example.com"}'
+    burst: 15
+"#,
+    );
+    let r = smoke::run(&base, &s, &fast(), &Limits::none()).await;
+    assert_eq!(r.results[0].outcome, Outcome::Pass, "{:?}", r.results[0]);
+    assert!(
+        r.results[0]
+            .reason
+            .ends_with("of 15 requests got 429 with Retry-After"),
+        "{}",
+        r.results[0].reason
+    );
+    assert_eq!(
+        posts.load(Ordering::SeqCst),
+        15,
+        "every request of the burst was a well-formed POST"
+    );
+}
+
 /// A redirect can be the answer a check asserts on: `follow_redirects:
 /// false` stops at it, so the status and `location` are the redirect's own.
 #[tokio::test]
