@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::HandlerError;
-use crate::github::events::{CheckRef, Event, PushEvent, RepositoryRef};
+use crate::github::events::{CheckRef, Event, RepositoryRef};
 
 /// The fields of a payload the policy handler reads, whichever the event:
 /// only these are decoded (reading a whole 28 KB pull request payload into a
@@ -78,15 +78,14 @@ pub struct AppField {
     pub slug: Option<String>,
 }
 
-/// A delivery as the policy handler reads it: the payload's fields, its
-/// common ones, and for a push the typed event.
+/// A delivery as the policy handler reads it: the payload's fields
+/// and its common ones (a push is read from the typed event itself).
 pub struct Input {
     pub p: Fields,
     pub installation: Option<i64>,
     pub sender: Option<String>,
     pub repo: Option<String>,
     pub default_branch: Option<String>,
-    pub push: Option<PushEvent>,
 }
 
 /// The policy handler's view of a delivery: a webhook's typed event (decoded
@@ -110,7 +109,6 @@ pub fn decode(payload: &str, event: &Event) -> Result<Input, HandlerError> {
             sha: Some(sha.to_string()),
         }),
     };
-    let mut push = None;
     match event {
         Event::Installation(ev) => p.repositories = ev.repositories.clone(),
         Event::InstallationRepositories(ev) => p.repositories_added = ev.repositories_added.clone(),
@@ -131,7 +129,6 @@ pub fn decode(payload: &str, event: &Event) -> Result<Input, HandlerError> {
         }
         Event::CheckRun(ev) => p.check_run = Some(check(&ev.check_run)),
         Event::CheckSuite(ev) => p.check_suite = Some(check(&ev.check_run)),
-        Event::Push(ev) => push = Some((**ev).clone()),
         _ => {}
     }
     let (repo, default_branch) = match (event, p.repository.take()) {
@@ -154,7 +151,6 @@ pub fn decode(payload: &str, event: &Event) -> Result<Input, HandlerError> {
         sender,
         repo,
         default_branch,
-        push,
         p,
     })
 }

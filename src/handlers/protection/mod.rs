@@ -90,7 +90,7 @@ impl Handler for Protection {
                 let branch = input.default_branch.clone();
                 enforce(cx, &api, &repo, branch, "repository created", sender).await
             }
-            "push" => on_push(cx, &input).await,
+            "push" => on_push(cx, event, &input).await,
             "branch_protection_rule" => {
                 // shipgate's own writes come back as events: never react to them.
                 let me = cx.github.bot_login().await?;
@@ -152,9 +152,9 @@ async fn fan_out(cx: &Context, d: &ClaimedDelivery, input: &Input) -> Result<(),
 }
 
 /// A push that changes the policy file on the default branch enforces it.
-async fn on_push(cx: &Context, input: &Input) -> Result<(), HandlerError> {
+async fn on_push(cx: &Context, event: &Event, input: &Input) -> Result<(), HandlerError> {
     let (installation, sender) = (input.installation, input.sender.as_deref());
-    let Some(push) = &input.push else {
+    let Event::Push(push) = event else {
         return Ok(());
     };
     if push.deleted
