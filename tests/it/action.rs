@@ -128,33 +128,9 @@ async fn a_smoke_check_asserts_on_a_redirect_without_following_it() {
 /// check's body and passes on the 429s; without the limit it fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_check_posts_to_a_login() {
-    use axum::response::IntoResponse;
     async fn login(limit: u32) -> String {
-        let posts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let router = Router::new().route(
-            "/login",
-            axum::routing::post(move |body: String| {
-                let posts = posts.clone();
-                async move {
-                    if body != "user=smoke" {
-                        return axum::http::StatusCode::BAD_REQUEST.into_response();
-                    }
-                    let n = posts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    if n >= limit {
-                        (
-                            axum::http::StatusCode::TOO_MANY_REQUESTS,
-                            [("retry-after", "900")],
-                        )
-                            .into_response()
-                    } else {
-                        axum::http::StatusCode::OK.into_response()
-                    }
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let (addr, _) =
+            crate::common::limited_post_endpoint("/login", "user=smoke", None, limit).await;
         format!("http://{addr}/")
     }
     let config = "smoke:\n  checks:\n    - { rule: rate_limit, name: login, path: /login, method: POST, body: user=smoke, burst: 15 }\n";

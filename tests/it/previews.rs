@@ -582,36 +582,14 @@ async fn rate_limit_bursts_go_only_to_configured_environment_hosts() {
 /// host posts the check's body with its headers, and the limit is seen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_on_a_post_endpoint_is_checked_with_the_checks_body() {
-    use axum::response::IntoResponse;
     let t = Harness::start_with(&[PRIVATE_OK]).await;
-    let posts = Arc::new(AtomicU32::new(0));
-    let p2 = posts.clone();
-    let router = Router::new().route(
+    let (addr, posts) = common::limited_post_endpoint(
         "/api/leads",
-        post(move |headers: axum::http::HeaderMap, body: String| {
-            let p2 = p2.clone();
-            async move {
-                let json = headers
-                    .get("content-type")
-                    .is_some_and(|v| v == "application/json");
-                if !json || body != r#"{"email":"smoke@example.com"}"# {
-                    return axum::http::StatusCode::BAD_REQUEST.into_response();
-                }
-                if p2.fetch_add(1, Ordering::SeqCst) >= 10 {
-                    (
-                        axum::http::StatusCode::TOO_MANY_REQUESTS,
-                        [("retry-after", "3600")],
-                    )
-                        .into_response()
-                } else {
-                    axum::http::StatusCode::CREATED.into_response()
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        r#"{"email":"smoke@example.com"}"#,
+        Some("application/json"),
+        10,
+    )
+    .await;
     let config = format!(
         "preview:\n  allowed_hosts: [\"127.0.0.1\"]\n  allow_private: true\nenvironments:\n  production:\n    url: http://127.0.0.1:{}/\nsmoke:\n  checks:\n    - {{ rule: rate_limit, name: leads, path: /api/leads, method: POST, headers: {{ content-type: application/json }}, body: '{{\"email\":\"smoke@example.com\"}}', burst: 15 }}\n",
         addr.port()

@@ -698,28 +698,13 @@ async fn the_action_follows_redirects_anywhere_without_carrying_credentials() {
 /// check's method, headers and body, and only those requests are counted.
 #[tokio::test]
 async fn a_rate_limit_burst_posts_the_checks_body() {
-    let posts = Arc::new(AtomicU32::new(0));
-    let p2 = posts.clone();
-    let leads = Router::new().route(
+    let (addr, posts) = crate::common::limited_post_endpoint(
         "/api/leads",
-        axum::routing::post(move |headers: HeaderMap, body: String| {
-            let p2 = p2.clone();
-            async move {
-                let json = headers
-                    .get("content-type")
-                    .is_some_and(|v| v == "application/json");
-                if !json || body != r#"{"email":"smoke@example.com"}"# {
-                    return StatusCode::BAD_REQUEST.into_response();
-                }
-                if p2.fetch_add(1, Ordering::SeqCst) >= 10 {
-                    (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "3600")]).into_response()
-                } else {
-                    StatusCode::CREATED.into_response()
-                }
-            }
-        }),
-    );
-    let addr = serve(leads).await;
+        r#"{"email":"smoke@example.com"}"#,
+        Some("application/json"),
+        10,
+    )
+    .await;
     let base = Url::parse(&format!("http://{addr}/")).unwrap();
     let s = suite(
         r#"

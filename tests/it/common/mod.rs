@@ -371,3 +371,49 @@ pub fn metric_value(text: &str, name: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
 }
+
+/// A POST endpoint at `path` on a loopback port, limited like a login or a
+/// lead form: requests whose body is `body` (and, when given, whose
+/// `content-type` is `content_type`) get 2xx until `limit`, then `429` with
+/// `Retry-After`; any other request gets `400`. Returns the address and the
+/// count of well-formed POSTs.
+pub async fn limited_post_endpoint(
+    path: &'static str,
+    body: &'static str,
+    content_type: Option<&'static str>,
+    limit: u32,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicU32>,
+) {
+    use axum::response::IntoResponse;
+    use std::sync::atomic::Ordering;
+    let posts = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = posts.clone();
+    let router = axum::Router::new().route(
+        path,
+        axum::routing::post(move |headers: axum::http::HeaderMap, sent: String| {
+            let counted = counted.clone();
+            async move {
+                let typed = content_type
+                    .is_none_or(|t| headers.get("content-type").is_some_and(|v| v == t));
+                if !typed || sent != body {
+                    return axum::http::StatusCode::BAD_REQUEST.into_response();
+                }
+                if counted.fetch_add(1, Ordering::SeqCst) >= limit {
+                    (
+                        axum::http::StatusCode::TOO_MANY_REQUESTS,
+                        [("retry-after", "3600")],
+                    )
+                        .into_response()
+                } else {
+                    axum::http::StatusCode::CREATED.into_response()
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (addr, posts)
+}
