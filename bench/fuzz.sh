@@ -27,7 +27,7 @@ if ! rustup run nightly rustc --version >/dev/null 2>&1; then
   rustup toolchain install nightly --profile minimal
 fi
 rustup run nightly rustc --version
-if ! cargo fuzz --version 2>/dev/null | grep -qF "$CARGO_FUZZ_VERSION"; then
+if ! cargo fuzz --version 2>/dev/null | grep -F "$CARGO_FUZZ_VERSION" >/dev/null; then
   cargo install --locked "cargo-fuzz@$CARGO_FUZZ_VERSION"
 fi
 cargo fuzz --version

@@ -31,7 +31,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 VENV="$HERE/.venv"
-if ! "$VENV/bin/detect-secrets" --version 2>/dev/null | grep -qx "$DS_VERSION"; then
+if ! "$VENV/bin/detect-secrets" --version 2>/dev/null | grep -x "$DS_VERSION" >/dev/null; then
   log "installing detect-secrets==$DS_VERSION in $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "detect-secrets==$DS_VERSION"
