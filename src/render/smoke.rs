@@ -74,6 +74,14 @@ pub fn smoke_json(r: &SmokeReport) -> String {
     serde_json::to_string_pretty(r).expect("a report serializes")
 }
 
+/// The Action's configuration error for a `${env.NAME}` its step's
+/// environment does not set.
+pub fn missing_env(used_at: &str, name: &str) -> String {
+    format!(
+        "{used_at} uses `${{env.{name}}}`, which is not set in the step's environment; map it from a secret in the step: `env: {{ {name}: ${{{{ secrets.{name} }}}} }}`"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +92,7 @@ mod tests {
             url: "https://app.example/".into(),
             duration_ms: 42,
             requests: 2,
+            secrets: Default::default(),
             results: vec![
                 CheckResult {
                     name: "health".into(),
@@ -105,6 +114,14 @@ mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn a_missing_env_value_names_it_and_where_it_is_used() {
+        insta::assert_snapshot!(super::missing_env(
+            "smoke.checks[1].flow[0].body",
+            "SMOKE_PASSWORD"
+        ));
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub(super) fn method_of(c: &CheckSpec) -> Result<reqwest::Method, String> {
 
 /// The check's name, request and timeout; a check whose URL or method is
 /// malformed is a failed result instead.
-fn planned_request(
+pub(super) fn planned_request(
     cx: &Ctx,
     base: &Url,
     c: &CheckSpec,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::template::Template;
 use crate::duration::DurationText;
 
 /// The most `samples` a check may ask for (`shipgate serve` allows fewer:
@@ -142,6 +143,82 @@ pub struct CheckSpec {
     /// `tls`: the oldest acceptable protocol, `1.2` (default) or `1.3`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_version: Option<String>,
+    /// Ordered requests instead of one (log in, then read the dashboard):
+    /// a step can `save` values from its answer for later steps (`${name}`),
+    /// and a failed step stops the flow. Takes only `name`, `severity` and
+    /// the steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flow: Vec<FlowStep>,
+}
+
+/// One request of a `flow`. `path`, `url`, header values and `body` may use
+/// `${env.NAME}` (from the step's environment: the Action's `env:`, fed
+/// from `secrets`) and `${name}` (saved by an earlier step).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlowStep {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_redirects: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<DurationText>,
+    #[serde(default)]
+    pub expect: Expect,
+    /// Values to keep for later steps: a JSON path into the answer
+    /// (`token: $.access_token`) or a response header (`session:
+    /// header:set-cookie`, the cookie's `name=value`). A path that matches
+    /// nothing fails the step. Saved values are secrets, like `${env.…}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub save: BTreeMap<String, String>,
+}
+
+impl FlowStep {
+    /// The step as a request check, with its templates still unfilled.
+    pub fn as_check(&self) -> CheckSpec {
+        CheckSpec {
+            name: self.name.clone(),
+            path: self.path.clone(),
+            url: self.url.clone(),
+            method: self.method.clone(),
+            headers: self.headers.clone(),
+            body: self.body.clone(),
+            follow_redirects: self.follow_redirects,
+            timeout: self.timeout,
+            expect: self.expect.clone(),
+            ..CheckSpec::default()
+        }
+    }
+}
+
+/// Where a `save:` entry reads its value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SaveFrom {
+    Json(super::jsonpath::JsonPath),
+    /// A response header, lower-cased.
+    Header(String),
+}
+
+impl SaveFrom {
+    pub fn parse(text: &str) -> Result<SaveFrom, String> {
+        match text.trim().strip_prefix("header:") {
+            Some(name) if !name.trim().is_empty() => {
+                Ok(SaveFrom::Header(name.trim().to_ascii_lowercase()))
+            }
+            Some(_) => Err("`header:` needs a header name".into()),
+            None => super::jsonpath::JsonPath::parse(text).map(SaveFrom::Json),
+        }
+    }
 }
 
 /// Expectations of a request check.
@@ -216,59 +293,198 @@ pub struct HeaderExpect {
     pub matches: Option<String>,
 }
 
+/// The request fields that may hold `${…}` references, with their labels.
+fn template_fields<'a>(
+    path: &'a Option<String>,
+    url: &'a Option<String>,
+    headers: &'a BTreeMap<String, String>,
+    body: &'a Option<String>,
+) -> Vec<(String, &'a str)> {
+    let mut fields = Vec::new();
+    fields.extend(path.as_deref().map(|p| ("path".to_string(), p)));
+    fields.extend(url.as_deref().map(|u| ("url".to_string(), u)));
+    fields.extend(
+        headers
+            .iter()
+            .map(|(k, v)| (format!("headers.{k}"), v.as_str())),
+    );
+    fields.extend(body.as_deref().map(|b| ("body".to_string(), b)));
+    fields
+}
+
+impl CheckSpec {
+    /// Its request fields (its steps' for a flow) that reference values,
+    /// as (label, template).
+    pub fn templates(&self) -> Vec<(String, Template)> {
+        let mut all = Vec::new();
+        let mut push = |label: String, text: &str| {
+            if let Ok(t) = Template::parse(text) {
+                if t.env_names().next().is_some() || t.saved_names().next().is_some() {
+                    all.push((label, t));
+                }
+            }
+        };
+        for (label, text) in template_fields(&self.path, &self.url, &self.headers, &self.body) {
+            push(label, text);
+        }
+        for (i, step) in self.flow.iter().enumerate() {
+            for (label, text) in template_fields(&step.path, &step.url, &step.headers, &step.body) {
+                push(format!("flow[{i}].{label}"), text);
+            }
+        }
+        all
+    }
+
+    /// The `${env.NAME}` names it needs, each once.
+    pub fn env_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .templates()
+            .iter()
+            .flat_map(|(_, t)| t.env_names().map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
 impl SmokeConfig {
+    /// Where each `${env.NAME}` is used: (`checks[i].field`, NAME).
+    pub fn env_uses(&self) -> Vec<(String, String)> {
+        let mut uses = Vec::new();
+        for (i, c) in self.checks.iter().enumerate() {
+            for (label, t) in c.templates() {
+                for name in t.env_names() {
+                    uses.push((format!("checks[{i}].{label}"), name.to_string()));
+                }
+            }
+        }
+        uses
+    }
+
     /// Checked when the config loads: rules and requests are told apart,
-    /// regular expressions and JSON assertions parse.
+    /// regular expressions, JSON assertions and `${…}` references parse.
     pub fn validate(&self, at: &str) -> Result<(), String> {
         for (i, c) in self.checks.iter().enumerate() {
             let here = format!("{at}.checks[{i}]");
-            // `rate_limit` sends the check's request (a login is limited on
-            // its POST); the other rules make requests of their own.
-            let sends_request = c.rule == Some(Rule::RateLimit);
-            if c.rule.is_some() && c.samples.is_some() {
-                return Err(format!("{here}: a `rule` check takes no samples"));
-            }
-            if c.rule.is_some() && !sends_request && (c.body.is_some() || c.method.is_some()) {
-                return Err(format!(
-                    "{here}: only `rate_limit` of the rules takes a body or a method"
-                ));
-            }
-            if c.path.is_some() && c.url.is_some() {
-                return Err(format!("{here}: give `path` or `url`, not both"));
-            }
-            if let Some(n) = c.samples {
-                if !(1..=MAX_SAMPLES).contains(&n) {
-                    return Err(format!(
-                        "{here}.samples: expected 1 to {MAX_SAMPLES}, got {n}"
-                    ));
-                }
-            }
-            if let Some(n) = c.burst {
-                if !(1..=MAX_BURST).contains(&n) {
-                    return Err(format!("{here}.burst: expected 1 to {MAX_BURST}, got {n}"));
-                }
-            }
-            if let Some(re) = &c.expect.body_matches {
-                regex::Regex::new(re).map_err(|e| format!("{here}.expect.body_matches: {e}"))?;
-            }
-            for (name, h) in &c.expect.headers {
-                if let Some(re) = &h.matches {
-                    regex::Regex::new(re)
-                        .map_err(|e| format!("{here}.expect.headers.{name}.matches: {e}"))?;
-                }
-            }
-            for (j, a) in c.expect.json.iter().enumerate() {
-                super::jsonpath::Assertion::parse(a)
-                    .map_err(|e| format!("{here}.expect.json[{j}]: {e}"))?;
-            }
-            if let Some(v) = &c.min_version {
-                if !matches!(v.as_str(), "1.2" | "1.3") {
-                    return Err(format!(
-                        "{here}.min_version: expected \"1.2\" or \"1.3\", got \"{v}\""
-                    ));
-                }
+            if c.flow.is_empty() {
+                validate_check(&here, c)?;
+            } else {
+                validate_flow(&here, c)?;
             }
         }
         Ok(())
     }
+}
+
+fn validate_check(here: &str, c: &CheckSpec) -> Result<(), String> {
+    // `rate_limit` sends the check's request (a login is limited on
+    // its POST); the other rules make requests of their own.
+    let sends_request = c.rule == Some(Rule::RateLimit);
+    if c.rule.is_some() && c.samples.is_some() {
+        return Err(format!("{here}: a `rule` check takes no samples"));
+    }
+    if c.rule.is_some() && !sends_request && (c.body.is_some() || c.method.is_some()) {
+        return Err(format!(
+            "{here}: only `rate_limit` of the rules takes a body or a method"
+        ));
+    }
+    if c.path.is_some() && c.url.is_some() {
+        return Err(format!("{here}: give `path` or `url`, not both"));
+    }
+    if let Some(n) = c.samples {
+        if !(1..=MAX_SAMPLES).contains(&n) {
+            return Err(format!(
+                "{here}.samples: expected 1 to {MAX_SAMPLES}, got {n}"
+            ));
+        }
+    }
+    if let Some(n) = c.burst {
+        if !(1..=MAX_BURST).contains(&n) {
+            return Err(format!("{here}.burst: expected 1 to {MAX_BURST}, got {n}"));
+        }
+    }
+    validate_expect(here, &c.expect)?;
+    if let Some(v) = &c.min_version {
+        if !matches!(v.as_str(), "1.2" | "1.3") {
+            return Err(format!(
+                "{here}.min_version: expected \"1.2\" or \"1.3\", got \"{v}\""
+            ));
+        }
+    }
+    for (label, text) in template_fields(&c.path, &c.url, &c.headers, &c.body) {
+        let t = Template::parse(text).map_err(|e| format!("{here}.{label}: {e}"))?;
+        if let Some(name) = t.saved_names().next() {
+            return Err(format!(
+                "{here}.{label}: `${{{name}}}` is a saved value, and only a `flow` step can use one"
+            ));
+        }
+        if c.rule.is_some() && t.env_names().next().is_some() {
+            // A burst of logins with a real password would lock the account.
+            return Err(format!(
+                "{here}.{label}: a `rule` check does not fill in `${{env.…}}`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_expect(here: &str, e: &Expect) -> Result<(), String> {
+    if let Some(re) = &e.body_matches {
+        regex::Regex::new(re).map_err(|err| format!("{here}.expect.body_matches: {err}"))?;
+    }
+    for (name, h) in &e.headers {
+        if let Some(re) = &h.matches {
+            regex::Regex::new(re)
+                .map_err(|err| format!("{here}.expect.headers.{name}.matches: {err}"))?;
+        }
+    }
+    for (j, a) in e.json.iter().enumerate() {
+        super::jsonpath::Assertion::parse(a)
+            .map_err(|err| format!("{here}.expect.json[{j}]: {err}"))?;
+    }
+    Ok(())
+}
+
+/// A flow takes its requests in its steps; each step's references must be
+/// to the environment or to a value an earlier step saved.
+fn validate_flow(here: &str, c: &CheckSpec) -> Result<(), String> {
+    let alone = CheckSpec {
+        name: c.name.clone(),
+        severity: c.severity,
+        flow: c.flow.clone(),
+        ..CheckSpec::default()
+    };
+    if *c != alone {
+        return Err(format!(
+            "{here}: a `flow` check takes only `name`, `severity` and its steps; put the requests in the steps"
+        ));
+    }
+    let mut saved: Vec<&str> = Vec::new();
+    for (i, step) in c.flow.iter().enumerate() {
+        let at = format!("{here}.flow[{i}]");
+        if step.path.is_some() && step.url.is_some() {
+            return Err(format!("{at}: give `path` or `url`, not both"));
+        }
+        validate_expect(&at, &step.expect)?;
+        for (label, text) in template_fields(&step.path, &step.url, &step.headers, &step.body) {
+            let t = Template::parse(text).map_err(|e| format!("{at}.{label}: {e}"))?;
+            let unsaved = t.saved_names().find(|n| !saved.contains(n));
+            if let Some(name) = unsaved {
+                return Err(format!(
+                    "{at}.{label}: `${{{name}}}` is not saved by an earlier step"
+                ));
+            }
+        }
+        for (name, from) in &step.save {
+            if !super::template::is_name(name) || name == "env" {
+                return Err(format!(
+                    "{at}.save: `{name}` is not a name (letters, digits and `_`, not `env`)"
+                ));
+            }
+            SaveFrom::parse(from).map_err(|e| format!("{at}.save.{name}: {e}"))?;
+        }
+        saved.extend(step.save.keys().map(String::as_str));
+    }
+    Ok(())
 }

@@ -29,6 +29,8 @@ pub(crate) struct Ctx {
     sent: AtomicU32,
     /// Requests in flight at once; a permit is held for a whole chain.
     pub(super) in_flight: tokio::sync::Semaphore,
+    /// Values flows filled in, handed to the caller to mask.
+    secrets: std::sync::Mutex<super::template::Secrets>,
 }
 
 fn build_client(opts: &SmokeOptions, resolver: &guard::Resolver, guarded: bool) -> reqwest::Client {
@@ -162,12 +164,27 @@ impl Ctx {
             retry_on,
             sent: AtomicU32::new(0),
             in_flight: tokio::sync::Semaphore::new(opts.concurrency.max(1)),
+            secrets: Default::default(),
         }
     }
 
     /// Requests sent so far (every hop).
     pub(crate) fn requests_sent(&self) -> u32 {
         self.sent.load(Ordering::SeqCst)
+    }
+
+    /// Keeps the values `vars` filled in, for the caller to mask.
+    pub(crate) fn keep_secrets(&self, vars: &super::template::Vars) {
+        if let Ok(mut kept) = self.secrets.lock() {
+            kept.extend(vars);
+        }
+    }
+
+    pub(crate) fn take_secrets(&self) -> super::template::Secrets {
+        self.secrets
+            .lock()
+            .map(|mut k| std::mem::take(&mut *k))
+            .unwrap_or_default()
     }
 
     /// Lets one hop go: the guard admits its URL and the run's cap has room.

@@ -81,6 +81,33 @@ fn parse_path(path: &str) -> Result<Vec<Segment>, String> {
     Ok(segs)
 }
 
+fn select<'a>(path: &[Segment], mut v: &'a Value) -> Option<&'a Value> {
+    for seg in path {
+        v = match seg {
+            Segment::Key(k) => v.get(k)?,
+            Segment::Index(i) => v.get(*i)?,
+        };
+    }
+    Some(v)
+}
+
+/// A path alone (`$.access_token`, `$.data[0].id`): what a flow step's
+/// `save:` reads from a JSON answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonPath(Vec<Segment>);
+
+impl JsonPath {
+    pub fn parse(text: &str) -> Result<JsonPath, String> {
+        parse_path(text.trim()).map(JsonPath)
+    }
+
+    /// The value at the path; `None` when nothing is there (a JSON `null`
+    /// counts as nothing: it is no token to send on).
+    pub fn select<'a>(&self, doc: &'a Value) -> Option<&'a Value> {
+        select(&self.0, doc).filter(|v| !v.is_null())
+    }
+}
+
 fn literal(text: &str) -> Value {
     // A JSON literal, or else the bare text as a string.
     serde_json::from_str(text.trim()).unwrap_or_else(|_| Value::String(text.trim().to_string()))
@@ -125,14 +152,8 @@ impl Assertion {
         })
     }
 
-    fn select<'a>(&self, mut v: &'a Value) -> Option<&'a Value> {
-        for seg in &self.path {
-            v = match seg {
-                Segment::Key(k) => v.get(k)?,
-                Segment::Index(i) => v.get(*i)?,
-            };
-        }
-        Some(v)
+    fn select<'a>(&self, v: &'a Value) -> Option<&'a Value> {
+        select(&self.path, v)
     }
 
     /// `Ok(())` when it holds, else the reason.

@@ -13,9 +13,11 @@ pub mod guard;
 pub mod jsonpath;
 pub mod limits;
 pub mod rules;
+pub mod template;
 
 mod check;
 mod fetch;
+mod flow;
 mod report;
 mod tls;
 
@@ -49,6 +51,10 @@ pub struct SmokeOptions {
     /// Host name → addresses to use instead of DNS, trusted as given: the
     /// addresses the SSRF guard checked for the deployment host, or a test's.
     pub resolve: Vec<(String, Vec<std::net::SocketAddr>)>,
+    /// `${env.NAME}` values handed over by the caller (the Action: its
+    /// step's environment). `None` (the server): checks that need them are
+    /// not run, and say so.
+    pub env: Option<template::Vars>,
     /// The server's caps and per-installation budgets (`shipgate serve`
     /// turns them into [`Limits`]; the Action does not use them).
     pub server: ServerProbes,
@@ -64,6 +70,7 @@ impl Default for SmokeOptions {
             retry_base: Duration::from_millis(250),
             extra_roots: Vec::new(),
             resolve: Vec::new(),
+            env: None,
             server: ServerProbes::default(),
         }
     }
@@ -151,6 +158,7 @@ pub async fn run(
         results,
         duration_ms: started.elapsed().as_millis() as u64,
         requests: cx.requests_sent(),
+        secrets: cx.take_secrets(),
     }
 }
 
@@ -158,6 +166,8 @@ async fn run_check(cx: &Ctx, base: &Url, c: &CheckSpec) -> CheckResult {
     let started = Instant::now();
     let mut result = match c.rule {
         Some(rule) => rules::run(cx, base, rule, c).await,
+        None if !c.flow.is_empty() => flow::run(cx, base, c).await,
+        None if !c.templates().is_empty() => flow::request_with_env(cx, base, c).await,
         None => request_check(cx, base, c).await,
     };
     // A rule at `warn` severity never fails the suite.

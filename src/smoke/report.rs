@@ -59,6 +59,10 @@ pub struct SmokeReport {
     /// Requests sent, every retry, sample and redirect counted.
     #[serde(default)]
     pub requests: u32,
+    /// `${env.…}` and saved values the run filled in: the Action masks
+    /// them. Never serialized.
+    #[serde(skip)]
+    pub secrets: super::template::Secrets,
 }
 
 impl SmokeReport {

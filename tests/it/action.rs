@@ -1357,3 +1357,109 @@ fn gitattributes_cannot_hide_added_lines_from_diff_and_history_scans() {
         }
     }
 }
+
+/// Every output of a step except the `::add-mask::` commands that carry
+/// the values to the runner: stdout, stderr, outputs, summary and the JSON
+/// report.
+fn everything_but_masks(step: &Step, out: &Output) -> String {
+    let report = step
+        .outputs()
+        .lines()
+        .find_map(|l| l.strip_prefix("report="))
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    let console: String = stdout(out)
+        .lines()
+        .filter(|l| !l.starts_with("::add-mask::"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    format!(
+        "{console}\n{}\n{}\n{}\n{report}",
+        stderr(out),
+        step.outputs(),
+        step.summary()
+    )
+}
+
+/// The plans' smoke flows through the runner contract: the password comes
+/// from the step's `env:` (fed from `secrets`), the token is saved from the
+/// login's answer; both are masked first and appear in no output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smoke_flow_logs_in_with_a_secret_from_the_steps_env_and_shows_no_secret() {
+    use crate::common::sites::{login_site, FLOWS, SESSION_TOKEN, SMOKE_PASSWORD};
+    let (addr, seen) = login_site().await;
+    for (password, code) in [(SMOKE_PASSWORD, 0), ("wrong-password-123", 1)] {
+        let mut step = Step::new();
+        step.config(&format!("smoke:\n  checks:{FLOWS}"));
+        step.set("INPUT_GATES", "smoke")
+            .set("INPUT_URL", &format!("http://{addr}/"))
+            .set("SMOKE_PASSWORD", password);
+        let (env, ws) = (step.env.clone(), step.ws());
+        let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(code), "{}", stdout(&out));
+        let console = stdout(&out);
+        let first_output = console.lines().next().unwrap_or("");
+        assert!(
+            first_output.starts_with("::add-mask::"),
+            "masks go out first: {console}"
+        );
+        assert!(
+            console.contains(&format!("::add-mask::{password}\n")),
+            "{console}"
+        );
+        let shown = everything_but_masks(&step, &out);
+        for secret in [password, SESSION_TOKEN] {
+            assert!(!shown.contains(secret), "`{secret}` shown:\n{shown}");
+        }
+        if code == 0 {
+            assert!(
+                console.contains(&format!("::add-mask::{SESSION_TOKEN}\n")),
+                "{console}"
+            );
+            assert!(
+                step.summary().contains("log in 200, dashboard 200"),
+                "{}",
+                step.summary()
+            );
+        } else {
+            assert!(
+                shown.contains("step 1 `log in`: status 401 (expected 200)"),
+                "{shown}"
+            );
+        }
+    }
+    assert_eq!(
+        seen.dashboards(),
+        1,
+        "only the good login reached the dashboard"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smoke_flow_whose_env_value_is_unset_is_a_config_error_naming_it() {
+    use crate::common::sites::{login_site, FLOWS};
+    let (addr, seen) = login_site().await;
+    // Unset, and set but empty (what an undefined secret gives).
+    for value in [None, Some("")] {
+        let mut step = Step::new();
+        step.config(&format!("smoke:\n  checks:{FLOWS}"));
+        step.set("INPUT_GATES", "smoke")
+            .set("INPUT_URL", &format!("http://{addr}/"));
+        if let Some(v) = value {
+            step.set("SMOKE_PASSWORD", v);
+        }
+        let (env, ws) = (step.env.clone(), step.ws());
+        let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            said.contains("smoke.checks[0].flow[0].body uses `${env.SMOKE_PASSWORD}`, which is not set in the step's environment"),
+            "{said}"
+        );
+    }
+    assert_eq!(seen.logins() + seen.bookings(), 0, "nothing was sent");
+}

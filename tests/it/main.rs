@@ -10,6 +10,7 @@ mod admin;
 mod chatops;
 mod cli;
 mod faults;
+mod flows;
 mod fuzz_regressions;
 mod layering;
 mod load;

@@ -769,3 +769,43 @@ async fn allow_private_in_the_repository_alone_does_not_open_private_addresses()
     );
     t.finish().await;
 }
+
+/// The server holds no repository secrets: a flow that needs `${env.…}` is
+/// shown as not run, with the reason, and is never sent (the server's own
+/// environment is never read for it); a flow that needs none runs, and its
+/// saved values stay out of the check run and the comment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_runs_only_the_smoke_flows_that_need_no_secrets() {
+    use crate::common::sites::{login_site, FLOWS};
+    let t = Harness::start_with(&[PRIVATE_OK]).await;
+    let (site, seen) = login_site().await;
+    let config = format!(
+        "preview:\n  allowed_hosts: [\"127.0.0.1\"]\n  allow_private: true\nsmoke:\n  checks:{FLOWS}"
+    );
+    let (pr, head) = setup(&t, &config);
+    let d =
+        t.gh.create_deployment(REPO, &head, "Preview – web", json!({}));
+    let url = format!("http://{site}/");
+    t.send(
+        "deployment_status",
+        &provider_status(&t, "vercel", d, &head, &url),
+    )
+    .await;
+    t.settle().await;
+    let summary = check_run_summary(&t);
+    assert!(
+        summary.contains("| log in, then read the settlements | ⏭️ | not run: it needs `SMOKE_PASSWORD` from the workflow's secrets"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| create a business, then book | ✅ |"),
+        "{summary}"
+    );
+    assert_eq!(seen.logins(), 0, "a flow needing a secret was sent");
+    assert_eq!(seen.bookings(), 1);
+    let comment = t.gh.next_bot_comment(REPO, pr);
+    for shown in [&summary, &comment.body] {
+        assert!(!shown.contains("biz-4821"), "a saved value shown:\n{shown}");
+    }
+    t.finish().await;
+}

@@ -9,6 +9,44 @@ use crate::config::repo::RepoConfig;
 use crate::deploy::gates::Verdict;
 use crate::smoke::{self, Outcome};
 
+/// The `${env.NAME}` values the suite uses, from the step's environment; a
+/// name that is unset or empty (an undefined secret is empty) is a
+/// configuration error naming it and where it is used.
+fn step_env(
+    runner: &Runner,
+    req: &CheckRequest,
+    config: &RepoConfig,
+    env: Option<&str>,
+    suite: &smoke::SmokeConfig,
+) -> Result<smoke::template::Vars, CheckError> {
+    let at = match env {
+        Some(e)
+            if config
+                .environments
+                .get(e)
+                .is_some_and(|c| c.smoke.is_some()) =>
+        {
+            format!("environments.{e}.smoke")
+        }
+        _ => "smoke".to_string(),
+    };
+    let mut values = std::collections::BTreeMap::new();
+    for (used_at, name) in suite.env_uses() {
+        match runner.var(&name) {
+            Some(v) => {
+                values.insert(name, v.to_string());
+            }
+            None => {
+                return Err(CheckError::Config {
+                    path: req.config.display().to_string(),
+                    message: crate::render::smoke::missing_env(&format!("{at}.{used_at}"), &name),
+                })
+            }
+        }
+    }
+    Ok(smoke::template::Vars::with_env(values))
+}
+
 pub async fn run(
     runner: &Runner,
     req: &CheckRequest,
@@ -21,14 +59,12 @@ pub async fn run(
     let target = url::Url::parse(&url)
         .map_err(|e| CheckError::Input(format!("url: `{url}` is not a URL: {e}")))?;
     let suite = config.smoke_suite(env.as_deref().unwrap_or(""));
+    let opts = smoke::SmokeOptions {
+        env: Some(step_env(runner, req, config, env.as_deref(), suite)?),
+        ..smoke::SmokeOptions::default()
+    };
     // The user's own runner: no server caps, no SSRF guard.
-    let report = smoke::run(
-        &target,
-        suite,
-        &smoke::SmokeOptions::default(),
-        &smoke::Limits::none(),
-    )
-    .await;
+    let report = smoke::run(&target, suite, &opts, &smoke::Limits::none()).await;
     let outcome = report.outcome();
     let mut r = GateResult::new(
         "smoke",
@@ -36,6 +72,11 @@ pub async fn run(
         report.summary(),
         crate::render::smoke_markdown(&report),
     );
+    if let Some(vars) = &opts.env {
+        r.masks
+            .extend(vars.secrets().into_iter().map(str::to_string));
+    }
+    r.masks.extend(report.secrets.values().iter().cloned());
     r.errors = report.count(Outcome::Fail);
     r.warnings = report.count(Outcome::Warn);
     for c in report

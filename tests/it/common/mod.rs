@@ -9,6 +9,7 @@ pub mod fake_github;
 pub mod openapi;
 pub mod postgres;
 pub mod shapes;
+pub mod sites;
 
 use std::process::Stdio;
 use std::time::Duration;
