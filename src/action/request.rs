@@ -113,7 +113,8 @@ pub struct CheckArgs {
     /// Repository config file (default .github/shipgate.yml).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Environment for smoke and freeze (default: default_environment).
+    /// Environment for smoke and freeze (default: the deployment's, when a
+    /// `deployment` event started the step; else default_environment).
     #[arg(long)]
     pub environment: Option<String>,
     /// URL for the smoke gate.
@@ -198,7 +199,15 @@ pub fn request(runner: &Runner, args: CheckArgs) -> Result<CheckRequest, CheckEr
     Ok(CheckRequest {
         gates,
         config,
-        environment: environment.or_else(|| runner.input("environment")),
+        // Started by a `deployment` event, the step checks that
+        // deployment's environment unless told otherwise.
+        environment: environment
+            .or_else(|| runner.input("environment"))
+            .or_else(|| {
+                (runner.event_name() == Some("deployment"))
+                    .then(|| runner.event()?.deployment.as_ref()?.environment.clone())
+                    .flatten()
+            }),
         url: url.or_else(|| runner.input("url")),
         fail_on,
         scan,

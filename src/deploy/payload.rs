@@ -3,11 +3,36 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// How the Action's smoke gate begins the description of the deployment
+/// statuses it posts. A `failure` that carries it says the deployment went
+/// out and its smoke checks failed, which asks for the environment's
+/// automatic rollback (`auto_rollback: true`); a failure without it (the
+/// build broke) leaves what runs alone.
+pub const SMOKE_STATUS_MARK: &str = "shipgate smoke: ";
+
+/// A deployment status that reports failed smoke checks of the Action:
+/// `failure` with [`SMOKE_STATUS_MARK`]. Anyone who can post deployment
+/// statuses can post one; what it may cause is bounded like any automatic
+/// rollback (never past a newer deploy, a lock or the deploy decision).
+pub fn is_smoke_failure(state: &str, description: Option<&str>) -> bool {
+    state == "failure" && description.is_some_and(|d| d.starts_with(SMOKE_STATUS_MARK))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeploymentKind {
     Deploy,
     Rollback,
+}
+
+impl DeploymentKind {
+    /// As the payload spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentKind::Deploy => "deploy",
+            DeploymentKind::Rollback => "rollback",
+        }
+    }
 }
 
 /// `payload` of a deployment. Deployment workflows read it (`kind`,

@@ -320,6 +320,7 @@ impl Default for Handlers {
             Arc::new(chatops::ChatOps),
             Arc::new(previews::Previews),
             Arc::new(previews::SmokeJob),
+            Arc::new(previews::RollbackJob),
             Arc::new(protection::Protection),
             Arc::new(protection_rules::ProtectionRules),
         ])

@@ -162,6 +162,18 @@ pub fn rollback_note(
     format!("{head}\n\n- {}", failed.join("\n- "))
 }
 
+/// The failed-checks line of a rollback the Action's smoke gate asked for:
+/// what its deployment status said, and the run that said it.
+pub fn action_smoke_failure(description: &str, log_url: Option<&str>) -> String {
+    let said = description
+        .strip_prefix(crate::deploy::payload::SMOKE_STATUS_MARK)
+        .unwrap_or(description);
+    match log_url {
+        Some(url) => format!("the smoke gate of the deploy workflow: {said} ({url})"),
+        None => format!("the smoke gate of the deploy workflow: {said}"),
+    }
+}
+
 /// The description of an automatic rollback's deployment.
 pub fn rollback_deployment_description(sha: &str) -> String {
     format!(
@@ -317,6 +329,24 @@ mod tests {
             .iter()
             .map(|n| rollback_note("0123456789", "production", n, &failed))
             .collect();
+        // The Action's marked failure, as the note's failed line: what the
+        // status said (a writer's text: escaped by the note) and its run.
+        let from_action = [
+            action_smoke_failure(
+                "shipgate smoke: 0 passed, 0 warned, 1 failed",
+                Some("https://github.com/o/r/actions/runs/9"),
+            ),
+            action_smoke_failure("shipgate smoke: 2 failed | @ops", None),
+        ];
+        out.push(rollback_note(
+            "0123456789",
+            "production",
+            &RollbackNote::RollingBack {
+                target: "fedcba9876",
+                deployment_id: 43,
+            },
+            &from_action,
+        ));
         out.push(notify_deployed(
             "o/r",
             "0123456789",

@@ -53,10 +53,14 @@ pub fn smoke_text(r: &SmokeReport) -> String {
 /// The description of the deployment status the Action posts for the
 /// report: plain text, at most 140 characters (GitHub's limit).
 pub fn deployment_status_description(r: &SmokeReport) -> String {
-    format!("shipgate smoke: {}", r.summary())
-        .chars()
-        .take(140)
-        .collect()
+    format!(
+        "{}{}",
+        crate::deploy::payload::SMOKE_STATUS_MARK,
+        r.summary()
+    )
+    .chars()
+    .take(140)
+    .collect()
 }
 
 /// The annotation of a check that failed or warned: its title.

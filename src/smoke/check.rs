@@ -46,7 +46,18 @@ fn percentile(sorted_ms: &[u64], p: f64) -> u64 {
 /// A check without a `rule`: its request (with the readiness wait), the
 /// assertions on the answer, then latency samples against its thresholds.
 pub(super) async fn request_check(cx: &Ctx, base: &Url, c: &CheckSpec) -> CheckResult {
-    let (name, req, timeout) = match planned_request(cx, base, c) {
+    request_check_carrying(cx, base, c, false).await
+}
+
+/// [`request_check`] of a check whose fields were filled in with values
+/// (`carries_values`: never taken to another origin by a redirect).
+pub(super) async fn request_check_carrying(
+    cx: &Ctx,
+    base: &Url,
+    c: &CheckSpec,
+    carries_values: bool,
+) -> CheckResult {
+    let (name, req, timeout) = match planned_request(cx, base, c, carries_values) {
         Ok(planned) => planned,
         Err(bad_check) => return *bad_check,
     };
@@ -108,6 +119,7 @@ pub(super) fn planned_request(
     cx: &Ctx,
     base: &Url,
     c: &CheckSpec,
+    carries_values: bool,
 ) -> Result<(String, Req, Duration), Box<CheckResult>> {
     let url = match target_url(base, c) {
         Ok(u) => u,
@@ -136,6 +148,7 @@ pub(super) fn planned_request(
             .collect(),
         body: c.body.clone(),
         follow: c.follow_redirects.unwrap_or(true),
+        carries_values,
     };
     Ok((name, req, timeout))
 }

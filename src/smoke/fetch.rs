@@ -111,6 +111,10 @@ pub(crate) struct Req {
     pub body: Option<String>,
     /// Follow redirects (each hop admitted and counted like the first).
     pub follow: bool,
+    /// It carries `${…}` values (a password, a saved token): a redirect to
+    /// another origin is refused, not followed, since a header or a body
+    /// (re-sent on 307 and 308) would take them to that origin.
+    pub carries_values: bool,
 }
 
 impl Req {
@@ -121,6 +125,7 @@ impl Req {
             headers: Vec::new(),
             body: None,
             follow: true,
+            carries_values: false,
         }
     }
 }
@@ -267,6 +272,12 @@ impl Ctx {
                 {
                     req.method = reqwest::Method::GET;
                     req.body = None;
+                }
+                if next.origin() != req.url.origin() && req.carries_values {
+                    return Err(FetchError::Refused(format!(
+                        "redirect to {}: another origin, and this request carries `${{…}}` values (assert on the redirect with `follow_redirects: false`)",
+                        without_secrets(&next)
+                    )));
                 }
                 if next.origin() != req.url.origin() {
                     req.headers

@@ -82,7 +82,7 @@ pub(super) async fn request_with_env(cx: &Ctx, base: &Url, c: &CheckSpec) -> Che
         Err(skipped) => return *skipped,
     };
     let r = match filled(c, &vars) {
-        Ok(spec) => super::check::request_check(cx, base, &spec).await,
+        Ok(spec) => super::check::request_check_carrying(cx, base, &spec, true).await,
         Err(e) => result(name, Outcome::Fail, e, 0),
     };
     redacted(r, &vars)
@@ -137,8 +137,11 @@ async fn run_step(
     first: bool,
     vars: &mut Vars,
 ) -> Result<(u16, u32), (String, u32)> {
-    let spec = filled(&step.as_check(), vars).map_err(|e| (e, 0))?;
-    let (_, req, timeout) = planned_request(cx, base, &spec).map_err(|r| (r.reason, 0))?;
+    let unfilled = step.as_check();
+    let spec = filled(&unfilled, vars).map_err(|e| (e, 0))?;
+    let carries_values = !unfilled.templates().is_empty();
+    let (_, req, timeout) =
+        planned_request(cx, base, &spec, carries_values).map_err(|r| (r.reason, 0))?;
     let (answer, attempts) = if first {
         fetch_ready(cx, &req, timeout).await
     } else {

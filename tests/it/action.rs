@@ -11,13 +11,13 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::json;
 
-struct Step {
+pub(crate) struct Step {
     dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl Step {
-    fn new() -> Step {
+    pub(crate) fn new() -> Step {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("workspace/.github")).unwrap();
         let p = |name: &str| dir.path().join(name).display().to_string();
@@ -31,26 +31,26 @@ impl Step {
         ];
         Step { dir, env }
     }
-    fn ws(&self) -> PathBuf {
+    pub(crate) fn ws(&self) -> PathBuf {
         self.dir.path().join("workspace")
     }
-    fn config(&self, yaml: &str) -> &Self {
+    pub(crate) fn config(&self, yaml: &str) -> &Self {
         std::fs::write(self.ws().join(".github/shipgate.yml"), yaml).unwrap();
         self
     }
-    fn set(&mut self, k: &str, v: &str) -> &mut Self {
+    pub(crate) fn set(&mut self, k: &str, v: &str) -> &mut Self {
         self.env.retain(|(key, _)| key != k);
         self.env.push((k.into(), v.into()));
         self
     }
-    fn event(&mut self, name: &str, payload: serde_json::Value) -> &mut Self {
+    pub(crate) fn event(&mut self, name: &str, payload: serde_json::Value) -> &mut Self {
         let path = self.dir.path().join("event.json");
         std::fs::write(&path, payload.to_string()).unwrap();
         let path = path.display().to_string();
         self.set("GITHUB_EVENT_PATH", &path)
             .set("GITHUB_EVENT_NAME", name)
     }
-    fn run(&self) -> Output {
+    pub(crate) fn run(&self) -> Output {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_shipgate"));
         cmd.arg("check")
             .env_clear()
@@ -61,15 +61,15 @@ impl Step {
         }
         cmd.output().unwrap()
     }
-    fn outputs(&self) -> String {
+    pub(crate) fn outputs(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("output")).unwrap_or_default()
     }
-    fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("summary")).unwrap_or_default()
     }
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -215,7 +215,7 @@ async fn smoke_passes_and_fails_with_outputs_summary_and_exit_codes() {
     assert_eq!(out.status.code(), Some(0));
 }
 
-fn run_in(ws: &Path, env: &[(String, String)]) -> Output {
+pub(crate) fn run_in(ws: &Path, env: &[(String, String)]) -> Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_shipgate"));
     cmd.arg("check")
         .env_clear()

@@ -212,3 +212,67 @@ fn malformed_flows_are_config_errors_naming_the_place() {
         assert_eq!(c.validate("smoke").unwrap_err(), want, "{yaml}");
     }
 }
+
+/// A deployed host may not take a request's values elsewhere: a redirect
+/// to another origin of a request that carries `${…}` values is refused,
+/// and that origin hears nothing (a 307 would re-send the body, a custom
+/// header would travel with any redirect).
+#[tokio::test]
+async fn a_redirect_cannot_carry_a_flows_values_to_another_origin() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let elsewhere_hits = Arc::new(AtomicU32::new(0));
+    let hits = elsewhere_hits.clone();
+    let elsewhere = axum::Router::new().fallback(move || {
+        let hits = hits.clone();
+        async move {
+            hits.fetch_add(1, Ordering::SeqCst);
+            "thanks"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, elsewhere).await.unwrap() });
+    let to = format!("http://{other}/collect");
+    let app = axum::Router::new().fallback(move || {
+        let to = to.clone();
+        async move {
+            (
+                axum::http::StatusCode::TEMPORARY_REDIRECT,
+                [("location", to)],
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = Url::parse(&format!("http://{addr}/")).unwrap();
+    let yaml = r#"
+checks:
+  - { name: token check, path: /api/me, headers: { x-api-key: '${env.SMOKE_PASSWORD}' } }
+  - name: login
+    flow:
+      - { name: log in, method: POST, path: /api/login, body: 'password=${env.SMOKE_PASSWORD}' }
+"#;
+    let r = smoke::run(
+        &base,
+        &suite(yaml),
+        &with_env(Some(SMOKE_PASSWORD)),
+        &Limits::none(),
+    )
+    .await;
+    assert_eq!(
+        elsewhere_hits.load(Ordering::SeqCst),
+        0,
+        "a value left for another origin"
+    );
+    for c in &r.results {
+        assert_eq!(c.outcome, Outcome::Fail, "{c:?}");
+        assert!(
+            c.reason
+                .contains("another origin, and this request carries `${…}` values"),
+            "{c:?}"
+        );
+    }
+    assert_no_secret(&everything_shown(&r));
+}

@@ -19,6 +19,7 @@ mod processes;
 mod protection;
 mod protection_rules;
 mod redeliver;
+mod rollbacks;
 mod secrets;
 mod security;
 mod server;

@@ -19,6 +19,7 @@ use crate::github::Api;
 use crate::render::previews as render;
 use crate::render::previews::{PreviewRow, SmokeCell, PREVIEW_MARKER};
 use crate::store::{ClaimedDelivery, NewDelivery};
+pub use rollback::RollbackJob;
 pub use smoke_job::SmokeJob;
 
 pub const SMOKE_EVENT: &str = "shipgate_smoke";
@@ -137,10 +138,7 @@ impl Handler for Previews {
         let url = ev.deployment_status.url();
         let log_url = ev.deployment_status.log();
         let payload = crate::deploy::payload::DeploymentPayload::read(&ev.deployment.payload);
-        let kind = payload.kind.map(|k| match k {
-            crate::deploy::payload::DeploymentKind::Deploy => "deploy".to_string(),
-            crate::deploy::payload::DeploymentKind::Rollback => "rollback".to_string(),
-        });
+        let kind = payload.kind.map(|k| k.as_str().to_string());
         let deployed_from = payload.pr;
 
         match state.as_str() {
@@ -211,6 +209,9 @@ impl Handler for Previews {
             .environments
             .get(&env)
             .is_some_and(|e| e.auto_rollback);
+        if auto_rollback && kind.as_deref() != Some("rollback") {
+            rollback::on_reported_failure(cx, ev, &default_branch, installation).await?;
+        }
         if will_smoke
             && (!prs.is_empty() || auto_rollback || config.environments.contains_key(&env))
         {

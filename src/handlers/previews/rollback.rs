@@ -1,16 +1,171 @@
-//! Automatic rollback when a deployment's smoke checks fail: through the
-//! one deploy decision and under the environment's lock, and only while the
-//! failed deployment is still the newest of its environment.
+//! Automatic rollback when a deployment's smoke checks fail (the server's
+//! own smoke job, or the Action's smoke gate reporting a marked `failure`
+//! status): through the one deploy decision and under the environment's
+//! lock, and only while the failed deployment is still the newest of its
+//! environment.
 
-use super::SmokeJobPayload;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
 use crate::config::repo::{EnvironmentConfig, RepoConfig};
 use crate::deploy::lock::{Acquired, DeployLock, LockGuard};
 use crate::deploy::{Purpose, Request, Sources};
+use crate::github::events::{DeploymentStatusEvent, Event};
 use crate::github::repos::NewDeployment;
 use crate::github::Api;
-use crate::handlers::{Context, HandlerError};
+use crate::handlers::{Context, Handler, HandlerError};
 use crate::render::previews::{self as render, RollbackNote};
-use crate::smoke::{Outcome, SmokeReport};
+use crate::store::{ClaimedDelivery, NewDelivery};
+
+/// The internal event of a rollback asked for by a deployment status.
+pub const ROLLBACK_EVENT: &str = "shipgate_rollback";
+
+/// A deployment whose smoke checks failed: what a rollback needs of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailedDeploy {
+    pub repository: String,
+    pub installation: Option<i64>,
+    pub default_branch: String,
+    pub deployment_id: i64,
+    pub environment: String,
+    pub sha: String,
+    /// The PR that deployed (from the deployment payload), for the note.
+    #[serde(default)]
+    pub deployed_from: Option<i64>,
+    /// The failed checks, one line each.
+    pub failed: Vec<String>,
+}
+
+impl FailedDeploy {
+    /// The deployment of a smoke job whose run failed, with its failed checks.
+    pub fn smoked(job: &super::SmokeJobPayload, report: &crate::smoke::SmokeReport) -> Self {
+        FailedDeploy {
+            repository: job.repository.clone(),
+            installation: job.installation,
+            default_branch: job.default_branch.clone(),
+            deployment_id: job.deployment_id,
+            environment: job.environment.clone(),
+            sha: job.sha.clone(),
+            deployed_from: job.deployed_from,
+            failed: report
+                .results
+                .iter()
+                .filter(|c| c.outcome == crate::smoke::Outcome::Fail)
+                .map(|c| format!("{}: {}", c.name, c.reason))
+                .collect(),
+        }
+    }
+
+    /// The deployment of a status the Action's smoke gate marked failed.
+    pub fn reported(
+        ev: &DeploymentStatusEvent,
+        default_branch: &str,
+        installation: Option<i64>,
+    ) -> Self {
+        let payload = crate::deploy::payload::DeploymentPayload::read(&ev.deployment.payload);
+        FailedDeploy {
+            repository: ev.repository.full_name.clone(),
+            installation,
+            default_branch: default_branch.to_string(),
+            deployment_id: ev.deployment.id,
+            environment: ev.deployment.environment.clone(),
+            sha: ev.deployment.sha.clone(),
+            deployed_from: payload.pr,
+            failed: vec![render::action_smoke_failure(
+                ev.deployment_status
+                    .description
+                    .as_deref()
+                    .unwrap_or_default(),
+                ev.deployment_status.log().as_deref(),
+            )],
+        }
+    }
+}
+
+/// A status of an environment with `auto_rollback` (not a rollback's own):
+/// when the Action's smoke gate marked it failed after the deployment went
+/// out, the rollback job is stored. (The deploy's lock was released by
+/// chatops, which handles the status first.)
+pub async fn on_reported_failure(
+    cx: &Context,
+    ev: &DeploymentStatusEvent,
+    default_branch: &str,
+    installation: Option<i64>,
+) -> Result<(), HandlerError> {
+    let status = &ev.deployment_status;
+    if !crate::deploy::payload::is_smoke_failure(&status.state, status.description.as_deref()) {
+        return Ok(());
+    }
+    enqueue(
+        cx,
+        &FailedDeploy::reported(ev, default_branch, installation),
+    )
+    .await
+}
+
+/// Stores the rollback of `failed` as an internal delivery, once per
+/// deployment however often its status is delivered; it runs in the
+/// repository's smoke lane, after the smoke jobs before it.
+pub async fn enqueue(cx: &Context, failed: &FailedDeploy) -> Result<(), HandlerError> {
+    let new = NewDelivery {
+        delivery_id: format!("rollback:{}:{}", failed.repository, failed.deployment_id),
+        event: ROLLBACK_EVENT.into(),
+        action: None,
+        installation_id: failed.installation,
+        repository: Some(format!("{}#smoke", failed.repository)),
+        payload: serde_json::to_string(failed)
+            .expect("a rollback job serializes")
+            .into(),
+    };
+    cx.store.insert_delivery(&new, crate::now_ms()).await?;
+    cx.wake.notify_one();
+    Ok(())
+}
+
+/// The rollback a deployment status asked for.
+pub struct RollbackJob;
+
+#[async_trait]
+impl Handler for RollbackJob {
+    fn name(&self) -> &'static str {
+        "rollback"
+    }
+
+    fn wants(&self, event: &str, _: Option<&str>) -> bool {
+        event == ROLLBACK_EVENT
+    }
+
+    fn decode_internal(&self, _: &str, payload: &str) -> Result<(), HandlerError> {
+        serde_json::from_str::<FailedDeploy>(payload)?;
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        cx: &Context,
+        d: &ClaimedDelivery,
+        _: &Event,
+    ) -> Result<(), HandlerError> {
+        let failed: FailedDeploy = serde_json::from_str(&d.payload)?;
+        let api = cx.github.api(failed.installation)?;
+        let config = match cx
+            .config(&api, &failed.repository, &failed.default_branch)
+            .await?
+            .config
+        {
+            Ok(c) => c,
+            Err(_) => return Ok(()), // the shipgate/config status reports it
+        };
+        if !config
+            .environments
+            .get(&failed.environment)
+            .is_some_and(|e| e.auto_rollback)
+        {
+            return Ok(());
+        }
+        auto_rollback(cx, &api, &config, &failed, d.attempts > 1).await
+    }
+}
 
 /// Rolls the environment back to its last good deployment after the smoke
 /// checks of `job`'s deployment failed: only while that deployment is still
@@ -20,8 +175,7 @@ pub async fn auto_rollback(
     cx: &Context,
     api: &Api,
     config: &RepoConfig,
-    job: &SmokeJobPayload,
-    report: &SmokeReport,
+    job: &FailedDeploy,
     retried: bool,
 ) -> Result<(), HandlerError> {
     use crate::deploy::lock::{CreateError, Released};
@@ -41,18 +195,13 @@ pub async fn auto_rollback(
             return Ok(());
         }
     }
-    let failed: Vec<String> = report
-        .results
-        .iter()
-        .filter(|c| c.outcome == Outcome::Fail)
-        .map(|c| format!("{}: {}", c.name, c.reason))
-        .collect();
+    let failed = &job.failed;
     // History is newest first: a newer deployment replaced the failed one.
     if history.first().map(|d| d.id) != Some(job.deployment_id) {
-        return tell(cx, api, job, &RollbackNote::Replaced, &failed).await;
+        return tell(cx, api, job, &RollbackNote::Replaced, failed).await;
     }
     let Some(target) = crate::deploy::last_good(api, repo, &history).await? else {
-        return tell(cx, api, job, &RollbackNote::NothingEarlier, &failed).await;
+        return tell(cx, api, job, &RollbackNote::NothingEarlier, failed).await;
     };
     let guard = match decide_and_lock(cx, api, config, job, env, &target).await? {
         Ok(guard) => guard,
@@ -61,7 +210,7 @@ pub async fn auto_rollback(
                 target: &target,
                 why: &why,
             };
-            return tell(cx, api, job, &note, &failed).await;
+            return tell(cx, api, job, &note, failed).await;
         }
     };
     let description = render::rollback_deployment_description(&job.sha);
@@ -105,7 +254,7 @@ pub async fn auto_rollback(
         target: &target,
         deployment_id: created.id,
     };
-    tell(cx, api, job, &note, &failed).await
+    tell(cx, api, job, &note, failed).await
 }
 
 /// The deploy decision for rolling back to `target`, and the environment's
@@ -114,7 +263,7 @@ async fn decide_and_lock<'a>(
     cx: &'a Context,
     api: &Api,
     config: &RepoConfig,
-    job: &'a SmokeJobPayload,
+    job: &'a FailedDeploy,
     env: &'a EnvironmentConfig,
     target: &str,
 ) -> Result<Result<LockGuard, String>, HandlerError> {
@@ -170,7 +319,7 @@ async fn decide_and_lock<'a>(
 async fn tell(
     cx: &Context,
     api: &Api,
-    job: &SmokeJobPayload,
+    job: &FailedDeploy,
     note: &RollbackNote<'_>,
     failed: &[String],
 ) -> Result<(), HandlerError> {

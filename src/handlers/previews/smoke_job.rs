@@ -167,7 +167,8 @@ impl Handler for SmokeJob {
                     .is_some_and(|e| e.auto_rollback);
                 // A rollback's own smoke failure never triggers another rollback.
                 if auto && job.kind.as_deref() != Some("rollback") {
-                    super::rollback::auto_rollback(cx, &api, &config, &job, r, d.attempts > 1)
+                    let failed = super::rollback::FailedDeploy::smoked(&job, r);
+                    super::rollback::auto_rollback(cx, &api, &config, &failed, d.attempts > 1)
                         .await?;
                 }
             }

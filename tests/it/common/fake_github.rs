@@ -96,11 +96,12 @@ pub struct CheckRun {
     pub app: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DeploymentStatus {
     pub state: String,
     pub environment_url: Option<String>,
     pub log_url: Option<String>,
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -539,8 +540,7 @@ impl FakeGitHub {
                     .iter()
                     .map(|s| DeploymentStatus {
                         state: s.to_string(),
-                        environment_url: None,
-                        log_url: None,
+                        ..Default::default()
                     })
                     .collect(),
             };
@@ -574,12 +574,41 @@ impl FakeGitHub {
                 state: state.into(),
                 environment_url: environment_url.map(str::to_string),
                 log_url: log_url.map(str::to_string),
+                ..Default::default()
             });
             d.clone()
         });
         json!({
             "action": "created",
             "deployment_status": { "id": self.with_mut(|w| w.next_id()), "state": state, "environment_url": environment_url.unwrap_or(""), "log_url": log_url.unwrap_or(""), "target_url": log_url.unwrap_or("") },
+            "deployment": deployment_json(&self.url(), repo, &d),
+            "repository": self.repository_json(repo),
+            "installation": { "id": 42 },
+            "sender": { "login": "github-actions[bot]", "type": "Bot" },
+        })
+    }
+
+    /// The `deployment_status` webhook GitHub sends for the newest status of
+    /// deployment `id`, one a workflow (or the Action) posted through the API.
+    pub fn status_event(&self, repo: &str, id: u64) -> Value {
+        let d = self.with(|w| {
+            w.repos[repo]
+                .deployments
+                .iter()
+                .find(|d| d.id == id)
+                .cloned()
+                .unwrap()
+        });
+        let s = d.statuses.last().expect("the deployment has a status");
+        json!({
+            "action": "created",
+            "deployment_status": {
+                "id": self.with_mut(|w| w.next_id()), "state": s.state,
+                "environment_url": s.environment_url.as_deref().unwrap_or(""),
+                "log_url": s.log_url.as_deref().unwrap_or(""),
+                "target_url": s.log_url.as_deref().unwrap_or(""),
+                "description": s.description.as_deref().unwrap_or(""),
+            },
             "deployment": deployment_json(&self.url(), repo, &d),
             "repository": self.repository_json(repo),
             "installation": { "id": 42 },

@@ -103,6 +103,7 @@ pub(super) fn route(w: &mut World, req: &Req) -> Routed {
                         state: state.clone(),
                         environment_url: body["environment_url"].as_str().map(str::to_string),
                         log_url: body["log_url"].as_str().map(str::to_string),
+                        description: body["description"].as_str().map(str::to_string),
                     });
                     let s = d.statuses.last().unwrap();
                     (
