@@ -506,9 +506,19 @@ pub struct WorkflowEvent {
     #[serde(default, deserialize_with = "lenient")]
     pub pull_request: Option<WorkflowPullRequest>,
     #[serde(default, deserialize_with = "lenient")]
-    pub deployment: Option<IdOnly>,
+    pub deployment: Option<WorkflowDeployment>,
     #[serde(default, deserialize_with = "lenient")]
     pub repository: Option<RepositoryRef>,
+}
+
+/// A `deployment` event's deployment, as the Action reads it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct WorkflowDeployment {
+    pub id: i64,
+    #[serde(default, deserialize_with = "lenient")]
+    pub sha: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub environment: Option<String>,
 }
 
 /// A workflow event's pull request: whatever of it is there.
