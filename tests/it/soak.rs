@@ -286,29 +286,46 @@ async fn the_protection_rule_rejects_a_commit_still_soaking_or_never_staged_and_
 
 #[tokio::test]
 async fn the_protection_rule_waits_for_a_soak_that_ends_before_its_deadline() {
-    let t = Harness::start_with(&[("SHIPGATE_PROTECTION_SWEEP_MS", "50")]).await;
+    let t = Harness::start().await;
     t.gh.add_repo(REPO, &[(CONFIG_PATH, CONFIG)]);
     let sha = t.gh.commit(REPO, "main", &[("a", Some("1"))]);
-    // Two seconds of the 24 hours are left.
-    succeeded(
-        &t.gh,
-        &sha,
-        "staging",
-        ago(Duration::hours(24) - Duration::seconds(2)),
-    );
+    // Half an hour of the 24 left, inside the hour the request may wait.
+    let staged_at = ago(Duration::hours(23) + Duration::minutes(30));
+    let staging = succeeded(&t.gh, &sha, "staging", staged_at);
     let callbacks = protection_request(&t, "801", &sha).await;
     assert!(decided(&callbacks).is_empty(), "{callbacks:?}");
-    assert!(callbacks[0]["comment"]
-        .as_str()
-        .unwrap()
-        .starts_with("shipgate: waiting\n⏳ Soak: `staging` soak: 1m left"));
-    t.gh.wait_for("the approval when the soak ends", |w| {
-        w.repo(REPO)
-            .protection_callbacks
-            .iter()
-            .any(|(id, b)| id == "801" && b.get("state").is_some())
-    })
-    .await;
+    assert!(
+        callbacks[0]["comment"]
+            .as_str()
+            .unwrap()
+            .starts_with("shipgate: waiting\n⏳ Soak: `staging` soak: "),
+        "{callbacks:?}"
+    );
+    // It is looked at again when the soak ends, before the deadline.
+    let pending = t
+        .server
+        .store
+        .pending_protection_requests(REPO)
+        .await
+        .unwrap();
+    let staged_at = chrono::DateTime::parse_from_rfc3339(&rfc3339(staged_at)).unwrap();
+    let soak_end = (staged_at + Duration::hours(24)).timestamp_millis();
+    assert_eq!(
+        pending.iter().map(|r| r.next_check_at).collect::<Vec<_>>(),
+        [soak_end]
+    );
+    assert!(pending[0].deadline > soak_end);
+
+    // Half an hour later: the next look approves it.
+    t.gh.set_deployment_time(REPO, staging, &rfc3339(ago(Duration::hours(24))));
+    let recheck = json!({
+        "action": "completed",
+        "check_run": { "name": "ci", "head_sha": sha, "status": "completed", "conclusion": "success", "app": { "slug": "github-actions" } },
+        "repository": t.gh.repository_json(REPO),
+        "installation": { "id": 42 },
+    });
+    t.send("check_run", &recheck).await;
+    t.settle().await;
     assert_eq!(
         decided(&t.gh.protection_callbacks(REPO, "801")),
         ["approved"]
