@@ -27,7 +27,7 @@ mod environment;
 mod sections;
 
 pub use cache::{ConfigCache, ConfigCacheLimits, ConfigSource, LoadedConfig, MISSING_CONFIG_TTL};
-pub use environment::{Deployers, EnvironmentConfig, RequiredCheck, Role};
+pub use environment::{Deployers, EnvironmentConfig, PromoteFrom, RequiredCheck, Role};
 pub use sections::{
     BranchProtection, FreezeConfig, PreviewConfig, ProtectionConfig, ProtectionMode, ReleaseConfig,
     SecretsConfig,
@@ -226,6 +226,8 @@ impl RepoConfig {
                 w.validate()
                     .or_else(|m| err(format!("environments.{name}.freeze[{i}]: {m}")))?;
             }
+            env.validate_promotion(name, self.environments.keys())
+                .or_else(err)?;
             if let Some(Deployers::List(list)) = &env.deployers {
                 if list.is_empty() {
                     return err(format!("environments.{name}.deployers: an empty list lets nobody deploy; name a role or logins"));

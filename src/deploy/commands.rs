@@ -68,7 +68,7 @@ impl Command {
 
 /// Usage lines, for `/help` and for errors.
 pub const USAGE: &[(&str, &str, &str)] = &[
-    ("deploy", "/deploy [ENV] [ref=REF] [queue] [force]", "deploy the PR's head (or REF) to ENV; `queue` waits for a lock; `force` overrides a freeze (maintain/admin)"),
+    ("deploy", "/deploy [ENV] [ref=REF] [queue] [force]", "deploy the PR's head (or REF) to ENV; `queue` waits for a lock; `force` overrides a freeze or a soak (maintain/admin)"),
     ("rollback", "/rollback ENV [to=REF|DEPLOYMENT_ID] [force]", "redeploy the last good deployment of ENV (or the given one)"),
     ("lock", "/lock ENV [ttl=DURATION] [REASON...]", "hold ENV for this PR until /unlock, the TTL or the PR closing"),
     ("unlock", "/unlock ENV", "release ENV's lock (its holder, or maintain/admin)"),

@@ -14,6 +14,7 @@ pub mod lock;
 pub mod payload;
 pub mod policy;
 pub mod refusal;
+pub mod soak;
 
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -101,6 +102,8 @@ pub struct Facts {
     pub target: Option<RollbackTargetFacts>,
     pub lock: Option<Lock>,
     pub now: Option<DateTime<Utc>>,
+    /// The commit's history in `promote_from`'s environment.
+    pub soak: Option<gates::SoakFacts>,
 }
 
 /// The gates of one decision and the facts behind them.
@@ -136,6 +139,19 @@ impl Decision {
             .iter()
             .find(|g| g.name == gates::FREEZE && g.passed() && g.reason.contains("overridden"))
             .map(|g| g.reason.clone())
+    }
+
+    /// When the soak still holding this deploy back ends, if it is the
+    /// soak (and not an incident) that holds it.
+    pub fn soak_ends_at(&self) -> Option<DateTime<Utc>> {
+        let waiting = self
+            .gates
+            .iter()
+            .any(|g| g.name == gates::SOAK && g.waiting());
+        let now = self.facts.now.unwrap_or_else(Utc::now);
+        waiting
+            .then(|| self.facts.soak.as_ref()?.ends_at(now))
+            .flatten()
     }
 }
 
@@ -192,6 +208,10 @@ pub async fn decide(
             }
             if !req.env.required_checks.is_empty() {
                 facts.checks = Some(src.api.checks(src.repo, &sha).await?);
+            }
+            if let Some(promote) = &req.env.promote_from {
+                let now = facts.now.unwrap_or_else(Utc::now);
+                facts.soak = Some(soak::soak_facts(src.api, src.repo, promote, &sha, now).await?);
             }
             if req.purpose == Purpose::Foreign && !req.env.refs.is_empty() {
                 facts.git_ref =
@@ -272,6 +292,7 @@ pub fn evaluate(req: &Request<'_>, facts: &Facts) -> Vec<Gate> {
                 listed: false,
             };
             let actor = facts.actor.as_ref().unwrap_or(&nobody);
+            out.extend(soak_gate(req, facts, now));
             out.push(gates::freeze_gate(req.config, env, now, req.force, actor));
             out.push(gates::lock_gate(facts.lock.as_ref(), claim));
         }
@@ -300,6 +321,20 @@ pub fn evaluate(req: &Request<'_>, facts: &Facts) -> Vec<Gate> {
         }
     }
     out
+}
+
+/// The soak gate when the environment has `promote_from`: closed when the
+/// commit's history there was not read. `force` counts only from a person.
+fn soak_gate(req: &Request<'_>, facts: &Facts, now: DateTime<Utc>) -> Option<Gate> {
+    req.env.promote_from.as_ref()?;
+    let Some(soak) = &facts.soak else {
+        return Some(Gate::fail(
+            gates::SOAK,
+            "no commit to look up in the environment it is promoted from",
+        ));
+    };
+    let force_by = facts.actor.as_ref().filter(|_| req.force);
+    Some(gates::soak_gate(req.environment, soak, now, force_by))
 }
 
 fn approvals(req: &Request<'_>, pull: &PullFacts, sha: &str, facts: &Facts) -> Option<Gate> {

@@ -513,10 +513,12 @@ pub struct WorkflowEvent {
     pub repository: Option<RepositoryRef>,
 }
 
-/// A `deployment` event's deployment, as the workflow it started reads it.
+/// A `deployment` event's deployment, as the Action reads it.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct WorkflowDeployment {
     pub id: i64,
+    #[serde(default, deserialize_with = "lenient")]
+    pub sha: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     pub environment: Option<String>,
 }

@@ -5,8 +5,9 @@
 //! A gate that is only temporarily closed (a lock, checks still running, a
 //! freeze that ends before the deadline) keeps the request pending in the
 //! store with a progress comment; it is re-evaluated when the lock is
-//! released, a check run completes, a freeze ends, or rejected at the
-//! deadline (`pending_timeout`, default 1h). Pending requests survive restarts.
+//! released, a check run completes, a freeze or a soak ends, or rejected at
+//! the deadline (`pending_timeout`, default 1h); a freeze or a soak that
+//! ends after the deadline rejects at once. Pending requests survive restarts.
 
 use async_trait::async_trait;
 use serde_json::json;
@@ -15,7 +16,7 @@ use super::{Context, Handler, HandlerError};
 use crate::config::repo::RepoConfig;
 use crate::deploy::gates::Gate;
 use crate::deploy::payload::{DeploymentKind, DeploymentPayload};
-use crate::deploy::{self, Purpose, Request, Sources};
+use crate::deploy::{self, Decision, Facts, Purpose, Request, Sources};
 use crate::github::events::{Event, RepositoryRef};
 use crate::github::Api;
 use crate::store::{ClaimedDelivery, NewDelivery, ProtectionRequest};
@@ -232,15 +233,18 @@ async fn gates_for(
     api: &Api,
     r: &ProtectionRequest,
     config: &RepoConfig,
-) -> Result<Vec<Gate>, HandlerError> {
+) -> Result<Decision, HandlerError> {
     let Some(env) = config.environments.get(&r.environment) else {
-        return Ok(vec![Gate::fail(
-            "Environment",
-            format!(
-                "`{}` is not configured in .github/shipgate.yml",
-                crate::text::inline_text(&r.environment)
-            ),
-        )]);
+        return Ok(Decision {
+            gates: vec![Gate::fail(
+                "Environment",
+                format!(
+                    "`{}` is not configured in .github/shipgate.yml",
+                    crate::text::inline_text(&r.environment)
+                ),
+            )],
+            facts: Facts::default(),
+        });
     };
     let src = Sources {
         api,
@@ -291,7 +295,7 @@ async fn gates_for(
             request.reviewed_sha = None;
         }
     }
-    Ok(deploy::decide(&src, &request, actor).await?.gates)
+    Ok(deploy::decide(&src, &request, actor).await?)
 }
 
 async fn evaluate(
@@ -322,7 +326,9 @@ async fn evaluate(
         .map(|d| d.0.as_millis() as i64)
         .unwrap_or(DEFAULT_TIMEOUT_MS);
     let deadline = if first { now + timeout } else { r.deadline };
-    let gates = gates_for(cx, &api, r, &config).await?;
+    let decision = gates_for(cx, &api, r, &config).await?;
+    let soak_ends_at = decision.soak_ends_at();
+    let gates = decision.gates;
     if gates.iter().all(Gate::passed) {
         return answer(
             cx,
@@ -375,9 +381,25 @@ async fn evaluate(
             .await;
         }
     }
+    // A soak still running: wait for its end when it comes before the deadline.
+    let soak_end = soak_ends_at.map(|t| t.timestamp_millis());
+    if soak_end.is_some_and(|end| end > deadline) {
+        return answer(
+            cx,
+            &api,
+            r,
+            "rejected",
+            &crate::render::gates::protection_rule_comment(
+                "rejected — the soak outlasts the wait limit",
+                &gates,
+            ),
+        )
+        .await;
+    }
     let next = freeze
         .map(|f| f.ends_at.timestamp_millis().min(deadline))
-        .unwrap_or(deadline);
+        .unwrap_or(deadline)
+        .min(soak_end.unwrap_or(deadline));
     let text = crate::render::gates::protection_rule_comment("waiting", &gates);
     let mut posts = r.progress_posts;
     if r.last_comment.as_deref() != Some(text.as_str()) && posts < MAX_PROGRESS_POSTS {

@@ -20,6 +20,7 @@ pub mod protection;
 pub mod release;
 pub mod secrets;
 pub mod smoke;
+pub mod soak;
 
 pub use crate::text::{inline_text, short};
 pub use chatops::{

@@ -24,5 +24,6 @@ mod secrets;
 mod security;
 mod server;
 mod smoke;
+mod soak;
 mod store_contract;
 mod topology;

@@ -63,6 +63,46 @@ pub struct EnvironmentConfig {
     /// false: a fork's code would run with this environment's secrets).
     #[serde(default)]
     pub allow_forks: bool,
+    /// Promotion after soak: a commit deploys here only after it ran in
+    /// another environment successfully for `soak`, with no failed or
+    /// rolled-back deployment of it there since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote_from: Option<PromoteFrom>,
+}
+
+/// `promote_from: { environment: staging, soak: 24h }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteFrom {
+    /// The environment the commit must have soaked in (another one of `environments`).
+    pub environment: String,
+    /// How long the commit must have run there without incident (`24h`, `1d12h`).
+    pub soak: DurationText,
+}
+
+impl EnvironmentConfig {
+    /// `promote_from` names another configured environment.
+    pub fn validate_promotion<'a>(
+        &self,
+        name: &str,
+        mut environments: impl Iterator<Item = &'a String>,
+    ) -> Result<(), String> {
+        let Some(p) = &self.promote_from else {
+            return Ok(());
+        };
+        if p.environment == name {
+            return Err(format!(
+                "environments.{name}.promote_from.environment: `{name}` cannot soak in itself; name the environment commits come from (e.g. staging)"
+            ));
+        }
+        if !environments.any(|e| e == &p.environment) {
+            return Err(format!(
+                "environments.{name}.promote_from.environment: `{}` is not one of the environments",
+                p.environment
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A required check: a name (any app or status), or a name and the slug of
@@ -180,5 +220,56 @@ impl Role {
             Role::Maintain => "maintain",
             Role::Admin => "admin",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::repo::RepoConfig;
+
+    #[test]
+    fn promote_from_names_another_environment_and_a_soak_duration() {
+        let c = RepoConfig::parse(
+            "environments:\n  staging: {}\n  production:\n    promote_from: { environment: staging, soak: 24h }\n",
+        )
+        .unwrap();
+        let p = c.environments["production"].promote_from.clone().unwrap();
+        assert_eq!(p.environment, "staging");
+        assert_eq!(p.soak.0, std::time::Duration::from_secs(24 * 3600));
+
+        let e = RepoConfig::parse(
+            "environments:\n  production:\n    promote_from: { environment: production, soak: 1h }\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains(
+                "environments.production.promote_from.environment: `production` cannot soak in itself"
+            ),
+            "{e}"
+        );
+        let e = RepoConfig::parse(
+            "environments:\n  production:\n    promote_from: { environment: stagign, soak: 1h }\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("`stagign` is not one of the environments"),
+            "{e}"
+        );
+        let e = RepoConfig::parse(
+            "environments:\n  staging: {}\n  production:\n    promote_from: { environment: staging, soak: a day }\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("expected a duration"), "{e}");
+        let e = RepoConfig::parse(
+            "environments:\n  staging: {}\n  production:\n    promote_from: { environment: staging }\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("missing field `soak`"), "{e}");
+        let e = RepoConfig::parse(
+            "environments:\n  staging: {}\n  production:\n    promote_from: { environment: staging, soak: 1h, hours: 2 }\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("unknown field `hours`"), "{e}");
     }
 }

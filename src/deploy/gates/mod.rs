@@ -14,8 +14,10 @@ use crate::github::content::{CommitStatus, StatusState};
 use crate::github::repos::{CheckRun, Review};
 use crate::store::{Lock, LockKind};
 
+pub mod soak;
 mod verdict;
 
+pub use soak::{soak_gate, SoakFacts, SOAK};
 pub use verdict::{Gate, Verdict};
 
 pub const PERMISSION: &str = "Permission";

@@ -102,6 +102,8 @@ pub struct DeploymentStatus {
     pub environment_url: Option<String>,
     pub log_url: Option<String>,
     pub description: Option<String>,
+    /// `created_at` (RFC 3339); `None`: the fixed `shapes::TIME`.
+    pub created_at: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +116,8 @@ pub struct Deployment {
     pub creator: String,
     pub production_environment: bool,
     pub statuses: Vec<DeploymentStatus>,
+    /// `created_at` (RFC 3339); `None`: the fixed `shapes::TIME`.
+    pub created_at: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -543,10 +547,61 @@ impl FakeGitHub {
                         ..Default::default()
                     })
                     .collect(),
+                created_at: None,
             };
             w.repo_mut(repo).deployments.push(d);
             id
         })
+    }
+
+    /// A deployment made outside shipgate at a chosen time, with statuses
+    /// at chosen times (`(state, created_at)`, RFC 3339): a history hours
+    /// or days old, relative to now.
+    pub fn add_deployment_at(
+        &self,
+        repo: &str,
+        sha: &str,
+        environment: &str,
+        payload: Value,
+        created_at: &str,
+        statuses: &[(&str, &str)],
+    ) -> u64 {
+        let id = self.create_deployment(repo, sha, environment, payload);
+        self.with_mut(|w| {
+            let d = w
+                .repo_mut(repo)
+                .deployments
+                .iter_mut()
+                .find(|d| d.id == id)
+                .unwrap();
+            d.created_at = Some(created_at.to_string());
+            d.statuses = statuses
+                .iter()
+                .map(|(state, at)| DeploymentStatus {
+                    state: state.to_string(),
+                    created_at: Some(at.to_string()),
+                    ..Default::default()
+                })
+                .collect();
+        });
+        id
+    }
+
+    /// Moves a deployment and every status of it to `created_at` (time
+    /// passing, without waiting for it).
+    pub fn set_deployment_time(&self, repo: &str, id: u64, created_at: &str) {
+        self.with_mut(|w| {
+            let d = w
+                .repo_mut(repo)
+                .deployments
+                .iter_mut()
+                .find(|d| d.id == id)
+                .unwrap();
+            d.created_at = Some(created_at.to_string());
+            for s in &mut d.statuses {
+                s.created_at = Some(created_at.to_string());
+            }
+        });
     }
 
     pub fn deployments(&self, repo: &str) -> Vec<Deployment> {
@@ -574,6 +629,7 @@ impl FakeGitHub {
                 state: state.into(),
                 environment_url: environment_url.map(str::to_string),
                 log_url: log_url.map(str::to_string),
+                created_at: Some(deployments::now_rfc3339()),
                 ..Default::default()
             });
             d.clone()
@@ -707,6 +763,7 @@ impl FakeGitHub {
                 creator: "vercel[bot]".into(),
                 production_environment: false,
                 statuses: Vec::new(),
+                created_at: None,
             };
             w.repo_mut(repo).deployments.push(d);
             id
@@ -1293,7 +1350,7 @@ fn protection_from_put(body: &Value) -> Value {
 }
 
 fn deployment_json(api: &str, full: &str, d: &Deployment) -> Value {
-    shapes::deployment(
+    let mut out = shapes::deployment(
         api,
         full,
         d.id,
@@ -1303,7 +1360,12 @@ fn deployment_json(api: &str, full: &str, d: &Deployment) -> Value {
         &d.payload,
         &d.creator,
         d.production_environment,
-    )
+    );
+    if let Some(at) = &d.created_at {
+        out["created_at"] = json!(at);
+        out["updated_at"] = json!(at);
+    }
+    out
 }
 
 /// What `shapes::pull_request` needs of the fake's pull request.

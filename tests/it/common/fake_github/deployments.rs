@@ -2,6 +2,11 @@
 
 use super::*;
 
+/// Now, as GitHub writes times.
+pub(super) fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 pub(super) fn route(w: &mut World, req: &Req) -> Routed {
     let Req {
         api,
@@ -43,6 +48,8 @@ pub(super) fn route(w: &mut World, req: &Req) -> Routed {
                 creator: BOT_LOGIN.into(),
                 production_environment: body["production_environment"].as_bool().unwrap_or(false),
                 statuses: Vec::new(),
+                // As GitHub stamps it: now.
+                created_at: Some(now_rfc3339()),
             };
             let out = deployment_json(api, &full, &d);
             r.deployments.push(d);
@@ -104,22 +111,22 @@ pub(super) fn route(w: &mut World, req: &Req) -> Routed {
                         environment_url: body["environment_url"].as_str().map(str::to_string),
                         log_url: body["log_url"].as_str().map(str::to_string),
                         description: body["description"].as_str().map(str::to_string),
+                        created_at: Some(now_rfc3339()),
                     });
                     let s = d.statuses.last().unwrap();
-                    (
-                        201,
-                        shapes::deployment_status(
-                            api,
-                            &full,
-                            d.id,
-                            d.statuses.len() - 1,
-                            &s.state,
-                            &d.environment,
-                            s.environment_url.as_deref(),
-                            s.log_url.as_deref(),
-                        ),
-                        None,
-                    )
+                    let mut out = shapes::deployment_status(
+                        api,
+                        &full,
+                        d.id,
+                        d.statuses.len() - 1,
+                        &s.state,
+                        &d.environment,
+                        s.environment_url.as_deref(),
+                        s.log_url.as_deref(),
+                    );
+                    out["created_at"] = json!(s.created_at);
+                    out["updated_at"] = json!(s.created_at);
+                    (201, out, None)
                 }
                 None => with_none(not_found("deployment")),
             }
@@ -136,7 +143,7 @@ pub(super) fn route(w: &mut World, req: &Req) -> Routed {
                         .enumerate()
                         .rev()
                         .map(|(i, s)| {
-                            shapes::deployment_status(
+                            let mut out = shapes::deployment_status(
                                 api,
                                 &full,
                                 d.id,
@@ -145,7 +152,12 @@ pub(super) fn route(w: &mut World, req: &Req) -> Routed {
                                 &d.environment,
                                 s.environment_url.as_deref(),
                                 s.log_url.as_deref(),
-                            )
+                            );
+                            if let Some(at) = &s.created_at {
+                                out["created_at"] = json!(at);
+                                out["updated_at"] = json!(at);
+                            }
+                            out
                         })
                         .collect(),
                 )),
