@@ -477,9 +477,9 @@ fn validate_flow(here: &str, c: &CheckSpec) -> Result<(), String> {
             }
         }
         for (name, from) in &step.save {
-            if !super::template::is_name(name) || name == "env" {
+            if !super::template::is_name(name) || name == "env" || name == "totp" {
                 return Err(format!(
-                    "{at}.save: `{name}` is not a name (letters, digits and `_`, not `env`)"
+                    "{at}.save: `{name}` is not a name (letters, digits and `_`, not `env` or `totp`)"
                 ));
             }
             SaveFrom::parse(from).map_err(|e| format!("{at}.save.{name}: {e}"))?;

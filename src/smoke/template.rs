@@ -1,6 +1,8 @@
 //! Values in a check's request: `${env.NAME}` (a secret from the step's
-//! environment, never a literal in the repository file) and `${name}` (a
-//! value an earlier step of the flow saved). Every such value is a secret:
+//! environment, never a literal in the repository file), `${totp.NAME}`
+//! (the current one-time code of the TOTP secret in `NAME`, for a login
+//! with two factors) and `${name}` (a value an earlier step of the flow
+//! saved). Every such value is a secret:
 //! [`Vars::redact`] takes them out of whatever a result says.
 
 use std::collections::BTreeMap;
@@ -10,6 +12,8 @@ use std::collections::BTreeMap;
 enum Part {
     Text(String),
     Env(String),
+    /// The current code of the base32 TOTP secret in this variable.
+    Totp(String),
     Saved(String),
 }
 
@@ -45,12 +49,15 @@ impl Template {
                 .find('}')
                 .ok_or_else(|| format!("`${{` without its closing `}}` in `{text}`"))?;
             let inner = after[..end].trim();
-            let part = match inner.strip_prefix("env.") {
-                Some(name) if is_name(name) => Part::Env(name.to_string()),
-                None if is_name(inner) && inner != "env" => Part::Saved(inner.to_string()),
+            let part = match (inner.strip_prefix("env."), inner.strip_prefix("totp.")) {
+                (Some(name), _) if is_name(name) => Part::Env(name.to_string()),
+                (_, Some(name)) if is_name(name) => Part::Totp(name.to_string()),
+                (None, None) if is_name(inner) && !RESERVED.contains(&inner) => {
+                    Part::Saved(inner.to_string())
+                }
                 _ => {
                     return Err(format!(
-                        "`${{{inner}}}` is neither `${{env.NAME}}` nor the name of a saved value"
+                        "`${{{inner}}}` is not `${{env.NAME}}`, `${{totp.NAME}}` or the name of a saved value"
                     ))
                 }
             };
@@ -67,10 +74,10 @@ impl Template {
         Ok(Template(parts))
     }
 
-    /// The `${env.NAME}` names it uses.
+    /// The environment variables it uses (`${env.NAME}`, `${totp.NAME}`).
     pub fn env_names(&self) -> impl Iterator<Item = &str> {
         self.0.iter().filter_map(|p| match p {
-            Part::Env(n) => Some(n.as_str()),
+            Part::Env(n) | Part::Totp(n) => Some(n.as_str()),
             _ => None,
         })
     }
@@ -95,6 +102,13 @@ impl Template {
                         .get(n)
                         .ok_or_else(|| format!("`${{env.{n}}}` is not set"))?,
                 ),
+                Part::Totp(n) => {
+                    let secret = vars
+                        .env
+                        .get(n)
+                        .ok_or_else(|| format!("`${{totp.{n}}}` is not set"))?;
+                    out.push_str(&totp_now(secret).map_err(|e| format!("`${{totp.{n}}}`: {e}"))?);
+                }
                 Part::Saved(n) => out.push_str(
                     vars.saved
                         .get(n)
@@ -104,6 +118,33 @@ impl Template {
         }
         Ok(out)
     }
+}
+
+/// Names a saved value may not take: they start the other references.
+const RESERVED: &[&str] = &["env", "totp"];
+
+/// The current 6-digit code (RFC 6238: SHA-1, 30-second steps) of a base32
+/// secret as authenticator apps take it (spaces, lower case and padding
+/// allowed).
+fn totp_now(secret: &str) -> Result<String, String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| format!("the clock is before 1970: {e}"))?;
+    totp_at(secret, now.as_secs())
+}
+
+fn totp_at(secret: &str, unix_secs: u64) -> Result<String, String> {
+    let cleaned: String = secret
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '=')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    let bytes = totp_rs::Secret::Encoded(cleaned)
+        .to_bytes()
+        .map_err(|_| "the variable does not hold a base32 TOTP secret".to_string())?;
+    // Unchecked: apps commonly issue 80-bit secrets, under RFC 4226's 128.
+    let totp = totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes);
+    Ok(totp.generate(unix_secs))
 }
 
 /// The values a run may fill in: the environment the caller handed over
@@ -228,11 +269,36 @@ mod tests {
             ("${env.A-B}", "`${env.A-B}`"),
             ("${1x}", "`${1x}`"),
             ("${env}", "`${env}`"),
+            ("${totp}", "`${totp}`"),
             ("Bearer ${token", "closing"),
         ] {
             let e = Template::parse(text).unwrap_err();
             assert!(e.contains(says), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn totp_codes_follow_rfc_6238_and_take_secrets_as_apps_show_them() {
+        // RFC 6238's SHA-1 vector: "12345678901234567890" at 59 s → 94287082.
+        let secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+        assert_eq!(totp_at(secret, 59).unwrap(), "287082");
+        assert_eq!(
+            totp_at("gezd gnbv gy3t qojq gezd gnbv gy3t qojq==", 59).unwrap(),
+            "287082"
+        );
+        assert!(totp_at("not base32!", 59).unwrap_err().contains("base32"));
+        let t = Template::parse("${totp.OTP_SECRET}").unwrap();
+        assert_eq!(t.env_names().collect::<Vec<_>>(), ["OTP_SECRET"]);
+        let vars = Vars::with_env(BTreeMap::from([("OTP_SECRET".into(), secret.into())]));
+        let code = t.render(&vars).unwrap();
+        assert!(
+            code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()),
+            "{code}"
+        );
+        assert_eq!(
+            t.render(&Vars::default()).unwrap_err(),
+            "`${totp.OTP_SECRET}` is not set"
+        );
     }
 
     #[test]

@@ -189,7 +189,7 @@ fn malformed_flows_are_config_errors_naming_the_place() {
         ),
         (
             "checks:\n  - flow:\n      - { path: '/a/${env.}' }\n",
-            "smoke.checks[0].flow[0].path: `${env.}` is neither `${env.NAME}` nor the name of a saved value",
+            "smoke.checks[0].flow[0].path: `${env.}` is not `${env.NAME}`, `${totp.NAME}` or the name of a saved value",
         ),
         (
             "checks:\n  - { path: /a, headers: { authorization: 'Bearer ${token}' } }\n",
@@ -275,4 +275,42 @@ checks:
         );
     }
     assert_no_secret(&everything_shown(&r));
+}
+
+/// A login with two factors: the second step sends the current code of the
+/// account's TOTP secret (`${totp.NAME}`), which the site checks.
+#[tokio::test]
+async fn a_flow_passes_a_second_factor_with_the_current_totp_code() {
+    use crate::common::sites::TOTP_SECRET;
+    let (addr, seen) = login_site().await;
+    let base = Url::parse(&format!("http://{addr}/")).unwrap();
+    let yaml = r#"
+checks:
+  - name: log in with 2FA, then read the settlements
+    flow:
+      - { name: log in, method: POST, path: /api/login, headers: { content-type: application/json }, body: '{"email": "smoke@example.com", "password": "${env.SMOKE_PASSWORD}"}', save: { token: $.access_token } }
+      - { name: second factor, method: POST, path: /api/2fa, headers: { content-type: application/json, authorization: 'Bearer ${token}' }, body: '{"code": "${totp.SMOKE_TOTP}"}', expect: { status: 200 } }
+      - { name: dashboard, path: /api/dashboard, headers: { authorization: 'Bearer ${token}' } }
+"#;
+    let mut opts = with_env(None);
+    opts.env = Some(Vars::with_env(BTreeMap::from([
+        ("SMOKE_PASSWORD".to_string(), SMOKE_PASSWORD.to_string()),
+        ("SMOKE_TOTP".to_string(), TOTP_SECRET.to_string()),
+    ])));
+    let r = smoke::run(&base, &suite(yaml), &opts, &Limits::none()).await;
+    assert_eq!(r.outcome(), Outcome::Pass, "{:?}", r.results);
+    assert_eq!(seen.dashboards(), 1);
+    assert!(!everything_shown(&r).contains(TOTP_SECRET));
+
+    // A wrong secret gives a wrong code: the second step fails, named.
+    opts.env = Some(Vars::with_env(BTreeMap::from([
+        ("SMOKE_PASSWORD".to_string(), SMOKE_PASSWORD.to_string()),
+        ("SMOKE_TOTP".to_string(), "GEZDGNBVGY3TQOJQ".to_string()),
+    ])));
+    let r = smoke::run(&base, &suite(yaml), &opts, &Limits::none()).await;
+    assert_eq!(
+        r.results[0].reason,
+        "step 2 `second factor`: status 401 (expected 200)"
+    );
+    assert_eq!(seen.dashboards(), 1);
 }

@@ -16,6 +16,20 @@ use serde_json::json;
 pub const SMOKE_PASSWORD: &str = "correct-horse-battery-staple";
 /// The session token the login hands out: a secret the flow saves.
 pub const SESSION_TOKEN: &str = "tok-7f3a9c1e5b2d";
+/// The smoke account's second factor: a TOTP secret as authenticator apps
+/// show it (base32, 80 bits).
+pub const TOTP_SECRET: &str = "JBSWY3DPEHPK3PXP";
+
+/// Whether `code` is the account's current TOTP code (one step of skew, so
+/// a code made at the end of a 30 s step still counts).
+fn totp_ok(code: &str) -> bool {
+    let bytes = totp_rs::Secret::Encoded(TOTP_SECRET.into())
+        .to_bytes()
+        .unwrap();
+    totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes)
+        .check_current(code)
+        .unwrap_or(false)
+}
 
 /// What the site saw.
 #[derive(Clone, Default)]
@@ -62,6 +76,19 @@ pub async fn login_site() -> (SocketAddr, Seen) {
                                 .into_response()
                         }
                     }
+                }
+            }),
+        )
+        .route(
+            "/api/2fa",
+            post(|headers: HeaderMap, Json(body): Json<serde_json::Value>| async move {
+                let bearer = format!("Bearer {SESSION_TOKEN}");
+                let session = headers.get("authorization").is_some_and(|v| v == bearer.as_str());
+                match body["code"].as_str() {
+                    Some(code) if session && totp_ok(code) => {
+                        Json(json!({ "verified": true })).into_response()
+                    }
+                    _ => StatusCode::UNAUTHORIZED.into_response(),
                 }
             }),
         )
