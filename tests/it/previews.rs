@@ -769,3 +769,59 @@ async fn allow_private_in_the_repository_alone_does_not_open_private_addresses()
     );
     t.finish().await;
 }
+
+/// A preview of plan 004's site, whose CSP allows inline scripts: with the
+/// defaults its check run fails on the CSP; with the team's decision in the
+/// repository file it passes, and says which headers were not checked. (The
+/// stand-in serves plain HTTP, where no HSTS can pass, so both ignore it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_previews_security_headers_are_checked_as_the_team_decides() {
+    let site = || {
+        target(|_| {
+            use axum::response::IntoResponse;
+            (
+                [
+                    ("x-content-type-options", "nosniff"),
+                    ("x-frame-options", "SAMEORIGIN"),
+                    ("content-security-policy", "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.vercel-insights.com"),
+                ],
+                "ok",
+            )
+                .into_response()
+        })
+    };
+    for (keys, conclusion, reason) in [
+        (
+            "ignore: [strict-transport-security]",
+            "failure",
+            "| headers | ❌ | 2 of 5 good; Referrer-Policy: missing (browsers default to strict-origin-when-cross-origin); Permissions-Policy: missing; Content-Security-Policy: script-src allows 'unsafe-inline' without a nonce or hash; not checked: Strict-Transport-Security |",
+        ),
+        (
+            "csp: { allow_unsafe_inline: true }, ignore: [strict-transport-security, permissions-policy, referrer-policy]",
+            "success",
+            "| headers | ✅ | all 3 headers good; not checked: Strict-Transport-Security, Referrer-Policy, Permissions-Policy |",
+        ),
+    ] {
+        let t = Harness::start_with(&[PRIVATE_OK]).await;
+        let app = site().await;
+        let config = format!(
+            "preview:\n  allowed_hosts: [\"127.0.0.1\"]\n  allow_private: true\n  smoke:\n    checks:\n      - {{ rule: security_headers, name: headers, {keys} }}\n"
+        );
+        let (pr, head) = setup(&t, &config);
+        let d =
+            t.gh.create_deployment(REPO, &head, "Preview – web", json!({}));
+        let url = format!("http://{}/", app.addr);
+        t.send(
+            "deployment_status",
+            &provider_status(&t, "vercel", d, &head, &url),
+        )
+        .await;
+        t.settle().await;
+        let runs = t.gh.created_check_runs(REPO);
+        assert_eq!(runs[0]["conclusion"], conclusion, "{keys}");
+        let summary = check_run_summary(&t);
+        assert!(summary.contains(reason), "{keys}\n{summary}");
+        let _ = t.gh.next_bot_comment(REPO, pr);
+        t.finish().await;
+    }
+}
