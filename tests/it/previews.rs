@@ -12,7 +12,7 @@ use axum::Router;
 use common::Harness;
 use serde_json::{json, Value};
 
-const REPO: &str = "acme/app";
+pub(crate) const REPO: &str = "acme/app";
 const CONFIG_PATH: &str = ".github/shipgate.yml";
 const CONFIG: &str = r#"
 preview:
@@ -26,13 +26,13 @@ smoke:
 "#;
 
 /// A deployed app: `/api/health` is healthy until told otherwise; counts requests.
-struct App {
-    addr: SocketAddr,
+pub(crate) struct App {
+    pub(crate) addr: SocketAddr,
     healthy: Arc<AtomicBool>,
-    hits: Arc<AtomicU32>,
+    pub(crate) hits: Arc<AtomicU32>,
 }
 
-async fn app() -> App {
+pub(crate) async fn app() -> App {
     let healthy = Arc::new(AtomicBool::new(true));
     let hits = Arc::new(AtomicU32::new(0));
     let (h, n) = (healthy.clone(), hits.clone());
@@ -63,7 +63,13 @@ async fn app() -> App {
 
 /// A provider's `deployment_status` payload for `deployment` of `sha`, its
 /// preview URL pointed at `url`.
-fn provider_status(t: &Harness, provider: &str, deployment: u64, sha: &str, url: &str) -> Value {
+pub(crate) fn provider_status(
+    t: &Harness,
+    provider: &str,
+    deployment: u64,
+    sha: &str,
+    url: &str,
+) -> Value {
     let path = format!(
         "{}/fixtures/providers/{provider}.json",
         env!("CARGO_MANIFEST_DIR")
@@ -81,7 +87,7 @@ fn provider_status(t: &Harness, provider: &str, deployment: u64, sha: &str, url:
     p
 }
 
-fn setup(t: &Harness, config: &str) -> (u64, String) {
+pub(crate) fn setup(t: &Harness, config: &str) -> (u64, String) {
     t.gh.add_repo(REPO, &[(CONFIG_PATH, config)]);
     t.gh.commit(REPO, "feature", &[("f.txt", Some("1"))]);
     let pr = t.gh.open_pr(REPO, "feature", "alice");
@@ -390,7 +396,7 @@ environments:
 // ------------------------------------------------ the smoke engine as a weapon
 
 /// Lets loopback probes through: the operator's half of `allow_private`.
-const PRIVATE_OK: (&str, &str) = ("SHIPGATE_ALLOW_PRIVATE_PROBES", "true");
+pub(crate) const PRIVATE_OK: (&str, &str) = ("SHIPGATE_ALLOW_PRIVATE_PROBES", "true");
 
 /// A loopback server that counts its requests and the most it handled at once.
 struct Target {
