@@ -281,3 +281,65 @@ async fn closing_a_pr_cannot_retire_another_prs_preview_or_production() {
     );
     t.finish().await;
 }
+
+/// A smoke run still in flight when the PR closes (its preview is slow to
+/// answer) finishes after the close: the comment stays closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smoke_run_finishing_after_the_close_leaves_the_comment_closed() {
+    use axum::routing::get;
+    use std::sync::Arc;
+    use tokio::sync::{Notify, Semaphore};
+
+    let t = Harness::start_with(&[PRIVATE_OK]).await;
+    // The preview answers only when the test lets it, and says when asked.
+    let (asked, answer) = (Arc::new(Notify::new()), Arc::new(Semaphore::new(0)));
+    let (a, s) = (asked.clone(), answer.clone());
+    let router = axum::Router::new().route(
+        "/api/health",
+        get(move || {
+            let (a, s) = (a.clone(), s.clone());
+            async move {
+                a.notify_one();
+                let _permit = s.acquire().await.unwrap();
+                axum::Json(json!({ "status": "healthy" }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let (pr, head) = setup(&t, CONFIG);
+    let d =
+        t.gh.create_deployment(REPO, &head, "Preview – web", json!({}));
+    t.send(
+        "deployment_status",
+        &provider_status(&t, "vercel", d, &head, &format!("http://{addr}/")),
+    )
+    .await;
+    asked.notified().await;
+    t.gh.set_pr(REPO, pr, |p| p.state = "closed".into());
+    t.send("pull_request", &pull_request_event(&t, pr, "closed", true))
+        .await;
+    t.gh.wait_for("the closed comment", |w| {
+        w.repo(REPO)
+            .comments
+            .iter()
+            .any(|c| c.issue == pr && c.body.starts_with("### 💤 Previews closed"))
+    })
+    .await;
+    let comment = t.gh.next_bot_comment(REPO, pr);
+    let closed = t.gh.comment_body(REPO, comment.id);
+    assert!(closed.starts_with("### 💤 Previews closed"), "{closed}");
+
+    answer.add_permits(100);
+    t.settle().await;
+    assert_eq!(
+        t.gh.created_check_runs(REPO).len(),
+        1,
+        "the smoke run finished"
+    );
+    assert_eq!(t.gh.comment_body(REPO, comment.id), closed);
+    assert_eq!(t.gh.bot_comments(REPO, pr).len(), 1);
+    t.finish().await;
+}
