@@ -828,8 +828,10 @@ const PLAN_004_HEADERS: &[(&str, &str)] = &[
     ("content-security-policy", "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.vercel-insights.com; style-src 'self' 'unsafe-inline'; img-src 'self' https:; font-src 'self' https:;"),
 ];
 
-/// The same site without a CSP: plan 003's Railway API names its security
-/// headers but sets no policy (and plan 004's first `vercel.json` has none).
+/// A site without a CSP: plan 004's `vercel.json` as its deployment section
+/// writes it (the CSP comes in a later section). Plan 003 lists "security
+/// headers" and "a CSP policy" without giving any values, so this set stands
+/// for a team that has not written its CSP yet.
 const NO_CSP_HEADERS: &[(&str, &str)] = &[
     (
         "strict-transport-security",
