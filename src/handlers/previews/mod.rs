@@ -62,9 +62,11 @@ pub(super) async fn rows(
         .collect())
 }
 
-/// Renders a PR's rows into its comment. `may_create`: whether this caller
-/// may post the comment (only the serialized deployment-status path does, so
-/// two comments can never appear).
+/// Renders a PR's rows into its comment (the closed form once the PR's
+/// previews are retired). `may_create`: whether this caller may post the
+/// comment (only deliveries in the repository's order do: deployment
+/// statuses and the PR closing or reopening, so two comments can never
+/// appear; the smoke job does not).
 pub(super) async fn sync_comment(
     cx: &Context,
     api: &Api,
