@@ -128,6 +128,17 @@ pub struct Deployment {
     pub creator: Option<UserRef>,
     #[serde(default)]
     pub payload: serde_json::Value,
+    /// Whether the deployment is to a production environment (GitHub's
+    /// flag, set by whoever created it).
+    #[serde(default)]
+    pub production_environment: bool,
+}
+
+/// `POST /repos/{repo}/deployments/{id}/statuses`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewDeploymentStatus<'a> {
+    pub state: &'a str,
+    pub description: &'a str,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -405,6 +416,17 @@ impl Api {
             Ok(_) | Err(GitHubError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Adds a status to a deployment (`inactive` retires it).
+    pub async fn create_deployment_status(
+        &self,
+        repo: &str,
+        id: i64,
+        status: &NewDeploymentStatus<'_>,
+    ) -> Result<DeploymentStatus, GitHubError> {
+        self.post(&format!("/repos/{repo}/deployments/{id}/statuses"), status)
+            .await
     }
 
     /// Statuses of a deployment, newest first.

@@ -16,6 +16,7 @@ pub mod freeze;
 pub mod gates;
 pub mod policy;
 pub mod previews;
+pub mod previews_closed;
 pub mod protection;
 pub mod release;
 pub mod secrets;

@@ -25,6 +25,27 @@ pub struct PreviewRow {
     pub sha: String,
     pub smoke: SmokeCell,
     pub updated_at: i64,
+    /// The last commit whose deployment to this environment succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_live: Option<String>,
+    /// What closing the pull request did to this environment's deployments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<Retirement>,
+}
+
+/// What closing a pull request did to one environment's deployments of its
+/// commits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Retirement {
+    /// Marked `inactive`.
+    Retired,
+    /// Not a preview: the environment is configured under `environments:`.
+    Configured,
+    /// The commit is also the head of another open pull request.
+    Shared { pr: i64 },
+    /// The only deployments found were production deployments.
+    Production,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +259,8 @@ mod tests {
                     failed: vec!["health".into()],
                 },
                 updated_at: 1_795_000_000_000,
+                last_live: None,
+                retired: None,
             },
             PreviewRow {
                 environment: "staging".into(),
@@ -247,6 +270,8 @@ mod tests {
                 sha: "abcdef0123".into(),
                 smoke: SmokeCell::None,
                 updated_at: 1_795_000_000_000,
+                last_live: None,
+                retired: None,
             },
         ]
     }
@@ -298,6 +323,8 @@ mod tests {
                 failed: vec!["@acme/admins | x |\n<!-- shipgate:previews -->".into()],
             },
             updated_at: 1_795_000_000_000,
+            last_live: None,
+            retired: None,
         }];
         let body = preview_comment(&rows);
         assert!(!body.contains("@acme"), "{body}");

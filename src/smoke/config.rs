@@ -143,6 +143,21 @@ pub struct CheckSpec {
     /// `tls`: the oldest acceptable protocol, `1.2` (default) or `1.3`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_version: Option<String>,
+    /// `security_headers`: headers the team decided not to check, by name
+    /// (case-insensitive; one of the six the rule knows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<String>,
+    /// `security_headers`: headers that must be present. A missing
+    /// `Referrer-Policy` or `Permissions-Policy` then fails instead of
+    /// warning; any other header name is checked for presence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub require: Vec<String>,
+    /// `security_headers`: what the `Content-Security-Policy` may allow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csp: Option<CspOptions>,
+    /// `security_headers`: what `Strict-Transport-Security` must say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsts: Option<HstsOptions>,
     /// Ordered requests instead of one (log in, then read the dashboard):
     /// a step can `save` values from its answer for later steps (`${name}`),
     /// and a failed step stops the flow. Takes only `name`, `severity` and
@@ -219,6 +234,99 @@ impl SaveFrom {
             None => super::jsonpath::JsonPath::parse(text).map(SaveFrom::Json),
         }
     }
+}
+
+/// The headers `rule: security_headers` checks, as it names them.
+pub const SECURITY_HEADERS: [&str; 6] = [
+    "Strict-Transport-Security",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "Referrer-Policy",
+    "Permissions-Policy",
+    "Content-Security-Policy",
+];
+
+/// `security_headers`: relaxations of the `Content-Security-Policy` check.
+/// Each allows one source expression in `script-src` (or `default-src`);
+/// nothing else of the check changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CspOptions {
+    /// Accept `'unsafe-inline'` without a nonce or hash (default false).
+    #[serde(default)]
+    pub allow_unsafe_inline: bool,
+    /// Accept `'unsafe-eval'` (default false).
+    #[serde(default)]
+    pub allow_unsafe_eval: bool,
+}
+
+/// `security_headers`: the `Strict-Transport-Security` check.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HstsOptions {
+    /// The shortest acceptable `max-age`, such as `365d` (default `180d`,
+    /// 15552000 seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_max_age: Option<DurationText>,
+    /// Require the `includeSubDomains` directive (default false).
+    #[serde(default)]
+    pub include_subdomains: bool,
+}
+
+/// The keys only `rule: security_headers` takes, checked when the config
+/// loads: elsewhere they are refused, and `ignore` names headers the rule knows.
+fn validate_header_keys(c: &CheckSpec, here: &str) -> Result<(), String> {
+    let used = [
+        ("ignore", !c.ignore.is_empty()),
+        ("require", !c.require.is_empty()),
+        ("csp", c.csp.is_some()),
+        ("hsts", c.hsts.is_some()),
+    ];
+    if c.rule != Some(Rule::SecurityHeaders) {
+        return match used.iter().find(|(_, set)| *set) {
+            Some((key, _)) => Err(format!(
+                "{here}.{key}: only `rule: security_headers` takes `{key}`"
+            )),
+            None => Ok(()),
+        };
+    }
+    let ignored = |name: &str| c.ignore.iter().any(|i| i.trim().eq_ignore_ascii_case(name));
+    for name in &c.ignore {
+        if !SECURITY_HEADERS
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(name.trim()))
+        {
+            let known: Vec<String> = SECURITY_HEADERS
+                .iter()
+                .map(|k| k.to_ascii_lowercase())
+                .collect();
+            return Err(format!(
+                "{here}.ignore: {name:?} is not a header the rule checks (it checks {})",
+                known.join(", ")
+            ));
+        }
+    }
+    for name in &c.require {
+        if reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).is_err() {
+            return Err(format!("{here}.require: {name:?} is not a header name"));
+        }
+        if ignored(name) {
+            return Err(format!(
+                "{here}: {name:?} is both in `ignore` and in `require`"
+            ));
+        }
+    }
+    for (key, header) in [
+        ("csp", "content-security-policy"),
+        ("hsts", "strict-transport-security"),
+    ] {
+        if used.iter().any(|(k, set)| *k == key && *set) && ignored(header) {
+            return Err(format!(
+                "{here}.{key}: {header} is in `ignore`, so `{key}` would change nothing"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Expectations of a request check.
@@ -389,6 +497,7 @@ fn validate_check(here: &str, c: &CheckSpec) -> Result<(), String> {
             "{here}: only `rate_limit` of the rules takes a body or a method"
         ));
     }
+    validate_header_keys(c, here)?;
     if c.path.is_some() && c.url.is_some() {
         return Err(format!("{here}: give `path` or `url`, not both"));
     }

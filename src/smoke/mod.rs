@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod guard;
+pub mod headers;
 pub mod jsonpath;
 pub mod limits;
 pub mod rules;

@@ -377,6 +377,18 @@ pub trait Store: Send + Sync + 'static {
         pr: i64,
     ) -> Result<Vec<(String, String, i64)>, StoreError>;
 
+    /// Marks a PR's previews closed (`Some(now)`; the first time is kept) or
+    /// open again (`None`, when the PR is reopened).
+    async fn set_previews_closed(
+        &self,
+        repository: &str,
+        pr: i64,
+        closed_at: Option<i64>,
+    ) -> Result<(), StoreError>;
+
+    /// Whether a PR's previews were closed (and it was not reopened since).
+    async fn previews_closed(&self, repository: &str, pr: i64) -> Result<bool, StoreError>;
+
     // ---- branch protection policy
 
     /// Records drift found, a restore, or a failed restore.

@@ -346,6 +346,19 @@ macro_rules! sql_store {
                 self.preview_rows(repository, pr).await
             }
 
+            async fn set_previews_closed(
+                &self,
+                repository: &str,
+                pr: i64,
+                closed_at: Option<i64>,
+            ) -> Result<(), StoreError> {
+                self.set_previews_closed(repository, pr, closed_at).await
+            }
+
+            async fn previews_closed(&self, repository: &str, pr: i64) -> Result<bool, StoreError> {
+                self.previews_closed(repository, pr).await
+            }
+
             async fn log_policy(&self, e: &PolicyLogEntry<'_>, now: i64) -> Result<(), StoreError> {
                 self.log_policy(e, now).await
             }

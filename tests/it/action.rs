@@ -153,6 +153,132 @@ async fn a_rate_limit_check_posts_to_a_login() {
     }
 }
 
+/// Plan 004's site: HSTS, `nosniff`, `SAMEORIGIN`, and a CSP that allows
+/// inline scripts, on plain HTTP (a loopback stand-in).
+async fn plan_004_site() -> String {
+    let router = Router::new().route(
+        "/",
+        get(|| async {
+            (
+                [
+                    ("strict-transport-security", "max-age=31536000; includeSubDomains"),
+                    ("x-content-type-options", "nosniff"),
+                    ("x-frame-options", "SAMEORIGIN"),
+                    ("content-security-policy", "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.vercel-insights.com; style-src 'self' 'unsafe-inline'"),
+                ],
+                "ok",
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}/")
+}
+
+/// The team of plan 004 decides on its headers: the defaults fail its CSP;
+/// allowing `'unsafe-inline'` and ignoring what it does without passes; the
+/// same relaxation does not let `'unsafe-eval'` through; a header name the
+/// rule does not know is a one-line configuration error. (The stand-in is
+/// plain HTTP, where no HSTS can pass, so every config here ignores it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_headers_are_checked_as_the_team_decides() {
+    let site = plan_004_site().await;
+    let run = |config: String| {
+        let site = site.clone();
+        async move {
+            let mut step = Step::new();
+            step.config(&config);
+            step.set("INPUT_GATES", "smoke").set("INPUT_URL", &site);
+            let (env, ws) = (step.env.clone(), step.ws());
+            let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+                .await
+                .unwrap();
+            (out, step)
+        }
+    };
+    let check = |keys: &str| {
+        format!("smoke:\n  checks:\n    - {{ rule: security_headers, name: headers, {keys} }}\n")
+    };
+
+    let (out, _) = run(check("ignore: [strict-transport-security]")).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(
+            "Content-Security-Policy: script-src allows 'unsafe-inline' without a nonce or hash"
+        ),
+        "{}",
+        stdout(&out)
+    );
+
+    let decided = "csp: { allow_unsafe_inline: true }, ignore: [strict-transport-security, permissions-policy, Referrer-Policy]";
+    let (out, step) = run(check(decided)).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        step.outputs().contains("result=pass\n"),
+        "{}",
+        step.outputs()
+    );
+    assert!(
+        step.summary().contains("all 3 headers good; not checked: Strict-Transport-Security, Referrer-Policy, Permissions-Policy"),
+        "{}",
+        step.summary()
+    );
+
+    // The same decision does not cover eval.
+    let eval = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let eval_addr = eval.local_addr().unwrap();
+    let router = Router::new().route(
+        "/",
+        get(|| async {
+            (
+                [
+                    ("x-content-type-options", "nosniff"),
+                    ("x-frame-options", "SAMEORIGIN"),
+                    (
+                        "content-security-policy",
+                        "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
+                    ),
+                ],
+                "ok",
+            )
+        }),
+    );
+    tokio::spawn(async move { axum::serve(eval, router).await.unwrap() });
+    let mut step = Step::new();
+    step.config(&check(decided));
+    step.set("INPUT_GATES", "smoke")
+        .set("INPUT_URL", &format!("http://{eval_addr}/"));
+    let (env, ws) = (step.env.clone(), step.ws());
+    let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("script-src allows 'unsafe-eval'"),
+        "{}",
+        stdout(&out)
+    );
+
+    let (out, _) = run(check("ignore: [x-powered-by]")).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("smoke.checks[0].ignore: \"x-powered-by\" is not a header the rule checks"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    let (out, _) =
+        run("smoke:\n  checks:\n    - { rule: tls, csp: { allow_unsafe_inline: true } }\n".into())
+            .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("smoke.checks[0].csp: only `rule: security_headers` takes `csp`"),
+        "{err}"
+    );
+}
+
 const SMOKE: &str = "smoke:\n  checks:\n    - { name: health, path: /api/health, expect: { json: ['$.status == \"healthy\"'] } }\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

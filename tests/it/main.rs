@@ -15,6 +15,7 @@ mod fuzz_regressions;
 mod layering;
 mod load;
 mod previews;
+mod previews_retired;
 mod processes;
 mod protection;
 mod protection_rules;

@@ -12,7 +12,7 @@ use axum::Router;
 use common::Harness;
 use serde_json::{json, Value};
 
-const REPO: &str = "acme/app";
+pub(crate) const REPO: &str = "acme/app";
 const CONFIG_PATH: &str = ".github/shipgate.yml";
 const CONFIG: &str = r#"
 preview:
@@ -26,13 +26,13 @@ smoke:
 "#;
 
 /// A deployed app: `/api/health` is healthy until told otherwise; counts requests.
-struct App {
-    addr: SocketAddr,
+pub(crate) struct App {
+    pub(crate) addr: SocketAddr,
     healthy: Arc<AtomicBool>,
-    hits: Arc<AtomicU32>,
+    pub(crate) hits: Arc<AtomicU32>,
 }
 
-async fn app() -> App {
+pub(crate) async fn app() -> App {
     let healthy = Arc::new(AtomicBool::new(true));
     let hits = Arc::new(AtomicU32::new(0));
     let (h, n) = (healthy.clone(), hits.clone());
@@ -63,7 +63,13 @@ async fn app() -> App {
 
 /// A provider's `deployment_status` payload for `deployment` of `sha`, its
 /// preview URL pointed at `url`.
-fn provider_status(t: &Harness, provider: &str, deployment: u64, sha: &str, url: &str) -> Value {
+pub(crate) fn provider_status(
+    t: &Harness,
+    provider: &str,
+    deployment: u64,
+    sha: &str,
+    url: &str,
+) -> Value {
     let path = format!(
         "{}/fixtures/providers/{provider}.json",
         env!("CARGO_MANIFEST_DIR")
@@ -81,7 +87,7 @@ fn provider_status(t: &Harness, provider: &str, deployment: u64, sha: &str, url:
     p
 }
 
-fn setup(t: &Harness, config: &str) -> (u64, String) {
+pub(crate) fn setup(t: &Harness, config: &str) -> (u64, String) {
     t.gh.add_repo(REPO, &[(CONFIG_PATH, config)]);
     t.gh.commit(REPO, "feature", &[("f.txt", Some("1"))]);
     let pr = t.gh.open_pr(REPO, "feature", "alice");
@@ -390,7 +396,7 @@ environments:
 // ------------------------------------------------ the smoke engine as a weapon
 
 /// Lets loopback probes through: the operator's half of `allow_private`.
-const PRIVATE_OK: (&str, &str) = ("SHIPGATE_ALLOW_PRIVATE_PROBES", "true");
+pub(crate) const PRIVATE_OK: (&str, &str) = ("SHIPGATE_ALLOW_PRIVATE_PROBES", "true");
 
 /// A loopback server that counts its requests and the most it handled at once.
 struct Target {
@@ -808,4 +814,60 @@ async fn the_server_runs_only_the_smoke_flows_that_need_no_secrets() {
         assert!(!shown.contains("biz-4821"), "a saved value shown:\n{shown}");
     }
     t.finish().await;
+}
+
+/// A preview of plan 004's site, whose CSP allows inline scripts: with the
+/// defaults its check run fails on the CSP; with the team's decision in the
+/// repository file it passes, and says which headers were not checked. (The
+/// stand-in serves plain HTTP, where no HSTS can pass, so both ignore it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_previews_security_headers_are_checked_as_the_team_decides() {
+    let site = || {
+        target(|_| {
+            use axum::response::IntoResponse;
+            (
+                [
+                    ("x-content-type-options", "nosniff"),
+                    ("x-frame-options", "SAMEORIGIN"),
+                    ("content-security-policy", "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.vercel-insights.com"),
+                ],
+                "ok",
+            )
+                .into_response()
+        })
+    };
+    for (keys, conclusion, reason) in [
+        (
+            "ignore: [strict-transport-security]",
+            "failure",
+            "| headers | ❌ | 2 of 5 good; Referrer-Policy: missing (browsers default to strict-origin-when-cross-origin); Permissions-Policy: missing; Content-Security-Policy: script-src allows 'unsafe-inline' without a nonce or hash; not checked: Strict-Transport-Security |",
+        ),
+        (
+            "csp: { allow_unsafe_inline: true }, ignore: [strict-transport-security, permissions-policy, referrer-policy]",
+            "success",
+            "| headers | ✅ | all 3 headers good; not checked: Strict-Transport-Security, Referrer-Policy, Permissions-Policy |",
+        ),
+    ] {
+        let t = Harness::start_with(&[PRIVATE_OK]).await;
+        let app = site().await;
+        let config = format!(
+            "preview:\n  allowed_hosts: [\"127.0.0.1\"]\n  allow_private: true\n  smoke:\n    checks:\n      - {{ rule: security_headers, name: headers, {keys} }}\n"
+        );
+        let (pr, head) = setup(&t, &config);
+        let d =
+            t.gh.create_deployment(REPO, &head, "Preview – web", json!({}));
+        let url = format!("http://{}/", app.addr);
+        t.send(
+            "deployment_status",
+            &provider_status(&t, "vercel", d, &head, &url),
+        )
+        .await;
+        t.settle().await;
+        let runs = t.gh.created_check_runs(REPO);
+        assert_eq!(runs[0]["conclusion"], conclusion, "{keys}");
+        let summary = check_run_summary(&t);
+        assert!(summary.contains(reason), "{keys}\n{summary}");
+        let _ = t.gh.next_bot_comment(REPO, pr);
+        t.finish().await;
+    }
 }

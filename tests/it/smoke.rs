@@ -372,6 +372,22 @@ fn pki() -> Pki {
 /// An HTTPS server on loopback with a certificate for `host` valid from
 /// `from_days` to `to_days` relative to now.
 async fn tls_server(pki: &Pki, host: &str, from_days: i64, to_days: i64) -> SocketAddr {
+    tls_server_answering(pki, host, from_days, to_days, &[]).await
+}
+
+/// Like [`tls_server`], answering `200 ok` with `headers` too.
+async fn tls_server_answering(
+    pki: &Pki,
+    host: &str,
+    from_days: i64,
+    to_days: i64,
+    headers: &[(&str, &str)],
+) -> SocketAddr {
+    let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let response: Arc<[u8]> = format!("{head}\r\nok").into_bytes().into();
     let mut params = rcgen::CertificateParams::new(vec![host.to_string()]).unwrap();
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now + time::Duration::days(from_days);
@@ -396,17 +412,13 @@ async fn tls_server(pki: &Pki, host: &str, from_days: i64, to_days: i64) -> Sock
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
-            let acceptor = acceptor.clone();
+            let (acceptor, response) = (acceptor.clone(), response.clone());
             tokio::spawn(async move {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 if let Ok(mut tls) = acceptor.accept(tcp).await {
                     let mut buf = [0u8; 1024];
                     let _ = tls.read(&mut buf).await;
-                    let _ = tls
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
-                        )
-                        .await;
+                    let _ = tls.write_all(&response).await;
                     let _ = tls.shutdown().await;
                 }
             });
@@ -803,4 +815,138 @@ fn samples_and_bursts_out_of_range_are_config_errors() {
         let c: SmokeConfig = serde_yaml_ng::from_str(yaml).unwrap();
         assert_eq!(c.validate("smoke").unwrap_err(), want);
     }
+}
+
+// ---------------------------------------------------- security headers as the team decides
+
+/// Plan 004's headers over HTTPS: its `vercel.json` sets HSTS, `nosniff` and
+/// `SAMEORIGIN` on every path, and its CSP allows `'unsafe-inline'` scripts.
+const PLAN_004_HEADERS: &[(&str, &str)] = &[
+    ("strict-transport-security", "max-age=31536000; includeSubDomains"),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "SAMEORIGIN"),
+    ("content-security-policy", "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.vercel-insights.com; style-src 'self' 'unsafe-inline'; img-src 'self' https:; font-src 'self' https:;"),
+];
+
+/// A site without a CSP: plan 004's `vercel.json` as its deployment section
+/// writes it (the CSP comes in a later section). Plan 003 lists "security
+/// headers" and "a CSP policy" without giving any values, so this set stands
+/// for a team that has not written its CSP yet.
+const NO_CSP_HEADERS: &[(&str, &str)] = &[
+    (
+        "strict-transport-security",
+        "max-age=31536000; includeSubDomains",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "SAMEORIGIN"),
+];
+
+#[tokio::test]
+async fn the_reference_plans_header_sets_fail_by_default_and_pass_as_the_team_decides() {
+    let pki = pki();
+    let plan_004 = tls_server_answering(&pki, "localhost", -1, 90, PLAN_004_HEADERS).await;
+    let no_csp = tls_server_answering(&pki, "localhost", -1, 90, NO_CSP_HEADERS).await;
+    let check = |yaml: &str| format!("checks:\n  - {yaml}\n");
+
+    // The defaults: both fail on their CSP.
+    let r = tls_result(&pki, plan_004, &check("{ rule: security_headers }")).await;
+    assert_eq!(r.outcome, Outcome::Fail);
+    assert_eq!(r.reason, "3 of 6 good; Referrer-Policy: missing (browsers default to strict-origin-when-cross-origin); Permissions-Policy: missing; Content-Security-Policy: script-src allows 'unsafe-inline' without a nonce or hash");
+    let r = tls_result(&pki, no_csp, &check("{ rule: security_headers }")).await;
+    assert_eq!(r.outcome, Outcome::Fail);
+    assert!(
+        r.reason.ends_with("Content-Security-Policy: missing"),
+        "{}",
+        r.reason
+    );
+
+    // As the teams decide: plan 004 allows inline scripts and does without a
+    // Permissions-Policy; the API without a CSP ignores it.
+    let r = tls_result(
+        &pki,
+        plan_004,
+        &check("{ rule: security_headers, csp: { allow_unsafe_inline: true }, ignore: [permissions-policy], require: [referrer-policy] }"),
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Fail, "{r:?}");
+    assert_eq!(r.reason, "4 of 5 good; Referrer-Policy: missing, and this check requires it; not checked: Permissions-Policy");
+    let r = tls_result(
+        &pki,
+        plan_004,
+        &check("{ rule: security_headers, csp: { allow_unsafe_inline: true }, ignore: [permissions-policy, referrer-policy] }"),
+    )
+    .await;
+    assert_eq!(
+        (r.outcome, r.reason.as_str()),
+        (
+            Outcome::Pass,
+            "all 4 headers good; not checked: Referrer-Policy, Permissions-Policy"
+        )
+    );
+    let r = tls_result(
+        &pki,
+        no_csp,
+        &check("{ rule: security_headers, ignore: [Content-Security-Policy, permissions-policy, referrer-policy] }"),
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Pass, "{r:?}");
+
+    // A relaxation hides no other failure: `'unsafe-eval'` next to the
+    // allowed `'unsafe-inline'` fails, a missing CSP is still missing, and
+    // ignoring one header leaves a weak other one failing.
+    let eval = tls_server_answering(
+        &pki,
+        "localhost",
+        -1,
+        90,
+        &[
+            PLAN_004_HEADERS[0],
+            PLAN_004_HEADERS[1],
+            PLAN_004_HEADERS[2],
+            (
+                "content-security-policy",
+                "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
+            ),
+        ],
+    )
+    .await;
+    let relaxed = check("{ rule: security_headers, csp: { allow_unsafe_inline: true }, ignore: [permissions-policy, referrer-policy] }");
+    let r = tls_result(&pki, eval, &relaxed).await;
+    assert_eq!(r.outcome, Outcome::Fail);
+    assert!(
+        r.reason
+            .contains("Content-Security-Policy: script-src allows 'unsafe-eval'"),
+        "{}",
+        r.reason
+    );
+    let r = tls_result(&pki, no_csp, &relaxed).await;
+    assert!(
+        r.outcome == Outcome::Fail && r.reason.contains("Content-Security-Policy: missing"),
+        "{r:?}"
+    );
+    let weak_hsts = tls_server_answering(
+        &pki,
+        "localhost",
+        -1,
+        90,
+        &[
+            ("strict-transport-security", "max-age=86400"),
+            PLAN_004_HEADERS[1],
+            PLAN_004_HEADERS[2],
+        ],
+    )
+    .await;
+    let r = tls_result(
+        &pki,
+        weak_hsts,
+        &check("{ rule: security_headers, ignore: [content-security-policy, permissions-policy, referrer-policy] }"),
+    )
+    .await;
+    assert_eq!(r.outcome, Outcome::Fail);
+    assert!(
+        r.reason
+            .starts_with("2 of 3 good; Strict-Transport-Security: max-age=86400 is under 15552000"),
+        "{}",
+        r.reason
+    );
 }

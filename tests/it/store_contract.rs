@@ -1101,6 +1101,19 @@ async fn a_batch_whose_claim_ran_out_is_claimed_again_in_order(s: DynStore) {
     assert_eq!(names(&c), ["c1"]);
 }
 
+async fn a_prs_previews_close_once_and_open_again_when_reopened(s: DynStore) {
+    assert!(!s.previews_closed("o/r", 1).await.unwrap());
+    s.set_previews_closed("o/r", 1, Some(10)).await.unwrap();
+    // A redelivered close keeps the first.
+    s.set_previews_closed("o/r", 1, Some(20)).await.unwrap();
+    assert!(s.previews_closed("o/r", 1).await.unwrap());
+    assert!(!s.previews_closed("o/r", 2).await.unwrap());
+    assert!(!s.previews_closed("o/other", 1).await.unwrap());
+    s.set_previews_closed("o/r", 1, None).await.unwrap();
+    s.set_previews_closed("o/r", 1, None).await.unwrap();
+    assert!(!s.previews_closed("o/r", 1).await.unwrap());
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1147,6 +1160,7 @@ contract!(
     a_lapsed_claim_nobody_took_over_still_records,
     operators_list_show_and_retry_deliveries,
     operators_see_every_repositorys_locks_and_pending_requests,
+    a_prs_previews_close_once_and_open_again_when_reopened,
 );
 
 #[tokio::test]

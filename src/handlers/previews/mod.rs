@@ -6,7 +6,12 @@
 //! new commit) and stores a smoke job as an internal delivery. The job runs
 //! with its own ordering key, so a slow warm-up never holds up `/deploy`
 //! commands of the same repository; it only updates comments that exist.
+//!
+//! When the PR closes, its previews are retired (`retire`): their
+//! deployments get an `inactive` status and the comment says so, and stays
+//! closed until the PR is reopened.
 
+mod retire;
 mod rollback;
 mod smoke_job;
 
@@ -58,9 +63,11 @@ pub(super) async fn rows(
         .collect())
 }
 
-/// Renders a PR's rows into its comment. `may_create`: whether this caller
-/// may post the comment (only the serialized deployment-status path does, so
-/// two comments can never appear).
+/// Renders a PR's rows into its comment (the closed form once the PR's
+/// previews are retired). `may_create`: whether this caller may post the
+/// comment (only deliveries in the repository's order do: deployment
+/// statuses and the PR closing or reopening, so two comments can never
+/// appear; the smoke job does not).
 pub(super) async fn sync_comment(
     cx: &Context,
     api: &Api,
@@ -93,7 +100,11 @@ pub(super) async fn sync_comment(
     // and a deployment status may update the same comment).
     for _ in 0..3 {
         let current = rows(cx, repo, pr).await?;
-        let body = render::preview_comment(&current);
+        let body = if cx.store.previews_closed(repo, pr).await? {
+            crate::render::previews_closed::previews_closed_comment(&current)
+        } else {
+            render::preview_comment(&current)
+        };
         match id {
             Some(comment) => api.update_comment(repo, comment, &body).await?,
             None if may_create => {
@@ -109,6 +120,43 @@ pub(super) async fn sync_comment(
     Ok(())
 }
 
+/// Puts `row` into the comment of each PR (the open ones: a closed PR's
+/// comment stays closed until it is reopened); returns those PRs.
+async fn record_rows(
+    cx: &Context,
+    api: &Api,
+    repo: &str,
+    prs: Vec<i64>,
+    row: PreviewRow,
+) -> Result<Vec<i64>, HandlerError> {
+    let mut open = Vec::with_capacity(prs.len());
+    for pr in prs {
+        if cx.store.previews_closed(repo, pr).await? {
+            continue;
+        }
+        open.push(pr);
+        // Rows start with a URL; later states (in progress, failure) of an
+        // environment already shown update its row.
+        let previous = rows(cx, repo, pr)
+            .await?
+            .into_iter()
+            .find(|r| r.environment == row.environment);
+        if row.url.is_none() && previous.is_none() {
+            continue;
+        }
+        let mut row = row.clone();
+        if row.last_live.is_none() {
+            row.last_live = previous.and_then(|p| p.last_live);
+        }
+        let data = serde_json::to_string(&row).expect("row serializes");
+        cx.store
+            .upsert_preview_row(repo, pr, &row.environment, &data, row.updated_at)
+            .await?;
+        sync_comment(cx, api, repo, pr, true).await?;
+    }
+    Ok(open)
+}
+
 pub struct Previews;
 
 #[async_trait]
@@ -117,8 +165,12 @@ impl Handler for Previews {
         "previews"
     }
 
-    fn wants(&self, event: &str, _: Option<&str>) -> bool {
-        event == "deployment_status"
+    fn wants(&self, event: &str, action: Option<&str>) -> bool {
+        match event {
+            "deployment_status" => true,
+            "pull_request" => matches!(action, Some("closed" | "reopened")),
+            _ => false,
+        }
     }
 
     async fn handle(
@@ -127,8 +179,10 @@ impl Handler for Previews {
         _: &ClaimedDelivery,
         event: &Event,
     ) -> Result<(), HandlerError> {
-        let Event::DeploymentStatus(ev) = event else {
-            return Ok(());
+        let ev = match event {
+            Event::DeploymentStatus(ev) => ev,
+            Event::PullRequest(ev) => return retire::on_pull_request(cx, event, ev).await,
+            _ => return Ok(()),
         };
         let repo = ev.repository.full_name.clone();
         let installation = event.installation_id();
@@ -173,38 +227,22 @@ impl Handler for Previews {
         } else {
             Vec::new()
         };
-        let now = crate::now_ms();
-        for pr in &prs {
-            // Rows start with a URL; later states (in progress, failure) of an
-            // environment already shown update its row.
-            let shown = cx
-                .store
-                .preview_rows(&repo, *pr)
-                .await?
-                .iter()
-                .any(|(e, _, _)| *e == env);
-            if url.is_none() && !shown {
-                continue;
-            }
-            let row = PreviewRow {
-                environment: env.clone(),
-                state: state.clone(),
-                url: url.clone(),
-                log_url: log_url.clone(),
-                sha: sha.clone(),
-                smoke: if will_smoke {
-                    SmokeCell::Running
-                } else {
-                    SmokeCell::None
-                },
-                updated_at: now,
-            };
-            let data = serde_json::to_string(&row).expect("row serializes");
-            cx.store
-                .upsert_preview_row(&repo, *pr, &env, &data, now)
-                .await?;
-            sync_comment(cx, &api, &repo, *pr, true).await?;
-        }
+        let row = PreviewRow {
+            environment: env.clone(),
+            state: state.clone(),
+            url: url.clone(),
+            log_url: log_url.clone(),
+            sha: sha.clone(),
+            smoke: if will_smoke {
+                SmokeCell::Running
+            } else {
+                SmokeCell::None
+            },
+            updated_at: crate::now_ms(),
+            last_live: (state == "success").then(|| sha.clone()),
+            retired: None,
+        };
+        let prs = record_rows(cx, &api, &repo, prs, row).await?;
         let auto_rollback = config
             .environments
             .get(&env)

@@ -105,6 +105,10 @@ impl Handler for SmokeJob {
         // Rows and comments.
         let now = crate::now_ms();
         for pr in &job.prs {
+            // A PR closed since the deployment: its comment stays closed.
+            if cx.store.previews_closed(&job.repository, *pr).await? {
+                continue;
+            }
             let mut current = super::rows(cx, &job.repository, *pr).await?;
             if let Some(row) = current
                 .iter_mut()

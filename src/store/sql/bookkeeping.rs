@@ -53,6 +53,29 @@ macro_rules! sql_bookkeeping {
                 Ok(rows)
             }
 
+            async fn set_previews_closed(&self, repository: &str, pr: i64, closed_at: Option<i64>) -> Result<(), StoreError> {
+                let q = match closed_at {
+                    Some(at) => sqlx::query("INSERT INTO preview_closed (repository, pr, closed_at) VALUES ($1, $2, $3) ON CONFLICT (repository, pr) DO NOTHING")
+                        .bind(repository)
+                        .bind(pr)
+                        .bind(at),
+                    None => sqlx::query("DELETE FROM preview_closed WHERE repository = $1 AND pr = $2")
+                        .bind(repository)
+                        .bind(pr),
+                };
+                q.execute(&self.writes).await?;
+                Ok(())
+            }
+
+            async fn previews_closed(&self, repository: &str, pr: i64) -> Result<bool, StoreError> {
+                let row: Option<(i64,)> = sqlx::query_as("SELECT closed_at FROM preview_closed WHERE repository = $1 AND pr = $2")
+                    .bind(repository)
+                    .bind(pr)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.is_some())
+            }
+
             async fn log_policy(&self, e: &PolicyLogEntry<'_>, now: i64) -> Result<(), StoreError> {
                 sqlx::query("INSERT INTO policy_log (repository, branch, trigger, actor, action, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
                     .bind(e.repository)

@@ -604,6 +604,14 @@ impl FakeGitHub {
         });
     }
 
+    /// Marks a deployment `production_environment: true`, as its creator may.
+    pub fn set_production_environment(&self, repo: &str, id: u64) {
+        self.with_mut(|w| {
+            let d = w.repo_mut(repo).deployments.iter_mut().find(|d| d.id == id);
+            d.unwrap().production_environment = true;
+        });
+    }
+
     pub fn deployments(&self, repo: &str) -> Vec<Deployment> {
         self.with(|w| w.repo(repo).deployments.clone())
     }
