@@ -72,6 +72,11 @@ pub struct RepoConfig {
     /// Release tag rules (the Action's `release` gate).
     #[serde(default)]
     pub release: ReleaseConfig,
+    /// Where notifications go: routes to the server operator's destinations,
+    /// each with the events it wants. Absent: `slack` gets deploy, smoke
+    /// and rollback failures and successful deploys; `[]`: nothing is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Vec<crate::notify::Route>>,
 }
 
 pub use crate::duration::{humanize, DurationText};
@@ -230,6 +235,14 @@ impl RepoConfig {
                 if list.is_empty() {
                     return err(format!("environments.{name}.deployers: an empty list lets nobody deploy; name a role or logins"));
                 }
+            }
+        }
+        for (i, route) in self.notify.iter().flatten().enumerate() {
+            if !crate::notify::destination::valid_name(&route.to) {
+                return err(format!(
+                    "notify[{i}].to: `{}` is not a destination name (letters, digits, `-` and `_`)",
+                    crate::text::inline_text(&route.to)
+                ));
             }
         }
         if let Some(env) = &self.default_environment {
