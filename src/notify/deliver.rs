@@ -61,12 +61,20 @@ pub fn client(policy: &RetryPolicy) -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// The body `kind` takes for `message`.
+/// The body `kind` takes for `message`. Slack's text has `&`, `<` and `>`
+/// escaped as Slack asks, so text from outside (an environment's name, a
+/// URL) cannot mention `<!channel>` or draw a link of its own.
 pub fn body(kind: Kind, message: &Message) -> serde_json::Value {
     match kind {
-        Kind::Slack => serde_json::json!({ "text": message.text }),
+        Kind::Slack => serde_json::json!({ "text": slack_escape(&message.text) }),
         Kind::Json => message.json_body(),
     }
+}
+
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 enum Attempt {

@@ -190,3 +190,18 @@ fn the_json_body_has_its_documented_fields() {
         serde_json::json!({ "text": "❌ failed" })
     );
 }
+
+#[test]
+fn slack_text_cannot_mention_channels_or_forge_links() {
+    let m = Message::new(
+        Event::DeployFailed,
+        "o/r",
+        "❌ o/r: deployment to `<!channel> <https://evil.example|docs>` & more".into(),
+    );
+    assert_eq!(
+        deliver::body(Kind::Slack, &m)["text"],
+        "❌ o/r: deployment to `&lt;!channel&gt; &lt;https://evil.example|docs&gt;` &amp; more"
+    );
+    // The JSON webhook gets the text as it is; its reader decides.
+    assert_eq!(deliver::body(Kind::Json, &m)["text"], m.text);
+}

@@ -13,6 +13,7 @@ mod faults;
 mod fuzz_regressions;
 mod layering;
 mod load;
+mod notify;
 mod previews;
 mod processes;
 mod protection;
