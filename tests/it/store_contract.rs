@@ -1101,6 +1101,29 @@ async fn a_batch_whose_claim_ran_out_is_claimed_again_in_order(s: DynStore) {
     assert_eq!(names(&c), ["c1"]);
 }
 
+/// Each environment's last smoke outcome: what the previous deployment's
+/// run was, the same answer for a retried job, environments apart.
+async fn smoke_outcomes_say_what_the_previous_run_of_an_environment_was(s: DynStore) {
+    let record = |env: &'static str, id: i64, passed: bool| {
+        let s = s.clone();
+        async move {
+            s.record_smoke_outcome("o/r", env, id, passed, 1)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(record("production", 1, false).await, None);
+    assert_eq!(record("production", 1, false).await, None, "a retried job");
+    assert_eq!(record("staging", 5, true).await, None, "environments apart");
+    assert_eq!(record("production", 2, true).await, Some(false));
+    assert_eq!(
+        record("production", 2, true).await,
+        Some(false),
+        "a retried job"
+    );
+    assert_eq!(record("production", 3, true).await, Some(true));
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1147,6 +1170,7 @@ contract!(
     a_lapsed_claim_nobody_took_over_still_records,
     operators_list_show_and_retry_deliveries,
     operators_see_every_repositorys_locks_and_pending_requests,
+    smoke_outcomes_say_what_the_previous_run_of_an_environment_was,
 );
 
 #[tokio::test]
