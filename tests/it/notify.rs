@@ -147,22 +147,29 @@ async fn a_destination_that_fails_twice_then_succeeds_receives_three_posts_of_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destination_that_never_answers_does_not_hold_the_delivery() {
     let slow = Receiver::start(0, true).await;
+    // A handler held by the notification (10 s per attempt) would run out of
+    // its 3 s and be retried.
     let t = Harness::start_with(&[
         ("SHIPGATE_NOTIFY", &format!("slow={}", slow.url("/hook"))),
+        ("SHIPGATE_HANDLER_TIMEOUT_SECS", "3"),
         FAST,
     ])
     .await;
     t.gh.add_repo(REPO, &[(CONFIG_PATH, "notify:\n  - { to: slow }\n")]);
-    // `status` waits until the delivery is done: it must not wait for the receiver.
-    status(
-        &t,
-        REPO,
-        "staging",
-        "success",
-        Some("https://staging.example"),
-    )
-    .await;
+    let sha = t.gh.commit(REPO, "main", &[("v", Some("1"))]);
+    let d = t.gh.create_deployment(REPO, &sha, "staging", json!({}));
+    let payload =
+        t.gh.deployment_status(REPO, d, "success", Some("https://staging.example"), None);
+    t.send_with_id("deployment_status", "d-slow", &payload)
+        .await;
+    t.settle().await;
     slow.wait_for(1).await;
+    let st = t.state_of("d-slow").await.unwrap();
+    assert_eq!(
+        (st.state, st.attempts),
+        (shipgate::store::DeliveryState::Done, 1),
+        "done at the first attempt"
+    );
     assert_eq!(
         slow.answered.load(Ordering::SeqCst),
         0,
