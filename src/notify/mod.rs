@@ -177,6 +177,19 @@ struct Inner {
     lanes: BTreeMap<String, Arc<Lane>>,
     client: reqwest::Client,
     limits: NotifyLimits,
+    metrics: Option<crate::metrics::Metrics>,
+}
+
+impl Inner {
+    /// Counts an outcome of a destination the operator named (never a
+    /// name a repository made up: the label set stays the operator's).
+    fn count(&self, destination: &str, outcome: &str) {
+        if let Some(m) = &self.metrics {
+            m.notifications
+                .with_label_values(&[destination, outcome])
+                .inc();
+        }
+    }
 }
 
 /// Sends notifications; cheap to clone. The default sends nothing.
@@ -215,8 +228,18 @@ impl Notifier {
                 lanes,
                 client: deliver::client(&limits.retry),
                 limits,
+                metrics: None,
             })),
         }
+    }
+
+    /// The same notifier, counting its outcomes in `metrics`
+    /// (`shipgate_notifications_total`). Call it before cloning the notifier.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        if let Some(inner) = self.inner.as_mut().and_then(Arc::get_mut) {
+            inner.metrics = Some(metrics);
+        }
+        self
     }
 
     pub fn enabled(&self) -> bool {
@@ -303,6 +326,7 @@ impl Notifier {
             let total: usize = queued.values().sum();
             let mine = queued.get(&owner).copied().unwrap_or(0);
             if total >= inner.limits.queue || mine >= inner.limits.per_owner {
+                inner.count(name, "dropped");
                 return Err(Refused::Full);
             }
             *queued.entry(owner.clone()).or_insert(0) += 1;
@@ -333,6 +357,10 @@ impl Notifier {
                     }
                 }
             }
+            inner.count(
+                &lane.destination.name,
+                if sent.is_ok() { "sent" } else { "failed" },
+            );
             match sent {
                 Ok(attempts) => tracing::debug!(
                     repo = %message.repository,

@@ -155,7 +155,8 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
             notifier: crate::notify::Notifier::new(
                 settings.notify.destinations.clone(),
                 settings.notify.limits,
-            ),
+            )
+            .with_metrics(metrics.clone()),
             smoke: crate::smoke::SmokeOptions {
                 server: crate::smoke::ServerProbes::new(settings.smoke.clone()),
                 ..options.smoke.unwrap_or_default()

@@ -129,6 +129,12 @@ async fn a_destination_that_fails_twice_then_succeeds_receives_three_posts_of_th
         bodies.iter().all(|b| *b == bodies[0]),
         "the same body each time"
     );
+    common::eventually("the metric counts one notification sent", || async {
+        t.metric("shipgate_notifications_total{destination=\"ops\",outcome=\"sent\"}")
+            .await
+            == 1.0
+    })
+    .await;
     assert_eq!(
         bodies[0],
         json!({
@@ -308,6 +314,9 @@ async fn an_unknown_or_reserved_destination_turns_the_config_status_red_and_gets
     assert_eq!(events(&pager.wait_for(1).await), ["deploy_failed"]);
     // Routing is decided before the delivery ends: nothing is on its way to `ops`.
     assert!(ops.bodies().is_empty(), "{:?}", ops.bodies());
+    // A name a repository made up never becomes a metric label.
+    let metrics = t.metrics_text().await;
+    assert!(!metrics.contains("nope"), "{metrics}");
     t.finish().await;
 }
 
