@@ -53,6 +53,9 @@ pub struct Metrics {
     pub webhook_body_bytes: IntGauge,
     /// Deliveries per ingress commit (group commit; see `store::writer`).
     pub delivery_batch_rows: Histogram,
+    /// Notifications by destination (the operator's names) and outcome:
+    /// sent, failed (after its retries), dropped (the queue was full).
+    pub notifications: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -182,6 +185,14 @@ impl Metrics {
             .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
         )
         .expect("valid metric");
+        let notifications = IntCounterVec::new(
+            Opts::new(
+                "notifications_total",
+                "Notifications by destination and outcome (sent, failed after retries, dropped)",
+            ),
+            &["destination", "outcome"],
+        )
+        .expect("valid metric");
         let mut metrics = Metrics {
             registry,
             deliveries_received,
@@ -202,6 +213,7 @@ impl Metrics {
             webhook_bodies_reading,
             webhook_body_bytes,
             delivery_batch_rows,
+            notifications,
         };
         let names = register_all(&metrics.registry, metrics.collectors());
         metrics.names = Arc::new(names);
@@ -227,6 +239,7 @@ impl Metrics {
             Box::new(self.webhook_bodies_reading.clone()),
             Box::new(self.webhook_body_bytes.clone()),
             Box::new(self.delivery_batch_rows.clone()),
+            Box::new(self.notifications.clone()),
         ]
     }
 

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod config;
 pub mod gates;
+pub mod notify;
 pub mod request;
 
 use std::collections::HashMap;

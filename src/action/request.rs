@@ -52,6 +52,29 @@ pub struct CheckRequest {
     pub head: Option<String>,
     pub sarif: Option<PathBuf>,
     pub token: Option<String>,
+    /// A webhook URL (a secret) to send the verdict to, and when.
+    pub notify: Option<secrecy::SecretString>,
+    pub notify_on: NotifyOn,
+}
+
+/// When the Action notifies: `failure` (default), `warning` (a warning
+/// or a failure) or `always`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyOn {
+    Failure,
+    Warning,
+    Always,
+}
+
+impl NotifyOn {
+    /// Whether the overall result `label` (pass, warn, fail) is notified.
+    pub fn wants(self, label: &str) -> bool {
+        match self {
+            NotifyOn::Always => true,
+            NotifyOn::Warning => label != "pass",
+            NotifyOn::Failure => label == "fail",
+        }
+    }
 }
 
 /// One gate's result as the Action reports it: the gate's outcome, and
@@ -126,6 +149,13 @@ pub struct CheckArgs {
     /// secrets: tree (default), diff or history.
     #[arg(long)]
     pub scan: Option<String>,
+    /// Send the verdict to this webhook URL (Slack, or `json:` for a JSON
+    /// webhook); a secret, never printed.
+    #[arg(long, value_name = "URL")]
+    pub notify: Option<String>,
+    /// When to notify: failure (default), warning or always.
+    #[arg(long)]
+    pub notify_on: Option<String>,
 }
 
 /// Reads the request: command-line values win over `INPUT_*`.
@@ -137,6 +167,8 @@ pub fn request(runner: &Runner, args: CheckArgs) -> Result<CheckRequest, CheckEr
         url,
         fail_on,
         scan,
+        notify,
+        notify_on,
     } = args;
     let gates: Vec<String> = if gates.is_empty() {
         runner
@@ -193,6 +225,16 @@ pub fn request(runner: &Runner, args: CheckArgs) -> Result<CheckRequest, CheckEr
             "scan: expected tree, diff or history, got `{scan}`"
         )));
     }
+    let notify_on = match notify_on.or_else(|| runner.input("notify-on")).as_deref() {
+        None | Some("failure") => NotifyOn::Failure,
+        Some("warning") => NotifyOn::Warning,
+        Some("always") => NotifyOn::Always,
+        Some(other) => {
+            return Err(CheckError::Input(format!(
+                "notify-on: expected failure, warning or always, got `{other}`"
+            )))
+        }
+    };
     if let Err(e) = runner.bool_input("comment") {
         return Err(CheckError::Input(e.0));
     }
@@ -223,6 +265,11 @@ pub fn request(runner: &Runner, args: CheckArgs) -> Result<CheckRequest, CheckEr
         token: runner
             .input("token")
             .or_else(|| runner.var("GITHUB_TOKEN").map(str::to_string)),
+        notify: notify
+            .filter(|u| !u.trim().is_empty())
+            .or_else(|| runner.input("notify"))
+            .map(secrecy::SecretString::from),
+        notify_on,
     })
 }
 

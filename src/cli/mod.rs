@@ -235,6 +235,12 @@ fn check(args: crate::action::request::CheckArgs) -> ExitCode {
         crate::outln!("{}", crate::render::cli::NO_GATES);
         return ExitCode::SUCCESS;
     }
+    if runner.in_actions() {
+        // The notify URL is a secret: masked before anything else is printed.
+        for m in crate::action::notify::masks(&req) {
+            crate::outln!("{}", crate::action::mask(&m));
+        }
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return usage_error(e),
@@ -242,6 +248,18 @@ fn check(args: crate::action::request::CheckArgs) -> ExitCode {
     match rt.block_on(crate::action::check::run(&runner, &req)) {
         Ok((gate_config, results)) => {
             let code = crate::action::check::report(&runner, &req, &gate_config, &results);
+            let (label, _) = crate::action::check::verdict(&results, req.fail_on);
+            let environment = crate::action::request::environment_name(&req, &gate_config.config);
+            let sent =
+                crate::action::notify::send(&runner, &req, environment.as_deref(), label, &results);
+            // A notification that fails only warns; the exit status stands.
+            if let Some(warning) = rt.block_on(sent) {
+                if runner.in_actions() {
+                    crate::outln!("{}", warning.command());
+                } else {
+                    crate::errln!("shipgate: {}", warning.message);
+                }
+            }
             if runner.bool_input("comment").ok().flatten() == Some(true) {
                 if let Err(e) =
                     rt.block_on(crate::action::check::post_comment(&runner, &req, &results))

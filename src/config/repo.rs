@@ -42,6 +42,9 @@ pub const MAX_CONFIG_BYTES: usize = 64 * 1024;
 /// mapping being level 1 (the schema itself needs fewer than 10).
 pub const MAX_CONFIG_DEPTH: usize = 32;
 
+/// The most routes `notify:` may list (each event is looked up on each).
+pub const MAX_NOTIFY_ROUTES: usize = 20;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RepoConfig {
@@ -72,6 +75,11 @@ pub struct RepoConfig {
     /// Release tag rules (the Action's `release` gate).
     #[serde(default)]
     pub release: ReleaseConfig,
+    /// Where notifications go: routes to the server operator's destinations,
+    /// each with the events it wants. Absent: `slack` gets deploy, smoke
+    /// and rollback failures and successful deploys; `[]`: nothing is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Vec<crate::notify::Route>>,
 }
 
 pub use crate::duration::{humanize, DurationText};
@@ -232,6 +240,21 @@ impl RepoConfig {
                 if list.is_empty() {
                     return err(format!("environments.{name}.deployers: an empty list lets nobody deploy; name a role or logins"));
                 }
+            }
+        }
+        let routes = self.notify.as_deref().unwrap_or_default();
+        if routes.len() > MAX_NOTIFY_ROUTES {
+            return err(format!(
+                "notify: {} routes; the limit is {MAX_NOTIFY_ROUTES}",
+                routes.len()
+            ));
+        }
+        for (i, route) in routes.iter().enumerate() {
+            if !crate::notify::destination::valid_name(&route.to) {
+                // Not quoted: it may be a webhook URL pasted by mistake.
+                return err(format!(
+                    "notify[{i}].to: expected the name of a destination the server's operator set up (letters, digits, `-` and `_`), not a URL"
+                ));
             }
         }
         if let Some(env) = &self.default_environment {
@@ -396,6 +419,51 @@ mod tests {
         let e = RepoConfig::parse("version: 2\n").unwrap_err();
         assert!(e.message.contains("only schema version 1"), "{e}");
         assert!(RepoConfig::parse("- a list\n").is_err());
+    }
+
+    #[test]
+    fn notify_routes_name_destinations_and_known_events() {
+        use crate::notify::{Event, Route};
+        let c = RepoConfig::parse(
+            "notify:\n  - { to: team-chat, events: [deploy_failed, smoke_recovered] }\n  - { to: oncall }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.notify.unwrap(),
+            [
+                Route {
+                    to: "team-chat".into(),
+                    events: Some(vec![Event::DeployFailed, Event::SmokeRecovered]),
+                },
+                Route {
+                    to: "oncall".into(),
+                    events: None,
+                },
+            ]
+        );
+        assert_eq!(
+            RepoConfig::parse("notify: []\n").unwrap().notify,
+            Some(vec![])
+        );
+        assert_eq!(RepoConfig::parse("version: 1\n").unwrap().notify, None);
+        let e =
+            RepoConfig::parse("notify:\n  - { to: ops, events: [deploy_exploded] }\n").unwrap_err();
+        assert_eq!(e.location.map(|l| l.0), Some(2), "{e}");
+        assert!(
+            e.message.contains("unknown variant `deploy_exploded`"),
+            "{e}"
+        );
+        let e =
+            RepoConfig::parse("notify:\n  - { to: \"https://hooks.example/x\" }\n").unwrap_err();
+        assert!(
+            e.message
+                .starts_with("notify[0].to: expected the name of a destination"),
+            "{e}"
+        );
+        assert!(!e.message.contains("hooks.example"), "{e}");
+        let many = format!("notify:\n{}", "  - { to: ops }\n".repeat(21));
+        let e = RepoConfig::parse(&many).unwrap_err();
+        assert_eq!(e.message, "notify: 21 routes; the limit is 20");
     }
 
     #[test]

@@ -13,15 +13,17 @@ mod credentials;
 mod env;
 mod http;
 mod limits;
+mod notify;
 mod worker;
 
 pub use credentials::parse_secret_list;
-use credentials::{github_auth, slack_url, webhook_secrets};
+use credentials::{github_auth, webhook_secrets};
 use env::{non_empty, RawEnv};
 use http::{http_settings, redeliver_settings};
 pub use http::{HttpSettings, RedeliverSettings};
 use limits::{body_limits, config_cache_settings, smoke_settings};
 pub use limits::{BodyLimits, ConfigCacheSettings};
+pub use notify::NotifySettings;
 pub use worker::WorkerSettings;
 use worker::{per_installation, worker_settings};
 
@@ -64,8 +66,8 @@ pub struct ServerSettings {
     pub redeliver: RedeliverSettings,
     pub bodies: BodyLimits,
     pub config_cache: ConfigCacheSettings,
-    /// Slack-compatible incoming webhook for deploy and smoke notifications.
-    pub slack_webhook_url: Option<SecretString>,
+    /// Notification destinations (`SHIPGATE_NOTIFY`, `SHIPGATE_SLACK_WEBHOOK_URL`).
+    pub notify: NotifySettings,
     pub smoke: SmokeSettings,
 }
 
@@ -130,6 +132,7 @@ impl ServerSettings {
             Some(v) => LogFormat::parse(&v).map_err(|e| bad("SHIPGATE_LOG_FORMAT", e))?,
         };
         let worker = worker_settings(&raw, per_installation)?;
+        let notify = notify::notify_settings(&raw)?;
 
         Ok(ServerSettings {
             webhook_secrets,
@@ -143,7 +146,7 @@ impl ServerSettings {
             redeliver,
             bodies,
             config_cache,
-            slack_webhook_url: slack_url(raw.shipgate_slack_webhook_url)?,
+            notify,
             smoke,
         })
     }

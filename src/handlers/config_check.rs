@@ -1,6 +1,8 @@
 //! Validates `.github/shipgate.yml` wherever it changes and reports the
 //! result as the commit status `shipgate/config`: on pull requests (at the
-//! head commit) and on pushes to the default branch.
+//! head commit) and on pushes to the default branch. A valid file whose
+//! `notify:` names a destination the server does not have for the
+//! repository is reported too.
 //!
 //! Idempotent: the status is only written when the commit does not already
 //! carry the same state and description for our context.
@@ -88,10 +90,29 @@ impl Handler for ConfigCheck {
         let api = cx.github.api(installation)?;
         let loaded = cx.config(&api, &repo, &sha).await?;
         let error;
+        let unknown: Vec<String> = match &loaded.config {
+            Ok(c) => c
+                .notify
+                .iter()
+                .flatten()
+                .map(|r| r.to.clone())
+                .filter(|name| !cx.notifier.serves(name, &repo))
+                .fold(Vec::new(), |mut names, n| {
+                    if !names.contains(&n) {
+                        names.push(n);
+                    }
+                    names
+                }),
+            Err(_) => Vec::new(),
+        };
         let (state, shown) = match (&loaded.source, &loaded.config) {
             // No file and nothing changed it: stay quiet on pull requests.
             (ConfigSource::Missing, _) if !always_report => return Ok(()),
             (ConfigSource::Missing, _) => (StatusState::Success, ConfigState::Missing),
+            (ConfigSource::File { .. }, Ok(_)) if !unknown.is_empty() => (
+                StatusState::Failure,
+                ConfigState::UnknownDestinations { names: &unknown },
+            ),
             (ConfigSource::File { .. }, Ok(_)) => (StatusState::Success, ConfigState::Valid),
             (ConfigSource::File { .. }, Err(e)) => {
                 error = e.to_string();

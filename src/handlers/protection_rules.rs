@@ -340,45 +340,27 @@ async fn evaluate(
         .await;
     }
     if gates.iter().any(|g| !g.passed() && !g.waiting()) {
-        return answer(
-            cx,
-            &api,
-            r,
-            "rejected",
-            &crate::render::gates::protection_rule_comment("rejected", &gates),
-        )
-        .await;
+        let text = crate::render::gates::protection_rule_comment("rejected", &gates);
+        return reject(cx, &api, r, &config, &gates, &text).await;
     }
     // Only temporary gates are closed: wait, unless a freeze outlasts the deadline.
     let env = config.environments.get(&r.environment);
     let freeze = env
         .and_then(|e| crate::freeze::active_freeze(config.freeze_windows(e), chrono::Utc::now()));
     if now >= deadline {
-        return answer(
-            cx,
-            &api,
-            r,
-            "rejected",
-            &crate::render::gates::protection_rule_comment(
-                "rejected — the deadline passed while waiting",
-                &gates,
-            ),
-        )
-        .await;
+        let text = crate::render::gates::protection_rule_comment(
+            "rejected — the deadline passed while waiting",
+            &gates,
+        );
+        return reject(cx, &api, r, &config, &gates, &text).await;
     }
     if let Some(f) = &freeze {
         if f.ends_at.timestamp_millis() > deadline {
-            return answer(
-                cx,
-                &api,
-                r,
-                "rejected",
-                &crate::render::gates::protection_rule_comment(
-                    "rejected — the freeze outlasts the wait limit",
-                    &gates,
-                ),
-            )
-            .await;
+            let text = crate::render::gates::protection_rule_comment(
+                "rejected — the freeze outlasts the wait limit",
+                &gates,
+            );
+            return reject(cx, &api, r, &config, &gates, &text).await;
         }
     }
     // A soak still running: wait for its end when it comes before the deadline.
@@ -449,5 +431,36 @@ async fn answer(
 ) -> Result<(), HandlerError> {
     post(api, r, Some(state), text).await?;
     cx.store.answer_protection_request(r.id, state).await?;
+    Ok(())
+}
+
+/// Rejects the deployment and notifies where the repository's `notify:` says.
+async fn reject(
+    cx: &Context,
+    api: &Api,
+    r: &ProtectionRequest,
+    config: &RepoConfig,
+    gates: &[Gate],
+    text: &str,
+) -> Result<(), HandlerError> {
+    answer(cx, api, r, "rejected", text).await?;
+    let failed: Vec<String> = gates
+        .iter()
+        .filter(|g| !g.passed())
+        .map(|g| format!("{}: {}", g.name, g.reason))
+        .collect();
+    let message = crate::notify::Message::new(
+        crate::notify::Event::ProtectionRejected,
+        &r.repository,
+        crate::render::notify::notify_protection_rejected(
+            &r.repository,
+            &r.environment,
+            &r.sha,
+            &failed,
+        ),
+    )
+    .environment(&r.environment)
+    .sha(&r.sha);
+    cx.notifier.send(config.notify.as_deref(), message);
     Ok(())
 }

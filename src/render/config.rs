@@ -8,7 +8,14 @@ use crate::config::repo::CONFIG_PATH;
 pub enum ConfigState<'a> {
     Missing,
     Valid,
-    Invalid { error: &'a str },
+    Invalid {
+        error: &'a str,
+    },
+    /// Valid, but `notify:` names destinations this server does not have
+    /// for the repository: their notifications are not sent.
+    UnknownDestinations {
+        names: &'a [String],
+    },
 }
 
 /// The `shipgate/config` status description: at most 140 characters,
@@ -18,6 +25,14 @@ pub fn config_status(state: &ConfigState) -> String {
         ConfigState::Missing => format!("no {CONFIG_PATH}; defaults apply"),
         ConfigState::Valid => format!("{CONFIG_PATH} is valid"),
         ConfigState::Invalid { error } => format!("{CONFIG_PATH}: {error}"),
+        ConfigState::UnknownDestinations { names } => format!(
+            "{CONFIG_PATH}: notify names {}, which this server does not offer this repository; nothing is sent there",
+            names
+                .iter()
+                .map(|n| format!("`{}`", crate::text::inline_text(n)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     truncate(&text, 140)
 }
@@ -56,6 +71,9 @@ mod tests {
                 error: "line 3: unknown field `enviroments`"
             }),
             config_status(&ConfigState::Invalid { error: &long }),
+            config_status(&ConfigState::UnknownDestinations {
+                names: &["ops".to_string(), "pager".to_string()]
+            }),
             protection_rule_config_invalid("line 3: unknown field `enviroments`"),
         ]
         .join("\n"));

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod freeze;
 pub mod gates;
+pub mod notify;
 pub mod policy;
 pub mod previews;
 pub mod previews_closed;

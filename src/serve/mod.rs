@@ -152,7 +152,11 @@ pub async fn start(settings: ServerSettings, options: StartOptions) -> anyhow::R
             store: store.clone(),
             configs: configs.clone(),
             read_this_delivery: Default::default(),
-            notifier: crate::notify::Notifier::new(settings.slack_webhook_url.clone()),
+            notifier: crate::notify::Notifier::new(
+                settings.notify.destinations.clone(),
+                settings.notify.limits,
+            )
+            .with_metrics(metrics.clone()),
             smoke: crate::smoke::SmokeOptions {
                 server: crate::smoke::ServerProbes::new(settings.smoke.clone()),
                 ..options.smoke.unwrap_or_default()

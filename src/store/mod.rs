@@ -453,6 +453,19 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<(), StoreError>;
 
+    /// Records whether the smoke run of `deployment_id` in `environment`
+    /// passed, and returns whether the environment's previous deployment's
+    /// run passed (`None`: no earlier run). Recording the same deployment
+    /// again (a retried job) returns the same answer.
+    async fn record_smoke_outcome(
+        &self,
+        repository: &str,
+        environment: &str,
+        deployment_id: i64,
+        passed: bool,
+        now: i64,
+    ) -> Result<Option<bool>, StoreError>;
+
     /// A sticky comment (or issue, with `pr` 0) of a kind.
     async fn sticky(
         &self,

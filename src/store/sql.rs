@@ -443,6 +443,18 @@ macro_rules! sql_store {
                     .await
             }
 
+            async fn record_smoke_outcome(
+                &self,
+                repository: &str,
+                environment: &str,
+                deployment_id: i64,
+                passed: bool,
+                now: i64,
+            ) -> Result<Option<bool>, StoreError> {
+                self.record_smoke_outcome(repository, environment, deployment_id, passed, now)
+                    .await
+            }
+
             async fn sticky(
                 &self,
                 repository: &str,

@@ -14,6 +14,7 @@ mod flows;
 mod fuzz_regressions;
 mod layering;
 mod load;
+mod notify;
 mod previews;
 mod previews_retired;
 mod processes;

@@ -1114,6 +1114,29 @@ async fn a_prs_previews_close_once_and_open_again_when_reopened(s: DynStore) {
     assert!(!s.previews_closed("o/r", 1).await.unwrap());
 }
 
+/// Each environment's last smoke outcome: what the previous deployment's
+/// run was, the same answer for a retried job, environments apart.
+async fn smoke_outcomes_say_what_the_previous_run_of_an_environment_was(s: DynStore) {
+    let record = |env: &'static str, id: i64, passed: bool| {
+        let s = s.clone();
+        async move {
+            s.record_smoke_outcome("o/r", env, id, passed, 1)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(record("production", 1, false).await, None);
+    assert_eq!(record("production", 1, false).await, None, "a retried job");
+    assert_eq!(record("staging", 5, true).await, None, "environments apart");
+    assert_eq!(record("production", 2, true).await, Some(false));
+    assert_eq!(
+        record("production", 2, true).await,
+        Some(false),
+        "a retried job"
+    );
+    assert_eq!(record("production", 3, true).await, Some(true));
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -1161,6 +1184,7 @@ contract!(
     operators_list_show_and_retry_deliveries,
     operators_see_every_repositorys_locks_and_pending_requests,
     a_prs_previews_close_once_and_open_again_when_reopened,
+    smoke_outcomes_say_what_the_previous_run_of_an_environment_was,
 );
 
 #[tokio::test]

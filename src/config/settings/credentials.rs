@@ -1,5 +1,6 @@
 //! The settings that hold secrets: the webhook secrets, the GitHub
-//! credentials (a token, or an App's id and private key) and the Slack URL.
+//! credentials (a token, or an App's id and private key). The notification
+//! URLs are checked in `notify.rs`.
 //! Apart so every secret-bearing value is checked in one place, and none is
 //! echoed in an error.
 
@@ -33,22 +34,6 @@ pub(super) fn webhook_secrets(raw: &RawEnv) -> Result<Vec<SecretString>, Setting
         ));
     }
     Ok(webhook_secrets)
-}
-
-pub(super) fn slack_url(value: Option<String>) -> Result<Option<SecretString>, SettingsError> {
-    match non_empty(value) {
-        None => Ok(None),
-        Some(v) => match url::Url::parse(v.trim()) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {
-                Ok(Some(SecretString::from(v.trim().to_string())))
-            }
-            // The value is a secret: do not echo it.
-            _ => Err(bad(
-                "SHIPGATE_SLACK_WEBHOOK_URL",
-                "expected an https:// incoming-webhook URL",
-            )),
-        },
-    }
 }
 
 pub(super) fn github_auth(

@@ -28,6 +28,8 @@ pub(super) struct RawEnv {
     pub(super) shipgate_policy_delay_ms: Option<String>,
     pub(super) shipgate_retention_days: Option<String>,
     pub(super) shipgate_slack_webhook_url: Option<String>,
+    pub(super) shipgate_notify: Option<String>,
+    pub(super) shipgate_notify_retry_base_ms: Option<String>,
     pub(super) shipgate_protection_sweep_ms: Option<String>,
     pub(super) shipgate_header_timeout_secs: Option<String>,
     pub(super) shipgate_body_timeout_secs: Option<String>,

@@ -323,6 +323,16 @@ async fn create(
         .await?;
     finish_reply(s, run, &reply).await?;
     s.react(Reaction::Rocket).await?;
+    if let Some(detail) = &payload.freeze_override {
+        let message = crate::notify::Message::new(
+            crate::notify::Event::FreezeOverride,
+            &s.repo,
+            crate::render::notify::notify_freeze_override(&s.repo, env_name, sha, detail),
+        )
+        .environment(env_name)
+        .sha(sha);
+        s.cx.notifier.send(s.config.notify.as_deref(), message);
+    }
     Ok(Outcome::Created)
 }
 

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::{Context, Handler, HandlerError};
 use crate::github::events::Event;
 use crate::github::Api;
+use crate::notify::{Event as NotifyEvent, Message};
 use crate::render::previews as render;
 use crate::render::previews::{PreviewRow, SmokeCell, PREVIEW_MARKER};
 use crate::store::{ClaimedDelivery, NewDelivery};
@@ -157,6 +158,41 @@ async fn record_rows(
     Ok(open)
 }
 
+/// The notification a deployment status makes, if any.
+fn status_message(
+    repo: &str,
+    sha: &str,
+    env: &str,
+    state: &str,
+    url: Option<&str>,
+    log_url: Option<&str>,
+) -> Option<Message> {
+    let (event, text, link) = match state {
+        "in_progress" => (
+            NotifyEvent::DeployStarted,
+            crate::render::notify::notify_deploy_started(repo, sha, env, log_url),
+            log_url,
+        ),
+        "success" => (
+            NotifyEvent::DeploySucceeded,
+            render::notify_deployed(repo, sha, env, url),
+            url,
+        ),
+        "failure" | "error" => (
+            NotifyEvent::DeployFailed,
+            render::notify_deploy_failed(repo, sha, env, state, log_url),
+            log_url,
+        ),
+        _ => return None,
+    };
+    Some(
+        Message::new(event, repo, text)
+            .environment(env)
+            .sha(sha)
+            .url(link),
+    )
+}
+
 pub struct Previews;
 
 #[async_trait]
@@ -195,27 +231,23 @@ impl Handler for Previews {
         let kind = payload.kind.map(|k| k.as_str().to_string());
         let deployed_from = payload.pr;
 
-        match state.as_str() {
-            "success" => {
-                cx.notifier
-                    .send(render::notify_deployed(&repo, &sha, &env, url.as_deref()))
-            }
-            "failure" | "error" => cx.notifier.send(render::notify_deploy_failed(
-                &repo,
-                &sha,
-                &env,
-                &state,
-                log_url.as_deref(),
-            )),
-            _ => {}
-        }
-
         let api = cx.github.api(installation)?;
         let default_branch = event.default_branch().to_string();
         let config = match cx.config(&api, &repo, &default_branch).await?.config {
             Ok(c) => c,
-            Err(_) => return Ok(()), // the shipgate/config status reports it
+            // The shipgate/config status reports it; its routes cannot be read.
+            Err(_) => return Ok(()),
         };
+        if let Some(message) = status_message(
+            &repo,
+            &sha,
+            &env,
+            &state,
+            url.as_deref(),
+            log_url.as_deref(),
+        ) {
+            cx.notifier.send(config.notify.as_deref(), message);
+        }
         let will_smoke = state == "success" && url.is_some();
         let prs: Vec<i64> = if config.preview.enabled {
             api.pulls_for_commit(&repo, &sha)

@@ -198,10 +198,26 @@ pub async fn auto_rollback(
     let failed = &job.failed;
     // History is newest first: a newer deployment replaced the failed one.
     if history.first().map(|d| d.id) != Some(job.deployment_id) {
-        return tell(cx, api, job, &RollbackNote::Replaced, failed).await;
+        return tell(
+            cx,
+            config.notify.as_deref(),
+            api,
+            job,
+            &RollbackNote::Replaced,
+            failed,
+        )
+        .await;
     }
     let Some(target) = crate::deploy::last_good(api, repo, &history).await? else {
-        return tell(cx, api, job, &RollbackNote::NothingEarlier, failed).await;
+        return tell(
+            cx,
+            config.notify.as_deref(),
+            api,
+            job,
+            &RollbackNote::NothingEarlier,
+            failed,
+        )
+        .await;
     };
     let guard = match decide_and_lock(cx, api, config, job, env, &target).await? {
         Ok(guard) => guard,
@@ -210,7 +226,7 @@ pub async fn auto_rollback(
                 target: &target,
                 why: &why,
             };
-            return tell(cx, api, job, &note, failed).await;
+            return tell(cx, config.notify.as_deref(), api, job, &note, failed).await;
         }
     };
     let description = render::rollback_deployment_description(&job.sha);
@@ -254,7 +270,7 @@ pub async fn auto_rollback(
         target: &target,
         deployment_id: created.id,
     };
-    tell(cx, api, job, &note, failed).await
+    tell(cx, config.notify.as_deref(), api, job, &note, failed).await
 }
 
 /// The deploy decision for rolling back to `target`, and the environment's
@@ -315,9 +331,11 @@ async fn decide_and_lock<'a>(
     })
 }
 
-/// Comments on the PR that deployed (if any) and notifies.
+/// Comments on the PR that deployed (if any) and notifies where the
+/// repository's `routes` say.
 async fn tell(
     cx: &Context,
+    routes: Option<&[crate::notify::Route]>,
     api: &Api,
     job: &FailedDeploy,
     note: &RollbackNote<'_>,
@@ -327,7 +345,13 @@ async fn tell(
     if let Some(pr) = job.deployed_from {
         api.create_comment(&job.repository, pr, &text).await?;
     }
-    cx.notifier
-        .send(render::notify_rollback(&job.repository, &text));
+    let message = crate::notify::Message::new(
+        crate::notify::Event::Rollback,
+        &job.repository,
+        render::notify_rollback(&job.repository, &text),
+    )
+    .environment(&job.environment)
+    .sha(&job.sha);
+    cx.notifier.send(routes, message);
     Ok(())
 }

@@ -10,11 +10,55 @@ use crate::config::repo::RepoConfig;
 use crate::github::events::Event;
 use crate::github::repos::{CheckRunOutput, NewCheckRun};
 use crate::handlers::{Context, Handler, HandlerError};
+use crate::notify::{Event as NotifyEvent, Message};
 use crate::render::previews as render;
 use crate::smoke::{self, Outcome, SmokeReport};
 use crate::store::ClaimedDelivery;
 
 pub struct SmokeJob;
+
+/// Notifies a failed run, or a passing one after the environment's previous
+/// run failed (the outcome is recorded either way).
+async fn notify_outcome(
+    cx: &Context,
+    config: &RepoConfig,
+    job: &SmokeJobPayload,
+    r: &SmokeReport,
+) -> Result<(), HandlerError> {
+    let passed = r.outcome() != Outcome::Fail;
+    let before = cx
+        .store
+        .record_smoke_outcome(
+            &job.repository,
+            &job.environment,
+            job.deployment_id,
+            passed,
+            crate::now_ms(),
+        )
+        .await?;
+    let (event, text) = match (passed, before) {
+        (false, _) => (
+            NotifyEvent::SmokeFailed,
+            render::notify_smoke_failed(&job.repository, &job.environment, &job.sha, &r.summary()),
+        ),
+        (true, Some(false)) => (
+            NotifyEvent::SmokeRecovered,
+            crate::render::notify::notify_smoke_recovered(
+                &job.repository,
+                &job.environment,
+                &job.sha,
+                &r.summary(),
+            ),
+        ),
+        (true, _) => return Ok(()),
+    };
+    let message = Message::new(event, &job.repository, text)
+        .environment(&job.environment)
+        .sha(&job.sha)
+        .url(Some(&job.url));
+    cx.notifier.send(config.notify.as_deref(), message);
+    Ok(())
+}
 
 /// Runs the environment's suite against a deployment URL from the server's
 /// network: within the operator's caps and the installation's hourly
@@ -158,13 +202,8 @@ impl Handler for SmokeJob {
         }
 
         if let Some(r) = &report {
+            notify_outcome(cx, &config, &job, r).await?;
             if r.outcome() == Outcome::Fail {
-                cx.notifier.send(render::notify_smoke_failed(
-                    &job.repository,
-                    &job.environment,
-                    &job.sha,
-                    &r.summary(),
-                ));
                 let auto = config
                     .environments
                     .get(&job.environment)

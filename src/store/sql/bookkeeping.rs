@@ -1,7 +1,7 @@
 //! Small per-repository and per-PR records: preview and sticky comments, the
 //! policy log, reported problems, config generations, policy epochs, posted
-//! check runs and the last valid config. Apart from the queues: each is a
-//! simple keyed read or upsert.
+//! check runs, the last valid config, each environment's last smoke outcome.
+//! Apart from the queues: each is a simple keyed read or upsert.
 
 /// The bookkeeping methods of `$store`, as an inherent `impl` that
 /// `sql_store!` forwards to.
@@ -206,6 +206,36 @@ macro_rules! sql_bookkeeping {
                 .execute(&self.writes)
                 .await?;
                 Ok(())
+            }
+
+            async fn record_smoke_outcome(&self, repository: &str, environment: &str, deployment_id: i64, passed: bool, now: i64) -> Result<Option<bool>, StoreError> {
+                // Smoke jobs of a repository run one at a time, in order.
+                let row: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT deployment_id, passed, previous_passed FROM smoke_outcomes WHERE repository = $1 AND environment = $2",
+                )
+                .bind(repository)
+                .bind(environment)
+                .fetch_optional(&self.writes)
+                .await?;
+                let previous = match row {
+                    None => None,
+                    // The same deployment again: what came before it still stands.
+                    Some((id, _, before)) if id == deployment_id => before,
+                    Some((_, was, _)) => Some(was),
+                };
+                sqlx::query(
+                    "INSERT INTO smoke_outcomes (repository, environment, deployment_id, passed, previous_passed, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (repository, environment) DO UPDATE SET deployment_id = excluded.deployment_id, passed = excluded.passed, previous_passed = excluded.previous_passed, updated_at = excluded.updated_at",
+                )
+                .bind(repository)
+                .bind(environment)
+                .bind(deployment_id)
+                .bind(passed as i64)
+                .bind(previous)
+                .bind(now)
+                .execute(&self.writes)
+                .await?;
+                Ok(previous.map(|p| p != 0))
             }
 
             async fn sticky(&self, repository: &str, pr: i64, kind: &str) -> Result<Option<i64>, StoreError> {
