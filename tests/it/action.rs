@@ -1589,3 +1589,90 @@ async fn a_smoke_flow_whose_env_value_is_unset_is_a_config_error_naming_it() {
     }
     assert_eq!(seen.logins() + seen.bookings(), 0, "nothing was sent");
 }
+
+/// On a pull request with `comment: true`, the sticky comment of a smoke
+/// flow that logged in holds neither the password nor the saved token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smoke_flows_values_stay_out_of_the_pull_requests_comment() {
+    use crate::common::sites::{login_site, FLOWS, SESSION_TOKEN, SMOKE_PASSWORD};
+    let (addr, _) = login_site().await;
+    let gh = common::FakeGitHub::start().await;
+    // The config the gate trusts is the base commit's.
+    let config = format!("smoke:\n  checks:{FLOWS}");
+    gh.add_repo("acme/app", &[(".github/shipgate.yml", &config)]);
+    gh.commit("acme/app", "feature", &[("a", Some("a"))]);
+    let pr = gh.open_pr("acme/app", "feature", "alice");
+    let mut step = Step::new();
+    step.config(&config);
+    step.event(
+        "pull_request",
+        gh.pull_request_payload("acme/app", pr, "opened"),
+    );
+    step.set("GITHUB_API_URL", &gh.url())
+        .set("INPUT_TOKEN", "ghs_test")
+        .set("INPUT_GATES", "smoke")
+        .set("INPUT_URL", &format!("http://{addr}/"))
+        .set("INPUT_COMMENT", "true")
+        .set("SMOKE_PASSWORD", SMOKE_PASSWORD);
+    let (env, ws) = (step.env.clone(), step.ws());
+    let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let ours = gh.bot_comments("acme/app", pr);
+    assert_eq!(ours.len(), 1);
+    assert!(
+        ours[0].body.contains("2 passed, 0 warned, 0 failed"),
+        "{}",
+        ours[0].body
+    );
+    assert!(
+        step.summary().contains("log in 200, dashboard 200"),
+        "{}",
+        step.summary()
+    );
+    for secret in [SMOKE_PASSWORD, SESSION_TOKEN] {
+        assert!(!ours[0].body.contains(secret), "{}", ours[0].body);
+    }
+    let shown = everything_but_masks(&step, &out);
+    assert!(
+        !shown.contains(SMOKE_PASSWORD) && !shown.contains(SESSION_TOKEN),
+        "{shown}"
+    );
+    gh.next_bot_comment("acme/app", pr);
+}
+
+/// A `save:` path that matches nothing fails its step, names the path, and
+/// the step after it is never sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smoke_flows_save_path_that_matches_nothing_fails_naming_it() {
+    use crate::common::sites::{login_site, SMOKE_PASSWORD};
+    let (addr, seen) = login_site().await;
+    let mut step = Step::new();
+    step.config(
+        r#"
+smoke:
+  checks:
+    - name: login
+      flow:
+        - { name: log in, method: POST, path: /api/login, headers: { content-type: application/json }, body: '{"email": "smoke@example.com", "password": "${env.SMOKE_PASSWORD}"}', save: { token: $.data.token } }
+        - { name: dashboard, path: /api/dashboard, headers: { authorization: 'Bearer ${token}' } }
+"#,
+    );
+    step.set("INPUT_GATES", "smoke")
+        .set("INPUT_URL", &format!("http://{addr}/"))
+        .set("SMOKE_PASSWORD", SMOKE_PASSWORD);
+    let (env, ws) = (step.env.clone(), step.ws());
+    let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        step.summary().contains(
+            "step 1 `log in`: save `token`: `$.data.token` matched nothing in the answer"
+        ),
+        "{}",
+        step.summary()
+    );
+    assert_eq!(seen.dashboards(), 0);
+}
