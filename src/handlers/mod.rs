@@ -41,6 +41,18 @@ pub type ConfigReads =
     std::collections::HashMap<(String, String), Result<LoadedConfig, GitHubError>>;
 
 impl Context {
+    /// The repository's config at `git_ref` when it loads and validates;
+    /// `None` when it does not: the `shipgate/config` status reports the
+    /// file, and what needs the config does nothing.
+    pub async fn valid_config(
+        &self,
+        api: &crate::github::Api,
+        repo: &str,
+        git_ref: &str,
+    ) -> Result<Option<std::sync::Arc<crate::config::repo::RepoConfig>>, GitHubError> {
+        Ok(self.config(api, repo, git_ref).await?.config.ok())
+    }
+
     /// `.github/shipgate.yml` of `repo` at `git_ref`, read once per delivery.
     pub async fn config(
         &self,

@@ -233,10 +233,9 @@ impl Handler for Previews {
 
         let api = cx.github.api(installation)?;
         let default_branch = event.default_branch().to_string();
-        let config = match cx.config(&api, &repo, &default_branch).await?.config {
-            Ok(c) => c,
-            // The shipgate/config status reports it; its routes cannot be read.
-            Err(_) => return Ok(()),
+        // Without a config, its notification routes cannot be read either.
+        let Some(config) = cx.valid_config(&api, &repo, &default_branch).await? else {
+            return Ok(());
         };
         if let Some(message) = status_message(
             &repo,

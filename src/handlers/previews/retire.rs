@@ -44,11 +44,10 @@ async fn close(cx: &Context, event: &Event, repo: &str, pr: i64) -> Result<(), H
         return Ok(());
     }
     let api = cx.github.api(event.installation_id())?;
-    let config = match cx.config(&api, repo, event.default_branch()).await?.config {
-        Ok(c) => c,
-        // Which environments are previews is unknown: nothing is retired
-        // (the shipgate/config status reports the file).
-        Err(_) => return Ok(()),
+    // Without a config, which environments are previews is unknown:
+    // nothing is retired.
+    let Some(config) = cx.valid_config(&api, repo, event.default_branch()).await? else {
+        return Ok(());
     };
     // Closed first, so a smoke run finishing meanwhile leaves the comment closed.
     cx.store

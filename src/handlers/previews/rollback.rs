@@ -148,13 +148,11 @@ impl Handler for RollbackJob {
     ) -> Result<(), HandlerError> {
         let failed: FailedDeploy = serde_json::from_str(&d.payload)?;
         let api = cx.github.api(failed.installation)?;
-        let config = match cx
-            .config(&api, &failed.repository, &failed.default_branch)
+        let Some(config) = cx
+            .valid_config(&api, &failed.repository, &failed.default_branch)
             .await?
-            .config
-        {
-            Ok(c) => c,
-            Err(_) => return Ok(()), // the shipgate/config status reports it
+        else {
+            return Ok(());
         };
         if !config
             .environments

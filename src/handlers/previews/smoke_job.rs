@@ -117,13 +117,11 @@ impl Handler for SmokeJob {
     ) -> Result<(), HandlerError> {
         let job: SmokeJobPayload = serde_json::from_str(&d.payload)?;
         let api = cx.github.api(job.installation)?;
-        let config = match cx
-            .config(&api, &job.repository, &job.default_branch)
+        let Some(config) = cx
+            .valid_config(&api, &job.repository, &job.default_branch)
             .await?
-            .config
-        {
-            Ok(c) => c,
-            Err(_) => return Ok(()),
+        else {
+            return Ok(());
         };
         let target = url::Url::parse(&job.url)
             .map_err(|e| HandlerError::permanent(format!("bad URL {}: {e}", job.url)))?;
