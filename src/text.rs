@@ -31,6 +31,20 @@ pub fn inline_text(text: &str) -> String {
     out
 }
 
+/// A branch name as GitHub reports it, safe to put after `refs/heads/`
+/// and before `:path` in a git revision.
+pub fn plain_branch_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && !name.starts_with("refs/")
+        && !name.contains("..")
+        && !name.chars().any(|c| {
+            c.is_control()
+                || c.is_whitespace()
+                || matches!(c, ':' | '^' | '~' | '?' | '*' | '[' | '\\')
+        })
+}
+
 /// The first 7 characters of a commit SHA. Payloads are not trusted to
 /// carry hex, so this cuts at a character boundary.
 pub fn short(sha: &str) -> &str {

@@ -216,6 +216,14 @@ impl RepoConfig {
                 .or_else(|m| err(format!("freeze.windows[{i}]: {m}")))?;
         }
         self.smoke.validate("smoke").or_else(err)?;
+        if let Some(b) = &self.release.branch {
+            if !crate::text::plain_branch_name(b) {
+                return err(format!(
+                    "release.branch: `{}` is not a branch name (write it as GitHub shows it, without `refs/heads/`)",
+                    b.escape_debug()
+                ));
+            }
+        }
         if let Some(p) = &self.release.tag_pattern {
             regex::Regex::new(p).map_err(|e| ConfigError {
                 location: None,

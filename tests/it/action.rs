@@ -535,7 +535,7 @@ async fn smoke_after_a_deployment_reports_the_deployment_status() {
     gh.assert_no_unexpected();
 }
 
-fn git(ws: &Path, args: &[&str]) {
+pub(crate) fn git(ws: &Path, args: &[&str]) {
     let ok = std::process::Command::new("git")
         .args([
             "-c",

@@ -21,6 +21,7 @@ mod processes;
 mod protection;
 mod protection_rules;
 mod redeliver;
+mod release_branch;
 mod rollbacks;
 mod secrets;
 mod security;

@@ -9,35 +9,17 @@ use crate::config::repo::RepoConfig;
 use crate::deploy::gates::Verdict;
 use crate::render::release::{not_a_tag_push, release_checks};
 use crate::secrets::git;
+use crate::text::plain_branch_name;
 
 const SEMVER_TAG: &str =
     r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$";
 
-/// A branch name as GitHub reports it, safe to put after `refs/heads/`
-/// and before `:path` in a git revision.
-fn plain_branch_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('-')
-        && !name.contains("..")
-        && !name.chars().any(|c| {
-            c.is_control()
-                || c.is_whitespace()
-                || matches!(c, ':' | '^' | '~' | '?' | '*' | '[' | '\\')
-        })
-}
-
-/// The default branch's `release:` rules, which judge a tag wherever it
-/// points: the tagged commit's own config is what the tag's author wrote.
-/// Read at `refs/remotes/origin/<branch>` or `refs/heads/<branch>` when the
-/// checkout has one, else through the API (the branch's commit, then the
-/// file at it). Also returns the refs found, for the ancestry check.
-async fn default_branch_release(
-    runner: &Runner,
-    req: &CheckRequest,
-    branch: &str,
-) -> Result<(ReleaseConfig, Vec<String>), CheckError> {
-    let ws = runner.workspace();
-    let refs: Vec<String> = [
+/// The checkout's fully qualified refs of `branch`
+/// (`refs/remotes/origin/<branch>`, `refs/heads/<branch>`) that name a
+/// commit. Never a short name: a tag called `main` or `origin/main` would
+/// shadow the branch.
+fn branch_refs(ws: &std::path::Path, branch: &str) -> Vec<String> {
+    [
         format!("refs/remotes/origin/{branch}"),
         format!("refs/heads/{branch}"),
     ]
@@ -54,7 +36,21 @@ async fn default_branch_release(
         )
         .unwrap_or(false)
     })
-    .collect();
+    .collect()
+}
+
+/// The default branch's `release:` rules, which judge a tag wherever it
+/// points: the tagged commit's own config is what the tag's author wrote.
+/// Read at `refs/remotes/origin/<branch>` or `refs/heads/<branch>` when the
+/// checkout has one, else through the API (the branch's commit, then the
+/// file at it). Also returns the refs found, for the ancestry check.
+async fn default_branch_release(
+    runner: &Runner,
+    req: &CheckRequest,
+    branch: &str,
+) -> Result<(ReleaseConfig, Vec<String>), CheckError> {
+    let ws = runner.workspace();
+    let refs = branch_refs(&ws, branch);
     let commit = match refs.first() {
         Some(r) => git::text(&ws, &["rev-parse", &format!("{r}^{{commit}}")])
             .map_err(|e| CheckError::Input(e.to_string()))?,
@@ -128,6 +124,14 @@ pub async fn run(runner: &Runner, req: &CheckRequest) -> Result<GateResult, Chec
         )));
     }
     let (release, default_refs) = default_branch_release(runner, req, &default_branch).await?;
+    // Where releases are cut: `release.branch` (Git flow tags `main` while
+    // `develop` is the default), else the default branch. The rules above
+    // stay the default branch's: a tag cannot pick its own.
+    let (release_branch, release_refs) = match release.branch.as_deref() {
+        // `RepoConfig::parse` has checked that it is a plain branch name.
+        Some(b) if b != default_branch => (b.to_string(), branch_refs(&ws, b)),
+        _ => (default_branch.clone(), default_refs),
+    };
     let pattern = release
         .tag_pattern
         .clone()
@@ -157,14 +161,14 @@ pub async fn run(runner: &Runner, req: &CheckRequest) -> Result<GateResult, Chec
     }
     // Fully qualified refs: a tag named `main` or `origin/main` would
     // shadow the branch of that short name.
-    let on_default = default_refs.iter().any(|b| {
+    let on_branch = release_refs.iter().any(|b| {
         git::succeeds(&ws, &["merge-base", "--is-ancestor", &tag_commit, b]).unwrap_or(false)
     });
-    if on_default {
-        passed.push(format!("the tagged commit is on `{default_branch}`"));
+    if on_branch {
+        passed.push(format!("the tagged commit is on `{release_branch}`"));
     } else {
         problems.push(format!(
-            "the tagged commit is not on `{default_branch}` (fetch it with `fetch-depth: 0`)"
+            "the tagged commit is not on `{release_branch}` (fetch it with `fetch-depth: 0`)"
         ));
     }
     let changelog = release

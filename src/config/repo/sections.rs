@@ -22,6 +22,11 @@ pub struct ReleaseConfig {
     /// The changelog that must have a section for the version (default `CHANGELOG.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changelog: Option<String>,
+    /// The branch release tags must be on (default: the default branch), for
+    /// teams that tag from `main` while `develop` is the default branch. The
+    /// `release:` rules are still read from the default branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
