@@ -9,6 +9,7 @@ mod action;
 mod admin;
 mod chatops;
 mod cli;
+mod examples;
 mod faults;
 mod flows;
 mod fuzz_regressions;
