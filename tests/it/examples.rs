@@ -63,11 +63,36 @@ enum Broken {
 /// The examples, each with the plan it follows, the answer that breaks
 /// it, and (part of) the name of the check that must then fail.
 const EXAMPLES: &[(&str, Plan, Broken, &str)] = &[
-    ("compose-cafe-saas", Plan::Cafes, Broken::SecondFactor, "log in with 2FA"),
-    ("git-flow-affiliates", Plan::Affiliates, Broken::NotPending, "influencer sign-up"),
-    ("railway-barber-bookings", Plan::Barbers, Broken::NoRateLimit, "payments limited"),
-    ("vercel-railway-brand", Plan::Brand, Broken::TemporaryRedirect, "old blog addresses"),
-    ("vercel-supabase-shop", Plan::Shop, Broken::DatabaseDown, "health with the database"),
+    (
+        "compose-cafe-saas",
+        Plan::Cafes,
+        Broken::SecondFactor,
+        "log in with 2FA",
+    ),
+    (
+        "git-flow-affiliates",
+        Plan::Affiliates,
+        Broken::NotPending,
+        "influencer sign-up",
+    ),
+    (
+        "railway-barber-bookings",
+        Plan::Barbers,
+        Broken::NoRateLimit,
+        "payments limited",
+    ),
+    (
+        "vercel-railway-brand",
+        Plan::Brand,
+        Broken::TemporaryRedirect,
+        "old blog addresses",
+    ),
+    (
+        "vercel-supabase-shop",
+        Plan::Shop,
+        Broken::DatabaseDown,
+        "health with the database",
+    ),
 ];
 
 struct Site {
@@ -100,17 +125,24 @@ impl Site {
     fn health(&self) -> Response {
         // Degraded, not down: a 503 would be retried until the readiness
         // deadline; this answer fails at once on the database assertion.
-        let db = if self.broken == Broken::DatabaseDown { "unreachable" } else { "connected" };
-        let status = StatusCode::OK;
+        let db = if self.broken == Broken::DatabaseDown {
+            "unreachable"
+        } else {
+            "connected"
+        };
         let body = match self.plan {
-            Plan::Barbers => json!({ "status": "healthy", "checks": { "database": db, "redis": "connected" } }),
+            Plan::Barbers => {
+                json!({ "status": "healthy", "checks": { "database": db, "redis": "connected" } })
+            }
             _ => json!({ "status": "healthy", "database": db }),
         };
-        (status, Json(body)).into_response()
+        Json(body).into_response()
     }
 
     fn second_factor_ok(&self, code: &Value) -> bool {
-        let bytes = totp_rs::Secret::Encoded(TOTP_SECRET.into()).to_bytes().unwrap();
+        let bytes = totp_rs::Secret::Encoded(TOTP_SECRET.into())
+            .to_bytes()
+            .unwrap();
         self.broken != Broken::SecondFactor
             && code.as_str().is_some_and(|c| {
                 totp_rs::TOTP::new_unchecked(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes)
@@ -131,8 +163,12 @@ impl Site {
         let unauthorized = || StatusCode::UNAUTHORIZED.into_response();
         match (self.plan, path) {
             (Plan::Shop, "/api/health") if get => self.health(),
-            (Plan::Shop, "/" | "/productos" | "/checkout") if get => "<html>shop</html>".into_response(),
-            (Plan::Shop, "/api/products") if get => Json(json!({ "products": [{ "id": 1 }] })).into_response(),
+            (Plan::Shop, "/" | "/productos" | "/checkout") if get => {
+                "<html>shop</html>".into_response()
+            }
+            (Plan::Shop, "/api/products") if get => {
+                Json(json!({ "products": [{ "id": 1 }] })).into_response()
+            }
             (Plan::Shop, "/api/contact") if post => self
                 .limited("contact", 10)
                 .unwrap_or_else(|| Json(json!({ "sent": true })).into_response()),
@@ -192,12 +228,22 @@ impl Site {
                 Json(json!({ "items": [] })).into_response()
             }
             (Plan::Affiliates, "/api/v1/public/influencers") if post => {
-                let status = if self.broken == Broken::NotPending { "approved" } else { "pending" };
-                (StatusCode::CREATED, Json(json!({ "id": "inf-2", "status": status }))).into_response()
+                let status = if self.broken == Broken::NotPending {
+                    "approved"
+                } else {
+                    "pending"
+                };
+                (
+                    StatusCode::CREATED,
+                    Json(json!({ "id": "inf-2", "status": status })),
+                )
+                    .into_response()
             }
 
             (Plan::Barbers, "/api/health") if get => self.health(),
-            (Plan::Barbers, "/api/services") if get => Json(json!({ "services": ["corte"] })).into_response(),
+            (Plan::Barbers, "/api/services") if get => {
+                Json(json!({ "services": ["corte"] })).into_response()
+            }
             (Plan::Barbers, "/api/auth/login") if post => {
                 let key = format!("login {}", body["email"]);
                 self.limited(&key, 10).unwrap_or_else(unauthorized)
@@ -410,7 +456,12 @@ async fn run(plan: Plan, broken: Broken, suite: &SmokeConfig) -> SmokeReport {
 fn table(r: &SmokeReport) -> String {
     r.results
         .iter()
-        .map(|c| format!("{:?} {}: {} ({} ms)", c.outcome, c.name, c.reason, c.duration_ms))
+        .map(|c| {
+            format!(
+                "{:?} {}: {} ({} ms)",
+                c.outcome, c.name, c.reason, c.duration_ms
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -447,7 +498,10 @@ async fn each_examples_smoke_suites_pass_against_the_app_its_plan_describes() {
             // The made-up secrets and the sessions stay out of the report.
             let shown = format!("{}\n{}", serde_json::to_string(&r).unwrap(), table(&r));
             for secret in [PASSWORD, TOTP_SECRET, TOKEN, JWT, CHALLENGE, ADMIN_EMAIL] {
-                assert!(!shown.contains(secret), "{name}: `{secret}` shown:\n{shown}");
+                assert!(
+                    !shown.contains(secret),
+                    "{name}: `{secret}` shown:\n{shown}"
+                );
             }
         }
     }
@@ -469,7 +523,11 @@ async fn each_example_fails_when_its_app_breaks_the_plan() {
                 assert_eq!(r.outcome(), Outcome::Fail);
                 seen = true;
             } else {
-                assert!(failed.is_empty(), "{name} ({env}) with {broken:?}:\n{}", table(&r));
+                assert!(
+                    failed.is_empty(),
+                    "{name} ({env}) with {broken:?}:\n{}",
+                    table(&r)
+                );
             }
         }
         assert!(seen, "{name}: no suite failed `{failing}` with {broken:?}");

@@ -26,7 +26,7 @@ fn branch_refs(ws: &std::path::Path, branch: &str) -> Vec<String> {
     .into_iter()
     .filter(|r| {
         git::succeeds(
-            &ws,
+            ws,
             &[
                 "rev-parse",
                 "--verify",
