@@ -1,4 +1,4 @@
-//! Enforcement: bring each branch of the policy to it (or, in audit mode,
+//! Enforcement: bring each branch (and ruleset) of the policy to it (or, in audit mode,
 //! only report), and report on the tracking issue — drift, what was done,
 //! and problems that need a human, each problem once.
 
@@ -107,7 +107,7 @@ pub async fn enforce(
     let Some(config) = policy.config else {
         return Ok(());
     };
-    if config.protection.branches.is_empty() {
+    if config.protection.is_empty() {
         return Ok(());
     }
     let audit = config.protection.mode == ProtectionMode::Audit;
@@ -162,10 +162,19 @@ pub async fn enforce(
             Err(e) => return Err(e.into()),
         }
     }
-    if found.is_empty() {
+    let rulesets = if config.protection.rulesets.is_empty() {
+        Vec::new()
+    } else {
+        match super::rulesets::enforce(cx, api, repo, &config, (trigger, actor), audit).await? {
+            Some(r) => r,
+            None => return Ok(()),
+        }
+    };
+    if found.is_empty() && rulesets.is_empty() {
         return Ok(());
     }
-    let branches: Vec<render::Enforced> = found.iter().map(Found::shown).collect();
+    let mut branches: Vec<render::Enforced> = found.iter().map(Found::shown).collect();
+    branches.extend(rulesets.iter().map(super::rulesets::Found::shown));
     let body = render::enforcement_report(trigger, actor, &branches);
     report(cx, api, repo, &body).await?;
     let now = crate::now_ms();
@@ -201,7 +210,7 @@ impl Found<'_> {
 }
 
 /// Reports a GitHub refusal with its fix, once per kind of problem.
-async fn report_problem(
+pub(super) async fn report_problem(
     cx: &Context,
     api: &Api,
     repo: &str,
