@@ -22,6 +22,7 @@ mod protection;
 mod protection_rules;
 mod redeliver;
 mod rollbacks;
+mod rulesets;
 mod secrets;
 mod security;
 mod server;

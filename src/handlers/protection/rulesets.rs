@@ -122,8 +122,10 @@ pub async fn enforce(
         };
         match written {
             Ok(()) => {
-                let action = if absent { "created" } else { "restored" };
-                cx.store.log_policy(&entry(action), now).await?;
+                // A ruleset created again is logged as restored (the
+                // policy log's actions are restored, audited and failed);
+                // its detail shows every setting found `off`.
+                cx.store.log_policy(&entry("restored"), now).await?;
                 found.push(Found::Restored {
                     name: name.clone(),
                     created: absent,
