@@ -420,3 +420,43 @@ async fn a_pr_loosening_or_dropping_a_ruleset_gets_a_plan_and_changes_nothing_be
     assert_eq!(t.gh.rulesets("acme/shop"), before);
     t.finish().await;
 }
+
+#[tokio::test]
+async fn a_merged_policy_that_drops_a_ruleset_never_deletes_it() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/shop", &[(CONFIG_PATH, POLICY)]);
+    policy_pushed(&t, "acme/shop").await;
+    tracking_comments(&t, "acme/shop");
+    let tags = t.gh.ruleset("acme/shop", "tags").unwrap();
+
+    // A write user's PR drops `tags` and is merged to the default branch.
+    let dropped = &POLICY[..POLICY.find("    tags:").unwrap()];
+    t.gh.commit("acme/shop", "main", &[(CONFIG_PATH, Some(dropped))]);
+    policy_pushed(&t, "acme/shop").await;
+    assert!(
+        t.gh.with(|w| w.requests.iter().all(|r| r.method != "DELETE")),
+        "shipgate deletes no ruleset"
+    );
+    assert_eq!(t.gh.ruleset("acme/shop", "tags").unwrap(), tags);
+    assert!(tracking_comments(&t, "acme/shop").is_empty());
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn missing_admin_rights_for_rulesets_are_reported_once() {
+    let t = Harness::start().await;
+    t.gh.add_repo("acme/app", &[(CONFIG_PATH, POLICY)]);
+    for _ in 0..2 {
+        t.gh.fail_next("GET", "/repos/acme/app/rulesets", 1, 403);
+        policy_pushed(&t, "acme/app").await;
+    }
+    let reports = tracking_comments(&t, "acme/app");
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(
+        reports[0].contains("Administration: read & write"),
+        "{}",
+        reports[0]
+    );
+    assert!(writes(&t, "acme/app").is_empty());
+    t.finish().await;
+}

@@ -162,26 +162,31 @@ pub async fn enforce(
             Err(e) => return Err(e.into()),
         }
     }
-    let rulesets = if config.protection.rulesets.is_empty() {
-        Vec::new()
+    // The rulesets' drift goes in the same report; a refusal is reported
+    // after what the branches came to.
+    let (rulesets, refused) = if config.protection.rulesets.is_empty() {
+        (Vec::new(), None)
     } else {
-        match super::rulesets::enforce(cx, api, repo, &config, (trigger, actor), audit).await? {
-            Some(r) => r,
-            None => return Ok(()),
+        use super::rulesets::{enforce, Outcome};
+        match enforce(cx, api, repo, &config, (trigger, actor), audit).await? {
+            Outcome::Done(r) => (r, None),
+            Outcome::Refused(e) => (Vec::new(), Some(e)),
         }
     };
-    if found.is_empty() && rulesets.is_empty() {
-        return Ok(());
+    if !found.is_empty() || !rulesets.is_empty() {
+        let mut shown: Vec<render::Enforced> = found.iter().map(Found::shown).collect();
+        shown.extend(rulesets.iter().map(super::rulesets::Found::shown));
+        let body = render::enforcement_report(trigger, actor, &shown);
+        report(cx, api, repo, &body).await?;
+        let now = crate::now_ms();
+        for key in reported {
+            cx.store.record_problem(repo, &key, now).await?;
+        }
     }
-    let mut branches: Vec<render::Enforced> = found.iter().map(Found::shown).collect();
-    branches.extend(rulesets.iter().map(super::rulesets::Found::shown));
-    let body = render::enforcement_report(trigger, actor, &branches);
-    report(cx, api, repo, &body).await?;
-    let now = crate::now_ms();
-    for key in reported {
-        cx.store.record_problem(repo, &key, now).await?;
+    match refused {
+        Some(e) => report_problem(cx, api, repo, e).await,
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// What enforcement found on one branch, until it is reported.
@@ -210,7 +215,7 @@ impl Found<'_> {
 }
 
 /// Reports a GitHub refusal with its fix, once per kind of problem.
-pub(super) async fn report_problem(
+async fn report_problem(
     cx: &Context,
     api: &Api,
     repo: &str,

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::enforce::report_problem;
 use super::{Context, HandlerError};
 use crate::config::repo::RepoConfig;
 use crate::deploy::policy::FieldDiff;
@@ -73,8 +72,16 @@ async fn live_rulesets(
     Ok(out)
 }
 
+/// What enforcing the rulesets came to.
+pub enum Outcome {
+    /// Drift found (and, in enforce mode, restored).
+    Done(Vec<Found>),
+    /// GitHub refused (no admin rights, the plan): the caller reports it.
+    Refused(GitHubError),
+}
+
 /// Brings every ruleset of the policy to it (or, in audit mode, only finds
-/// the drift). `None`: GitHub refused and the problem was reported.
+/// the drift).
 pub async fn enforce(
     cx: &Context,
     api: &Api,
@@ -82,10 +89,11 @@ pub async fn enforce(
     config: &RepoConfig,
     (trigger, actor): (&str, Option<&str>),
     audit: bool,
-) -> Result<Option<Vec<Found>>, HandlerError> {
+) -> Result<Outcome, HandlerError> {
     let mut live = match live_rulesets(api, repo, config).await {
         Ok(l) => l,
-        Err(e) => return report_problem(cx, api, repo, e).await.map(|()| None),
+        Err(e) if !e.is_transient() => return Ok(Outcome::Refused(e)),
+        Err(e) => return Err(e.into()),
     };
     let mut found = Vec::new();
     for (name, r) in &config.protection.rulesets {
@@ -134,13 +142,12 @@ pub async fn enforce(
             }
             Err(e) if !e.is_transient() => {
                 cx.store.log_policy(&entry("failed"), now).await?;
-                report_problem(cx, api, repo, e).await?;
-                return Ok(None);
+                return Ok(Outcome::Refused(e));
             }
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(Some(found))
+    Ok(Outcome::Done(found))
 }
 
 /// What merging would do to the rulesets: each of the proposed policy
