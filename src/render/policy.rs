@@ -231,7 +231,9 @@ pub fn plan(audit: bool, branches: &[Planned]) -> String {
                 diffs.len(),
                 diff_table(diffs)
             ),
-            Planned::Ruleset { name, diffs, .. } if diffs.is_empty() => {
+            Planned::Ruleset {
+                name, diffs: [], ..
+            } => {
                 format!("✅ Ruleset `{}`: no change.", inline_text(name))
             }
             Planned::Ruleset {
