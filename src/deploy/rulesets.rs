@@ -279,6 +279,33 @@ mod tests {
     }
 
     #[test]
+    fn tag_rulesets_signatures_linear_history_and_org_admins() {
+        let c = RepoConfig::parse(
+            "protection:\n  rulesets:\n    t:\n      target: tag\n      include: ['v*', '~ALL']\n      bypass: [{ org_admins: true }, { team: 12 }]\n      rules: { required_signatures: true, required_linear_history: true }\n",
+        )
+        .unwrap();
+        let b = body("t", &c.protection.rulesets["t"]);
+        assert_eq!(b["target"], "tag");
+        assert_eq!(
+            b["conditions"]["ref_name"]["include"],
+            json!(["refs/tags/v*", "~ALL"])
+        );
+        assert_eq!(
+            b["rules"],
+            json!([{ "type": "required_linear_history" }, { "type": "required_signatures" }])
+        );
+        assert_eq!(
+            b["bypass_actors"][0],
+            json!({ "actor_id": null, "actor_type": "OrganizationAdmin", "bypass_mode": "always" })
+        );
+        // GitHub reads the org admins' id back as 1 (or 0): not drift.
+        let mut live = b.clone();
+        live["bypass_actors"][0]["actor_id"] = json!(1);
+        assert!(diff(&b, Some(&live)).is_empty());
+        assert_eq!(settings(&b)["bypass"], "org admins, team 12");
+    }
+
+    #[test]
     fn bad_rulesets_are_configuration_errors_naming_the_field() {
         for (yaml, says) in [
             ("      include: []\n", "protection.rulesets.r.include"),

@@ -645,6 +645,11 @@ mod event_tests {
             Event::Internal
         ));
         assert!(matches!(Event::decode("star", "{}").unwrap(), Event::Other));
+        // An organization ruleset's event has no repository: it still decodes.
+        let org = r#"{"action":"edited","repository_ruleset":{"id":1,"name":"org","source_type":"Organization"},
+            "sender":{"login":"admin"}}"#;
+        let e = Event::decode("repository_ruleset", org).unwrap();
+        assert_eq!((e.repo(), e.sender()), (None, Some("admin")));
         assert!(Event::decode("pull_request", r#"{"action":"opened"}"#).is_err());
     }
 
