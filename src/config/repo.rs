@@ -24,10 +24,15 @@ use crate::freeze::FreezeWindow;
 
 mod cache;
 mod environment;
+mod rulesets;
 mod sections;
 
 pub use cache::{ConfigCache, ConfigCacheLimits, ConfigSource, LoadedConfig, MISSING_CONFIG_TTL};
 pub use environment::{Deployers, EnvironmentConfig, PromoteFrom, RequiredCheck, Role};
+pub use rulesets::{
+    BypassActor, BypassMode, BypassRole, PullRequestRule, RulesetConfig, RulesetEnforcement,
+    RulesetRules, RulesetTarget, StatusChecksRule, MAX_RULESETS,
+};
 pub use sections::{
     BranchProtection, FreezeConfig, PreviewConfig, ProtectionConfig, ProtectionMode, ReleaseConfig,
     SecretsConfig,
@@ -264,6 +269,17 @@ impl RepoConfig {
                     "notify[{i}].to: expected the name of a destination the server's operator set up (letters, digits, `-` and `_`), not a URL"
                 ));
             }
+        }
+        let rulesets = &self.protection.rulesets;
+        if rulesets.len() > MAX_RULESETS {
+            return err(format!(
+                "protection.rulesets: {} rulesets; GitHub allows {MAX_RULESETS} per repository",
+                rulesets.len()
+            ));
+        }
+        for (name, r) in rulesets {
+            r.validate(&format!("protection.rulesets.{name}"))
+                .or_else(err)?;
         }
         if let Some(env) = &self.default_environment {
             if !self.environments.contains_key(env) {

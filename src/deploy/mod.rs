@@ -14,6 +14,7 @@ pub mod lock;
 pub mod payload;
 pub mod policy;
 pub mod refusal;
+pub mod rulesets;
 pub mod soak;
 
 use chrono::{DateTime, Utc};

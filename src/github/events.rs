@@ -304,6 +304,29 @@ pub struct RepositoryEvent {
     pub pull_request: Option<PullRequestHead>,
 }
 
+/// `repository_ruleset` events: a ruleset created, edited or deleted. The
+/// repository is absent for organization rulesets; `changes` is not read
+/// (it omits bypass actors): the ruleset is read again instead.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RulesetEvent {
+    #[serde(default)]
+    pub repository: Option<RepositoryRef>,
+    #[serde(default)]
+    pub installation: Option<IdOnly>,
+    #[serde(default)]
+    pub sender: Option<User>,
+    #[serde(default)]
+    pub repository_ruleset: Option<RulesetRef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RulesetRef {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub source_type: Option<String>,
+}
+
 /// A pull request's number and head, as a review event carries it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PullRequestHead {
@@ -406,6 +429,7 @@ pub enum Event {
     Installation(Box<InstallationEvent>),
     InstallationRepositories(Box<InstallationEvent>),
     BranchProtectionRule(Box<RepositoryEvent>),
+    RepositoryRuleset(Box<RulesetEvent>),
     Repository(Box<RepositoryEvent>),
     /// One of shipgate's own jobs (`shipgate_*`): the handler that stored it
     /// reads its payload.
@@ -437,6 +461,7 @@ impl Event {
             "installation_repositories" => Event::InstallationRepositories(boxed(payload)?),
             "branch_protection_rule" => Event::BranchProtectionRule(boxed(payload)?),
             "repository" => Event::Repository(boxed(payload)?),
+            "repository_ruleset" => Event::RepositoryRuleset(boxed(payload)?),
             e if e.starts_with(INTERNAL_PREFIX) => Event::Internal,
             _ => Event::Other,
         })
@@ -461,6 +486,7 @@ impl Event {
             Event::Installation(e) | Event::InstallationRepositories(e) => {
                 (None, &e.installation, &e.sender)
             }
+            Event::RepositoryRuleset(e) => (e.repository.as_ref(), &e.installation, &e.sender),
             Event::Internal | Event::Other => return None,
         })
     }
@@ -619,6 +645,11 @@ mod event_tests {
             Event::Internal
         ));
         assert!(matches!(Event::decode("star", "{}").unwrap(), Event::Other));
+        // An organization ruleset's event has no repository: it still decodes.
+        let org = r#"{"action":"edited","repository_ruleset":{"id":1,"name":"org","source_type":"Organization"},
+            "sender":{"login":"admin"}}"#;
+        let e = Event::decode("repository_ruleset", org).unwrap();
+        assert_eq!((e.repo(), e.sender()), (None, Some("admin")));
         assert!(Event::decode("pull_request", r#"{"action":"opened"}"#).is_err());
     }
 

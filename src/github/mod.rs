@@ -22,6 +22,7 @@ pub mod content;
 pub mod events;
 pub mod protection;
 pub mod repos;
+pub mod rulesets;
 pub mod signature;
 
 /// Pages of 100 read at most from a list endpoint (reviews, check runs,

@@ -74,6 +74,18 @@ pub enum Enforced<'a> {
         branch: &'a str,
         diffs: &'a [FieldDiff],
     },
+    /// Audit mode: a ruleset of the policy differs (or is absent).
+    RulesetAudited {
+        name: &'a str,
+        absent: bool,
+        diffs: &'a [FieldDiff],
+    },
+    /// A ruleset was put back to the policy, or created when it was absent.
+    RulesetRestored {
+        name: &'a str,
+        created: bool,
+        diffs: &'a [FieldDiff],
+    },
 }
 
 /// One comment on the tracking issue: what triggered enforcement, who, and
@@ -95,6 +107,34 @@ pub fn enforcement_report(trigger: &str, actor: Option<&str>, branches: &[Enforc
             Enforced::Restored { branch, diffs } => format!(
                 "✅ **`{}` restored to the policy**\n\n{}",
                 inline_text(branch),
+                diff_table(diffs)
+            ),
+            Enforced::RulesetAudited {
+                name,
+                absent,
+                diffs,
+            } => format!(
+                "🔎 **Ruleset `{}` {}** (audit mode: nothing changed)\n\n{}",
+                inline_text(name),
+                if *absent {
+                    "is missing"
+                } else {
+                    "differs from the policy"
+                },
+                diff_table(diffs)
+            ),
+            Enforced::RulesetRestored {
+                name,
+                created,
+                diffs,
+            } => format!(
+                "✅ **Ruleset `{}` {}**\n\n{}",
+                inline_text(name),
+                if *created {
+                    "created from the policy"
+                } else {
+                    "restored to the policy"
+                },
                 diff_table(diffs)
             ),
         })
@@ -155,6 +195,20 @@ pub enum Planned<'a> {
         branch: &'a str,
         diffs: &'a [FieldDiff],
     },
+    /// A ruleset of the proposed policy: created (absent today), changed,
+    /// or unchanged (`diffs` empty).
+    Ruleset {
+        name: &'a str,
+        absent: bool,
+        diffs: &'a [FieldDiff],
+    },
+    /// A ruleset the current policy names and the proposed one does not:
+    /// shipgate stops managing it and leaves it as it is.
+    RulesetReleased {
+        name: &'a str,
+    },
+    /// shipgate cannot read the repository's rulesets.
+    RulesetsUnreadable,
 }
 
 /// The plan of a pull request that edits the policy (check run summary
@@ -177,6 +231,31 @@ pub fn plan(audit: bool, branches: &[Planned]) -> String {
                 diffs.len(),
                 diff_table(diffs)
             ),
+            Planned::Ruleset {
+                name, diffs: [], ..
+            } => {
+                format!("✅ Ruleset `{}`: no change.", inline_text(name))
+            }
+            Planned::Ruleset {
+                name,
+                absent: true,
+                diffs,
+            } => format!(
+                "🆕 Ruleset `{}`: created when merged\n\n{}",
+                inline_text(name),
+                diff_table(diffs)
+            ),
+            Planned::Ruleset { name, diffs, .. } => format!(
+                "✏️ Ruleset `{}`: {} change(s) when merged\n\n{}",
+                inline_text(name),
+                diffs.len(),
+                diff_table(diffs)
+            ),
+            Planned::RulesetReleased { name } => format!(
+                "⏏️ Ruleset `{}`: no longer in the policy; shipgate stops managing it and leaves it on GitHub as it is (delete it by hand if it should go).",
+                inline_text(name)
+            ),
+            Planned::RulesetsUnreadable => "⛔ Rulesets: shipgate cannot read them (needs Administration: read).".to_string(),
         })
         .collect();
     if sections.is_empty() {
@@ -286,6 +365,64 @@ mod tests {
             super::plan(false, &[]),
             "### Branch protection plan\n\nNo branch protection policy."
         );
+    }
+
+    #[test]
+    fn ruleset_enforcement_report() {
+        let d = diffs();
+        insta::assert_snapshot!(super::enforcement_report(
+            "ruleset `releases` edited",
+            Some("mallory"),
+            &[
+                Enforced::RulesetRestored {
+                    name: "releases",
+                    created: false,
+                    diffs: &d[..1]
+                },
+                Enforced::RulesetRestored {
+                    name: "tags",
+                    created: true,
+                    diffs: &d[1..]
+                },
+                Enforced::RulesetAudited {
+                    name: "hotfix",
+                    absent: false,
+                    diffs: &d[..1]
+                },
+                Enforced::RulesetAudited {
+                    name: "gone",
+                    absent: true,
+                    diffs: &d[..1]
+                },
+            ],
+        ));
+    }
+
+    #[test]
+    fn ruleset_plan() {
+        let d = diffs();
+        insta::assert_snapshot!(super::plan(
+            false,
+            &[
+                Planned::Ruleset {
+                    name: "releases",
+                    absent: false,
+                    diffs: &d
+                },
+                Planned::Ruleset {
+                    name: "tags",
+                    absent: true,
+                    diffs: &d[..1]
+                },
+                Planned::Ruleset {
+                    name: "same",
+                    absent: false,
+                    diffs: &[]
+                },
+                Planned::RulesetReleased { name: "old" },
+                Planned::RulesetsUnreadable,
+            ],
+        ));
     }
 
     #[test]

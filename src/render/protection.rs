@@ -30,6 +30,26 @@ pub fn drift_table(branch: &str, diffs: &[FieldDiff]) -> String {
     )
 }
 
+/// A ruleset of the policy whose live ruleset matches it.
+pub fn ruleset_matches(name: &str) -> String {
+    format!("✅ ruleset `{}` matches the policy.\n\n", inline_text(name))
+}
+
+/// A ruleset of the policy that differs from GitHub's, or that GitHub does
+/// not have (`absent`).
+pub fn ruleset_drift_table(name: &str, absent: bool, diffs: &[FieldDiff]) -> String {
+    format!(
+        "❌ ruleset `{}` {}:\n\n{}\n",
+        inline_text(name),
+        if absent {
+            "does not exist"
+        } else {
+            "differs from the policy"
+        },
+        diff_table(diffs)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,6 +73,9 @@ mod tests {
             branch_missing("release/1.x"),
             branch_matches("main"),
             drift_table("main | @octocat", &diffs),
+            ruleset_matches("releases"),
+            ruleset_drift_table("tags", true, &diffs[..1]),
+            ruleset_drift_table("hotfix", false, &diffs[1..]),
         ]
         .concat());
     }

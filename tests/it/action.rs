@@ -499,6 +499,60 @@ async fn policy_and_protection_gates_read_github() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_protection_gate_reports_rulesets_that_differ_or_are_missing() {
+    let gh = common::FakeGitHub::start().await;
+    let policy = "protection:\n  rulesets:\n    releases:\n      include: ['release/*']\n      bypass: [{ role: maintain }]\n      rules: { non_fast_forward: true, deletion: true }\n    tags:\n      target: tag\n      include: ['v*']\n      rules: { deletion: true }\n";
+    gh.add_repo("acme/app", &[(".github/shipgate.yml", policy)]);
+    // `releases` lets everyone force-push; `tags` was never created; a
+    // hand-made ruleset is not the gate's business.
+    gh.add_ruleset(
+        "acme/app",
+        json!({ "name": "releases", "target": "branch", "enforcement": "active",
+            "conditions": { "ref_name": { "include": ["refs/heads/release/*"], "exclude": [] } },
+            "bypass_actors": [{ "actor_id": 2, "actor_type": "RepositoryRole", "bypass_mode": "always" }],
+            "rules": [{ "type": "deletion" }] }),
+    );
+    let theirs = gh.add_ruleset(
+        "acme/app",
+        json!({ "name": "experiments", "enforcement": "disabled", "rules": [] }),
+    );
+    let mut step = Step::new();
+    step.config(policy);
+    step.set("GITHUB_API_URL", &gh.url())
+        .set("INPUT_TOKEN", "ghs_test")
+        .set("INPUT_GATES", "protection");
+    let env = step.env.clone();
+    let ws = step.ws();
+    let out = tokio::task::spawn_blocking(move || run_in(&ws, &env))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let summary = step.summary();
+    assert!(
+        summary.contains("❌ ruleset `releases` differs from the policy"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| `rule non_fast_forward` | off | on |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("❌ ruleset `tags` does not exist"),
+        "{summary}"
+    );
+    assert!(
+        gh.requests_to("GET", &format!("/repos/acme/app/rulesets/{theirs}"))
+            .is_empty(),
+        "a ruleset of another name is not read"
+    );
+    assert!(
+        gh.with(|w| w.requests.iter().all(|r| r.method == "GET")),
+        "the gate only reads"
+    );
+    gh.assert_no_unexpected();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smoke_after_a_deployment_reports_the_deployment_status() {
     let gh = common::FakeGitHub::start().await;
     let head = gh.add_repo("acme/app", &[]);

@@ -24,6 +24,7 @@ mod protection_rules;
 mod redeliver;
 mod release_branch;
 mod rollbacks;
+mod rulesets;
 mod secrets;
 mod security;
 mod server;

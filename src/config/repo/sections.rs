@@ -56,6 +56,17 @@ pub struct ProtectionConfig {
     /// Desired protection per branch; keys not given are left as GitHub has them.
     #[serde(default)]
     pub branches: BTreeMap<String, BranchProtection>,
+    /// Repository rulesets by name (branch and tag patterns, bypass
+    /// actors). Rulesets with other names are left alone.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rulesets: BTreeMap<String, super::RulesetConfig>,
+}
+
+impl ProtectionConfig {
+    /// Whether the section asks for anything (branches or rulesets).
+    pub fn is_empty(&self) -> bool {
+        self.branches.is_empty() && self.rulesets.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -1,4 +1,4 @@
-//! Enforcement: bring each branch of the policy to it (or, in audit mode,
+//! Enforcement: bring each branch (and ruleset) of the policy to it (or, in audit mode,
 //! only report), and report on the tracking issue — drift, what was done,
 //! and problems that need a human, each problem once.
 
@@ -107,7 +107,7 @@ pub async fn enforce(
     let Some(config) = policy.config else {
         return Ok(());
     };
-    if config.protection.branches.is_empty() {
+    if config.protection.is_empty() {
         return Ok(());
     }
     let audit = config.protection.mode == ProtectionMode::Audit;
@@ -162,17 +162,31 @@ pub async fn enforce(
             Err(e) => return Err(e.into()),
         }
     }
-    if found.is_empty() {
-        return Ok(());
+    // The rulesets' drift goes in the same report; a refusal is reported
+    // after what the branches came to.
+    let (rulesets, refused) = if config.protection.rulesets.is_empty() {
+        (Vec::new(), None)
+    } else {
+        use super::rulesets::{enforce, Outcome};
+        match enforce(cx, api, repo, &config, (trigger, actor), audit).await? {
+            Outcome::Done(r) => (r, None),
+            Outcome::Refused(e) => (Vec::new(), Some(e)),
+        }
+    };
+    if !found.is_empty() || !rulesets.is_empty() {
+        let mut shown: Vec<render::Enforced> = found.iter().map(Found::shown).collect();
+        shown.extend(rulesets.iter().map(super::rulesets::Found::shown));
+        let body = render::enforcement_report(trigger, actor, &shown);
+        report(cx, api, repo, &body).await?;
+        let now = crate::now_ms();
+        for key in reported {
+            cx.store.record_problem(repo, &key, now).await?;
+        }
     }
-    let branches: Vec<render::Enforced> = found.iter().map(Found::shown).collect();
-    let body = render::enforcement_report(trigger, actor, &branches);
-    report(cx, api, repo, &body).await?;
-    let now = crate::now_ms();
-    for key in reported {
-        cx.store.record_problem(repo, &key, now).await?;
+    match refused {
+        Some(e) => report_problem(cx, api, repo, e).await,
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// What enforcement found on one branch, until it is reported.

@@ -10,6 +10,7 @@ mod check;
 mod enforce;
 mod input;
 mod plan;
+mod rulesets;
 
 use async_trait::async_trait;
 use serde_json::json;
@@ -51,7 +52,9 @@ impl Handler for Protection {
             "installation" => action == Some("created"),
             "installation_repositories" => action == Some("added"),
             "push" => true,
-            "branch_protection_rule" => matches!(action, Some("created" | "edited" | "deleted")),
+            "branch_protection_rule" | "repository_ruleset" => {
+                matches!(action, Some("created" | "edited" | "deleted"))
+            }
             "repository" => action == Some("created"),
             "pull_request" => matches!(
                 action,
@@ -105,12 +108,51 @@ impl Handler for Protection {
                 let branch = input.default_branch.clone();
                 enforce(cx, &api, &repo, branch, &trigger, sender).await
             }
+            "repository_ruleset" => on_ruleset(cx, d, event, &input).await,
             "pull_request" | "pull_request_review" => on_pull_request(cx, d, &input).await,
             "check_run" | "check_suite" => on_check(cx, d, &input).await,
             POLICY_EVENT => run_policy_job(cx, &input).await,
             _ => Ok(()),
         }
     }
+}
+
+/// A ruleset created, edited or deleted by someone else than shipgate:
+/// the policy's rulesets are enforced again (a ruleset of another name, or
+/// the organization's, changes nothing). shipgate's own writes come back as
+/// events and are not acted on, so restoring never loops.
+async fn on_ruleset(
+    cx: &Context,
+    d: &ClaimedDelivery,
+    event: &Event,
+    input: &Input,
+) -> Result<(), HandlerError> {
+    let Event::RepositoryRuleset(ev) = event else {
+        return Ok(());
+    };
+    let me = cx.github.bot_login().await?;
+    if event.sent_by(&me) {
+        return Ok(());
+    }
+    let (Some(repo), Some(ruleset)) = (input.repo.as_deref(), ev.repository_ruleset.as_ref())
+    else {
+        return Ok(());
+    };
+    if ruleset
+        .source_type
+        .as_deref()
+        .is_some_and(|s| s != "Repository")
+    {
+        return Ok(());
+    }
+    let api = cx.github.api(input.installation)?;
+    let trigger = format!(
+        "ruleset `{}` {}",
+        ruleset.name,
+        d.action.as_deref().unwrap_or("changed")
+    );
+    let branch = input.default_branch.clone();
+    enforce(cx, &api, repo, branch, &trigger, input.sender.as_deref()).await
 }
 
 /// An installation's repositories, one enforcement job each (so a large

@@ -26,7 +26,7 @@ pub async fn plan(
     }
     // Only repositories that use (or start using) a protection policy get a plan.
     let has_policy = |c: &Result<std::sync::Arc<RepoConfig>, _>| {
-        c.as_ref().is_ok_and(|c| !c.protection.branches.is_empty())
+        c.as_ref().is_ok_and(|c| !c.protection.is_empty())
     };
     if !has_policy(&proposed.config) && !has_policy(&current.config) {
         return Ok(());
@@ -47,7 +47,10 @@ pub async fn plan(
         }
         Ok(config) => {
             let planned = planned(api, repo, config).await?;
-            let branches: Vec<render::Planned> = planned.iter().map(Plan::shown).collect();
+            let current = current.config.as_deref().ok();
+            let rulesets = super::rulesets::plan(api, repo, config, current).await?;
+            let mut branches: Vec<render::Planned> = planned.iter().map(Plan::shown).collect();
+            branches.extend(rulesets.shown());
             let audit = config.protection.mode == ProtectionMode::Audit;
             (
                 "success",

@@ -34,6 +34,7 @@ mod issues;
 mod protection;
 mod pulls;
 mod repos;
+mod rulesets;
 
 pub const BOT_LOGIN: &str = "shipgate-test[bot]";
 /// `documentation_url` of the fake's error answers.
@@ -164,6 +165,8 @@ pub struct Repo {
     pub protection_callbacks: Vec<(String, Value)>,
     /// Issues deleted: commenting on them answers 410.
     pub deleted_issues: Vec<u64>,
+    /// Repository rulesets by id, in the shape `GET …/rulesets/{id}` returns.
+    pub rulesets: BTreeMap<u64, Value>,
     /// (issue number, event) of issue events (`labeled`, …), oldest first.
     pub issue_events: Vec<(u64, Value)>,
 }
@@ -1254,6 +1257,7 @@ fn route(
         ["repos", _, _, "pulls", ..] | ["repos", _, _, "commits", _, "pulls"] => pulls::route,
         ["repos", _, _, "issues" | "collaborators", ..] => issues::route,
         ["repos", _, _, "branches" | "actions", ..] => protection::route,
+        ["repos", _, _, "rulesets" | "rules", ..] => rulesets::route,
         ["repos", ..] => repos::route,
         _ => return unimplemented(),
     };
