@@ -24,6 +24,7 @@ use crate::freeze::FreezeWindow;
 
 mod cache;
 mod environment;
+mod locate;
 mod sections;
 
 pub use cache::{ConfigCache, ConfigCacheLimits, ConfigSource, LoadedConfig, MISSING_CONFIG_TTL};
@@ -188,6 +189,7 @@ impl RepoConfig {
                 Some(i) if location.is_some() => message[..i].to_string(),
                 _ => message,
             };
+            let location = location.map(|at| locate::at_key(text, at, &message));
             ConfigError { location, message }
         };
         // Maps (environments, branches) keep the last of duplicate keys: an
@@ -242,6 +244,7 @@ impl RepoConfig {
                 }
             }
         }
+        crate::secrets::validate_rules(&self.secrets.rules, "secrets.rules").or_else(err)?;
         let routes = self.notify.as_deref().unwrap_or_default();
         if routes.len() > MAX_NOTIFY_ROUTES {
             return err(format!(

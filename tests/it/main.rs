@@ -22,6 +22,7 @@ mod protection;
 mod protection_rules;
 mod redeliver;
 mod rollbacks;
+mod secret_rules;
 mod secrets;
 mod security;
 mod server;
