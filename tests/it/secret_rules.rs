@@ -791,3 +791,16 @@ fn a_bad_regex_fails_the_step_with_one_line_naming_line_and_column() {
         .unwrap_or_else(|| panic!("{all}"));
     assert!(line.contains(".github/shipgate.yml"), "{line}");
 }
+
+#[test]
+fn a_custom_rules_description_cannot_ping_people_or_break_the_summary() {
+    let opts = custom_opts(
+        "secrets:\n  rules:\n    - id: acme-api-key\n      description: 'Acme key @acme/admins | <!-- shipgate:sticky -->'\n      regex: 'acme_[a-z0-9]{32}'\n      keywords: [acme_]\n",
+    );
+    let found = scan_text("a.js", &format!("k = 'acme_{}'\n", hex(32, 80)), &opts);
+    let table = shipgate::render::secrets::findings_table(&found);
+    let row = table.lines().nth(2).unwrap();
+    assert_eq!(row.matches('|').count(), 4, "one row of three cells: {row}");
+    assert!(!row.contains("@acme/admins"), "{row}");
+    assert!(!row.contains("<!--"), "{row}");
+}
