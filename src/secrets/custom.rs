@@ -18,7 +18,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::ignores::Excludes;
-use super::rules::{Check, Rule, Ruleset, MAX_RULES, RULESET};
+use super::rule::{Check, Rule};
+use super::rules::{Ruleset, MAX_RULES, RULESET};
 use super::Severity;
 
 /// The most rules one configuration file may add. A pull request's rules

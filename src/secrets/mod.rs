@@ -37,6 +37,7 @@ pub mod git;
 mod ignores;
 mod paths;
 mod providers;
+mod rule;
 mod rules;
 mod tree;
 

@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 use base64::Engine;
 use regex::bytes::Regex as BytesRegex;
 
-use super::rules::{rule, Check, Rule};
+use super::rule::{rule, Check, Rule};
 
 /// The id and description of a Supabase service-role key (a JWT whose
 /// payload says `"role":"service_role"`).
@@ -32,6 +32,13 @@ fn env_file(path: &str) -> bool {
 }
 
 pub(super) fn provider_rules() -> Vec<Rule> {
+    let mut rules = prefixed_rules();
+    rules.extend(keyed_rules());
+    rules
+}
+
+/// Tokens with a prefix of their own.
+fn prefixed_rules() -> Vec<Rule> {
     vec![
         rule(
             "openai-api-key",
@@ -111,6 +118,13 @@ pub(super) fn provider_rules() -> Vec<Rule> {
             &[],
             Check::None,
         ),
+    ]
+}
+
+/// Values known by the key they are assigned to, the line they are on, or
+/// the file they are in.
+fn keyed_rules() -> Vec<Rule> {
+    vec![
         rule(
             "vercel-token",
             "Vercel token",
