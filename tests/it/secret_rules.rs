@@ -501,8 +501,10 @@ fn a_custom_rule_finds_its_secret_and_is_reported_like_a_built_in_one() {
         f.fingerprint
     );
     // SARIF names the rule and its description; the secret is not in it.
-    let mut report = ScanReport::default();
-    report.findings = found.clone();
+    let report = ScanReport {
+        findings: found.clone(),
+        ..Default::default()
+    };
     let s = sarif(&report, "0.0.0");
     assert_eq!(s["runs"][0]["results"][0]["ruleId"], "acme-api-key");
     assert_eq!(
