@@ -146,7 +146,7 @@ fn compile(re: &str) -> Result<regex::Regex, String> {
             "regex: {chars} characters; the limit is {MAX_REGEX_CHARS}"
         ));
     }
-    regex::RegexBuilder::new(re)
+    let compiled = regex::RegexBuilder::new(re)
         .size_limit(MAX_REGEX_BYTES)
         .dfa_size_limit(2 * MAX_REGEX_BYTES)
         .nest_limit(MAX_REGEX_NESTING)
@@ -157,7 +157,13 @@ fn compile(re: &str) -> Result<regex::Regex, String> {
                 MAX_REGEX_BYTES / 1024
             ),
             e => format!("regex: {}", syntax_error(&e.to_string())),
-        })
+        })?;
+    // A pattern that matches nothing at all would "find" an empty secret
+    // on every line holding a keyword.
+    if compiled.is_match("") {
+        return Err("regex: matches the empty string; a rule must match the secret itself".into());
+    }
+    Ok(compiled)
 }
 
 /// The `regex` crate's syntax error on one line. Its text spans lines:

@@ -850,7 +850,7 @@ fn scan_line(
                 },
             };
             let value = m.as_str();
-            if r.allowlist.contains(&value) {
+            if value.is_empty() || r.allowlist.contains(&value) {
                 continue;
             }
             if r.min_entropy > 0.0 && shannon_entropy(value) < r.min_entropy {

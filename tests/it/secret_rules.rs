@@ -610,6 +610,13 @@ fn a_bad_custom_rule_is_a_configuration_error_with_line_and_column() {
         "{e}"
     );
     let e = config_error(
+        "secrets:\n  rules:\n    - id: a1\n      regex: 'acme_[a-z]*'\n      keywords: [acme]\n    - id: a2\n      regex: '(?P<secret>x*)'\n      keywords: [acme]\n",
+    );
+    assert_eq!(
+        e,
+        "line 7 column 7: secrets.rules[1]: regex: matches the empty string; a rule must match the secret itself"
+    );
+    let e = config_error(
         "secrets:\n  rules:\n    - { id: a1, regex: x, keywords: [acme], entropy: 9 }\n",
     );
     assert!(e.contains("secrets.rules[0] (a1).entropy: 9"), "{e}");
