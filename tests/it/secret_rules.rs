@@ -813,3 +813,16 @@ fn a_custom_rules_description_cannot_ping_people_or_break_the_summary() {
     assert!(!row.contains("@acme/admins"), "{row}");
     assert!(!row.contains("<!--"), "{row}");
 }
+
+/// A keyword that holds another (`sb_secret_` holds `secret`) enables the
+/// other's rules too: the automaton reports only the longer one.
+#[test]
+fn a_keyword_inside_a_provider_keyword_still_enables_its_rules() {
+    let value = format!("{}!{}", alnum(12, 90), alnum(12, 91));
+    flags(
+        ".env",
+        &format!("SB_SECRET_VALUE={value}\n"),
+        "generic-secret",
+        &value,
+    );
+}
