@@ -102,7 +102,10 @@ pub struct GateConfig {
 
 /// What a pull request is judged by: its base's configuration, made
 /// stricter by the pull request's own. Freeze windows it adds apply as
-/// well, and debug leftovers are reported when either asks for them.
+/// well, debug leftovers are reported when either asks for them, and the
+/// secret rules it adds (`secrets.rules`) run beside the base's, which it
+/// cannot remove or change: a rule of the pull request's with the id of
+/// one of the base's is left out, so the base's stays as written.
 /// Everything else (protection policies, `secrets.exclude`, the override
 /// label, environments and their URLs and smoke checks) is the base's, so
 /// a pull request cannot loosen the gates that judge it.
@@ -127,6 +130,11 @@ pub fn judged_config(
                 added.insert(name.clone(), env.freeze.clone());
             }
             None => {}
+        }
+    }
+    for rule in &pr.secrets.rules {
+        if !judged.secrets.rules.iter().any(|r| r.id == rule.id) {
+            judged.secrets.rules.push(rule.clone());
         }
     }
     let on = |v: Option<bool>| v.unwrap_or(true);

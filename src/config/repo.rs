@@ -24,6 +24,7 @@ use crate::freeze::FreezeWindow;
 
 mod cache;
 mod environment;
+mod locate;
 mod rulesets;
 mod sections;
 
@@ -193,6 +194,7 @@ impl RepoConfig {
                 Some(i) if location.is_some() => message[..i].to_string(),
                 _ => message,
             };
+            let location = location.map(|at| locate::at_key(text, at, &message));
             ConfigError { location, message }
         };
         // Maps (environments, branches) keep the last of duplicate keys: an
@@ -255,6 +257,7 @@ impl RepoConfig {
                 }
             }
         }
+        crate::secrets::validate_rules(&self.secrets.rules, "secrets.rules").or_else(err)?;
         let routes = self.notify.as_deref().unwrap_or_default();
         if routes.len() > MAX_NOTIFY_ROUTES {
             return err(format!(

@@ -85,7 +85,12 @@ pub fn findings_table(findings: &[Finding]) -> String {
             0 => inline_text(&f.path),
             line => format!("{}:{line}", inline_text(&f.path)),
         };
-        let finding = format!("{} {}", f.description, inline_text(&f.redacted));
+        // A custom rule's description is the configuration's text.
+        let finding = format!(
+            "{} {}",
+            inline_text(&f.description),
+            inline_text(&f.redacted)
+        );
         out.push_str(&format!(
             "| {icon} `{}` | `{place}` | {} |\n",
             f.rule,

@@ -66,16 +66,20 @@ pub struct Excludes(ignore::gitignore::Gitignore);
 
 impl Excludes {
     pub fn new(patterns: &[String]) -> Result<Self, ScanError> {
-        let bad = ScanError::Exclude;
+        Self::globs(patterns, "exclude").map_err(ScanError::Exclude)
+    }
+
+    /// Gitignore-style globs; `what` names them in an error.
+    pub(super) fn globs(patterns: &[String], what: &str) -> Result<Self, String> {
         let mut builder = ignore::gitignore::GitignoreBuilder::new("");
         for pattern in patterns {
             builder
                 .add_line(None, pattern)
-                .map_err(|e| bad(format!("bad exclude pattern {pattern:?}: {e}")))?;
+                .map_err(|e| format!("bad {what} pattern {pattern:?}: {e}"))?;
         }
         let matcher = builder
             .build()
-            .map_err(|e| bad(format!("bad exclude patterns: {e}")))?;
+            .map_err(|e| format!("bad {what} patterns: {e}"))?;
         Ok(Excludes(matcher))
     }
 

@@ -10,7 +10,9 @@
 //! apply:
 //!
 //! * path rules ([`path_findings`]): committed `.env` files, private key files;
-//! * content rules ([`scan_text`]): tokens and keys of known shapes, database
+//! * content rules ([`scan_text`]): tokens and keys of known shapes (the
+//!   providers' in `providers.rs`), the repository's own rules
+//!   (`secrets.rules`, [`CustomRule`]), database
 //!   URLs with a password, generic high-entropy secret assignments, and
 //!   (as warnings) debug leftovers such as `console.log` or `dbg!`;
 //! * file-name content rules: `.npmrc`/`.pypirc` with credentials, cloud
@@ -28,16 +30,22 @@
 //! serialized: [`Finding::secret`] is `#[serde(skip)]` and exists only so
 //! the caller can emit `::add-mask::`.
 
+mod custom;
 mod diff;
 mod findings;
 pub mod git;
 mod ignores;
 mod paths;
+mod providers;
+mod rule;
 mod rules;
 mod tree;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
+
+pub use custom::{CustomRule, CustomRules, Keywords, RuleId, RuleRegex, MAX_CUSTOM_RULES};
 
 pub use diff::scan_patch;
 use findings::sort_findings;
@@ -62,6 +70,28 @@ pub struct ScanOptions {
     /// Fingerprints whose findings are dropped. `None`: those listed in
     /// `.shipgateignore` at the scan root.
     pub ignored: Option<Vec<String>>,
+    /// The repository's own rules (`secrets.rules`), compiled.
+    pub rules: Option<Arc<CustomRules>>,
+}
+
+impl ScanOptions {
+    /// These options with `rules` compiled in (none: the built-in rules only).
+    pub fn with_rules(mut self, rules: &[CustomRule]) -> Result<Self, ScanError> {
+        self.rules = if rules.is_empty() {
+            None
+        } else {
+            Some(Arc::new(
+                CustomRules::compile(rules).map_err(ScanError::Rules)?,
+            ))
+        };
+        Ok(self)
+    }
+}
+
+/// Checks `secrets.rules` as a whole (`at` names the list): what one field
+/// alone cannot say.
+pub fn validate_rules(rules: &[CustomRule], at: &str) -> Result<(), String> {
+    custom::validate(rules, at)
 }
 
 impl Default for ScanOptions {
@@ -71,6 +101,7 @@ impl Default for ScanOptions {
             debug_leftovers: true,
             exclude: Vec::new(),
             ignored: None,
+            rules: None,
         }
     }
 }
@@ -81,6 +112,8 @@ pub enum ScanError {
     Io { path: String, message: String },
     #[error("secrets.exclude: {0}")]
     Exclude(String),
+    #[error("secrets.rules: {0}")]
+    Rules(String),
     #[error("{0}")]
     Git(#[from] git::GitError),
 }

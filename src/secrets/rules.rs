@@ -6,72 +6,17 @@
 //! rules those keywords belong to. Files without any keyword cost one pass of
 //! the automaton and nothing else.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::Regex;
 
+use super::providers::{self, JwtKind};
+use super::rule::{rule, Check, Rule};
 use super::{fingerprint_line, redact, Finding, ScanOptions, Severity};
 
-/// Extra validation a rule applies to its captured value.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Check {
-    None,
-    /// The value must not be a placeholder or a variable reference.
-    Placeholder,
-    /// Generic assignment: placeholder check plus shape checks.
-    Generic,
-    /// Generic assignment of an unquoted value in a `.env` or YAML file:
-    /// the value must look random (see [`bare_value_ok`]).
-    GenericBare,
-    /// A PEM header must be followed by key material.
-    PemBody,
-}
-
-pub(crate) struct Rule {
-    pub id: &'static str,
-    pub description: &'static str,
-    pub severity: Severity,
-    regex: Regex,
-    keywords: &'static [&'static str],
-    /// Keywords must occur with exactly this case (the regex is case-sensitive).
-    case_sensitive: bool,
-    min_entropy: f64,
-    allowlist: &'static [&'static str],
-    /// Only for files with one of these extensions (debug leftovers).
-    extensions: &'static [&'static str],
-    /// Only for the files this says yes to.
-    only_in: Option<fn(&str) -> bool>,
-    check: Check,
-}
-
 const JS_EXT: &[&str] = &["js", "ts", "jsx", "tsx", "mjs", "cjs"];
-
-#[allow(clippy::too_many_arguments)]
-fn rule(
-    id: &'static str,
-    description: &'static str,
-    re: &str,
-    keywords: &'static [&'static str],
-    case_sensitive: bool,
-    min_entropy: f64,
-    allowlist: &'static [&'static str],
-    check: Check,
-) -> Rule {
-    Rule {
-        id,
-        description,
-        severity: Severity::Error,
-        regex: Regex::new(re).expect("secret rule regex"),
-        keywords,
-        case_sensitive,
-        min_entropy,
-        allowlist,
-        extensions: &[],
-        only_in: None,
-        check,
-    }
-}
 
 fn debug_rule(
     description: &'static str,
@@ -80,16 +25,17 @@ fn debug_rule(
     extensions: &'static [&'static str],
 ) -> Rule {
     Rule {
-        id: "debug-leftover",
-        description,
+        id: "debug-leftover".into(),
+        description: description.into(),
         severity: Severity::Warning,
         regex: Regex::new(re).expect("debug rule regex"),
-        keywords,
+        keywords: keywords.iter().map(|k| Cow::Borrowed(*k)).collect(),
         case_sensitive: true,
         min_entropy: 0.0,
         allowlist: &[],
         extensions,
         only_in: None,
+        paths: None,
         check: Check::None,
     }
 }
@@ -132,6 +78,12 @@ fn bare_values_file(path: &str) -> bool {
 }
 
 fn build_rules() -> Vec<Rule> {
+    let mut rules = builtin_rules();
+    rules.extend(providers::provider_rules());
+    rules
+}
+
+fn builtin_rules() -> Vec<Rule> {
     // The captured secret is always the named group `s` (or `s2`).
     vec![
         rule(
@@ -206,7 +158,7 @@ fn build_rules() -> Vec<Rule> {
         ),
         rule(
             "stripe-live-key",
-            "Stripe live secret key",
+            "Stripe live secret or restricted key",
             r"\b(?P<s>(?:sk|rk)_live_[0-9A-Za-z]{24,})",
             &["sk_live_", "rk_live_"],
             true,
@@ -272,7 +224,7 @@ fn build_rules() -> Vec<Rule> {
             true,
             3.0,
             &[],
-            Check::None,
+            Check::Jwt,
         ),
         rule(
             "private-key",
@@ -391,42 +343,74 @@ pub(crate) struct Ruleset {
     keywords: Vec<Keyword>,
 }
 
-pub(crate) static RULESET: LazyLock<Ruleset> = LazyLock::new(|| {
-    let rules = build_rules();
-    assert!(rules.len() <= 64, "rule masks are u64");
-    let mut keywords: Vec<Keyword> = Vec::new();
-    for (i, r) in rules.iter().enumerate() {
-        for kw in r.keywords {
-            let bit = 1u64 << i;
-            let pos = match keywords.iter().position(|k| k.bytes == kw.as_bytes()) {
-                Some(p) => p,
-                None => {
-                    keywords.push(Keyword {
-                        bytes: kw.as_bytes().to_vec(),
-                        any_case: 0,
-                        exact_case: 0,
-                    });
-                    keywords.len() - 1
+/// The most rules one automaton serves (rule masks are `u64`).
+pub(super) const MAX_RULES: usize = 64;
+
+impl Ruleset {
+    /// One keyword automaton over `rules`. A keyword that contains another
+    /// (`sb_secret_` holds `secret`) also enables the other's rules: the
+    /// automaton reports the longest keyword at a place, not the ones
+    /// inside it.
+    pub(super) fn new(rules: Vec<Rule>) -> Result<Ruleset, String> {
+        if rules.len() > MAX_RULES {
+            return Err(format!(
+                "{} rules; one scan holds at most {MAX_RULES}",
+                rules.len()
+            ));
+        }
+        let mut keywords: Vec<Keyword> = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            for kw in &r.keywords {
+                let bit = 1u64 << i;
+                let pos = match keywords.iter().position(|k| k.bytes == kw.as_bytes()) {
+                    Some(p) => p,
+                    None => {
+                        keywords.push(Keyword {
+                            bytes: kw.as_bytes().to_vec(),
+                            any_case: 0,
+                            exact_case: 0,
+                        });
+                        keywords.len() - 1
+                    }
+                };
+                if r.case_sensitive {
+                    keywords[pos].exact_case |= bit;
+                } else {
+                    keywords[pos].any_case |= bit;
                 }
-            };
-            if r.case_sensitive {
-                keywords[pos].exact_case |= bit;
-            } else {
-                keywords[pos].any_case |= bit;
             }
         }
+        let inner: Vec<(usize, u64)> = (0..keywords.len())
+            .flat_map(|outer| {
+                let kws = &keywords;
+                (0..kws.len()).filter_map(move |j| {
+                    let (o, i) = (&kws[outer].bytes, &kws[j].bytes);
+                    let holds = j != outer
+                        && i.len() < o.len()
+                        && o.windows(i.len()).any(|w| w.eq_ignore_ascii_case(i));
+                    // Superset masks only cost a regex run; they never miss.
+                    holds.then_some((outer, kws[j].any_case | kws[j].exact_case))
+                })
+            })
+            .collect();
+        for (outer, mask) in inner {
+            keywords[outer].any_case |= mask;
+        }
+        let ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(keywords.iter().map(|k| &k.bytes))
+            .map_err(|e| format!("keyword automaton: {e}"))?;
+        Ok(Ruleset {
+            rules,
+            ac,
+            keywords,
+        })
     }
-    let ac = AhoCorasick::builder()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::LeftmostLongest)
-        .build(keywords.iter().map(|k| &k.bytes))
-        .expect("keyword automaton");
-    Ruleset {
-        rules,
-        ac,
-        keywords,
-    }
-});
+}
+
+pub(crate) static RULESET: LazyLock<Ruleset> =
+    LazyLock::new(|| Ruleset::new(build_rules()).expect("built-in rules"));
 
 /// Shannon entropy in bits per byte.
 pub fn shannon_entropy(s: &str) -> f64 {
@@ -715,13 +699,15 @@ fn extension(path: &str) -> &str {
     }
 }
 
-/// The mask of rules that apply to a file at `path`.
-fn applicable(path: &str, opts: &ScanOptions) -> u64 {
+/// The mask of `rs`'s rules that apply to a file at `path`.
+fn applicable(rs: &Ruleset, path: &str, opts: &ScanOptions) -> u64 {
     let ext = extension(path).to_ascii_lowercase();
     let mut mask = 0u64;
-    for (i, r) in RULESET.rules.iter().enumerate() {
+    for (i, r) in rs.rules.iter().enumerate() {
         let ok = if let Some(only_in) = r.only_in {
             only_in(path)
+        } else if let Some(paths) = &r.paths {
+            paths.excludes(path)
         } else if r.extensions.is_empty() {
             true
         } else {
@@ -734,7 +720,8 @@ fn applicable(path: &str, opts: &ScanOptions) -> u64 {
     mask
 }
 
-/// Scan one file's bytes with the content rules. Findings go to `out`;
+/// Scan one file's bytes with the content rules, the built-in ones and
+/// the configuration's own ([`ScanOptions::rules`]). Findings go to `out`;
 /// returns how many were suppressed inline (`shipgate:allow`).
 pub(crate) fn scan_bytes(
     path: &str,
@@ -742,8 +729,43 @@ pub(crate) fn scan_bytes(
     opts: &ScanOptions,
     out: &mut Vec<Finding>,
 ) -> u64 {
-    let rs = &*RULESET;
-    let allowed = applicable(path, opts);
+    let Some(custom) = &opts.rules else {
+        return scan_with(&RULESET, path, data, opts, out);
+    };
+    let mut own = Vec::new();
+    let mut suppressed = scan_with(custom.ruleset(), path, data, opts, &mut own);
+    if own.is_empty() {
+        return suppressed + scan_with(&RULESET, path, data, opts, out);
+    }
+    // The generic rule yields to a custom rule on the same value, as it
+    // does to the built-in ones.
+    let mut builtin = Vec::new();
+    suppressed += scan_with(&RULESET, path, data, opts, &mut builtin);
+    let columns = |f: &Finding| (f.column, f.column + f.secret.chars().count() as u32);
+    builtin.retain(|f| {
+        let (s, e) = columns(f);
+        f.rule != GENERIC
+            || !own.iter().any(|c| {
+                let (cs, ce) = columns(c);
+                c.line == f.line && s < ce && cs < e
+            })
+    });
+    out.extend(builtin);
+    out.extend(own);
+    suppressed
+}
+
+fn scan_with(
+    rs: &Ruleset,
+    path: &str,
+    data: &[u8],
+    opts: &ScanOptions,
+    out: &mut Vec<Finding>,
+) -> u64 {
+    let allowed = applicable(rs, path, opts);
+    if allowed == 0 {
+        return 0;
+    }
     let mut suppressed = 0u64;
     // The line being collected: [start, end) and the rules to run on it.
     let mut cur: Option<(usize, usize, u64)> = None;
@@ -769,7 +791,7 @@ pub(crate) fn scan_bytes(
             let (s, e, mk) = (*s, *e, *mk);
             line_no += count_newlines(&data[counted_to..s]);
             counted_to = s;
-            suppressed += scan_line(path, data, s, e, line_no, mk, out);
+            suppressed += scan_line(rs, path, data, s, e, line_no, mk, out);
         }
         let start = data[..m.start()]
             .iter()
@@ -783,7 +805,7 @@ pub(crate) fn scan_bytes(
     }
     if let Some((s, e, mk)) = cur {
         line_no += count_newlines(&data[counted_to..s]);
-        suppressed += scan_line(path, data, s, e, line_no, mk, out);
+        suppressed += scan_line(rs, path, data, s, e, line_no, mk, out);
     }
     suppressed
 }
@@ -792,8 +814,10 @@ fn count_newlines(b: &[u8]) -> u32 {
     b.iter().filter(|&&c| c == b'\n').count() as u32
 }
 
-/// Run the rules in `mask` on the line data[start..end].
+/// Run the rules of `rs` in `mask` on the line data[start..end].
+#[allow(clippy::too_many_arguments)]
 fn scan_line(
+    rs: &Ruleset,
     path: &str,
     data: &[u8],
     start: usize,
@@ -802,7 +826,6 @@ fn scan_line(
     mask: u64,
     out: &mut Vec<Finding>,
 ) -> u64 {
-    let rs = &*RULESET;
     let raw = &data[start..end];
     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
     let line = String::from_utf8_lossy(raw);
@@ -816,7 +839,9 @@ fn scan_line(
             continue;
         }
         for caps in r.regex.captures_iter(&line) {
-            let (m, quoted) = match (caps.name("s"), caps.name("s2")) {
+            // A custom rule names its secret `secret`.
+            let named = caps.name("s").or_else(|| caps.name("secret"));
+            let (m, quoted) = match (named, caps.name("s2")) {
                 (Some(m), _) => (m, true),
                 (None, Some(m)) => (m, false),
                 _ => match caps.get(0) {
@@ -825,12 +850,14 @@ fn scan_line(
                 },
             };
             let value = m.as_str();
-            if r.allowlist.contains(&value) {
+            if value.is_empty() || r.allowlist.contains(&value) {
                 continue;
             }
             if r.min_entropy > 0.0 && shannon_entropy(value) < r.min_entropy {
                 continue;
             }
+            let mut id = r.id.as_ref();
+            let mut description = r.description.as_ref();
             let (secret, redacted) = match r.check {
                 Check::None if r.severity == Severity::Warning => {
                     (String::new(), caps[0].trim().to_string())
@@ -854,6 +881,20 @@ fn scan_line(
                     }
                     (value.to_string(), redact(value))
                 }
+                Check::Jwt => match providers::jwt_kind(value) {
+                    JwtKind::Public => continue,
+                    JwtKind::ServiceRole => {
+                        (id, description) = providers::SUPABASE_SERVICE_ROLE;
+                        (value.to_string(), redact(value))
+                    }
+                    JwtKind::Other => (value.to_string(), redact(value)),
+                },
+                Check::ServiceAccount => {
+                    if !providers::is_service_account(data) {
+                        continue;
+                    }
+                    (value.to_string(), redact(value))
+                }
                 Check::PemBody => {
                     // Byte offset of the header's end in `data`.
                     let after = start + m.end().min(raw.len());
@@ -864,31 +905,43 @@ fn scan_line(
                 }
             };
             let column = line[..m.start()].chars().count() as u32 + 1;
+            // A service-account key's span is the whole field, so the
+            // `private-key` finding on its header yields to it.
+            let span = match r.check {
+                Check::ServiceAccount => caps.get(0).unwrap_or(m),
+                _ => m,
+            };
             found.push((
-                m.start(),
-                m.end(),
+                span.start(),
+                span.end(),
                 Finding {
-                    rule: r.id.to_string(),
-                    description: r.description.to_string(),
+                    rule: id.to_string(),
+                    description: description.to_string(),
                     severity: r.severity,
                     path: path.to_string(),
                     line: line_no,
                     column,
                     redacted,
                     secret,
-                    fingerprint: fingerprint_line(r.id, path, &line),
+                    fingerprint: fingerprint_line(id, path, &line),
                 },
             ));
         }
     }
-    // The generic rule yields to a specific rule that matched the same span.
-    let specific: Vec<(usize, usize)> = found
-        .iter()
-        .filter(|f| f.2.rule != GENERIC)
-        .map(|f| (f.0, f.1))
-        .collect();
+    // Broad rules yield to a more specific rule that matched the same span:
+    // the generic rule to every other, `private-key` to a key with a known
+    // home (a service-account JSON).
+    let spans: Vec<(usize, usize, String)> =
+        found.iter().map(|f| (f.0, f.1, f.2.rule.clone())).collect();
     found.retain(|(s, e, f)| {
-        f.rule != GENERIC || !specific.iter().any(|&(ss, se)| *s < se && ss < *e)
+        let yields_to = |other: &str| match f.rule.as_str() {
+            GENERIC => other != GENERIC,
+            "private-key" => other != GENERIC && other != "private-key",
+            _ => false,
+        };
+        !spans
+            .iter()
+            .any(|(ss, se, r)| yields_to(r) && *s < *se && *ss < *e)
     });
     // The two generic rules (quoted or bare) may both match one value.
     let mut generic: Vec<(usize, usize)> = Vec::new();
@@ -996,7 +1049,7 @@ mod tests {
     #[test]
     fn keywords_map_to_rules() {
         let rs = &*RULESET;
-        assert!(rs.rules.len() <= 64);
+        assert!(rs.rules.len() <= MAX_RULES);
         for r in &rs.rules {
             assert!(!r.keywords.is_empty(), "{} has no keywords", r.id);
         }

@@ -794,7 +794,7 @@ fn a_diff_scan_sees_only_added_lines_at_their_line_numbers() {
 // ------------------------------------------------------------ the gates cannot be fooled
 
 /// A fake secret assembled at runtime (this file holds no realistic tokens).
-fn fake_token(prefix: &str, seed: u64, n: usize) -> String {
+pub(crate) fn fake_token(prefix: &str, seed: u64, n: usize) -> String {
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
     let body: String = (0..n)
@@ -829,7 +829,7 @@ fn last_output(step: &Step, name: &str) -> String {
         .to_string()
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
@@ -971,7 +971,7 @@ fn a_file_too_large_to_scan_is_named_and_warned_about() {
 /// Builds a workspace that is a git checkout of a pull request: the base
 /// commit holds `base_files`, the head commit changes them to `pr_files`.
 /// Returns (base sha, head sha).
-fn pr_checkout(
+pub(crate) fn pr_checkout(
     ws: &Path,
     base_files: &[(&str, &str)],
     pr_files: &[(&str, &str)],

@@ -25,6 +25,7 @@ mod redeliver;
 mod release_branch;
 mod rollbacks;
 mod rulesets;
+mod secret_rules;
 mod secrets;
 mod security;
 mod server;

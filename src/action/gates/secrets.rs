@@ -30,7 +30,9 @@ pub fn run(
         debug_leftovers: config.secrets.debug_leftovers.unwrap_or(true),
         ignored: Some(gate_config.ignored.clone()),
         ..ScanOptions::default()
-    };
+    }
+    .with_rules(&config.secrets.rules)
+    .map_err(scan_error)?;
     let report = match req.scan.as_str() {
         "diff" => {
             let pr = runner.pull_request();

@@ -102,6 +102,11 @@ pub struct SecretsConfig {
     /// Report debug leftovers (`console.log`, `dbg!`, `pdb.set_trace()`, …) as warnings (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debug_leftovers: Option<bool>,
+    /// The repository's own content rules, scanned with the built-in ones.
+    /// In a pull request, the base's rules apply and the pull request may
+    /// add its own; it cannot take the base's away.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<crate::secrets::CustomRule>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
