@@ -334,10 +334,11 @@ pub(super) async fn security_headers_check(cx: &Ctx, url: &Url, c: &CheckSpec) -
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    /// A response's headers, for the rules' unit tests.
+    pub(in crate::smoke) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
             h.insert(

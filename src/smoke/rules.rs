@@ -233,18 +233,8 @@ async fn rate_limit_check(cx: &Ctx, url: &Url, c: &CheckSpec) -> CheckResult {
 
 #[cfg(test)]
 mod tests {
+    use super::super::headers::tests::headers;
     use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(
-                reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        h
-    }
 
     #[test]
     fn cors_reflection_with_credentials_fails() {
