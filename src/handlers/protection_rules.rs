@@ -9,6 +9,7 @@
 //! the deadline (`pending_timeout`, default 1h); a freeze or a soak that
 //! ends after the deadline rejects at once. Pending requests survive restarts.
 
+use crate::render::gates::{protection_rule_comment, RuleVerdict};
 use async_trait::async_trait;
 use serde_json::json;
 
@@ -335,12 +336,12 @@ async fn evaluate(
             &api,
             r,
             "approved",
-            &crate::render::gates::protection_rule_comment("approved", &gates),
+            &protection_rule_comment(RuleVerdict::Approved, &gates),
         )
         .await;
     }
     if gates.iter().any(|g| !g.passed() && !g.waiting()) {
-        let text = crate::render::gates::protection_rule_comment("rejected", &gates);
+        let text = protection_rule_comment(RuleVerdict::Rejected, &gates);
         return reject(cx, &api, r, &config, &gates, &text).await;
     }
     // Only temporary gates are closed: wait, unless a freeze outlasts the deadline.
@@ -348,41 +349,26 @@ async fn evaluate(
     let freeze = env
         .and_then(|e| crate::freeze::active_freeze(config.freeze_windows(e), chrono::Utc::now()));
     if now >= deadline {
-        let text = crate::render::gates::protection_rule_comment(
-            "rejected — the deadline passed while waiting",
-            &gates,
-        );
+        let text = protection_rule_comment(RuleVerdict::DeadlinePassed, &gates);
         return reject(cx, &api, r, &config, &gates, &text).await;
     }
     if let Some(f) = &freeze {
         if f.ends_at.timestamp_millis() > deadline {
-            let text = crate::render::gates::protection_rule_comment(
-                "rejected — the freeze outlasts the wait limit",
-                &gates,
-            );
+            let text = protection_rule_comment(RuleVerdict::FreezeOutlastsWait, &gates);
             return reject(cx, &api, r, &config, &gates, &text).await;
         }
     }
     // A soak still running: wait for its end when it comes before the deadline.
     let soak_end = soak_ends_at.map(|t| t.timestamp_millis());
     if soak_end.is_some_and(|end| end > deadline) {
-        return answer(
-            cx,
-            &api,
-            r,
-            "rejected",
-            &crate::render::gates::protection_rule_comment(
-                "rejected — the soak outlasts the wait limit",
-                &gates,
-            ),
-        )
-        .await;
+        let text = protection_rule_comment(RuleVerdict::SoakOutlastsWait, &gates);
+        return reject(cx, &api, r, &config, &gates, &text).await;
     }
     let next = freeze
         .map(|f| f.ends_at.timestamp_millis().min(deadline))
         .unwrap_or(deadline)
         .min(soak_end.unwrap_or(deadline));
-    let text = crate::render::gates::protection_rule_comment("waiting", &gates);
+    let text = protection_rule_comment(RuleVerdict::Waiting, &gates);
     let mut posts = r.progress_posts;
     if r.last_comment.as_deref() != Some(text.as_str()) && posts < MAX_PROGRESS_POSTS {
         post(&api, r, None, &text).await?;

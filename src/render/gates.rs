@@ -38,8 +38,32 @@ pub fn gate_table(heading: &str, gates: &[Gate]) -> String {
 
 /// The comment of a deployment protection rule review: plain text (GitHub
 /// shows it as such), one line per gate, at most 1,024 characters.
-pub fn protection_rule_comment(verdict: &str, gates: &[Gate]) -> String {
-    let mut out = format!("shipgate: {verdict}");
+/// What the protection rule answers, or that it still waits, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleVerdict {
+    Approved,
+    Rejected,
+    DeadlinePassed,
+    FreezeOutlastsWait,
+    SoakOutlastsWait,
+    Waiting,
+}
+
+impl RuleVerdict {
+    fn headline(self) -> &'static str {
+        match self {
+            RuleVerdict::Approved => "approved",
+            RuleVerdict::Rejected => "rejected",
+            RuleVerdict::DeadlinePassed => "rejected — the deadline passed while waiting",
+            RuleVerdict::FreezeOutlastsWait => "rejected — the freeze outlasts the wait limit",
+            RuleVerdict::SoakOutlastsWait => "rejected — the soak outlasts the wait limit",
+            RuleVerdict::Waiting => "waiting",
+        }
+    }
+}
+
+pub fn protection_rule_comment(verdict: RuleVerdict, gates: &[Gate]) -> String {
+    let mut out = format!("shipgate: {}", verdict.headline());
     for g in gates {
         out.push_str(&format!(
             "\n{} {}: {}",
@@ -75,13 +99,16 @@ mod tests {
 
     #[test]
     fn protection_rule_comment() {
-        insta::assert_snapshot!(super::protection_rule_comment("rejected", &gates()));
+        insta::assert_snapshot!(super::protection_rule_comment(
+            RuleVerdict::Rejected,
+            &gates()
+        ));
     }
 
     #[test]
     fn a_protection_rule_comment_stops_at_1024_characters() {
         let long = vec![Gate::fail("Checks", "x".repeat(2000))];
-        let c = super::protection_rule_comment("rejected", &long);
+        let c = super::protection_rule_comment(RuleVerdict::Rejected, &long);
         assert_eq!(c.chars().count(), 1024);
         assert!(c.ends_with('…'));
     }

@@ -22,7 +22,7 @@ mod tests {
     use crate::deploy::gates::soak::{soak_gate, SoakEvent, SoakEventKind, SoakFacts};
     use crate::deploy::gates::{Actor, Gate};
     use crate::render::chatops::{render_deploy_reply, DeployKind, DeployOutcome, DeployReply};
-    use crate::render::gates::protection_rule_comment;
+    use crate::render::gates::{protection_rule_comment, RuleVerdict};
 
     const SHA: &str = "abc1234def5678abc1234def5678abc1234def56";
 
@@ -119,9 +119,9 @@ mod tests {
             out.push_str("\n==== protection rule\n");
             out.push_str(&protection_rule_comment(
                 if gate.passed() {
-                    "approved"
+                    RuleVerdict::Approved
                 } else {
-                    "rejected"
+                    RuleVerdict::Rejected
                 },
                 std::slice::from_ref(&gate),
             ));
