@@ -50,6 +50,20 @@ impl Runner {
             .filter(|v| !v.is_empty())
     }
 
+    /// This workflow run's page (`GITHUB_SERVER_URL`, default GitHub's,
+    /// the repository and `GITHUB_RUN_ID`); `None` outside a run.
+    pub fn run_url(&self) -> Option<String> {
+        let repo = self.var("GITHUB_REPOSITORY")?;
+        let run = self.var("GITHUB_RUN_ID")?;
+        let server = self
+            .var("GITHUB_SERVER_URL")
+            .unwrap_or("https://github.com");
+        Some(format!(
+            "{}/{repo}/actions/runs/{run}",
+            server.trim_end_matches('/')
+        ))
+    }
+
     /// Running inside GitHub Actions.
     pub fn in_actions(&self) -> bool {
         self.var("GITHUB_ACTIONS") == Some("true")

@@ -77,13 +77,7 @@ pub async fn send(
         owners: Vec::new(),
     };
     let repo = runner.var("GITHUB_REPOSITORY").unwrap_or_default();
-    let run_url = match (runner.var("GITHUB_SERVER_URL"), runner.var("GITHUB_RUN_ID")) {
-        (Some(server), Some(run)) if !repo.is_empty() => Some(format!(
-            "{}/{repo}/actions/runs/{run}",
-            server.trim_end_matches('/')
-        )),
-        _ => None,
-    };
+    let run_url = runner.run_url();
     let gates: Vec<&str> = results.iter().map(|r| r.gate.name.as_str()).collect();
     let text =
         crate::render::notify::notify_check(repo, label, &gates, environment, run_url.as_deref());

@@ -105,20 +105,16 @@ pub async fn run(
             .map(|d| d.id)
         {
             let (_, api, repo) = client(runner, req, "smoke")?;
-            let log_url = format!(
-                "{}/{}/actions/runs/{}",
-                runner
-                    .var("GITHUB_SERVER_URL")
-                    .unwrap_or("https://github.com"),
-                repo,
-                runner.var("GITHUB_RUN_ID").unwrap_or("0")
-            );
+            let log_url = runner.run_url();
             let state = if outcome == Outcome::Fail {
                 "failure"
             } else {
                 "success"
             };
-            let body = serde_json::json!({ "state": state, "log_url": log_url, "environment_url": url, "description": crate::render::smoke::deployment_status_description(&report) });
+            let mut body = serde_json::json!({ "state": state, "environment_url": url, "description": crate::render::smoke::deployment_status_description(&report) });
+            if let Some(log_url) = log_url {
+                body["log_url"] = Value::String(log_url);
+            }
             if let Err(e) = api
                 .post::<_, Value>(&format!("/repos/{repo}/deployments/{id}/statuses"), &body)
                 .await
