@@ -785,8 +785,15 @@ async fn the_server_runs_only_the_smoke_flows_that_need_no_secrets() {
     use crate::common::sites::{login_site, FLOWS};
     let t = Harness::start_with(&[PRIVATE_OK]).await;
     let (site, seen) = login_site().await;
+    // A third flow's assertion quotes its answer, which holds the saved id.
+    let echo = r#"
+    - name: booking echo
+      flow:
+        - { name: create, method: POST, path: /api/businesses, save: { business: $.id } }
+        - { name: book, method: POST, path: /api/bookings, headers: { content-type: application/json }, body: '{"business": "${business}"}', expect: { json: ['$.business == "someone else"'] } }
+"#;
     let config = format!(
-        "preview:\n  allowed_hosts: [\"127.0.0.1\"]\n  allow_private: true\nsmoke:\n  checks:{FLOWS}"
+        "preview:\n  allowed_hosts: [\"127.0.0.1\"]\n  allow_private: true\nsmoke:\n  checks:{FLOWS}{echo}"
     );
     let (pr, head) = setup(&t, &config);
     let d =
@@ -808,7 +815,13 @@ async fn the_server_runs_only_the_smoke_flows_that_need_no_secrets() {
         "{summary}"
     );
     assert_eq!(seen.logins(), 0, "a flow needing a secret was sent");
-    assert_eq!(seen.bookings(), 1);
+    assert_eq!(seen.bookings(), 2);
+    assert!(
+        summary.contains(
+            "| booking echo | ❌ | step 2 `book`: `$.business == \"someone else\"`: got \"***\""
+        ),
+        "{summary}"
+    );
     let comment = t.gh.next_bot_comment(REPO, pr);
     for shown in [&summary, &comment.body] {
         assert!(!shown.contains("biz-4821"), "a saved value shown:\n{shown}");

@@ -122,7 +122,9 @@ pub async fn login_site() -> (SocketAddr, Seen) {
                 async move {
                     s.bookings.fetch_add(1, Ordering::SeqCst);
                     if body["business"] == "biz-4821" {
-                        (StatusCode::CREATED, Json(json!({ "status": "pending" }))).into_response()
+                        // Echoes the business, as booking APIs do.
+                        let answer = json!({ "status": "pending", "business": body["business"] });
+                        (StatusCode::CREATED, Json(answer)).into_response()
                     } else {
                         StatusCode::NOT_FOUND.into_response()
                     }
